@@ -1,0 +1,5 @@
+import sys
+
+from quantsweep.cli import main
+
+sys.exit(main())

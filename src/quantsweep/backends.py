@@ -1,0 +1,139 @@
+"""Runtimes that execute a candidate ONNX. Heavy imports happen inside the functions.
+
+Provider names on the CLI: ``cpu``, ``cuda``, ``tensorrt``, or ``auto`` (CUDA when ONNX Runtime
+has it and a GPU answers, else CPU).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from quantsweep.errors import QuantsweepError, did_you_mean
+
+__all__ = ["PROVIDERS", "OrtSession", "available_providers", "open_ort", "physical_cores",
+           "resolve_provider"]
+
+log = logging.getLogger(__name__)
+
+PROVIDERS: dict[str, str] = {
+    "cpu": "CPUExecutionProvider",
+    "cuda": "CUDAExecutionProvider",
+    "tensorrt": "TensorrtExecutionProvider",
+}
+
+
+def physical_cores() -> int:
+    """Physical core count (hyper-threads not counted), falling back to the logical count."""
+    try:
+        import psutil
+
+        n = psutil.cpu_count(logical=False)
+        if n:
+            return int(n)
+    except ImportError:
+        pass
+    return os.cpu_count() or 1
+
+
+def available_providers() -> list[str]:
+    """ONNX Runtime provider names compiled into the installed onnxruntime."""
+    import onnxruntime as ort
+
+    return list(ort.get_available_providers())
+
+
+def _gpu_present() -> bool:
+    try:
+        import ctypes
+
+        lib = ctypes.CDLL("libcuda.so.1")
+        count = ctypes.c_int(0)
+        return lib.cuInit(0) == 0 and lib.cuDeviceGetCount(ctypes.byref(count)) == 0 and count.value > 0
+    except OSError:
+        return False
+
+
+def resolve_provider(name: str, available: list[str] | None = None, gpu: bool | None = None) -> str:
+    """Map ``auto|cpu|cuda|tensorrt`` to an ONNX Runtime provider that can run here.
+
+    Args:
+        name: the requested provider.
+        available: providers compiled into onnxruntime (default: ask onnxruntime).
+        gpu: whether a GPU answers (default: probe libcuda).
+
+    Raises:
+        QuantsweepError: unknown name, or a GPU provider requested where none can run.
+    """
+    available = available_providers() if available is None else available
+    if name == "auto":
+        if PROVIDERS["cuda"] in available and (_gpu_present() if gpu is None else gpu):
+            return PROVIDERS["cuda"]
+        return PROVIDERS["cpu"]
+    if name not in PROVIDERS:
+        raise QuantsweepError(f"unknown provider {name!r}; {did_you_mean(name, list(PROVIDERS))}".strip(),
+                              "use one of auto, cpu, cuda, tensorrt")
+    wanted = PROVIDERS[name]
+    if wanted not in available:
+        raise QuantsweepError(f"provider {name!r} is not available here: onnxruntime has {available}",
+                              "install onnxruntime-gpu with CUDA/TensorRT, or use --provider cpu")
+    if name != "cpu" and not (_gpu_present() if gpu is None else gpu):
+        raise QuantsweepError(f"provider {name!r} is not available here: no NVIDIA GPU answers",
+                              "run on a machine with a GPU, or use --provider cpu")
+    return wanted
+
+
+@dataclass
+class OrtSession:
+    """An ONNX Runtime session and the settings it was opened with."""
+
+    session: Any
+    provider: str
+    threads: int
+    graph_optimization: str
+    input_name: str
+
+    def run(self, pixels: Any) -> Any:
+        return self.session.run(None, {self.input_name: pixels})[0]
+
+
+def open_ort(model: Path, provider: str = "cpu", threads: int | None = None,
+             graph_optimization: str = "all", optimized_model_path: Path | None = None) -> OrtSession:
+    """Open an ONNX Runtime session on ``model``.
+
+    Args:
+        model: the ONNX file.
+        provider: ``auto|cpu|cuda|tensorrt`` (see :func:`resolve_provider`).
+        threads: intra-op threads (default: physical cores).
+        graph_optimization: ``disable|basic|extended|all``.
+        optimized_model_path: where ORT writes the graph it actually runs (for inspection).
+    """
+    import onnxruntime as ort
+
+    levels = {"disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+              "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+              "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+              "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL}
+    if graph_optimization not in levels:
+        raise QuantsweepError(f"unknown graph optimization level {graph_optimization!r}",
+                              f"use one of {', '.join(levels)}")
+    chosen = resolve_provider(provider)
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads or physical_cores()
+    opts.inter_op_num_threads = 1
+    opts.graph_optimization_level = levels[graph_optimization]
+    opts.log_severity_level = 3
+    if optimized_model_path is not None:
+        opts.optimized_model_filepath = str(optimized_model_path)
+    providers = [chosen] if chosen == PROVIDERS["cpu"] else [chosen, PROVIDERS["cpu"]]
+    try:
+        sess = ort.InferenceSession(str(model), sess_options=opts, providers=providers)
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        raise QuantsweepError(f"ONNX Runtime cannot load {model}: {first}",
+                              "check that the file is a valid ONNX model for this runtime") from None
+    return OrtSession(sess, sess.get_providers()[0], opts.intra_op_num_threads, graph_optimization,
+                      sess.get_inputs()[0].name)

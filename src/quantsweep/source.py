@@ -1,0 +1,174 @@
+"""The baseline: an Ultralytics ``.pt`` exported to FP32 ONNX, or an ONNX file passed through.
+
+Example:
+    >>> export_onnx(Path("yolov10m.pt"), Path("yolov10m.onnx"), imgsz=640, head="e2e")  # doctest: +SKIP
+    >>> info = inspect_onnx(Path("yolov10m.onnx"))  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from quantsweep.detections import Layout, detect_layout
+from quantsweep.errors import QuantsweepError
+
+__all__ = ["ModelInfo", "export_onnx", "inspect_onnx", "load_onnx"]
+
+log = logging.getLogger(__name__)
+
+Head = Literal["e2e", "raw"]
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What quantsweep needs to know about a detector ONNX file."""
+
+    path: Path
+    input_name: str
+    input_shape: tuple[int | str, ...]
+    output_shapes: tuple[tuple[int | str, ...], ...]
+    opset: int
+    layout: Layout | None  # None when the output shape is symbolic (decided at first run)
+    num_classes: int | None
+
+    @property
+    def fixed_batch(self) -> int | None:
+        b = self.input_shape[0]
+        return b if isinstance(b, int) and b > 0 else None
+
+    @property
+    def hw(self) -> tuple[int, int] | None:
+        h, w = self.input_shape[2], self.input_shape[3]
+        return (h, w) if isinstance(h, int) and isinstance(w, int) and h > 0 and w > 0 else None
+
+
+def _dims(value_info: Any) -> tuple[int | str, ...]:
+    return tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or "?")
+                 for d in value_info.type.tensor_type.shape.dim)
+
+
+def load_onnx(path: Path, load_external_data: bool = True):  # noqa: ANN201 - onnx.ModelProto
+    """Load an ONNX file with a clear error when it is missing or not ONNX."""
+    import onnx
+
+    path = Path(path)
+    if not path.is_file():
+        raise QuantsweepError(f"model file not found: {path}", "check the --model path")
+    try:
+        return onnx.load(str(path), load_external_data=load_external_data)
+    except Exception as exc:  # protobuf DecodeError, truncated files, ...
+        raise QuantsweepError(f"{path} is not a readable ONNX model ({type(exc).__name__})",
+                              "pass an .onnx file, or an Ultralytics .pt to export") from None
+
+
+def inspect_onnx(path: Path, imgsz: int | None = None) -> ModelInfo:
+    """Check that ``path`` is a single-image-input detector ONNX and describe it.
+
+    Args:
+        path: the ONNX file.
+        imgsz: the input size to assume when the model's height/width are dynamic.
+
+    Raises:
+        QuantsweepError: not ONNX, not one rank-4 image input, or an unknown output layout.
+    """
+    model = load_onnx(path, load_external_data=False)
+    init_names = {i.name for i in model.graph.initializer}
+    inputs = [i for i in model.graph.input if i.name not in init_names]
+    if len(inputs) != 1 or len(_dims(inputs[0])) != 4:
+        shapes = [list(_dims(i)) for i in inputs]
+        raise QuantsweepError(f"{path}: expected one image input of rank 4 (N,3,H,W), found {shapes}",
+                              "export the detector with a single NCHW image input")
+    in_shape = _dims(inputs[0])
+    outputs = tuple(_dims(o) for o in model.graph.output)
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+    info = ModelInfo(Path(path), inputs[0].name, in_shape, outputs, opset, None, None)
+    hw = info.hw or ((imgsz, imgsz) if imgsz else None)
+    first = outputs[0] if outputs else ()
+    if hw and len(first) == 3 and all(isinstance(d, int) and d > 0 for d in first[1:]):
+        try:
+            layout, nc = detect_layout(first, hw, source=str(path))
+        except QuantsweepError:
+            seen = ", ".join(str(list(s)) for s in outputs)
+            raise QuantsweepError(
+                f"{path}: not a supported detector output (outputs {seen}, input {list(in_shape)})",
+                "supported layouts: end-to-end [N,K,6], YOLOv8/10/11 raw [N,4+C,A], "
+                "YOLOv5 [N,A,5+C]") from None
+        return ModelInfo(info.path, info.input_name, in_shape, outputs, opset, layout, nc or None)
+    if len(first) != 3:
+        seen = ", ".join(str(list(s)) for s in outputs)
+        raise QuantsweepError(f"{path}: not a supported detector output (outputs {seen})",
+                              "supported layouts: end-to-end [N,K,6], YOLOv8/10/11 raw [N,4+C,A], "
+                              "YOLOv5 [N,A,5+C]")
+    return info
+
+
+def export_onnx(model: Path, out: Path, imgsz: int = 640, opset: int = 17, head: Head = "e2e",
+                dynamic_batch: bool = False) -> Path:
+    """Export an Ultralytics checkpoint to FP32 ONNX, or copy an ONNX file through.
+
+    Args:
+        model: ``.pt`` (Ultralytics) or ``.onnx``.
+        out: destination ``.onnx``; written atomically.
+        imgsz: square input size of the export.
+        opset: ONNX opset of the export.
+        head: ``e2e`` = NMS-free end-to-end head ``[N,300,6]``; ``raw`` = one-to-many head
+            ``[N,4+C,A]`` that needs NMS.
+        dynamic_batch: make only the batch dimension dynamic (height/width stay ``imgsz``).
+
+    Returns:
+        ``out``.
+    """
+    model, out = Path(model), Path(out)
+    if not model.is_file():
+        raise QuantsweepError(f"model file not found: {model}", "check the --model path")
+    if head not in ("e2e", "raw"):
+        raise QuantsweepError(f"unknown head {head!r}", "use --head e2e or --head raw")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if model.suffix.lower() == ".onnx":
+        inspect_onnx(model, imgsz)
+        if model.resolve() != out.resolve():
+            tmp = out.with_name(out.name + ".tmp")
+            shutil.copyfile(model, tmp)
+            tmp.replace(out)
+        return out
+    if model.suffix.lower() not in (".pt", ".pth"):
+        raise QuantsweepError(f"{model}: unsupported model type {model.suffix!r}",
+                              "pass an Ultralytics .pt checkpoint or an .onnx file")
+    from quantsweep.checkpoint import load_yolo
+
+    with tempfile.TemporaryDirectory(prefix="qs-export-") as tmpdir:
+        staged = Path(tmpdir) / "model.pt"
+        shutil.copyfile(model, staged)
+        yolo = load_yolo(staged)
+        exported = Path(yolo.export(format="onnx", imgsz=imgsz, opset=opset, simplify=True,
+                                    end2end=(head == "e2e"), dynamic=dynamic_batch, device="cpu"))
+        if dynamic_batch:
+            _fix_spatial_dims(exported, imgsz)
+        tmp = out.with_name(out.name + ".tmp")
+        shutil.move(str(exported), tmp)
+        tmp.replace(out)
+    inspect_onnx(out)
+    return out
+
+
+def _fix_spatial_dims(path: Path, imgsz: int) -> None:
+    """Ultralytics' ``dynamic=True`` frees batch, height and width: pin height/width again."""
+    import onnx
+
+    m = onnx.load(str(path))
+    dims = m.graph.input[0].type.tensor_type.shape.dim
+    for d in (dims[2], dims[3]):
+        d.Clear()
+        d.dim_value = imgsz
+    for o in m.graph.output:
+        for d in list(o.type.tensor_type.shape.dim)[1:]:
+            if d.HasField("dim_param"):
+                d.Clear()  # re-derived below
+    del m.graph.value_info[:]
+    m = onnx.shape_inference.infer_shapes(m)
+    onnx.save(m, str(path))

@@ -1,0 +1,83 @@
+import numpy as np
+import pytest
+
+from quantsweep.data import LetterboxMeta
+from quantsweep.detections import Layout, anchor_count, decode, detect_layout, to_coco
+from quantsweep.errors import QuantsweepError
+
+HW = (320, 320)
+A = anchor_count(HW)  # 40*40 + 20*20 + 10*10 = 2100
+
+
+def test_anchor_count():
+    assert A == 2100 and anchor_count((640, 640)) == 8400 and anchor_count((640, 640), 3) == 25200
+
+
+@pytest.mark.parametrize("shape, layout, nc", [
+    ([1, 300, 6], Layout.E2E, 0),
+    (["batch", 100, 6], Layout.E2E, 0),
+    ([1, 84, 2100], Layout.RAW, 80),
+    ([1, 6, 2100], Layout.RAW, 2),
+    ([4, 6300, 85], Layout.V5, 80),
+    ([1, 6300, 6], Layout.V5, 1),  # one-class v5 is not mistaken for e2e
+])
+def test_detect_layout(shape, layout, nc):
+    assert detect_layout(shape, HW) == (layout, nc)
+
+
+@pytest.mark.parametrize("shape", [[1, 1000], [1, 84, 8400], [1, 7, 7], [1, 300, 7], [1, 2100, 84, 1]])
+def test_unknown_layout_names_the_shape(shape):
+    with pytest.raises(QuantsweepError, match=r"unknown output layout \[" + str(shape[0])):
+        detect_layout(shape, HW, source="m.onnx")
+
+
+META = LetterboxMeta(orig_hw=(160, 320), gain=1.0, pad_left=0, pad_top=80)  # 320x160 image at 320
+
+
+def test_decode_e2e_maps_back_and_filters():
+    out = np.zeros((1, 300, 6), np.float32)
+    out[0, 0] = [10, 90, 50, 130, 0.9, 2]
+    out[0, 1] = [0, 0, 5, 5, 0.0005, 1]  # below conf
+    [(boxes, scores, cls)] = decode(out, Layout.E2E, [META], conf=0.001)
+    assert boxes.tolist() == [[10, 10, 50, 50]] and cls.tolist() == [2]
+    assert scores.tolist() == pytest.approx([0.9])
+
+
+def test_decode_raw_nms_multilabel_and_clip():
+    nc = 3
+    out = np.zeros((1, 4 + nc, A), np.float32)
+    out[0, :4, 0] = [30, 110, 40, 40]  # box around (30, 30) in the original image
+    out[0, 4:, 0] = [0.8, 0.0, 0.6]  # two labels on one box (multi-label)
+    out[0, :4, 1] = [31, 111, 40, 40]  # near-duplicate of class 0: suppressed by NMS
+    out[0, 4:, 1] = [0.7, 0.0, 0.0]
+    out[0, :4, 2] = [315, 150, 20, 20]  # crosses the right edge: clipped
+    out[0, 4:, 2] = [0.0, 0.5, 0.0]
+    [(boxes, scores, cls)] = decode(out, Layout.RAW, [META], conf=0.25, iou=0.7)
+    got = sorted(zip(cls.tolist(), scores.tolist(), boxes.round(1).tolist()))
+    assert [(c, b) for c, _, b in got] == [(0, [10, 10, 50, 50]), (1, [305, 60, 320, 80]), (2, [10, 10, 50, 50])]
+    assert [s for _, s, _ in got] == pytest.approx([0.8, 0.5, 0.6])
+
+
+def test_decode_v5_uses_objectness():
+    nc = 2
+    out = np.zeros((1, anchor_count(HW, 3), 5 + nc), np.float32)
+    out[0, 5] = [30, 110, 40, 40, 0.5, 0.9, 0.1]  # conf = obj * cls = 0.45 / 0.05
+    out[0, 6] = [100, 100, 10, 10, 0.0001, 1.0, 1.0]  # objectness below conf
+    [(boxes, scores, cls)] = decode(out, Layout.V5, [META], conf=0.01)
+    assert cls.tolist() == [0, 1] and scores.tolist() == pytest.approx([0.45, 0.05])
+    assert boxes[0].tolist() == [10, 10, 50, 50]
+
+
+def test_decode_max_det_and_padded_rows():
+    out = np.zeros((2, 300, 6), np.float32)
+    out[:, :, 4] = 0.5
+    out[:, :, 2:4] = 10
+    results = decode(out, Layout.E2E, [META], max_det=7)  # second row is padding
+    assert len(results) == 1 and len(results[0][0]) == 7
+
+
+def test_to_coco_maps_categories_and_checks_range():
+    recs = to_coco(5, np.array([[1.0, 2.0, 11.0, 22.0]]), np.array([0.5]), np.array([1]), (1, 3))
+    assert recs == [{"image_id": 5, "category_id": 3, "bbox": [1.0, 2.0, 10.0, 20.0], "score": 0.5}]
+    with pytest.raises(QuantsweepError, match="class 2"):
+        to_coco(5, np.zeros((1, 4)), np.array([0.5]), np.array([2]), (1, 3))
