@@ -39,3 +39,27 @@ def demo_val(demo_dir: Path):
     from quantsweep.data import load_dataset
 
     return load_dataset(demo_dir / "val" / "images", demo_dir / "val" / "annotations.json")
+
+
+def write_constant_detector(path: Path, out_shape: list[int], in_shape: tuple[int, ...] = (1, 3, 320, 320),
+                            values=None) -> Path:
+    """A tiny ONNX 'detector' whose output is a constant of ``out_shape`` (plus 0 * input)."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    const = np.zeros(out_shape, np.float32) if values is None else np.asarray(values, np.float32)
+    nodes = [
+        helper.make_node("ReduceSum", ["images"], ["s"], keepdims=0),
+        helper.make_node("Mul", ["s", "zero"], ["z"]),
+        helper.make_node("Add", ["C", "z"], ["output0"]),
+    ]
+    graph = helper.make_graph(
+        nodes, "const_detector",
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, list(in_shape))],
+        [helper.make_tensor_value_info("output0", TensorProto.FLOAT, list(out_shape))],
+        [numpy_helper.from_array(const, "C"), numpy_helper.from_array(np.zeros((), np.float32), "zero")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path

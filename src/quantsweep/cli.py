@@ -105,6 +105,16 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_env(args: argparse.Namespace) -> int:
+    import json
+
+    from quantsweep.env import check_single_ort, collect_env
+
+    print(json.dumps(collect_env(), indent=2))
+    print(f"onnxruntime: {check_single_ort()} (exactly one distribution: OK)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="quantsweep", description="Low-precision study of a detector.")
     p.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
@@ -139,6 +149,9 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--out", type=Path, required=True, help="metrics JSON to write")
     v.add_argument("--overwrite", action="store_true")
     v.set_defaults(func=cmd_eval)
+
+    n = sub.add_parser("env", help="versions, CPU/GPU, providers; checks there is one onnxruntime")
+    n.set_defaults(func=cmd_env)
     return p
 
 

@@ -144,7 +144,7 @@ def export_onnx(model: Path, out: Path, imgsz: int = 640, opset: int = 17, head:
     with tempfile.TemporaryDirectory(prefix="qs-export-") as tmpdir:
         staged = Path(tmpdir) / "model.pt"
         shutil.copyfile(model, staged)
-        yolo = load_yolo(staged)
+        yolo = load_yolo(staged, shown_as=model)
         exported = Path(yolo.export(format="onnx", imgsz=imgsz, opset=opset, simplify=True,
                                     end2end=(head == "e2e"), dynamic=dynamic_batch, device="cpu"))
         if dynamic_batch:
