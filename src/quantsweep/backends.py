@@ -129,11 +129,19 @@ def open_ort(model: Path, provider: str = "cpu", threads: int | None = None,
     if optimized_model_path is not None:
         opts.optimized_model_filepath = str(optimized_model_path)
     providers = [chosen] if chosen == PROVIDERS["cpu"] else [chosen, PROVIDERS["cpu"]]
+    used = graph_optimization
     try:
         sess = ort.InferenceSession(str(model), sess_options=opts, providers=providers)
     except Exception as exc:
         first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-        raise QuantsweepError(f"ONNX Runtime cannot load {model}: {first}",
-                              "check that the file is a valid ONNX model for this runtime") from None
-    return OrtSession(sess, sess.get_providers()[0], opts.intra_op_num_threads, graph_optimization,
+        # Some ORT builds' QDQ fusions (e.g. QLinearAdd in onnxruntime-gpu 1.24's CPU EP) reject
+        # float8 QDQ graphs at the extended/all levels; the basic level runs them as emulation.
+        if graph_optimization in ("extended", "all") and "float8" in first:
+            opts.graph_optimization_level = levels["basic"]
+            used = "basic (fallback: this ORT's fusions reject float8 QDQ)"
+            sess = ort.InferenceSession(str(model), sess_options=opts, providers=providers)
+        else:
+            raise QuantsweepError(f"ONNX Runtime cannot load {model}: {first}",
+                                  "check that the file is a valid ONNX model for this runtime") from None
+    return OrtSession(sess, sess.get_providers()[0], opts.intra_op_num_threads, used,
                       sess.get_inputs()[0].name)

@@ -105,6 +105,138 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_schemes(args: argparse.Namespace) -> int:
+    from quantsweep.schemes import DEFAULT_SCHEMES, K_SCHEMES, REGISTRY, describe, make_scheme
+
+    print("| name | candidate file | K-sets | default | what |")
+    print("|---|---|---|---|---|")
+    for name in REGISTRY:
+        print(f"| {name} | {make_scheme(name).name}.onnx | {'yes' if name in K_SCHEMES else 'no'} | "
+              f"{'yes' if name in DEFAULT_SCHEMES else ''} | {describe(name)} |")
+    return 0
+
+
+def _calib_set(args: argparse.Namespace, hw: tuple[int, int]):  # noqa: ANN202
+    """Calibration images: --calib-images DIR [--calib-annotations J] (first --calib-count ids)."""
+    from quantsweep.calibration import CalibSet
+    from quantsweep.data import load_dataset
+
+    folder = args.calib_images
+    ann = args.calib_annotations
+    if ann is None:
+        if folder is None or not (folder.parent / "annotations.json").is_file():
+            raise QuantsweepError(f"no annotations found for calibration folder {folder}",
+                                  "pass --calib-annotations, or a demo-layout split folder DIR/images")
+        ann = folder.parent / "annotations.json"
+    ds = load_dataset(folder, ann)
+    return CalibSet.from_dataset(ds, args.calib_count, hw)
+
+
+def _add_calib_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--calib-images", type=Path, required=True,
+                   help="calibration images folder (never the evaluation subset)")
+    p.add_argument("--calib-annotations", type=Path,
+                   help="its COCO JSON (default: annotations.json beside the folder)")
+    p.add_argument("--calib-count", type=int, default=64, help="number of calibration images (default 64)")
+
+
+def _baseline(model: Path, work: Path, imgsz: int) -> tuple[Path, Path | None]:
+    """(FP32 ONNX, .pt or None) for a --model given as .pt or .onnx."""
+    from quantsweep.source import export_onnx
+
+    if model.suffix.lower() in (".pt", ".pth"):
+        return export_onnx(model, work / f"{model.stem}.fp32.onnx", imgsz=imgsz), model
+    return export_onnx(model, work / model.name, imgsz=imgsz), None
+
+
+def cmd_sensitivity(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from quantsweep.files import atomic_write_json
+    from quantsweep.pipeline import compute_sensitivity
+    from quantsweep.sensitivity import ranking_markdown
+    from quantsweep.source import inspect_onnx
+
+    _refuse_overwrite(args.out, args.overwrite)
+    with tempfile.TemporaryDirectory(prefix="qs-sens-") as tmp:
+        fp32, pt = _baseline(args.model, Path(tmp), args.imgsz)
+        calib = _calib_set(args, inspect_onnx(fp32).hw or (args.imgsz, args.imgsz))
+        result = compute_sensitivity(fp32, pt, calib, args.precision, Path(tmp), args.images)
+    atomic_write_json(args.out, result)
+    print(ranking_markdown(result, 20))
+    print(args.out)
+    return 0
+
+
+def cmd_quantize(args: argparse.Namespace) -> int:
+    import json
+    import tempfile
+
+    from quantsweep.pipeline import compute_sensitivity
+    from quantsweep.quantize import materialize
+    from quantsweep.schemes import BuildContext, make_scheme
+    from quantsweep.source import inspect_onnx
+
+    work = Path(tempfile.mkdtemp(prefix="qs-quant-"))
+    fp32, pt = _baseline(args.model, work, args.imgsz)
+    scheme = make_scheme(args.scheme, onnx_only=pt is None, k=args.k)
+    target = args.out / f"{scheme.name}.onnx"
+    _refuse_overwrite(target, args.overwrite)
+    calib = _calib_set(args, inspect_onnx(fp32).hw or (args.imgsz, args.imgsz))
+    ranking = None
+    if args.k:
+        if args.sensitivity is not None:
+            if not args.sensitivity.is_file():
+                raise QuantsweepError(f"sensitivity file not found: {args.sensitivity}",
+                                      "pass a file written by quantsweep sensitivity")
+            ranking = json.loads(args.sensitivity.read_text())["ranking"]
+        else:
+            ranking = compute_sensitivity(fp32, pt, calib, scheme.precision, work)["ranking"]
+    cand = materialize(scheme, BuildContext(fp32, pt, calib, work), args.out, ranking)
+    rec = cand.record
+    print(f"{cand.name}: {rec['tool']} {rec['tool_version']}, {rec['size_mb']} MB, "
+          f"{rec['kept_float_count']} node(s) kept in float, Q/DQ {rec['hygiene']['qdq_after']}, "
+          f"built in {rec['build_s']} s; scheme: {cand.scheme_path}")
+    print(cand.onnx_path)
+    return 0
+
+
+def _int_list(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise QuantsweepError(f"{text!r} is not a comma-separated list of integers", "pass e.g. 1,8") from None
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from quantsweep.bench import BenchSettings, benchmark
+    from quantsweep.files import atomic_write_json
+
+    settings = BenchSettings(backends=tuple(args.backend or ["ort-cpu"]), batches=_int_list(args.batch),
+                             warmup=args.warmup, iters=args.iters, seconds=args.seconds, threads=args.threads)
+    _refuse_overwrite(args.out, args.overwrite)
+    names = [m.stem for m in args.model]
+    if len(set(names)) != len(names):
+        names = [f"{i}:{n}" for i, n in enumerate(names)]
+    result = benchmark(list(zip(names, args.model)), settings)
+    atomic_write_json(args.out, result)
+    print(f"latency per batch on {result['env']['cpu']['model']} ({result['env']['cpu']['physical_cores']} cores), "
+          f"interleaved rounds, warmup {settings.warmup}; speed-up vs {names[0]} on the same backend and batch:")
+    print("| candidate | backend | batch | label | p50 ms ↓ | p90 ms ↓ | p99 ms ↓ | min ms ↓ | spread ↓ | img/s ↑ | speed-up ↑ | error |")
+    print("|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---|")
+    for r in result["rows"]:
+        if r.get("error"):
+            print(f"| {r['candidate']} | {r['backend']} | {r['batch']} | {r['label']} | | | | | | | | {r['error']} |")
+        else:
+            print(f"| {r['candidate']} | {r['backend']} | {r['batch']} | {r['label']} | {r['latency_p50_ms']:.2f} | "
+                  f"{r['latency_p90_ms']:.2f} | {r['latency_p99_ms']:.2f} | {r['latency_min_ms']:.2f} | "
+                  f"{r['spread']:.0%} | {r['throughput_ips']:.1f} | {r['speedup_vs_fp32']:.2f}× | |")
+    for w in result["warnings"]:
+        print(f"warning: {w}", file=sys.stderr)
+    print(args.out)
+    return 0
+
+
 def cmd_env(args: argparse.Namespace) -> int:
     import json
 
@@ -149,6 +281,44 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--out", type=Path, required=True, help="metrics JSON to write")
     v.add_argument("--overwrite", action="store_true")
     v.set_defaults(func=cmd_eval)
+
+    sc = sub.add_parser("schemes", help="list the quantization schemes")
+    sc.set_defaults(func=cmd_schemes)
+
+    q = sub.add_parser("quantize", help="build one candidate: <out>/<name>.onnx + <name>.scheme.json")
+    q.add_argument("--model", type=Path, required=True, help=".pt (Ultralytics) or FP32 .onnx")
+    q.add_argument("--scheme", required=True, help="a name from `quantsweep schemes`")
+    q.add_argument("--k", type=int, default=0, help="keep the K most sensitive nodes in float")
+    q.add_argument("--sensitivity", type=Path, help="ranking from `quantsweep sensitivity` (for K > 0)")
+    _add_calib_args(q)
+    q.add_argument("--imgsz", type=int, default=640, help="export size when --model is a .pt")
+    q.add_argument("--out", type=Path, required=True, help="output folder")
+    q.add_argument("--overwrite", action="store_true")
+    q.set_defaults(func=cmd_quantize)
+
+    s = sub.add_parser("sensitivity", help="rank quantizable nodes by the damage of quantizing them")
+    s.add_argument("--model", type=Path, required=True, help=".pt (Ultralytics) or FP32 .onnx")
+    s.add_argument("--precision", choices=("int8", "fp8"), default="int8")
+    _add_calib_args(s)
+    s.add_argument("--images", type=int, default=4, help="calibration images used for the probe (default 4)")
+    s.add_argument("--imgsz", type=int, default=640, help="export size when --model is a .pt")
+    s.add_argument("--out", type=Path, required=True, help="sensitivity JSON to write")
+    s.add_argument("--overwrite", action="store_true")
+    s.set_defaults(func=cmd_sensitivity)
+
+    b = sub.add_parser("bench", help="latency/throughput of models, interleaved, with honest labels")
+    b.add_argument("--model", type=Path, action="append", required=True,
+                   help="ONNX model; repeat; the first is the FP32 reference")
+    b.add_argument("--backend", action="append",
+                   help="ort-cpu|ort-cuda|ort-trt|tensorrt|openvino; repeat (default ort-cpu)")
+    b.add_argument("--batch", default="1", help="comma-separated batch sizes (default 1)")
+    b.add_argument("--warmup", type=int, default=10)
+    b.add_argument("--iters", type=int, help="timed runs per model (overrides --seconds)")
+    b.add_argument("--seconds", type=float, default=10.0, help="timed seconds per model (default 10)")
+    b.add_argument("--threads", type=int, help="intra-op threads (default: physical cores)")
+    b.add_argument("--out", type=Path, required=True, help="bench JSON to write")
+    b.add_argument("--overwrite", action="store_true")
+    b.set_defaults(func=cmd_bench)
 
     n = sub.add_parser("env", help="versions, CPU/GPU, providers; checks there is one onnxruntime")
     n.set_defaults(func=cmd_env)

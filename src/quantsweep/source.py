@@ -66,12 +66,13 @@ def load_onnx(path: Path, load_external_data: bool = True):  # noqa: ANN201 - on
                               "pass an .onnx file, or an Ultralytics .pt to export") from None
 
 
-def inspect_onnx(path: Path, imgsz: int | None = None) -> ModelInfo:
+def inspect_onnx(path: Path, imgsz: int | None = None, require_detector: bool = True) -> ModelInfo:
     """Check that ``path`` is a single-image-input detector ONNX and describe it.
 
     Args:
         path: the ONNX file.
         imgsz: the input size to assume when the model's height/width are dynamic.
+        require_detector: refuse outputs that match no detector layout (benchmarks skip this).
 
     Raises:
         QuantsweepError: not ONNX, not one rank-4 image input, or an unknown output layout.
@@ -89,6 +90,8 @@ def inspect_onnx(path: Path, imgsz: int | None = None) -> ModelInfo:
     info = ModelInfo(Path(path), inputs[0].name, in_shape, outputs, opset, None, None)
     hw = info.hw or ((imgsz, imgsz) if imgsz else None)
     first = outputs[0] if outputs else ()
+    if not require_detector:
+        return info
     if hw and len(first) == 3 and all(isinstance(d, int) and d > 0 for d in first[1:]):
         try:
             layout, nc = detect_layout(first, hw, source=str(path))

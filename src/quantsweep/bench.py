@@ -1,0 +1,299 @@
+"""Latency and throughput of candidates against their FP32 reference, measured interleaved.
+
+For every backend x batch, all models are opened, warmed up, then timed in rounds: each round
+runs every model once, in a rotating order, so slow drifts of a shared machine hit all models
+alike and the speed-up ratios stay fair. A backend that is missing or a model it cannot run is a
+row with ``error`` set (label ``unsupported``), never a crash.
+
+Example:
+    >>> rows = benchmark([("fp32", Path("m.onnx")), ("int8", Path("q.onnx"))], BenchSettings())  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from quantsweep import __version__
+from quantsweep.errors import QuantsweepError, did_you_mean
+from quantsweep.timing import SPREAD_WARN, summarize
+
+__all__ = ["BACKENDS", "BenchSettings", "Prepared", "benchmark", "trtexec_command"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BenchSettings:
+    """How to measure. ``iters`` (samples per model) wins over ``seconds`` (per model)."""
+
+    backends: tuple[str, ...] = ("ort-cpu",)
+    batches: tuple[int, ...] = (1,)
+    warmup: int = 10
+    iters: int | None = None
+    seconds: float = 10.0
+    threads: int | None = None
+    graph_optimization: str = "all"
+
+    def __post_init__(self) -> None:
+        for b in self.backends:
+            if b not in BACKENDS:
+                raise QuantsweepError(f"unknown backend {b!r}; {did_you_mean(b, list(BACKENDS))}".strip(),
+                                      f"choose from {', '.join(BACKENDS)}")
+        if any(b < 1 for b in self.batches):
+            raise QuantsweepError(f"batch sizes must be >= 1 (got {list(self.batches)})", "pass e.g. --batch 1,8")
+        if self.warmup < 0 or (self.iters is not None and self.iters < 1) or self.seconds <= 0:
+            raise QuantsweepError("--warmup must be >= 0, --iters >= 1 and --seconds > 0",
+                                  "pass e.g. --warmup 10 --iters 100")
+
+
+@dataclass
+class Prepared:
+    """A model opened on a backend: a callable that runs one batch, and what we know about it."""
+
+    run: Callable[[np.ndarray], Any]
+    label: str
+    evidence: dict[str, Any] = field(default_factory=dict)
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+class Backend(Protocol):
+    name: str
+
+    def prepare(self, model: Path, batch: int, work: Path, settings: BenchSettings) -> Prepared: ...
+
+
+def _check_batch(model: Path, batch: int) -> tuple[str, tuple[int, int]]:
+    from quantsweep.source import inspect_onnx
+
+    info = inspect_onnx(model, require_detector=False)
+    if info.fixed_batch is not None and info.fixed_batch != batch:
+        raise QuantsweepError(f"{model.name} has a fixed batch of {info.fixed_batch}, not {batch}",
+                              "export with --dynamic-batch to benchmark other batch sizes")
+    if info.hw is None:
+        raise QuantsweepError(f"{model.name} has a dynamic input size", "export with a fixed --imgsz")
+    return info.input_name, info.hw
+
+
+@dataclass(frozen=True)
+class OrtBackend:
+    """ONNX Runtime with one execution provider (``cpu``, ``cuda`` or ``tensorrt``)."""
+
+    name: str
+    provider: str
+
+    def prepare(self, model: Path, batch: int, work: Path, settings: BenchSettings) -> Prepared:
+        import onnx
+
+        from quantsweep.backends import open_ort
+        from quantsweep.labels import label_from_graphs
+
+        input_name, hw = _check_batch(model, batch)
+        optimized = work / f"{model.stem}.{self.name}.optimized.onnx"
+        sess = open_ort(model, self.provider, settings.threads, settings.graph_optimization, optimized)
+        label, evidence = "emulated", {}
+        if optimized.is_file():
+            label, evidence = label_from_graphs(onnx.load(str(model), load_external_data=False),
+                                                onnx.load(str(optimized), load_external_data=False))
+        if self.provider != "cpu" and sess.provider == "CPUExecutionProvider":
+            raise QuantsweepError(f"{self.name}: ONNX Runtime fell back to the CPU for {model.name}",
+                                  "check the CUDA/TensorRT installation")
+        import onnxruntime as ort
+
+        info = {"runtime": f"onnxruntime {ort.__version__}", "provider": sess.provider,
+                "threads": sess.threads, "graph_optimization": sess.graph_optimization,
+                "input_shape": [batch, 3, *hw]}
+        if self.provider == "cpu":
+            return Prepared(lambda x: sess.session.run(None, {input_name: x}), label, evidence, info)
+        binding = sess.session.io_binding()  # keep the input on the device: no copy in the timed region
+
+        def run_bound(x: np.ndarray) -> Any:
+            if not getattr(run_bound, "bound", False):
+                value = ort.OrtValue.ortvalue_from_numpy(x, "cuda", 0)
+                binding.bind_ortvalue_input(input_name, value)
+                for o in sess.session.get_outputs():
+                    binding.bind_output(o.name, "cuda")
+                run_bound.bound = True  # type: ignore[attr-defined]
+            sess.session.run_with_iobinding(binding)
+
+        return Prepared(run_bound, label, evidence, info)
+
+
+@dataclass(frozen=True)
+class UnavailableBackend:
+    """A backend whose runtime is probed lazily; says precisely why it cannot run here."""
+
+    name: str
+    module: str
+    extra: str
+
+    def prepare(self, model: Path, batch: int, work: Path, settings: BenchSettings) -> Prepared:
+        import importlib.util
+
+        if importlib.util.find_spec(self.module) is None:
+            raise QuantsweepError(f"backend {self.name} not available here: python module "
+                                  f"{self.module!r} is not installed", f"install {self.extra}")
+        if self.name == "openvino":
+            return _prepare_openvino(model, batch, settings)
+        from quantsweep.backends import _gpu_present
+
+        if not _gpu_present():
+            raise QuantsweepError(f"backend {self.name} not available here: no NVIDIA GPU answers",
+                                  "run on a machine with an NVIDIA GPU")
+        raise QuantsweepError(f"backend {self.name}: engine builds run through `trtexec`; see "
+                              "quantsweep.bench.trtexec_command", "use ort-trt on this machine")
+
+
+def _prepare_openvino(model: Path, batch: int, settings: BenchSettings) -> Prepared:
+    import openvino as ov
+
+    input_name, hw = _check_batch(model, batch)
+    core = ov.Core()
+    config = {"INFERENCE_NUM_THREADS": settings.threads} if settings.threads else {}
+    compiled = core.compile_model(str(model), "CPU", config)
+    request = compiled.create_infer_request()
+    precisions: dict[str, int] = {}
+    for op in compiled.get_runtime_model().get_ops():
+        rt = op.get_rt_info()
+        prec = str(rt["runtimePrecision"]) if "runtimePrecision" in rt else "?"
+        precisions[prec] = precisions.get(prec, 0) + 1
+    low = sum(n for p, n in precisions.items() if p.lower() in ("i8", "u8", "i4", "u4", "f8e4m3"))
+    label = "accelerated" if low else "float"
+    import onnx
+
+    from quantsweep.graph import qdq_counts
+
+    if label == "float" and any(qdq_counts(onnx.load(str(model), load_external_data=False)).values()):
+        label = "emulated"
+    return Prepared(lambda x: request.infer({input_name: x}), label,
+                    {"runtime_precisions": precisions}, {"runtime": f"openvino {ov.__version__}", "provider": "CPU",
+                     "threads": settings.threads, "input_shape": [batch, 3, *hw]})
+
+
+BACKENDS: dict[str, Backend] = {
+    "ort-cpu": OrtBackend("ort-cpu", "cpu"),
+    "ort-cuda": OrtBackend("ort-cuda", "cuda"),
+    "ort-trt": OrtBackend("ort-trt", "tensorrt"),
+    "tensorrt": UnavailableBackend("tensorrt", "tensorrt", "tensorrt (pip install tensorrt) on a GPU machine"),
+    "openvino": UnavailableBackend("openvino", "openvino", "the openvino extra: pip install -e '.[openvino]'"),
+}
+
+
+def trtexec_command(onnx_path: Path, engine: Path, timing_cache: Path, fp16_baseline: bool = False,
+                    batch: int = 1, input_name: str = "images", hw: tuple[int, int] = (640, 640)) -> list[str]:
+    """The trtexec line for an explicitly quantized (QDQ) ONNX, strongly typed (TensorRT >= 10).
+
+    TensorRT 11 removed the implicit-INT8 flags; QDQ graphs are built with ``--stronglyTyped``,
+    and the FP32 reference becomes an FP16 engine for comparison (``fp16_baseline``).
+    """
+    shape = f"{input_name}:{batch}x3x{hw[0]}x{hw[1]}"
+    cmd = ["trtexec", f"--onnx={onnx_path}", f"--saveEngine={engine}", f"--timingCacheFile={timing_cache}",
+           f"--shapes={shape}", "--skipInference", "--profilingVerbosity=detailed",
+           f"--exportLayerInfo={engine.with_suffix('.layers.json')}"]
+    cmd.append("--fp16" if fp16_baseline else "--stronglyTyped")
+    return cmd
+
+
+def _cpu_busy() -> float | None:
+    try:
+        import psutil
+
+        return float(psutil.cpu_percent(interval=0.5))
+    except ImportError:
+        return None
+
+
+def benchmark(models: Sequence[tuple[str, Path]], settings: BenchSettings, work_dir: Path | None = None,
+              progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Benchmark ``models`` (the first is the FP32 reference) on every backend x batch.
+
+    Returns:
+        The bench JSON: ``rows`` (one per model x backend x batch), ``settings``, ``env``,
+        ``warnings``.
+    """
+    from quantsweep.env import collect_env
+
+    if not models:
+        raise QuantsweepError("no model to benchmark", "pass --model BASE.onnx [--model CAND.onnx ...]")
+    rows: list[dict[str, Any]] = []
+    warnings: list[str] = []
+    busy = _cpu_busy()
+    if busy is not None and busy > 25:
+        warnings.append(f"the CPU was {busy:.0f}% busy before measuring: other processes compete; "
+                        "compare ratios, not absolute times")
+    tmp = tempfile.TemporaryDirectory(prefix="qs-bench-") if work_dir is None else None
+    work = Path(tmp.name) if tmp else Path(work_dir)  # type: ignore[arg-type]
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        for backend_name in settings.backends:
+            backend = BACKENDS[backend_name]
+            for batch in settings.batches:
+                rows += _measure_group(models, backend, batch, work, settings, warnings, progress)
+    finally:
+        if tmp:
+            tmp.cleanup()
+    return {"what": "latency per batch (ms) and throughput (images/s), interleaved rounds",
+            "rows": rows, "settings": asdict(settings), "warnings": warnings,
+            "env": collect_env(), "quantsweep_version": __version__}
+
+
+def _measure_group(models: Sequence[tuple[str, Path]], backend: Backend, batch: int, work: Path,
+                   settings: BenchSettings, warnings: list[str],
+                   progress: Callable[[str], None] | None) -> list[dict[str, Any]]:
+    prepared: dict[str, Prepared] = {}
+    rows: dict[str, dict[str, Any]] = {}
+    for name, path in models:
+        row: dict[str, Any] = {"candidate": name, "model": str(path), "backend": backend.name, "batch": batch,
+                               "label": "unsupported", "error": None}
+        rows[name] = row
+        try:
+            p = prepared[name] = backend.prepare(Path(path), batch, work, settings)
+            row.update(label=p.label, evidence=p.evidence, **p.info, dtype="float32")
+        except QuantsweepError as exc:
+            row["error"] = str(exc)
+        except Exception as exc:  # a runtime refusing a model is a row, not a crash
+            row["error"] = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ''}"
+    live = list(prepared)
+    inputs = {n: np.random.default_rng(0).random(tuple(prepared[n].info["input_shape"]), dtype=np.float32)
+              for n in live}
+    for n in list(live):
+        try:
+            for _ in range(max(settings.warmup, 1)):
+                prepared[n].run(inputs[n])
+        except Exception as exc:
+            rows[n].update(label="unsupported", error=f"run failed: {type(exc).__name__}: {str(exc)[:200]}")
+            live.remove(n)
+    samples: dict[str, list[float]] = {n: [] for n in live}
+    deadline = time.perf_counter() + settings.seconds * max(len(live), 1)
+    rnd = 0
+    while live:
+        order = live[rnd % len(live):] + live[:rnd % len(live)]
+        for n in order:
+            t = time.perf_counter()
+            prepared[n].run(inputs[n])
+            samples[n].append((time.perf_counter() - t) * 1000.0)
+        rnd += 1
+        if settings.iters is not None:
+            if rnd >= settings.iters:
+                break
+        elif time.perf_counter() >= deadline and rnd >= 5:
+            break
+    if progress:
+        progress(f"{backend.name} batch {batch}: {rnd} rounds")
+    ref_name = models[0][0]
+    ref = summarize(samples[ref_name], batch) if samples.get(ref_name) else None
+    for n, s in samples.items():
+        stats = summarize(s, batch)
+        rows[n].update(stats)
+        rows[n]["speedup_vs_fp32"] = round(ref["latency_p50_ms"] / stats["latency_p50_ms"], 3) if ref else None
+        if stats["spread"] > SPREAD_WARN:
+            warnings.append(f"{n} on {backend.name} batch {batch}: spread {stats['spread']:.0%} exceeds "
+                            f"{SPREAD_WARN:.0%}; the machine is noisy")
+    return list(rows.values())

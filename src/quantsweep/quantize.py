@@ -1,0 +1,155 @@
+"""Materialize one candidate: scheme + FP32 baseline + calibration -> ``<name>.onnx`` + ``<name>.scheme.json``.
+
+Steps: decide the nodes kept in float (YOLO decode tail under the head policy, plus the top-K
+of the sensitivity ranking), let the scheme's library build the QDQ graph, run a QDQ-preserving
+clean-up pass (onnxslim, constant folding off) and check the Q/DQ counts did not change, check
+the effective K equals the requested K, then write both files atomically.
+
+Example:
+    >>> cand = materialize(make_scheme("int8", k=5), ctx, Path("candidates"), ranking)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from quantsweep import __version__
+from quantsweep.errors import QuantsweepError
+from quantsweep.files import atomic_write_json, sha256_file
+from quantsweep.schemes import BuildContext, scheme_to_dict
+
+__all__ = ["Candidate", "keep_float_nodes", "materialize"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A built candidate: its ONNX file and its scheme record."""
+
+    name: str
+    onnx_path: Path
+    scheme_path: Path
+    record: dict[str, Any]
+
+
+def keep_float_nodes(fp32_model: Any, head_policy: bool, k: int,
+                     ranking: list[dict[str, Any]] | None) -> dict[str, str]:
+    """Nodes to keep in float, each with its reason: decode tail (head policy) + top-K ranked.
+
+    Raises:
+        QuantsweepError: K is negative, no ranking is given for K > 0, or K exceeds the ranked nodes.
+    """
+    from quantsweep.graph import decode_tail
+
+    if not isinstance(k, int) or isinstance(k, bool) or k < 0:
+        raise QuantsweepError(f"K must be a non-negative integer (got {k!r})", "pass e.g. --ks 0,5,10,20")
+    keep = dict(decode_tail(fp32_model)) if head_policy else {}
+    if k:
+        if not ranking:
+            raise QuantsweepError(f"K={k} needs a sensitivity ranking", "pass --sensitivity FILE or let quantsweep compute it")
+        ranked = [r for r in ranking if r["node"] not in keep]
+        if k > len(ranked):
+            raise QuantsweepError(f"K={k} exceeds the {len(ranked)} rankable nodes of the model",
+                                  f"choose K <= {len(ranked)}")
+        for r in ranked[:k]:
+            keep[r["node"]] = f"sensitivity rank {r['rank']} (score {r['score']:.4g}, {ranking_precision(ranking)})"
+    return keep
+
+
+def ranking_precision(ranking: list[dict[str, Any]]) -> str:
+    return str(ranking[0].get("precision", "?")) if ranking else "?"
+
+
+def _clean(src: Path, dst: Path) -> dict[str, Any]:
+    """QDQ-preserving clean-up with onnxslim (no constant folding, which would fold DQ(weights))."""
+    import onnx
+    import onnxslim
+
+    from quantsweep.graph import qdq_counts
+
+    before = onnx.load(str(src))
+    counts_before = qdq_counts(before)
+    try:
+        slim = onnxslim.slim(before, no_constant_folding=True)
+    except Exception as exc:  # an optimiser failure must not lose the candidate
+        log.warning("onnxslim failed on %s (%s); keeping the unslimmed graph", src, exc)
+        shutil.copyfile(src, dst)
+        return {"pass": "none (onnxslim failed)", "qdq_before": counts_before, "qdq_after": counts_before}
+    counts_after = qdq_counts(slim)
+    if counts_after != counts_before:
+        log.warning("onnxslim changed Q/DQ counts %s -> %s on %s; keeping the unslimmed graph",
+                    counts_before, counts_after, src)
+        shutil.copyfile(src, dst)
+        return {"pass": "none (onnxslim changed Q/DQ counts)", "qdq_before": counts_before,
+                "qdq_after": counts_before, "onnxslim_qdq": counts_after}
+    onnx.save(slim, str(dst))
+    return {"pass": f"onnxslim {onnxslim.__version__} (no constant folding)", "qdq_before": counts_before,
+            "qdq_after": counts_after}
+
+
+def materialize(scheme: Any, ctx: BuildContext, out_dir: Path,
+                ranking: list[dict[str, Any]] | None = None) -> Candidate:
+    """Build ``scheme`` on ``ctx`` into ``out_dir/<name>.onnx`` and ``out_dir/<name>.scheme.json``."""
+    import onnx
+
+    from quantsweep.graph import compute_nodes, float_compute_nodes, op_counts
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ctx.work_dir.mkdir(parents=True, exist_ok=True)
+    fp32 = onnx.load(str(ctx.fp32_onnx))
+    keep = keep_float_nodes(fp32, scheme.head_policy, scheme.k, ranking)
+    raw = ctx.work_dir / f"{scheme.name}.raw.onnx"
+    t0 = time.perf_counter()
+    result = scheme.build(ctx, keep, raw)
+    build_s = time.perf_counter() - t0
+    final_tmp = ctx.work_dir / f"{scheme.name}.clean.onnx"
+    hygiene = _clean(result.onnx_path, final_tmp)
+    built = onnx.load(str(final_tmp))
+    if scheme.k:
+        ranked_keep = [n for n, why in keep.items() if why.startswith("sensitivity rank")]
+        graph_float = set(float_compute_nodes(built))
+        graph_nodes = set(compute_nodes(built))
+        not_float = [n for n in ranked_keep if n in graph_nodes and n not in graph_float]
+        missing = [n for n in ranked_keep if n not in graph_nodes]
+        if not_float or missing:
+            raise QuantsweepError(
+                f"{scheme.name}: effective K is {len(ranked_keep) - len(not_float) - len(missing)}, "
+                f"not {scheme.k} (still quantized: {not_float[:3]}, not found: {missing[:3]})",
+                "the ranking must name compute nodes of this model's graph")
+    target = out_dir / f"{scheme.name}.onnx"
+    shutil.move(str(final_tmp), out_dir / f".{scheme.name}.onnx.tmp")
+    (out_dir / f".{scheme.name}.onnx.tmp").replace(target)
+    calib = ctx.calib
+    record = {
+        "name": scheme.name,
+        "scheme": scheme_to_dict(scheme),
+        "precision": scheme.precision,
+        "k": scheme.k,
+        "tool": result.tool,
+        "tool_version": result.tool_version,
+        "settings": result.settings,
+        "calibration": {"images": len(calib.ids), "ids_sha256_16": calib.ids_hash,
+                        "annotations": str(calib.dataset.annotations),
+                        "method": result.settings.get("calibration_method")},
+        "kept_float": [{"node": n, "why": why} for n, why in result.kept_float.items()],
+        "kept_float_count": len(result.kept_float),
+        "hygiene": hygiene,
+        "opset": next((o.version for o in built.opset_import if o.domain in ("", "ai.onnx")), None),
+        "op_counts": op_counts(built),
+        "size_mb": round(target.stat().st_size / 1e6, 3),
+        "sha256": sha256_file(target),
+        "source": {"fp32_onnx": str(ctx.fp32_onnx), "fp32_sha256": sha256_file(ctx.fp32_onnx),
+                   "pt": str(ctx.source_pt) if ctx.source_pt else None},
+        "build_s": round(build_s, 2),
+        "quantsweep_version": __version__,
+    }
+    scheme_path = out_dir / f"{scheme.name}.scheme.json"
+    atomic_write_json(scheme_path, record)
+    return Candidate(scheme.name, target, scheme_path, record)

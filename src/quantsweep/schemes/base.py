@@ -1,0 +1,59 @@
+"""What every scheme shares: the build context, the build result, JSON round-trip."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Protocol
+
+from quantsweep.calibration import CalibSet
+
+__all__ = ["BuildContext", "BuildResult", "Scheme", "scheme_to_dict"]
+
+
+@dataclass(frozen=True)
+class BuildContext:
+    """Inputs of a candidate build.
+
+    Attributes:
+        fp32_onnx: the FP32 baseline ONNX (the graph being quantized and deployed).
+        source_pt: the Ultralytics checkpoint it came from, when there is one (Brevitas needs it).
+        calib: calibration images (disjoint from the evaluation subset).
+        work_dir: scratch folder for this build (intermediate files, calibration arrays).
+    """
+
+    fp32_onnx: Path
+    source_pt: Path | None
+    calib: CalibSet
+    work_dir: Path
+
+
+@dataclass
+class BuildResult:
+    """What a scheme's ``build`` produced, before graph hygiene and bookkeeping."""
+
+    onnx_path: Path
+    tool: str
+    tool_version: str
+    settings: dict[str, Any] = field(default_factory=dict)
+    kept_float: dict[str, str] = field(default_factory=dict)  # node -> why
+
+
+class Scheme(Protocol):
+    """A quantization scheme: a frozen dataclass with a derived name and a ``build`` verb."""
+
+    family: ClassVar[str]
+    precision: ClassVar[str]
+    k: int
+    head_policy: bool
+
+    @property
+    def name(self) -> str: ...
+
+    def build(self, ctx: BuildContext, keep_float: dict[str, str], out: Path) -> BuildResult: ...
+
+
+def scheme_to_dict(scheme: Any) -> dict[str, Any]:
+    """``{"family": ..., <fields>}``: the form stored in scheme JSON and read back by the registry."""
+    return {"family": scheme.family, **dataclasses.asdict(scheme)}

@@ -1,0 +1,118 @@
+"""Weight-only quantization on the ONNX graph itself, for models given only as ONNX.
+
+No maintained library does this for convolutions (ONNX Runtime's and ModelOpt's weight-only
+paths handle MatMul/Gemm only), so it is done here: each Conv/ConvTranspose/MatMul/Gemm weight
+initializer becomes an int8 initializer (int4 range [-7, 7] at 4 bits) with one scale per output
+channel, followed by DequantizeLinear. Activations stay float.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+
+from quantsweep.errors import QuantsweepError
+from quantsweep.schemes.base import BuildContext, BuildResult
+
+__all__ = ["GraphWeightOnly", "quantize_weight"]
+
+_CLIP_GRID = np.linspace(0.5, 1.0, 21)
+
+
+def quantize_weight(w: np.ndarray, bits: int, axis: int, mse: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Symmetric per-channel quantization of ``w`` along ``axis`` -> (int8 values, float scales)."""
+    qmax = 2 ** (bits - 1) - 1
+    moved = np.moveaxis(w, axis, 0).reshape(w.shape[axis], -1).astype(np.float64)
+    amax = np.abs(moved).max(axis=1)
+    amax[amax == 0] = 1.0
+    best = amax / qmax
+    if mse:  # per-channel search of the clipping ratio that minimises reconstruction error
+        best_err = np.full(len(amax), np.inf)
+        for r in _CLIP_GRID:
+            scale = amax * r / qmax
+            q = np.clip(np.round(moved / scale[:, None]), -qmax, qmax)
+            err = ((q * scale[:, None] - moved) ** 2).sum(axis=1)
+            better = err < best_err
+            best[better], best_err[better] = scale[better], err[better]
+    q = np.clip(np.round(moved / best[:, None]), -qmax, qmax).astype(np.int8)
+    shape = (w.shape[axis],) + tuple(np.delete(w.shape, axis))
+    q = np.moveaxis(q.reshape(shape), 0, axis)
+    return q, best.astype(np.float32)
+
+
+@dataclass(frozen=True)
+class GraphWeightOnly:
+    """W8A16 / W4A16 by rewriting weight initializers of the ONNX graph (no PyTorch needed)."""
+
+    family: ClassVar[str] = "graph-weight-only"
+    precision: ClassVar[str] = "weight-only"
+    weight_bits: Literal[4, 8] = 8
+    weight_scale: Literal["max", "mse"] = "max"
+    k: int = 0
+    head_policy: bool = True
+
+    def __post_init__(self) -> None:
+        if self.weight_bits not in (4, 8):
+            raise QuantsweepError(f"weight_bits must be 4 or 8 (got {self.weight_bits})", "use 4 or 8")
+        if self.k:
+            raise QuantsweepError(f"K={self.k} is not supported for {self.name}",
+                                  "use K-sets with the int8, int8-trt and fp8 schemes")
+
+    @property
+    def name(self) -> str:
+        return (f"w{self.weight_bits}a16-graph" + ("-mse" if self.weight_scale == "mse" else "")
+                + ("" if self.head_policy else "-nohead"))
+
+    def build(self, ctx: BuildContext, keep_float: dict[str, str], out: Path) -> BuildResult:
+        import onnx
+        from onnx import helper, numpy_helper
+
+        model = onnx.load(str(ctx.fp32_onnx))
+        inits = {i.name: i for i in model.graph.initializer}
+        users: dict[str, int] = {}
+        for n in model.graph.node:
+            for i in n.input:
+                users[i] = users.get(i, 0) + 1
+        new_nodes: list[Any] = []
+        done = 0
+        for n in model.graph.node:
+            widx = 1 if n.op_type in ("Conv", "ConvTranspose", "MatMul", "Gemm") else None
+            if widx is None or n.name in keep_float or len(n.input) <= widx or n.input[widx] not in inits:
+                continue
+            wname = n.input[widx]
+            w = numpy_helper.to_array(inits[wname])
+            if w.dtype != np.float32 or w.ndim < 2 or users.get(wname, 0) != 1:
+                continue
+            # output-channel axis: Conv O,I,kh,kw -> 0; ConvTranspose I,O,.. -> 1; MatMul K,N -> 1
+            axis = {"Conv": 0, "ConvTranspose": 1, "MatMul": w.ndim - 1,
+                    "Gemm": 0 if any(a.name == "transB" and a.i for a in n.attribute) else 1}[n.op_type]
+            q, scale = quantize_weight(w, self.weight_bits, axis, self.weight_scale == "mse")
+            qname, sname, zname = f"{wname}_q{self.weight_bits}", f"{wname}_scale", f"{wname}_zp"
+            model.graph.initializer.remove(inits[wname])
+            model.graph.initializer.extend([numpy_helper.from_array(q, qname),
+                                            numpy_helper.from_array(scale, sname),
+                                            numpy_helper.from_array(np.zeros(len(scale), np.int8), zname)])
+            new_nodes.append(helper.make_node("DequantizeLinear", [qname, sname, zname], [wname],
+                                              name=f"{wname}_DequantizeLinear", axis=axis))
+            done += 1
+        if not done:
+            raise QuantsweepError(f"{ctx.fp32_onnx}: no float weight initializers to quantize",
+                                  "pass an FP32 model")
+        # DequantizeLinear with per-axis scales needs opset >= 13
+        for op in model.opset_import:
+            if op.domain in ("", "ai.onnx") and op.version < 13:
+                op.version = 13
+        nodes = new_nodes + list(model.graph.node)
+        del model.graph.node[:]
+        model.graph.node.extend(nodes)
+        onnx.save(model, str(out))
+        return BuildResult(out, "quantsweep graph weight-only (int weights + DequantizeLinear)",
+                           onnx.__version__,
+                           {"weights": f"int{self.weight_bits} symmetric per-output-channel "
+                                       f"({'MSE-searched' if self.weight_scale == 'mse' else 'max'} scale)",
+                            "activations": "float (not quantized)", "weights_quantized": done,
+                            "calibration_method": "none (weights only)"},
+                           dict(keep_float))

@@ -1,0 +1,91 @@
+"""TensorRT-style QDQ via NVIDIA ModelOpt ONNX PTQ: INT8 (``int8-trt``) and FP8 E4M3 (``fp8``).
+
+ModelOpt places Q/DQ the way TensorRT wants it (on Conv/MatMul inputs, zero-point 0, which
+TensorRT requires) and runs its calibration on ONNX Runtime's CPU provider here.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar, Literal
+
+from quantsweep.errors import QuantsweepError
+from quantsweep.schemes.base import BuildContext, BuildResult
+
+__all__ = ["ModelOptFp8", "ModelOptInt8"]
+
+
+def _modelopt_build(mode: str, calibration: str, float_dtype: str, ctx: BuildContext,
+                    keep_float: dict[str, str], out: Path) -> BuildResult:
+
+    import modelopt
+    from modelopt.onnx.quantization import quantize
+
+    calib = ctx.calib.array()
+    patterns = [f"^{re.escape(n)}$" for n in keep_float]
+    quantize(str(ctx.fp32_onnx), quantize_mode=mode, calibration_data=calib,
+             calibration_method=calibration, calibration_eps=["cpu"],
+             nodes_to_exclude=patterns or None, high_precision_dtype=float_dtype,
+             output_path=str(out), log_level="WARNING", dq_only=True)
+    return BuildResult(out, "nvidia-modelopt onnx PTQ", modelopt.__version__,
+                       {"quantize_mode": mode, "calibration_method": calibration,
+                        "calibration_eps": ["cpu"], "high_precision_dtype": float_dtype,
+                        "dq_only": True,
+                        "zero_point": 0, "placement": "TensorRT-style (Q/DQ on compute-op inputs)",
+                        "weights": f"{mode} symmetric per-channel", "activations": f"{mode} symmetric per-tensor"},
+                       dict(keep_float))
+
+
+@dataclass(frozen=True)
+class ModelOptInt8:
+    """INT8 QDQ placed for TensorRT (explicit quantization, zero-point 0) by ModelOpt."""
+
+    family: ClassVar[str] = "int8-trt"
+    precision: ClassVar[str] = "int8"
+    k: int = 0
+    calibration: Literal["max", "entropy"] = "max"
+    float_dtype: Literal["fp32", "fp16"] = "fp32"
+    head_policy: bool = True
+
+    def __post_init__(self) -> None:
+        if self.calibration not in ("max", "entropy"):
+            raise QuantsweepError(f"unknown calibration {self.calibration!r} for int8-trt", "use max or entropy")
+        if self.float_dtype not in ("fp32", "fp16"):
+            raise QuantsweepError(f"unknown float dtype {self.float_dtype!r}", "use fp32 or fp16")
+
+    @property
+    def name(self) -> str:
+        return "-".join(["int8-trt"] + ([self.calibration] if self.calibration != "max" else [])
+                        + (["fp16"] if self.float_dtype == "fp16" else [])
+                        + ([] if self.head_policy else ["nohead"]) + ([f"k{self.k}"] if self.k else []))
+
+    def build(self, ctx: BuildContext, keep_float: dict[str, str], out: Path) -> BuildResult:
+        return _modelopt_build("int8", self.calibration, self.float_dtype, ctx, keep_float, out)
+
+
+@dataclass(frozen=True)
+class ModelOptFp8:
+    """FP8 E4M3 QDQ by ModelOpt (accelerated on Hopper+ TensorRT; emulated on ORT CPU)."""
+
+    family: ClassVar[str] = "fp8"
+    precision: ClassVar[str] = "fp8"
+    k: int = 0
+    calibration: Literal["max"] = "max"
+    float_dtype: Literal["fp32", "fp16"] = "fp32"
+    head_policy: bool = True
+
+    def __post_init__(self) -> None:
+        if self.calibration != "max":
+            raise QuantsweepError(f"unknown calibration {self.calibration!r} for fp8", "use max")
+        if self.float_dtype not in ("fp32", "fp16"):
+            raise QuantsweepError(f"unknown float dtype {self.float_dtype!r}", "use fp32 or fp16")
+
+    @property
+    def name(self) -> str:
+        return "-".join(["fp8-qdq"] + (["fp16"] if self.float_dtype == "fp16" else [])
+                        + ([] if self.head_policy else ["nohead"]) + ([f"k{self.k}"] if self.k else []))
+
+    def build(self, ctx: BuildContext, keep_float: dict[str, str], out: Path) -> BuildResult:
+        return _modelopt_build("fp8", self.calibration, self.float_dtype, ctx, keep_float, out)

@@ -1,0 +1,106 @@
+"""INT8 QDQ with ONNX Runtime's static quantizer (the scheme ORT CPU runs with int8 kernels)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar, Literal
+
+from quantsweep.errors import QuantsweepError
+from quantsweep.schemes.base import BuildContext, BuildResult
+
+__all__ = ["OrtInt8", "resolve_reduce_range"]
+
+Calibration = Literal["minmax", "entropy", "percentile"]
+
+
+def resolve_reduce_range(setting: str, vnni: bool | None = None) -> bool:
+    """``auto`` -> 7-bit weights on x86 CPUs without VNNI.
+
+    Without VNNI, ORT's u8s8 int8 GEMM uses ``vpmaddubsw``, whose int16 pair sums saturate with
+    full-range 8-bit weights (ORT documents ``reduce_range`` as the remedy); with VNNI, no.
+    """
+    if setting == "on":
+        return True
+    if setting == "off":
+        return False
+    if vnni is None:
+        import platform
+
+        from quantsweep.env import cpu_info
+
+        if platform.machine().lower() not in ("x86_64", "amd64", "i686", "x86"):
+            return False
+        vnni = cpu_info()["vnni"]
+    return not vnni
+
+
+@dataclass(frozen=True)
+class OrtInt8:
+    """INT8 QDQ via ``onnxruntime.quantization.quantize_static``.
+
+    Per-channel symmetric int8 weights, asymmetric uint8 activations (the pair ORT CPU fuses into
+    QLinearConv), calibration on the calib split, the YOLO decode tail kept in float.
+    """
+
+    family: ClassVar[str] = "int8"
+    precision: ClassVar[str] = "int8"
+    k: int = 0
+    calibration: Calibration = "minmax"
+    per_channel: bool = True
+    reduce_range: Literal["auto", "on", "off"] = "auto"
+    head_policy: bool = True
+
+    def __post_init__(self) -> None:
+        if self.calibration not in ("minmax", "entropy", "percentile"):
+            raise QuantsweepError(f"unknown calibration {self.calibration!r}", "use minmax, entropy or percentile")
+        if self.reduce_range not in ("auto", "on", "off"):
+            raise QuantsweepError(f"reduce_range must be auto, on or off (got {self.reduce_range!r})",
+                                  "use auto")
+
+    @property
+    def name(self) -> str:
+        parts = ["int8-qdq"]
+        if self.calibration != "minmax":
+            parts.append(self.calibration)
+        if not self.head_policy:
+            parts.append("nohead")
+        if self.k:
+            parts.append(f"k{self.k}")
+        return "-".join(parts)
+
+    def build(self, ctx: BuildContext, keep_float: dict[str, str], out: Path) -> BuildResult:
+        import onnxruntime
+        from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat,
+                                              QuantType, quantize_static)
+
+        from quantsweep.source import inspect_onnx
+
+        info = inspect_onnx(ctx.fp32_onnx)
+        batch = info.fixed_batch or 1
+
+        class Reader(CalibrationDataReader):
+            def __init__(self) -> None:
+                self._it = iter(ctx.calib.batches(batch))
+
+            def get_next(self):  # noqa: ANN202 - ORT's interface
+                arr = next(self._it, None)
+                return None if arr is None else {info.input_name: arr}
+
+        method = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
+                  "percentile": CalibrationMethod.Percentile}[self.calibration]
+        reduce = resolve_reduce_range(self.reduce_range)
+        extra = {"WeightSymmetric": True, "ActivationSymmetric": False}
+        if self.calibration == "percentile":
+            extra["CalibPercentile"] = 99.999
+        quantize_static(str(ctx.fp32_onnx), str(out), Reader(), quant_format=QuantFormat.QDQ,
+                        per_channel=self.per_channel, reduce_range=reduce,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                        nodes_to_exclude=list(keep_float), calibrate_method=method,
+                        extra_options=extra)
+        return BuildResult(out, "onnxruntime.quantization.quantize_static", onnxruntime.__version__,
+                           {"quant_format": "QDQ", "activations": "uint8 asymmetric per-tensor",
+                            "weights": "int8 symmetric " + ("per-channel" if self.per_channel else "per-tensor"),
+                            "reduce_range": reduce, "reduce_range_setting": self.reduce_range,
+                            "calibration_method": self.calibration, **extra},
+                           dict(keep_float))

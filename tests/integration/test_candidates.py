@@ -1,0 +1,97 @@
+"""Every scheme builds a candidate on the demo model that ORT CPU runs, within its accuracy bar."""
+
+import json
+import random
+
+import onnx
+import pytest
+
+from quantsweep.calibration import CalibSet
+from quantsweep.data import load_dataset, select_ids
+from quantsweep.errors import QuantsweepError
+from quantsweep.evaluate import EvalSettings, evaluate
+from quantsweep.graph import decode_tail, float_compute_nodes, qdq_counts
+from quantsweep.quantize import materialize
+from quantsweep.schemes import REGISTRY, BuildContext, make_scheme
+
+N_EVAL = 100
+# scheme -> minimum allowed delta mAP50-95 (points/100) vs FP32 on the demo subset
+BARS = {"int8": -0.010, "w8a16": -0.005, "w8a16-graph": -0.005, "fp8": -0.010, "w4a16": -0.05,
+        "w4a16-graph": -0.05, "int8-trt": -0.010}
+
+
+@pytest.fixture(scope="module")
+def world(demo_dir, demo_val, tmp_path_factory):
+    ids = select_ids(demo_val, N_EVAL)
+    cal = load_dataset(demo_dir / "calib" / "images", demo_dir / "calib" / "annotations.json")
+    calib = CalibSet.from_dataset(cal, 32, (320, 320), ids, demo_val)
+    work = tmp_path_factory.mktemp("cands")
+    ctx = BuildContext(demo_dir / "model.onnx", demo_dir / "model.pt", calib, work / "work")
+    fp32 = evaluate(demo_dir / "model.onnx", demo_val, ids, EvalSettings(provider="cpu"))
+    return {"ids": ids, "ctx": ctx, "out": work / "candidates", "fp32": fp32["map50_95"]}
+
+
+@pytest.mark.parametrize("name", list(REGISTRY))
+def test_scheme_builds_runs_and_records(name, world, demo_val):
+    cand = materialize(make_scheme(name), world["ctx"], world["out"])
+    rec = json.loads(cand.scheme_path.read_text())
+    for key in ("tool", "tool_version", "calibration", "kept_float", "opset", "settings", "sha256", "scheme"):
+        assert key in rec, key
+    assert rec["calibration"]["images"] == 32 and len(rec["calibration"]["ids_sha256_16"]) == 16
+    assert rec["hygiene"]["qdq_before"] == rec["hygiene"]["qdq_after"] == qdq_counts(onnx.load(str(cand.onnx_path)))
+    assert rec["hygiene"]["qdq_after"]["DequantizeLinear"] > 0
+    m = evaluate(cand.onnx_path, demo_val, world["ids"], EvalSettings(provider="cpu"))
+    delta = m["map50_95"] - world["fp32"]
+    print(f"{cand.name}: mAP50-95 {m['map50_95']:.4f} (delta {delta:+.4f}), {rec['size_mb']} MB, "
+          f"built in {rec['build_s']} s")
+    if name in BARS:
+        assert delta >= BARS[name], f"{cand.name} lost {-delta:.4f} mAP50-95"
+    else:
+        assert m["num_detections"] > 0 or name == "int8-nohead"
+
+
+def test_head_policy_keeps_the_decode_tail_float(world):
+    cand = materialize(make_scheme("int8"), world["ctx"], world["out"] / "policy")
+    tail = decode_tail(onnx.load(str(world["ctx"].fp32_onnx)))
+    kept = {k["node"] for k in cand.record["kept_float"]}
+    assert set(tail) <= kept
+    ops = {n.op_type for n in onnx.load(str(world["ctx"].fp32_onnx)).graph.node if n.name in tail}
+    assert {"TopK", "GatherElements", "Sigmoid", "Concat"} <= ops  # e2e decode ops are in it
+
+
+def test_requested_k_is_the_effective_k(world):
+    from quantsweep.sensitivity import rank_nodes
+
+    full = materialize(make_scheme("int8"), world["ctx"], world["out"] / "sens")
+    ranking = rank_nodes(world["ctx"].fp32_onnx, full.onnx_path, world["ctx"].calib.array(2), "int8")["ranking"]
+    cand = materialize(make_scheme("int8", k=5), world["ctx"], world["out"] / "k", ranking)
+    top5 = [r["node"] for r in ranking[:5]]
+    assert set(top5) <= set(float_compute_nodes(onnx.load(str(cand.onnx_path))))
+    bogus = [{"node": "no/such/node", "op": "Conv", "score": 1.0, "rank": 1, "precision": "int8"}] + ranking
+    with pytest.raises(QuantsweepError, match="effective K"):
+        materialize(make_scheme("int8", k=1), world["ctx"], world["out"] / "bad", bogus)
+    with pytest.raises(QuantsweepError, match="exceeds"):
+        materialize(make_scheme("int8", k=10_000), world["ctx"], world["out"] / "bad", ranking)
+
+
+def test_sensitive_nodes_recover_more_than_random_ones(world, demo_val):
+    from quantsweep.sensitivity import rank_nodes
+
+    ctx = world["ctx"]
+    full = materialize(make_scheme("int8"), ctx, world["out"] / "sens2")
+    ranking = rank_nodes(ctx.fp32_onnx, full.onnx_path, ctx.calib.array(4), "int8")["ranking"]
+    k = 10
+
+    def map_with(order, tag):
+        cand = materialize(make_scheme("int8", k=k), ctx, world["out"] / tag, order)
+        return evaluate(cand.onnx_path, demo_val, world["ids"], EvalSettings(provider="cpu"))["map50_95"]
+
+    top = map_with(ranking, "top")
+    rng = random.Random(0)
+    randoms = []
+    for draw in range(3):
+        shuffled = ranking[:]
+        rng.shuffle(shuffled)
+        randoms.append(map_with([dict(r, rank=i + 1) for i, r in enumerate(shuffled)], f"rand{draw}"))
+    print(f"K={k}: top-ranked float {top:.4f}, random float {randoms}, all-int8 baseline fp32 {world['fp32']:.4f}")
+    assert top > sum(randoms) / len(randoms)

@@ -1,0 +1,114 @@
+"""Honest labels from the graph ORT really runs, and failure-as-a-row benchmarking."""
+
+import numpy as np
+import pytest
+
+from quantsweep.bench import BenchSettings, benchmark, trtexec_command
+from quantsweep.errors import QuantsweepError
+from quantsweep.labels import label_from_trt_layers
+from quantsweep.timing import summarize
+
+
+def _tiny_convnet(path):
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    inits, nodes, prev = [], [], "images"
+    for i, (cin, cout) in enumerate([(3, 64), (64, 128), (128, 64)]):
+        inits += [numpy_helper.from_array(rng.normal(0, 0.3, (cout, cin, 3, 3)).astype(np.float32), f"w{i}"),
+                  numpy_helper.from_array(rng.normal(0, 0.1, cout).astype(np.float32), f"b{i}")]
+        nodes += [helper.make_node("Conv", [prev, f"w{i}", f"b{i}"], [f"c{i}"], pads=[1, 1, 1, 1], name=f"conv{i}"),
+                  helper.make_node("Relu", [f"c{i}"], [f"r{i}"], name=f"relu{i}")]
+        prev = f"r{i}"
+    g = helper.make_graph(nodes, "tiny", [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, 32, 32])],
+                          [helper.make_tensor_value_info(prev, TensorProto.FLOAT, [1, 64, 32, 32])], inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    onnx.save(m, str(path))
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny_models(tmp_path_factory):
+    from modelopt.onnx.quantization import quantize
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    d = tmp_path_factory.mktemp("tiny")
+    fp32 = _tiny_convnet(d / "fp32.onnx")
+    data = np.random.default_rng(1).random((8, 1, 3, 32, 32), dtype=np.float32)
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.it = iter(data)
+
+        def get_next(self):
+            x = next(self.it, None)
+            return None if x is None else {"images": x}
+
+    quantize_static(str(fp32), str(d / "ort_int8.onnx"), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                    reduce_range=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+    for mode in ("int8", "fp8"):
+        quantize(str(fp32), quantize_mode=mode, calibration_data=data[:, 0], calibration_eps=["cpu"],
+                 high_precision_dtype="fp32", output_path=str(d / f"modelopt_{mode}.onnx"), log_level="ERROR")
+    return d
+
+
+def test_labels_come_from_the_optimized_graph(tiny_models):
+    d = tiny_models
+    models = [("fp32", d / "fp32.onnx"), ("ort-int8", d / "ort_int8.onnx"),
+              ("modelopt-int8", d / "modelopt_int8.onnx"), ("modelopt-fp8", d / "modelopt_fp8.onnx")]
+    res = benchmark(models, BenchSettings(iters=5, warmup=1), d / "work")
+    labels = {r["candidate"]: r["label"] for r in res["rows"]}
+    assert labels == {"fp32": "float", "ort-int8": "accelerated", "modelopt-int8": "emulated",
+                      "modelopt-fp8": "emulated"}, res["rows"]
+    ev = {r["candidate"]: r["evidence"] for r in res["rows"]}
+    assert ev["ort-int8"]["optimized_op_counts"].get("QLinearConv", 0) == 3
+    assert ev["modelopt-int8"]["float_compute_on_dequantized_inputs"] == 3
+    for r in res["rows"]:
+        for key in ("latency_p50_ms", "latency_p90_ms", "latency_p99_ms", "throughput_ips", "speedup_vs_fp32"):
+            assert r[key] is not None and r[key] > 0
+        assert r["error"] is None and r["input_shape"] == [1, 3, 32, 32]
+    assert res["env"]["cpu"]["flags"] and "onnxruntime" in res["rows"][0]["runtime"]
+
+
+def test_a_failing_model_or_backend_is_a_row(tiny_models, tmp_path):
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"not onnx")
+    res = benchmark([("fp32", tiny_models / "fp32.onnx"), ("broken", broken)],
+                    BenchSettings(backends=("ort-cpu", "tensorrt"), iters=3, warmup=1))
+    rows = {(r["candidate"], r["backend"]): r for r in res["rows"]}
+    assert rows[("fp32", "ort-cpu")]["error"] is None and rows[("fp32", "ort-cpu")]["samples"] == 3
+    assert rows[("broken", "ort-cpu")]["label"] == "unsupported" and "broken.onnx" in rows[("broken", "ort-cpu")]["error"]
+    assert "not available here" in rows[("fp32", "tensorrt")]["error"]
+
+
+def test_fixed_batch_is_reported_not_crashed(tiny_models):
+    res = benchmark([("fp32", tiny_models / "fp32.onnx")], BenchSettings(batches=(4,), iters=2, warmup=1))
+    assert "fixed batch of 1" in res["rows"][0]["error"]
+
+
+def test_unknown_backend_suggests():
+    with pytest.raises(QuantsweepError, match="did you mean 'ort-cpu'"):
+        BenchSettings(backends=("ort-cpo",))
+
+
+def test_timing_summary_is_pure_and_named():
+    s = summarize([10.0] * 9 + [100.0], batch=8)
+    assert s["latency_p50_ms"] == 10.0 and s["latency_min_ms"] == 10.0 and s["throughput_ips"] == 800.0
+    assert s["latency_p99_ms"] > 90 and s["samples"] == 10
+
+
+def test_trt_labels_and_command():
+    assert label_from_trt_layers([{"Name": "conv", "Precision": "INT8"}])[0] == "accelerated"
+    assert label_from_trt_layers([{"Name": "conv", "Precision": "FP16"}])[0] == "emulated"
+    cmd = trtexec_command(tiny := __import__("pathlib").Path("m.onnx"), tiny.with_suffix(".engine"),
+                          tiny.with_suffix(".cache"), hw=(320, 320))
+    assert "--stronglyTyped" in cmd and "--shapes=images:1x3x320x320" in cmd and "--int8" not in cmd
+    assert "--fp16" in trtexec_command(tiny, tiny, tiny, fp16_baseline=True)
+
+
+@pytest.mark.gpu
+def test_cuda_provider_runs_with_iobinding(tiny_models):
+    res = benchmark([("fp32", tiny_models / "fp32.onnx")], BenchSettings(backends=("ort-cuda",), iters=5))
+    assert res["rows"][0]["error"] is None and res["rows"][0]["provider"] == "CUDAExecutionProvider"

@@ -1,0 +1,54 @@
+"""The scheme registry: every entry builds, names itself, and round-trips through JSON."""
+
+import json
+
+import pytest
+
+from quantsweep.errors import QuantsweepError
+from quantsweep.schemes import K_SCHEMES, REGISTRY, make_scheme, scheme_from_dict, scheme_to_dict
+from quantsweep.schemes.ort_int8 import resolve_reduce_range
+
+
+@pytest.mark.parametrize("name", list(REGISTRY))
+def test_every_scheme_round_trips_through_json(name):
+    scheme = make_scheme(name)
+    back = scheme_from_dict(json.loads(json.dumps(scheme_to_dict(scheme))))
+    assert back == scheme and back.name == scheme.name
+
+
+@pytest.mark.parametrize("name", sorted(K_SCHEMES))
+def test_k_appears_in_the_name(name):
+    assert make_scheme(name, k=10).name.endswith("-k10")
+    assert make_scheme(name, k=0).name != make_scheme(name, k=10).name
+
+
+def test_names_are_unique_and_short():
+    names = [make_scheme(n).name for n in REGISTRY]
+    assert len(set(names)) == len(names)
+    assert make_scheme("int8").name == "int8-qdq" and make_scheme("fp8", k=10).name == "fp8-qdq-k10"
+    assert make_scheme("w4a16").name == "w4a16-mse"
+
+
+def test_unknown_scheme_suggests():
+    with pytest.raises(QuantsweepError, match="did you mean 'int8'"):
+        make_scheme("imt8")
+
+
+def test_invalid_fields_are_errors():
+    with pytest.raises(QuantsweepError, match="calibration"):
+        make_scheme("int8", calibration="median")
+    with pytest.raises(QuantsweepError, match="K=5"):
+        make_scheme("w8a16", k=5)
+    with pytest.raises(QuantsweepError, match="invalid setting"):
+        make_scheme("int8", bogus=1)
+
+
+def test_onnx_only_input_gets_graph_weight_only():
+    assert make_scheme("w8a16", onnx_only=True).name == "w8a16-graph"
+    assert make_scheme("w4a16", onnx_only=True).name == "w4a16-graph-mse"
+
+
+def test_reduce_range_follows_vnni():
+    assert resolve_reduce_range("auto", vnni=False) is True
+    assert resolve_reduce_range("auto", vnni=True) is False
+    assert resolve_reduce_range("on") is True and resolve_reduce_range("off") is False
