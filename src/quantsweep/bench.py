@@ -25,7 +25,7 @@ from quantsweep import __version__
 from quantsweep.errors import QuantsweepError, did_you_mean
 from quantsweep.timing import SPREAD_WARN, summarize
 
-__all__ = ["BACKENDS", "BenchSettings", "Prepared", "benchmark", "trtexec_command"]
+__all__ = ["BACKENDS", "BenchSettings", "Prepared", "available_backends", "benchmark", "trtexec_command"]
 
 log = logging.getLogger(__name__)
 
@@ -184,6 +184,21 @@ BACKENDS: dict[str, Backend] = {
     "tensorrt": UnavailableBackend("tensorrt", "tensorrt", "tensorrt (pip install tensorrt) on a GPU machine"),
     "openvino": UnavailableBackend("openvino", "openvino", "the openvino extra: pip install -e '.[openvino]'"),
 }
+
+
+def available_backends() -> list[str]:
+    """Backends that can run here: ort-cpu always; GPU providers when a GPU answers; OpenVINO if installed."""
+    import importlib.util
+
+    from quantsweep.backends import PROVIDERS, _gpu_present, available_providers
+
+    found = ["ort-cpu"]
+    providers = available_providers()
+    if _gpu_present():
+        found += [b for b, p in (("ort-cuda", "cuda"), ("ort-trt", "tensorrt")) if PROVIDERS[p] in providers]
+    if importlib.util.find_spec("openvino") is not None:
+        found.append("openvino")
+    return found
 
 
 def trtexec_command(onnx_path: Path, engine: Path, timing_cache: Path, fp16_baseline: bool = False,

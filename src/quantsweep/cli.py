@@ -237,6 +237,83 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+_RUN_FLAGS = ("model", "images", "annotations", "data", "max_images", "image_ids", "calib_images", "calib_dir",
+              "calib_annotations", "imgsz", "schemes", "ks", "backends", "batches", "budget", "target_backend",
+              "bench_seconds", "sensitivity_images", "out", "jobs", "seed", "bootstrap")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import json as _json
+
+    from quantsweep.config import SweepConfig
+    from quantsweep.files import atomic_write_text
+    from quantsweep.runner import run_sweep
+
+    cli = {k: getattr(args, k) for k in _RUN_FLAGS}
+    config_path = args.config
+    if args.resume is not None and config_path is None and (args.resume / "config.yaml").is_file():
+        config_path = args.resume / "config.yaml"
+    cfg = SweepConfig.resolve(cli, config_path)
+    if args.dry_run:
+        cfg.out.mkdir(parents=True, exist_ok=True)
+        path = cfg.out / "config.dry-run.yaml"
+        atomic_write_text(path, cfg.to_yaml())
+        print(cfg.to_yaml())
+        print(path)
+        return 0
+    log_file = open(args.log_json, "a") if args.log_json else None  # noqa: SIM115 - closed below
+    progress = None
+    if not args.quiet:
+        from rich.console import Console
+        from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+        progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                            console=Console(stderr=True), transient=False)
+        progress.start()
+    tasks: dict[str, int] = {}
+
+    def on_event(e: dict) -> None:
+        if log_file:
+            log_file.write(_json.dumps(e) + "\n")
+            log_file.flush()
+        if progress is None:
+            return
+        step = e["step"]
+        if e["event"] == "start":
+            tasks[step] = progress.add_task(f"{step}", total=None)
+        elif e["event"] in ("done", "failed", "skip"):
+            mark = {"done": "✓", "failed": "✗", "skip": "↷ (finished earlier)"}[e["event"]]
+            extra = f" {e.get('seconds', '')} s" if e["event"] == "done" else (
+                f" {e.get('error', '')[:80]}" if e["event"] == "failed" else "")
+            if step not in tasks:
+                tasks[step] = progress.add_task(step, total=1)
+            progress.update(tasks[step], description=f"{mark} {step}{extra}", total=1, completed=1)
+
+    try:
+        result = run_sweep(cfg, args.resume, on_event)
+    except KeyboardInterrupt:
+        if progress:
+            progress.stop()
+        print("quantsweep: interrupted; finished steps are kept — resume with: quantsweep run --resume <run folder>",
+              file=sys.stderr)
+        return 130
+    finally:
+        if progress:
+            progress.stop()
+        if log_file:
+            log_file.close()
+    md = (result.run_dir / "results" / "summary.md").read_text()
+    print(md)
+    rec = result.recommendation
+    print(f"recommendation: {rec.get('candidate')} — {rec.get('reason')}")
+    verdict = _json.loads((result.run_dir / "results" / "summary.json").read_text()).get("w8a16")
+    if verdict:
+        print(f"W8A16 check: {verdict['verdict']}")
+    print(f"report: {result.run_dir / 'report.html'}")
+    print(result.run_dir)
+    return 0
+
+
 def cmd_env(args: argparse.Namespace) -> int:
     import json
 
@@ -281,6 +358,34 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--out", type=Path, required=True, help="metrics JSON to write")
     v.add_argument("--overwrite", action="store_true")
     v.set_defaults(func=cmd_eval)
+
+    r = sub.add_parser("run", help="the whole study; with no arguments, on the embedded demo")
+    r.add_argument("--config", type=Path, help="YAML with the same keys as the flags (CLI wins)")
+    r.add_argument("--model", type=Path, help=".pt or .onnx (default: the embedded demo detector)")
+    _add_data_args(r, subset=False)
+    r.add_argument("--max-images", type=int, help="evaluation subset size (default 100)")
+    r.add_argument("--image-ids", type=Path)
+    r.add_argument("--calib-images", type=int, help="calibration image count (default 64)")
+    r.add_argument("--calib-dir", type=Path, help="calibration images folder (default: the demo calib split)")
+    r.add_argument("--calib-annotations", type=Path)
+    r.add_argument("--imgsz", type=int, help="export size for a .pt (default 320 demo / 640)")
+    r.add_argument("--schemes", help="comma-separated (default int8,int8-trt,fp8,w8a16,w4a16,w4a8)")
+    r.add_argument("--ks", help="comma-separated K-set (default 0,5,10,20)")
+    r.add_argument("--backends", help="comma-separated (default: every one available)")
+    r.add_argument("--batches", help="comma-separated batch sizes to benchmark (default 1)")
+    r.add_argument("--budget", type=float, help="max mAP50-95 loss in points (default 1.0)")
+    r.add_argument("--target-backend", help="backend the recommendation is for (default: fastest)")
+    r.add_argument("--bench-seconds", type=float, help="timed seconds per model and backend (default 5)")
+    r.add_argument("--sensitivity-images", type=int, help="images for the sensitivity probe (default 4)")
+    r.add_argument("--bootstrap", type=int, help="bootstrap resamples for the ΔmAP CI (default 1000)")
+    r.add_argument("--seed", type=int)
+    r.add_argument("--out", type=Path, help="runs folder (default runs/)")
+    r.add_argument("--resume", type=Path, help="finish an interrupted run folder")
+    r.add_argument("--jobs", type=int, help="parallel builds/evals (default 1)")
+    r.add_argument("--dry-run", action="store_true", help="write the resolved config and exit")
+    r.add_argument("--quiet", action="store_true", help="no progress display")
+    r.add_argument("--log-json", type=Path, help="append JSON-lines events to this file")
+    r.set_defaults(func=cmd_run)
 
     sc = sub.add_parser("schemes", help="list the quantization schemes")
     sc.set_defaults(func=cmd_schemes)

@@ -66,6 +66,42 @@ def ranking_precision(ranking: list[dict[str, Any]]) -> str:
     return str(ranking[0].get("precision", "?")) if ranking else "?"
 
 
+def _unshare_float_inputs(path: Path, keep: dict[str, str]) -> int:
+    """Feed kept-float nodes the float tensor instead of a Q/DQ pair shared with quantized consumers.
+
+    Quantizers insert one Q/DQ pair per tensor and let every consumer read its output; a node
+    excluded from quantization would then still see rounded activations. Rewiring it to the Q's
+    float input makes "kept in float" true. Returns the number of inputs rewired.
+    """
+    import onnx
+
+    model = onnx.load(str(path))
+    producers = {o: n for n in model.graph.node for o in n.output}
+    rewired = 0
+    for node in model.graph.node:
+        if node.name not in keep:
+            continue
+        for j, name in enumerate(node.input):
+            dq = producers.get(name)
+            if dq is None or dq.op_type != "DequantizeLinear":
+                continue
+            q = producers.get(dq.input[0])
+            if q is not None and q.op_type == "QuantizeLinear":
+                node.input[j] = q.input[0]
+                rewired += 1
+    if rewired:  # drop Q/DQ pairs nobody reads any more
+        while True:
+            used = {i for n in model.graph.node for i in n.input} | {o.name for o in model.graph.output}
+            dead = [n for n in model.graph.node
+                    if n.op_type in ("QuantizeLinear", "DequantizeLinear") and not any(o in used for o in n.output)]
+            if not dead:
+                break
+            for n in dead:
+                model.graph.node.remove(n)
+        onnx.save(model, str(path))
+    return rewired
+
+
 def _clean(src: Path, dst: Path) -> dict[str, Any]:
     """QDQ-preserving clean-up with onnxslim (no constant folding, which would fold DQ(weights))."""
     import onnx
@@ -109,6 +145,7 @@ def materialize(scheme: Any, ctx: BuildContext, out_dir: Path,
     t0 = time.perf_counter()
     result = scheme.build(ctx, keep, raw)
     build_s = time.perf_counter() - t0
+    rewired = _unshare_float_inputs(result.onnx_path, keep)
     final_tmp = ctx.work_dir / f"{scheme.name}.clean.onnx"
     hygiene = _clean(result.onnx_path, final_tmp)
     built = onnx.load(str(final_tmp))
@@ -140,7 +177,7 @@ def materialize(scheme: Any, ctx: BuildContext, out_dir: Path,
                         "method": result.settings.get("calibration_method")},
         "kept_float": [{"node": n, "why": why} for n, why in result.kept_float.items()],
         "kept_float_count": len(result.kept_float),
-        "hygiene": hygiene,
+        "hygiene": {**hygiene, "kept_float_inputs_unshared": rewired},
         "opset": next((o.version for o in built.opset_import if o.domain in ("", "ai.onnx")), None),
         "op_counts": op_counts(built),
         "size_mb": round(target.stat().st_size / 1e6, 3),

@@ -1,0 +1,151 @@
+"""The sweep's configuration: one dataclass, resolved CLI > YAML > defaults, validated once.
+
+Example:
+    >>> cfg = SweepConfig.resolve(cli={"ks": (0, 5)})
+    >>> cfg.ks
+    (0, 5)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from quantsweep.errors import QuantsweepError, did_you_mean
+
+__all__ = ["SweepConfig"]
+
+_PATHS = {"model", "images", "annotations", "data", "image_ids", "calib_dir", "calib_annotations", "out"}
+_TUPLES = {"schemes", "ks", "backends", "batches"}
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """Everything that decides a sweep's results (timings aside). ``None`` model = the demo."""
+
+    model: Path | None = None
+    images: Path | None = None
+    annotations: Path | None = None
+    data: Path | None = None
+    max_images: int = 100
+    image_ids: Path | None = None
+    calib_images: int = 64
+    calib_dir: Path | None = None
+    calib_annotations: Path | None = None
+    imgsz: int | None = None  # export size for a .pt (default: 320 for the demo, 640 otherwise)
+    schemes: tuple[str, ...] = ("int8", "int8-trt", "fp8", "w8a16", "w4a16", "w4a8")
+    ks: tuple[int, ...] = (0, 5, 10, 20)
+    backends: tuple[str, ...] | None = None  # None = every backend available here
+    batches: tuple[int, ...] = (1,)
+    budget: float = 1.0  # max mAP50-95 loss in points for the recommendation
+    target_backend: str | None = None
+    sensitivity_images: int = 4
+    bench_seconds: float = 5.0
+    bench_warmup: int = 5
+    conf: float = 0.001
+    iou: float = 0.7
+    max_det: int = 300
+    bootstrap: int = 1000
+    seed: int = 0
+    jobs: int = 1
+    out: Path = Path("runs")
+    ablation: bool = True  # also build the int8 candidate without the head policy
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        from quantsweep.schemes import REGISTRY
+
+        for s in self.schemes:
+            if s not in REGISTRY:
+                raise QuantsweepError(f"unknown scheme {s!r}; {did_you_mean(s, list(REGISTRY))}".strip(),
+                                      f"choose from {', '.join(REGISTRY)}")
+        for k in self.ks:
+            if not isinstance(k, int) or isinstance(k, bool) or k < 0:
+                raise QuantsweepError(f"K must be a non-negative integer (got {k!r})", "pass e.g. --ks 0,5,10,20")
+        if self.backends is not None:
+            from quantsweep.bench import BACKENDS
+
+            for b in self.backends:
+                if b not in BACKENDS:
+                    raise QuantsweepError(f"unknown backend {b!r}; {did_you_mean(b, list(BACKENDS))}".strip(),
+                                          f"choose from {', '.join(BACKENDS)}")
+        positive = {"max_images": self.max_images, "calib_images": self.calib_images, "jobs": self.jobs,
+                    "sensitivity_images": self.sensitivity_images}
+        for name, value in positive.items():
+            if not isinstance(value, int) or value < 1:
+                raise QuantsweepError(f"--{name.replace('_', '-')} must be a positive integer (got {value!r})",
+                                      "pass a positive integer")
+        if self.budget < 0:
+            raise QuantsweepError(f"--budget must be >= 0 mAP points (got {self.budget})", "pass e.g. --budget 1.0")
+
+    @classmethod
+    def field_names(cls) -> list[str]:
+        return [f.name for f in fields(cls)]
+
+    @classmethod
+    def resolve(cls, cli: dict[str, Any] | None = None, yaml_path: Path | None = None) -> SweepConfig:
+        """CLI values (non-None) over YAML values over defaults; unknown YAML keys are errors."""
+        values: dict[str, Any] = {}
+        if yaml_path is not None:
+            values.update(cls._read_yaml(Path(yaml_path)))
+        values.update({k: v for k, v in (cli or {}).items() if v is not None})
+        return cls(**cls._coerce(values))
+
+    @classmethod
+    def _read_yaml(cls, path: Path) -> dict[str, Any]:
+        import yaml
+
+        if not path.is_file():
+            raise QuantsweepError(f"config file not found: {path}", "check the --config path")
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise QuantsweepError(f"config file {path} is not valid YAML ({str(exc).splitlines()[0]})",
+                                  "fix the YAML syntax") from None
+        if not isinstance(data, dict):
+            raise QuantsweepError(f"config file {path} must be a mapping of settings", "see quantsweep run --dry-run")
+        names = cls.field_names()
+        for key in data:
+            if key not in names:
+                raise QuantsweepError(f"{path}: unknown setting {key!r}; {did_you_mean(key, names)}".strip(),
+                                      "see the keys written by quantsweep run --dry-run")
+        return data
+
+    @staticmethod
+    def _coerce(values: dict[str, Any]) -> dict[str, Any]:
+        out = dict(values)
+        for k, v in values.items():
+            if k in _PATHS and v is not None:
+                out[k] = Path(v)
+            elif k in _TUPLES and v is not None:
+                out[k] = tuple(v) if not isinstance(v, str) else tuple(x.strip() for x in v.split(",") if x.strip())
+                if k in ("ks", "batches"):
+                    try:
+                        out[k] = tuple(int(x) if not isinstance(x, int) else x for x in out[k])
+                    except ValueError:
+                        raise QuantsweepError(f"--{k} must be integers (got {v!r})", "pass e.g. 0,5,10,20") from None
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain types, for YAML/JSON (paths as strings, tuples as lists)."""
+        d = dataclasses.asdict(self)
+        for k, v in d.items():
+            if isinstance(v, Path):
+                d[k] = str(v)
+            elif isinstance(v, tuple):
+                d[k] = list(v)
+        return d
+
+    def to_yaml(self) -> str:
+        import yaml
+
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    def result_key(self) -> dict[str, Any]:
+        """The settings that decide results (not where they are written, nor parallelism)."""
+        d = self.to_dict()
+        for k in ("out", "jobs", "bench_seconds", "bench_warmup"):
+            d.pop(k, None)
+        return d

@@ -1,0 +1,77 @@
+"""``report.html``: one self-contained page (images embedded) with the decision and its evidence."""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from pathlib import Path
+from typing import Any
+
+from quantsweep.files import atomic_write_text
+
+__all__ = ["write_report"]
+
+
+def _img(path: Path, alt: str) -> str:
+    if not path.is_file():
+        return f"<p>({alt}: not produced)</p>"
+    data = base64.b64encode(path.read_bytes()).decode()
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}" style="max-width:100%">'
+
+
+def _table(rows: list[dict[str, Any]], columns: tuple[str, ...], arrows: dict[str, bool]) -> str:
+    head = "".join(f"<th>{html.escape(c)}{' ↑' if arrows.get(c) else (' ↓' if c in arrows else '')}</th>"
+                   for c in columns)
+    body = []
+    for r in rows:
+        cls = ' class="rec"' if r.get("recommended") else (' class="err"' if r.get("error") else "")
+        cells = []
+        for c in columns:
+            v = r.get(c)
+            text = "" if v is None else ("✓" if v is True else "" if v is False else
+                                         (f"{v:.4g}" if isinstance(v, float) else str(v)))
+            cells.append(f"<td>{html.escape(text)}</td>")
+        body.append(f"<tr{cls}>{''.join(cells)}</tr>")
+    return f'<table id="summary"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
+
+
+def write_report(run_dir: Path, cfg: Any, rows: list[dict[str, Any]], decision: dict[str, Any],
+                 verdict: dict[str, Any] | None, sensitivity: dict[str, Any]) -> Path:
+    from quantsweep.results import COLUMNS, HIGHER_IS_BETTER
+
+    env = json.loads((run_dir / "env.json").read_text()) if (run_dir / "env.json").exists() else {}
+    sens_html = []
+    for fam, res in sensitivity.items():
+        if "ranking" not in res:
+            sens_html.append(f"<h3>{html.escape(fam)}</h3><p>error: {html.escape(str(res.get('error')))}</p>")
+            continue
+        top = "".join(f"<tr><td>{r['rank']}</td><td><code>{html.escape(r['node'])}</code></td><td>{r['op']}</td>"
+                      f"<td>{r['score']:.4g}</td></tr>" for r in res["ranking"][:20])
+        sens_html.append(f"<h3>{html.escape(fam)} — top 20 of {len(res['ranking'])} nodes "
+                         f"({res['images']} calibration images)</h3><table><tr><th>rank</th><th>node</th>"
+                         f"<th>op</th><th>score ↑</th></tr>{top}</table>")
+    verdict_html = (f'<p class="{"ok" if verdict["ok"] else "bad"}">{html.escape(verdict["verdict"])}</p>'
+                    if verdict else "<p>No W8A16 candidate in this sweep.</p>")
+    cpu = env.get("cpu", {})
+    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>quantsweep report</title>
+<style>body{{font-family:sans-serif;margin:2em;max-width:1400px}}table{{border-collapse:collapse;font-size:12px}}
+td,th{{border:1px solid #ccc;padding:3px 6px}}tr.rec{{background:#e6ffe6;font-weight:bold}}tr.err{{color:#a00}}
+.ok{{color:#060}}.bad{{color:#a00;font-weight:bold}}pre{{background:#f6f6f6;padding:1em}}</style></head><body>
+<h1>quantsweep report</h1>
+<h2>Recommendation</h2><p id="recommendation"><b>{html.escape(str(decision.get('candidate')))}</b> —
+{html.escape(decision.get('reason', ''))}</p>
+<h2>W8A16 sanity check</h2>{verdict_html}
+<h2>Summary</h2><p>mAP on {cfg.max_images} evaluation images; latency per batch; speed-up vs FP32 on the same
+backend, measured in the same interleaved rounds; ΔmAP 95% CI from a paired bootstrap over images.
+Machine: {html.escape(str(cpu.get('model')))}, {cpu.get('physical_cores')} cores, VNNI {cpu.get('vnni')}.</p>
+{_table(rows, COLUMNS, HIGHER_IS_BETTER)}
+<h2>Accuracy vs latency</h2>{_img(run_dir / 'results' / 'pareto.png', 'Pareto plot')}
+<h2>K curve</h2>{_img(run_dir / 'results' / 'k_curve.png', 'K curve')}
+<h2>Sensitivity</h2>{''.join(sens_html) or '<p>No K-sets in this sweep.</p>'}
+<h2>Settings</h2><pre>{html.escape(cfg.to_yaml())}</pre>
+<h2>Environment</h2><pre>{html.escape(json.dumps(env, indent=1))}</pre>
+</body></html>"""
+    out = run_dir / "report.html"
+    atomic_write_text(out, page)
+    return out

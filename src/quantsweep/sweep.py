@@ -1,0 +1,251 @@
+"""The sweep's stages, in order, driven through a :class:`quantsweep.runner.Runner`."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from quantsweep.config import SweepConfig
+from quantsweep.errors import QuantsweepError
+from quantsweep.files import atomic_write_json
+
+if TYPE_CHECKING:
+    from quantsweep.calibration import CalibSet
+    from quantsweep.data import Dataset
+    from quantsweep.runner import RunResult, Runner
+
+__all__ = ["execute", "model_label", "resolve_inputs"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Inputs:
+    model: Path
+    pt: Path | None
+    eval_ds: Dataset
+    calib_ds: Dataset
+    imgsz: int
+
+
+def model_label(cfg: SweepConfig) -> str:
+    return "demo" if cfg.model is None else cfg.model.stem
+
+
+def resolve_inputs(cfg: SweepConfig) -> Inputs:
+    """The model, evaluation dataset and calibration dataset a config names (demo by default)."""
+    from quantsweep.data import coco2017_paths, load_dataset
+    from quantsweep.demo import DEMO_IMGSZ, materialize
+    from quantsweep.offline import cache_dir
+
+    demo_dir = None
+    if cfg.model is None or (cfg.images is None and cfg.data is None) or cfg.calib_dir is None:
+        from quantsweep import __version__
+
+        demo_dir = cache_dir() / f"demo-world-{__version__}"
+        materialize(demo_dir, splits=("val", "calib"))
+    model = cfg.model if cfg.model is not None else demo_dir / "model.pt"  # type: ignore[operator]
+    if cfg.model is not None and (cfg.images is None and cfg.data is None):
+        raise QuantsweepError("a --model needs its dataset", "pass --images DIR --annotations FILE, or --data ROOT")
+    if cfg.data is not None:
+        eval_ds = load_dataset(*coco2017_paths(cfg.data))
+    elif cfg.images is not None:
+        if cfg.annotations is None:
+            raise QuantsweepError("--images needs --annotations", "pass the COCO instances JSON with --annotations")
+        eval_ds = load_dataset(cfg.images, cfg.annotations)
+    else:
+        eval_ds = load_dataset(demo_dir / "val" / "images", demo_dir / "val" / "annotations.json")  # type: ignore[operator]
+    if cfg.calib_dir is not None:
+        ann = cfg.calib_annotations or cfg.calib_dir.parent / "annotations.json"
+        if not ann.is_file():
+            raise QuantsweepError(f"no annotations for calibration folder {cfg.calib_dir}",
+                                  "pass --calib-annotations (a COCO JSON listing the calibration images)")
+        calib_ds = load_dataset(cfg.calib_dir, ann)
+    elif cfg.model is None:
+        calib_ds = load_dataset(demo_dir / "calib" / "images", demo_dir / "calib" / "annotations.json")  # type: ignore[operator]
+    else:
+        raise QuantsweepError("no calibration images given",
+                              "pass --calib-dir with images disjoint from the evaluation subset")
+    pt = model if model.suffix.lower() in (".pt", ".pth") else None
+    imgsz = cfg.imgsz or (DEMO_IMGSZ if cfg.model is None else 640)
+    return Inputs(model, pt, eval_ds, calib_ds, imgsz)
+
+
+def _plan(cfg: SweepConfig, onnx_only: bool) -> list[Any]:
+    from quantsweep.schemes import K_SCHEMES, make_scheme
+
+    plan: list[Any] = []
+    for name in cfg.schemes:
+        if name in K_SCHEMES:
+            plan += [make_scheme(name, onnx_only=onnx_only, k=k) for k in cfg.ks]
+        else:
+            plan.append(make_scheme(name, onnx_only=onnx_only))
+    if cfg.ablation and "int8" in cfg.schemes:
+        plan.append(make_scheme("int8-nohead"))
+    seen: set[str] = set()
+    return [s for s in plan if not (s.name in seen or seen.add(s.name))]  # type: ignore[func-returns-value]
+
+
+def _registry_name(scheme: Any) -> str:
+    from quantsweep.schemes import REGISTRY, make_scheme
+
+    for name in REGISTRY:
+        try:
+            if make_scheme(name, k=scheme.k) == scheme:
+                return name
+        except QuantsweepError:
+            continue
+    return scheme.family
+
+
+def execute(r: Runner) -> RunResult:
+    """Run every stage of the sweep in ``r``'s folder (skipping finished ones)."""
+    from quantsweep.calibration import CalibSet
+    from quantsweep.data import select_ids, write_ids_file
+    from quantsweep.runner import RunResult, file_hash
+    from quantsweep.source import export_onnx, inspect_onnx
+
+    cfg = r.cfg
+    inp = resolve_inputs(cfg)
+    cand_dir, res_dir = r.dir / "candidates", r.dir / "results"
+    cand_dir.mkdir(exist_ok=True)
+    res_dir.mkdir(exist_ok=True)
+    fp32 = cand_dir / "fp32.onnx"
+    r.step("baseline", {"model": file_hash(inp.model), "imgsz": inp.imgsz}, [fp32],
+           lambda: export_onnx(inp.model, fp32, imgsz=inp.imgsz, head="e2e"))
+    info = inspect_onnx(fp32)
+    hw = info.hw or (inp.imgsz, inp.imgsz)
+    ids = select_ids(inp.eval_ds, cfg.max_images, cfg.image_ids)
+    calib = CalibSet.from_dataset(inp.calib_ds, cfg.calib_images, hw, ids, inp.eval_ds)
+    for ids_name, values in (("subset_ids.txt", ids), ("calib_ids.txt", calib.ids)):
+        if not (r.dir / ids_name).exists():
+            write_ids_file(r.dir / ids_name, values)
+    plan = _plan(cfg, onnx_only=inp.pt is None)
+    rankings = _sensitivities(r, cfg, plan, fp32, inp.pt, calib)
+    built = _build_and_evaluate(r, cfg, plan, fp32, inp, ids, calib, rankings, info)
+    benches = _benchmarks(r, cfg, built)
+    from quantsweep.results import write_outputs
+
+    rows, recommendation = write_outputs(r.dir, cfg, plan, built, benches, inp.eval_ds, ids)
+    r.stage_seconds = {k: v.get("seconds", 0.0) for k, v in r.manifest["steps"].items()}
+    return RunResult(r.dir, rows, recommendation, r.stage_seconds)
+
+
+def _sensitivities(r: Runner, cfg: SweepConfig, plan: list[Any], fp32: Path, pt: Path | None,
+                   calib: CalibSet) -> dict[str, Any]:
+    """One ranking per K-scheme family, each on that family's own fully quantized graph."""
+    from quantsweep.pipeline import compute_sensitivity
+    from quantsweep.runner import file_hash
+
+    path = r.dir / "sensitivity.json"
+    stored: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
+    families = sorted({_registry_name(s) for s in plan if s.k > 0})
+    for fam in families:
+        def compute(fam: str = fam) -> None:
+            with _log_to(r, f"sensitivity-{fam}"):
+                result = compute_sensitivity(fp32, pt, calib, fam, r.dir / "work", cfg.sensitivity_images)
+            stored[fam] = result
+            atomic_write_json(path, stored)
+
+        try:
+            r.step(f"sensitivity:{fam}", {"fp32": file_hash(fp32), "calib": calib.ids_hash,
+                                          "images": cfg.sensitivity_images}, [path], compute)
+        except (QuantsweepError, Exception) as exc:  # noqa: BLE001 - recorded as rows' errors
+            stored[fam] = {"error": str(exc)}
+    return stored
+
+
+def _log_to(r: Runner, name: str) -> Any:
+    from quantsweep.runner import _capture_fds
+
+    return _capture_fds(r.dir / "candidates" / "logs" / f"{name}.log")
+
+
+def _build_and_evaluate(r: Runner, cfg: SweepConfig, plan: list[Any], fp32: Path, inp: Inputs,
+                        ids: list[int], calib: CalibSet, rankings: dict[str, Any], info: Any) -> dict[str, Any]:
+    from quantsweep.evaluate import EvalSettings, evaluate
+    from quantsweep.quantize import materialize
+    from quantsweep.runner import file_hash
+    from quantsweep.schemes import BuildContext, scheme_to_dict
+
+    settings = EvalSettings(conf=cfg.conf, iou=cfg.iou, max_det=cfg.max_det, provider="cpu")
+    cand_dir, res_dir = r.dir / "candidates", r.dir / "results"
+    ctx = BuildContext(fp32, inp.pt, calib, r.dir / "work")
+    built: dict[str, Any] = {}
+    entries: list[tuple[str, Any]] = [("fp32", None)] + [(s.name, s) for s in plan]
+    for name, scheme in entries:
+        entry: dict[str, Any] = {"name": name, "scheme": scheme, "error": None}
+        built[name] = entry
+        onnx_path = cand_dir / f"{name}.onnx"
+        if scheme is not None:
+            fam = _registry_name(scheme)
+            ranking = None
+            if scheme.k > 0:
+                sens = rankings.get(fam, {})
+                if "ranking" not in sens:
+                    entry["error"] = f"no sensitivity ranking for {fam}: {sens.get('error', 'not computed')}"
+                    continue
+                ranking = sens["ranking"]
+
+            def build(scheme: Any = scheme, ranking: Any = ranking, name: str = name) -> None:
+                with _log_to(r, name):
+                    materialize(scheme, ctx, cand_dir, ranking)
+
+            try:
+                r.step(f"build:{name}", {"scheme": scheme_to_dict(scheme), "fp32": file_hash(fp32),
+                                         "calib": calib.ids_hash, "ranking": bool(ranking)},
+                       [onnx_path, cand_dir / f"{name}.scheme.json"], build)
+            except KeyboardInterrupt:
+                raise
+            except Exception as exc:  # noqa: BLE001 - a failed candidate is a row
+                entry["error"] = f"build failed: {exc}"
+                continue
+        entry["onnx"] = onnx_path
+        metrics = res_dir / f"{name}.metrics.json"
+
+        def run_eval(onnx_path: Path = onnx_path, metrics: Path = metrics) -> None:
+            evaluate(onnx_path, inp.eval_ds, ids, settings, metrics)
+
+        try:
+            r.step(f"eval:{name}", {"onnx": file_hash(onnx_path), "ids": ids, "settings": str(settings)},
+                   [metrics], run_eval)
+            entry["metrics"] = json.loads(metrics.read_text())
+        except KeyboardInterrupt:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            entry["error"] = f"evaluation failed: {exc}"
+    return built
+
+
+def _benchmarks(r: Runner, cfg: SweepConfig, built: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    from quantsweep.bench import BenchSettings, available_backends, benchmark
+    from quantsweep.runner import file_hash
+
+    res_dir = r.dir / "results"
+    models = [(n, e["onnx"]) for n, e in built.items() if e.get("onnx") and e.get("error") is None]
+    out: dict[str, dict[str, Any]] = {}
+    backends = cfg.backends or tuple(available_backends())
+    for backend in backends:
+        outputs = [res_dir / f"{n}.{backend}.bench.json" for n, _ in models]
+
+        def measure(backend: str = backend, outputs: list[Path] = outputs) -> None:
+            settings = BenchSettings(backends=(backend,), batches=cfg.batches, warmup=cfg.bench_warmup,
+                                     seconds=cfg.bench_seconds)
+            res = benchmark(models, settings, r.dir / "work" / "bench")
+            for (n, _), path in zip(models, outputs):
+                rows = [row for row in res["rows"] if row["candidate"] == n]
+                atomic_write_json(path, {**{k: v for k, v in res.items() if k != "rows"}, "rows": rows})
+
+        try:
+            r.step(f"bench:{backend}", {"models": {n: file_hash(p) for n, p in models},
+                                        "batches": list(cfg.batches), "seconds": cfg.bench_seconds}, outputs, measure)
+        except KeyboardInterrupt:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a failed backend is a row
+            out[backend] = {"error": str(exc)}
+            continue
+        out[backend] = {n: json.loads(p.read_text()) for (n, _), p in zip(models, outputs)}
+    return out
