@@ -2,7 +2,7 @@
 
 This is the exact recipe behind ``src/quantsweep/demo/assets/demo_yolov10n.pt``:
 
-    python scripts/train_demo_model.py --work /tmp/qs-train --epochs 20
+    python scripts/train_demo_model.py --work /tmp/qs-train --epochs 30
 
 It writes the train/val splits with :mod:`quantsweep.demo.synth` (seed 0), trains from scratch
 (no pretrained weights: nothing is downloaded) and copies the final checkpoint into the package.
@@ -25,7 +25,7 @@ ASSET = Path(__file__).resolve().parents[1] / "src/quantsweep/demo/assets/demo_y
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--work", type=Path, required=True, help="scratch folder for data and runs")
-    ap.add_argument("--epochs", type=int, default=20)
+    ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--imgsz", type=int, default=320)
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--train-images", type=int, default=640)
@@ -44,7 +44,7 @@ def main() -> None:
     t0 = time.time()
     model.train(data=str(yaml_path), epochs=args.epochs, imgsz=args.imgsz, batch=args.batch,
                 device="cpu", workers=2, amp=False, plots=False, val=False, seed=0,
-                deterministic=True, cache="ram", project=str(args.work / "runs"), name="demo",
+                deterministic=True, cache="ram", optimizer="AdamW", lr0=0.002, project=str(args.work / "runs"), name="demo",
                 exist_ok=True, pretrained=False, verbose=True)
     print(f"training wall time: {time.time() - t0:.0f} s")
     best = args.work / "runs/demo/weights/last.pt"

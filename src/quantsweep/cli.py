@@ -254,6 +254,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.resume is not None and config_path is None and (args.resume / "config.yaml").is_file():
         config_path = args.resume / "config.yaml"
     cfg = SweepConfig.resolve(cli, config_path)
+    if cfg.jobs > 1:
+        print("quantsweep: note: --jobs > 1 is not implemented yet; candidates are built one at a time "
+              "(ONNX Runtime already uses every core)", file=sys.stderr)
     if args.dry_run:
         cfg.out.mkdir(parents=True, exist_ok=True)
         path = cfg.out / "config.dry-run.yaml"

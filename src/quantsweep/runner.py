@@ -178,7 +178,11 @@ class Runner:
             self.on_event({"event": "failed", "step": name, "error": str(exc)[:300]})
             raise
         secs = round(time.perf_counter() - t0, 2)
+        import resource
+
+        rss_mb = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
         self.manifest["steps"][name] = {"state": "done", "inputs": key, "seconds": secs,
+                                        "peak_rss_mb_so_far": rss_mb,
                                         "outputs": [str(p.relative_to(self.dir)) for p in outputs]}
         self._save_manifest()
         self.on_event({"event": "done", "step": name, "seconds": secs})

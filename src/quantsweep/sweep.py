@@ -43,9 +43,11 @@ def resolve_inputs(cfg: SweepConfig) -> Inputs:
 
     demo_dir = None
     if cfg.model is None or (cfg.images is None and cfg.data is None) or cfg.calib_dir is None:
-        from quantsweep import __version__
+        from quantsweep.demo import checkpoint_path
+        from quantsweep.files import sha256_file
 
-        demo_dir = cache_dir() / f"demo-world-{__version__}"
+        # keyed by the checkpoint's hash, so a new packaged model never meets a stale export
+        demo_dir = cache_dir() / f"demo-world-{sha256_file(checkpoint_path())[:12]}"
         materialize(demo_dir, splits=("val", "calib"))
     model = cfg.model if cfg.model is not None else demo_dir / "model.pt"  # type: ignore[operator]
     if cfg.model is not None and (cfg.images is None and cfg.data is None):

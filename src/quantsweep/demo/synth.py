@@ -3,9 +3,9 @@
 Every image is a pure function of ``(seed, split, index)``: the same call writes the same
 pixels and the same annotations on any machine with the same OpenCV, so the dataset never has
 to be shipped. Images have varied sizes and aspect ratios (so letterbox mapping is exercised),
-textured backgrounds, five shape classes at sizes from ~8 px to ~45 % of the image, random
+textured backgrounds, five shape classes at sizes from ~14 px to ~80 % of the image, random
 colours, and occlusion: objects drawn later cover earlier ones, and an object whose visible
-area falls under 35 % of its own is dropped from the labels (and kept as clutter in the image).
+area falls under 50 % of its own is dropped from the labels (and kept as clutter in the image).
 
 Example:
     >>> from quantsweep.demo.synth import write_split
@@ -28,7 +28,7 @@ CLASSES: tuple[str, ...] = ("circle", "square", "triangle", "star", "cross")
 # into every image's seed and ids are offset per split.
 SPLITS: dict[str, int] = {"train": 640, "val": 120, "calib": 64}
 _ID_OFFSET: dict[str, int] = {"train": 1, "val": 100_001, "calib": 200_001}
-_MIN_VISIBLE = 0.35
+_MIN_VISIBLE = 0.5
 
 
 @dataclass(frozen=True)
@@ -74,7 +74,7 @@ def _background(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     else:  # flat colour
         img = np.broadcast_to(base, (h, w, 3))
     img = np.asarray(img, dtype=np.float32)
-    img = img + rng.normal(0, rng.uniform(2, 14), size=img.shape)  # sensor-like noise
+    img = img + rng.normal(0, rng.uniform(2, 8), size=img.shape)  # sensor-like noise
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
@@ -115,21 +115,34 @@ def make_image(seed: int, split: str, index: int) -> SyntheticImage:
     rng = _rng(seed, split, index)
     w, h = int(rng.integers(240, 481)), int(rng.integers(200, 421))
     img = _background(rng, h, w).copy()
-    n = int(rng.integers(1, 9))
+    n = int(rng.integers(1, 7))
     owner = np.full((h, w), -1, dtype=np.int16)  # index of the object visible at each pixel
     objects: list[tuple[int, np.ndarray]] = []
     for _ in range(n):
         cls = int(rng.integers(0, len(CLASSES)))
         # log-uniform size: many small objects, some large ones
-        r = float(np.exp(rng.uniform(np.log(5), np.log(0.45 * min(w, h)))))
-        cx, cy = rng.uniform(0, w), rng.uniform(0, h)
+        r = float(np.exp(rng.uniform(np.log(7), np.log(0.4 * min(w, h)))))
         rot = float(rng.uniform(0, 2 * np.pi))
-        color = tuple(int(c) for c in rng.integers(0, 256, size=3))
-        mask = np.zeros((h, w), dtype=np.uint8)
-        _draw(mask, cls, cx, cy, r, rot, (255,))
-        full = mask > 127
-        if full.sum() < 12:
+        full = None
+        for _try in range(8):  # partial occlusion only: never hide half of an earlier object
+            cx, cy = rng.uniform(0, w), rng.uniform(0, h)
+            mask = np.zeros((h, w), dtype=np.uint8)
+            _draw(mask, cls, cx, cy, r, rot, (255,))
+            cand = mask > 127
+            if cand.sum() >= 12 and all(
+                    (owner[m] == k).sum() - (cand & (owner == k)).sum() >= _MIN_VISIBLE * m.sum()
+                    for k, (_, m) in enumerate(objects)):
+                full = cand
+                break
+        if full is None:
             continue
+        # a colour that stands out from the background under the shape
+        under = img[full].reshape(-1, 3).mean(axis=0)
+        color = tuple(int(c) for c in rng.integers(0, 256, size=3))
+        for _try in range(10):
+            if np.abs(np.asarray(color) - under).sum() >= 150:
+                break
+            color = tuple(int(c) for c in rng.integers(0, 256, size=3))
         _draw(img, cls, cx, cy, r, rot, color)
         if rng.random() < 0.3:  # a darker outline on some objects
             outline = tuple(max(0, c - 90) for c in color)

@@ -1,0 +1,138 @@
+"""The sweep end to end on the demo: run folder, table, report, failure rows, lock, resume."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from quantsweep.config import SweepConfig
+from quantsweep.errors import QuantsweepError
+from quantsweep.runner import Runner, run_sweep
+
+SMALL = dict(schemes=("int8", "w8a16"), ks=(0, 3), max_images=20, calib_images=8, bench_seconds=0.3,
+             bootstrap=20, sensitivity_images=1, backends=("ort-cpu",))
+EXPECTED = ["config.yaml", "env.json", "manifest.json", "subset_ids.txt", "calib_ids.txt", "sensitivity.json",
+            "candidates/fp32.onnx", "candidates/int8-qdq.onnx", "candidates/int8-qdq.scheme.json",
+            "candidates/int8-qdq-k3.onnx", "candidates/w8a16.onnx", "candidates/logs/int8-qdq.log",
+            "results/int8-qdq.metrics.json", "results/int8-qdq.ort-cpu.bench.json", "results/summary.csv",
+            "results/summary.md", "results/summary.json", "results/pareto.png", "results/k_curve.png",
+            "report.html"]
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs")
+    return run_sweep(SweepConfig(out=out, **SMALL))
+
+
+def test_run_folder_has_everything(small_run):
+    for rel in EXPECTED:
+        assert (small_run.run_dir / rel).exists(), rel
+    summary = json.loads((small_run.run_dir / "results" / "summary.json").read_text())
+    names = {r["candidate"] for r in summary["rows"]}
+    assert names == {"fp32", "int8-qdq", "int8-qdq-k3", "w8a16", "int8-qdq-nohead"}
+    for r in summary["rows"]:
+        assert r["error"] is None, r
+        assert r["delta_ci95_low"] <= r["delta_map50_95"] + 1e-9 <= r["delta_ci95_high"] + 2e-9
+    assert sum(r["recommended"] for r in summary["rows"]) == 1
+    assert summary["w8a16"]["ok"] is True
+    md = (small_run.run_dir / "results" / "summary.md").read_text()
+    assert "map50_95 ↑" in md and "latency_p50_ms ↓" in md
+
+
+def test_report_is_self_contained(small_run):
+    page = (small_run.run_dir / "report.html").read_text()
+    assert page.count("data:image/png;base64,") == 2 and 'id="summary"' in page and "int8-qdq-k3" in page
+
+
+def test_report_renders_in_headless_chromium(small_run, tmp_path):
+    import shutil
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("Debian's chromium is not installed (.ci/run installs it)")
+    shot = tmp_path / "report.png"
+    dom = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                          "--disable-component-update", "--disable-sync", "--no-first-run",
+                          f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom",
+                          (small_run.run_dir / "report.html").as_uri()], capture_output=True, text=True, timeout=120)
+    assert 'id="summary"' in dom.stdout and "<img" in dom.stdout
+    subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                    f"--user-data-dir={tmp_path / 'profile2'}", f"--screenshot={shot}", "--window-size=1400,2400",
+                    (small_run.run_dir / "report.html").as_uri()], capture_output=True, timeout=120)
+    assert shot.is_file() and shot.stat().st_size > 20_000  # a rendered page with plots, not a blank one
+
+
+def test_resume_of_a_finished_run_redoes_nothing(small_run):
+    events = []
+    cfg = SweepConfig.resolve(yaml_path=small_run.run_dir / "config.yaml")
+    again = run_sweep(cfg, resume=small_run.run_dir, on_event=events.append)
+    assert events and all(e["event"] == "skip" for e in events)
+    assert [r["map50_95"] for r in again.rows] == [r["map50_95"] for r in small_run.rows]
+
+
+def test_resume_with_other_settings_is_refused(small_run):
+    cfg = SweepConfig(**{**SMALL, "out": small_run.run_dir.parent, "max_images": 30})
+    with pytest.raises(QuantsweepError, match="different settings"):
+        run_sweep(cfg, resume=small_run.run_dir)
+
+
+def test_lock_keeps_a_second_writer_out(small_run):
+    cfg = SweepConfig.resolve(yaml_path=small_run.run_dir / "config.yaml")
+    first, second = Runner.resume(cfg, small_run.run_dir), Runner.resume(cfg, small_run.run_dir)
+    first.lock()
+    try:
+        with pytest.raises(QuantsweepError, match="another quantsweep process"):
+            second.lock()
+    finally:
+        first.unlock()
+
+
+def test_a_failing_candidate_is_a_row(tmp_path, monkeypatch):
+    from quantsweep.schemes.brevitas_qcdq import BrevitasQCDQ
+
+    def boom(self, ctx, keep, out):
+        raise RuntimeError("simulated exporter crash")
+
+    monkeypatch.setattr(BrevitasQCDQ, "build", boom)
+    res = run_sweep(SweepConfig(out=tmp_path, **{**SMALL, "ks": (0,)}))
+    rows = {r["candidate"]: r for r in res.rows}
+    assert "simulated exporter crash" in rows["w8a16"]["error"]
+    assert rows["int8-qdq"]["error"] is None and (res.run_dir / "report.html").is_file()
+    assert "simulated exporter crash" in (res.run_dir / "report.html").read_text()
+
+
+def _table(run_dir):
+    rows = json.loads((Path(run_dir) / "results" / "summary.json").read_text())["rows"]
+    keep = ("candidate", "backend", "label", "size_mb", "map50_95", "map50", "delta_map50_95", "error")
+    return sorted(tuple(r[k] for k in keep) for r in rows)
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume_gives_the_same_table(small_run, tmp_path):
+    cfg_path = small_run.run_dir / "config.yaml"
+    cmd = [sys.executable, "-m", "quantsweep", "run", "--config", str(cfg_path), "--out", str(tmp_path), "--quiet"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    deadline = time.time() + 300
+    manifest = None
+    while time.time() < deadline:  # kill once a candidate build has finished, mid-sweep
+        found = list(tmp_path.glob("*/*/manifest.json"))
+        if found and "build:int8-qdq" in found[0].read_text():
+            manifest = found[0]
+            break
+        time.sleep(0.2)
+    assert manifest is not None, proc.communicate()[1][-2000:]
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    run_dir = manifest.parent
+    assert not (run_dir / "report.html").exists()
+    done = subprocess.run([sys.executable, "-m", "quantsweep", "run", "--resume", str(run_dir), "--quiet"],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == str(run_dir)
+    assert _table(run_dir) == _table(small_run.run_dir)
