@@ -8,15 +8,83 @@ from typing import Any
 from quantsweep.errors import QuantsweepError
 from quantsweep.offline import import_ultralytics
 
-__all__ = ["load_yolo"]
+__all__ = ["check_checkpoint", "load_yolo"]
+
+# Pickled globals a YOLO checkpoint may reference: model classes only (unpickling an nn.Module
+# restores its __dict__; no constructor or arbitrary function runs).
+_ALLOWED_PREFIXES = ("torch.nn.modules.", "ultralytics.nn.modules.", "ultralytics.nn.tasks.")
+_ALLOWED_EXACT = frozenset({"collections.OrderedDict", "builtins.set", "torch.Size",
+                            "ultralytics.utils.IterableSimpleNamespace", "argparse.Namespace",
+                            "types.SimpleNamespace", "builtins.slice"})
 
 
-def load_yolo(path: Path, shown_as: Path | None = None) -> Any:
+def _allowed(name: str) -> bool:
+    if name in _ALLOWED_EXACT:
+        return True
+    if not name.startswith(_ALLOWED_PREFIXES):
+        return False
+    cls = _resolve(name)
+    return isinstance(cls, type)  # classes only, never functions
+
+
+def _resolve(name: str) -> object | None:
+    import importlib
+
+    module, _, attr = name.rpartition(".")
+    try:
+        return getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError):
+        return None
+
+
+def check_checkpoint(path: Path, trust: bool = False) -> list[str]:
+    """Refuse a ``.pt`` whose pickle would run code outside the model classes, unless trusted.
+
+    The pickle's globals are listed without executing it, checked against an allow-list of
+    model classes, then the file is loaded with ``torch.load(weights_only=True)`` allowing just
+    those. Only ``trust=True`` (``--trust-checkpoint``) lets anything else through.
+
+    Returns:
+        The globals the checkpoint references.
+
+    Raises:
+        QuantsweepError: the checkpoint references something outside the allow-list.
+    """
+    import torch
+
+    path = Path(path)
+    try:
+        names = sorted(torch.serialization.get_unsafe_globals_in_checkpoint(str(path)))
+    except Exception as exc:
+        raise QuantsweepError(f"{path} is not a loadable PyTorch checkpoint ({type(exc).__name__})",
+                              "pass an Ultralytics .pt checkpoint or an .onnx file") from None
+    if trust:
+        return names
+    import_ultralytics()
+    bad = [n for n in names if not _allowed(n)]
+    if bad:
+        shown = ", ".join(bad[:3]) + (" ..." if len(bad) > 3 else "")
+        raise QuantsweepError(
+            f"{path} would run code when loaded: its pickle calls {shown}, which are not model classes",
+            "only load checkpoints you trust; if you trust this one, pass --trust-checkpoint")
+    safe = [obj for obj in (_resolve(n) for n in names) if obj is not None]
+    try:
+        with torch.serialization.safe_globals(safe):
+            torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+        raise QuantsweepError(f"{path} cannot be loaded safely (weights_only): {first}",
+                              "if you trust this checkpoint, pass --trust-checkpoint") from None
+    return names
+
+
+def load_yolo(path: Path, shown_as: Path | None = None, trust: bool = False) -> Any:
     """Load an Ultralytics detection checkpoint as a ``YOLO`` model (no downloads).
 
     Args:
         path: the checkpoint.
         shown_as: the path to name in error messages (when ``path`` is a staged copy).
+        trust: skip the safe-loading check (``--trust-checkpoint``): the pickle may run code.
 
     Raises:
         QuantsweepError: the file is missing or is not an Ultralytics detection checkpoint.
@@ -26,6 +94,10 @@ def load_yolo(path: Path, shown_as: Path | None = None) -> Any:
     if not path.is_file():
         raise QuantsweepError(f"model file not found: {path}", "check the --model path")
     ultralytics = import_ultralytics()
+    try:
+        check_checkpoint(path, trust)
+    except QuantsweepError as exc:
+        raise QuantsweepError(exc.message.replace(str(path), str(shown)), exc.fix) from None
     try:
         yolo = ultralytics.YOLO(str(path), task="detect")
     except Exception as exc:

@@ -70,7 +70,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     _refuse_overwrite(args.out, args.overwrite)
     out = export_onnx(args.model, args.out, imgsz=args.imgsz, opset=args.opset, head=args.head,
-                      dynamic_batch=args.dynamic_batch)
+                      dynamic_batch=args.dynamic_batch, trust_checkpoint=args.trust_checkpoint)
     info = inspect_onnx(out, args.imgsz)
     print(f"FP32 ONNX: input {list(info.input_shape)}, outputs {[list(s) for s in info.output_shapes]}, "
           f"layout {info.layout}, opset {info.opset}")
@@ -140,12 +140,12 @@ def _add_calib_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--calib-count", type=int, default=64, help="number of calibration images (default 64)")
 
 
-def _baseline(model: Path, work: Path, imgsz: int) -> tuple[Path, Path | None]:
+def _baseline(model: Path, work: Path, imgsz: int, trust: bool = False) -> tuple[Path, Path | None]:
     """(FP32 ONNX, .pt or None) for a --model given as .pt or .onnx."""
     from quantsweep.source import export_onnx
 
     if model.suffix.lower() in (".pt", ".pth"):
-        return export_onnx(model, work / f"{model.stem}.fp32.onnx", imgsz=imgsz), model
+        return export_onnx(model, work / f"{model.stem}.fp32.onnx", imgsz=imgsz, trust_checkpoint=trust), model
     return export_onnx(model, work / model.name, imgsz=imgsz), None
 
 
@@ -159,7 +159,7 @@ def cmd_sensitivity(args: argparse.Namespace) -> int:
 
     _refuse_overwrite(args.out, args.overwrite)
     with tempfile.TemporaryDirectory(prefix="qs-sens-") as tmp:
-        fp32, pt = _baseline(args.model, Path(tmp), args.imgsz)
+        fp32, pt = _baseline(args.model, Path(tmp), args.imgsz, args.trust_checkpoint)
         calib = _calib_set(args, inspect_onnx(fp32).hw or (args.imgsz, args.imgsz))
         result = compute_sensitivity(fp32, pt, calib, args.precision, Path(tmp), args.images)
     atomic_write_json(args.out, result)
@@ -178,8 +178,13 @@ def cmd_quantize(args: argparse.Namespace) -> int:
     from quantsweep.source import inspect_onnx
 
     work = Path(tempfile.mkdtemp(prefix="qs-quant-"))
-    fp32, pt = _baseline(args.model, work, args.imgsz)
-    scheme = make_scheme(args.scheme, onnx_only=pt is None, k=args.k)
+    fp32, pt = _baseline(args.model, work, args.imgsz, args.trust_checkpoint)
+    overrides = {"k": args.k}
+    if args.calibration:
+        overrides["calibration"] = args.calibration
+    if args.float_dtype:
+        overrides["float_dtype"] = args.float_dtype
+    scheme = make_scheme(args.scheme, onnx_only=pt is None, **overrides)
     target = args.out / f"{scheme.name}.onnx"
     _refuse_overwrite(target, args.overwrite)
     calib = _calib_set(args, inspect_onnx(fp32).hw or (args.imgsz, args.imgsz))
@@ -191,8 +196,10 @@ def cmd_quantize(args: argparse.Namespace) -> int:
                                       "pass a file written by quantsweep sensitivity")
             ranking = json.loads(args.sensitivity.read_text())["ranking"]
         else:
-            ranking = compute_sensitivity(fp32, pt, calib, scheme.precision, work)["ranking"]
-    cand = materialize(scheme, BuildContext(fp32, pt, calib, work), args.out, ranking)
+            from quantsweep.sweep import registry_name
+
+            ranking = compute_sensitivity(fp32, pt, calib, registry_name(scheme), work)["ranking"]
+    cand = materialize(scheme, BuildContext(fp32, pt, calib, work, args.trust_checkpoint), args.out, ranking)
     rec = cand.record
     print(f"{cand.name}: {rec['tool']} {rec['tool_version']}, {rec['size_mb']} MB, "
           f"{rec['kept_float_count']} node(s) kept in float, Q/DQ {rec['hygiene']['qdq_after']}, "
@@ -237,7 +244,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-_RUN_FLAGS = ("model", "images", "annotations", "data", "max_images", "image_ids", "calib_images", "calib_dir",
+_RUN_FLAGS = ("trust_checkpoint", "model", "images", "annotations", "data", "max_images", "image_ids", "calib_images", "calib_dir",
               "calib_annotations", "imgsz", "schemes", "ks", "backends", "batches", "budget", "target_backend",
               "bench_seconds", "sensitivity_images", "out", "jobs", "seed", "bootstrap")
 
@@ -346,6 +353,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="e2e: NMS-free [N,300,6]; raw: one-to-many [N,4+C,A] (needs NMS)")
     e.add_argument("--dynamic-batch", action="store_true")
     e.add_argument("--overwrite", action="store_true")
+    e.add_argument("--trust-checkpoint", action="store_true",
+                   help="fully unpickle a .pt even if it references more than model classes (can run code)")
     e.set_defaults(func=cmd_export)
 
     v = sub.add_parser("eval", help="COCO mAP of an ONNX detector on a fixed subset")
@@ -388,6 +397,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--dry-run", action="store_true", help="write the resolved config and exit")
     r.add_argument("--quiet", action="store_true", help="no progress display")
     r.add_argument("--log-json", type=Path, help="append JSON-lines events to this file")
+    r.add_argument("--trust-checkpoint", action="store_true",
+                   help="fully unpickle a .pt even if it references more than model classes (can run code)")
     r.set_defaults(func=cmd_run)
 
     sc = sub.add_parser("schemes", help="list the quantization schemes")
@@ -398,20 +409,28 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--scheme", required=True, help="a name from `quantsweep schemes`")
     q.add_argument("--k", type=int, default=0, help="keep the K most sensitive nodes in float")
     q.add_argument("--sensitivity", type=Path, help="ranking from `quantsweep sensitivity` (for K > 0)")
+    q.add_argument("--calibration", help="int8: minmax|entropy|percentile; int8-trt: max|entropy")
+    q.add_argument("--float-dtype", choices=("fp32", "fp16"),
+                   help="precision of what stays unquantized (int8-trt, fp8; fp16 is for GPU deployment)")
     _add_calib_args(q)
     q.add_argument("--imgsz", type=int, default=640, help="export size when --model is a .pt")
     q.add_argument("--out", type=Path, required=True, help="output folder")
     q.add_argument("--overwrite", action="store_true")
+    q.add_argument("--trust-checkpoint", action="store_true",
+                   help="fully unpickle a .pt even if it references more than model classes (can run code)")
     q.set_defaults(func=cmd_quantize)
 
     s = sub.add_parser("sensitivity", help="rank quantizable nodes by the damage of quantizing them")
     s.add_argument("--model", type=Path, required=True, help=".pt (Ultralytics) or FP32 .onnx")
-    s.add_argument("--precision", choices=("int8", "fp8"), default="int8")
+    s.add_argument("--precision", choices=("int8", "int8-trt", "fp8"), default="int8",
+                   help="rank on the graph of this scheme (int8: ORT placement; int8-trt/fp8: ModelOpt)")
     _add_calib_args(s)
     s.add_argument("--images", type=int, default=4, help="calibration images used for the probe (default 4)")
     s.add_argument("--imgsz", type=int, default=640, help="export size when --model is a .pt")
     s.add_argument("--out", type=Path, required=True, help="sensitivity JSON to write")
     s.add_argument("--overwrite", action="store_true")
+    s.add_argument("--trust-checkpoint", action="store_true",
+                   help="fully unpickle a .pt even if it references more than model classes (can run code)")
     s.set_defaults(func=cmd_sensitivity)
 
     b = sub.add_parser("bench", help="latency/throughput of models, interleaved, with honest labels")

@@ -52,6 +52,7 @@ class SweepConfig:
     jobs: int = 1
     out: Path = Path("runs")
     ablation: bool = True  # also build the int8 candidate without the head policy
+    trust_checkpoint: bool = False  # fully unpickle a .pt that references more than model classes
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -146,6 +147,6 @@ class SweepConfig:
     def result_key(self) -> dict[str, Any]:
         """The settings that decide results (not where they are written, nor parallelism)."""
         d = self.to_dict()
-        for k in ("out", "jobs", "bench_seconds", "bench_warmup"):
+        for k in ("out", "jobs", "bench_seconds", "bench_warmup", "trust_checkpoint"):
             d.pop(k, None)
         return d

@@ -8,26 +8,33 @@ from typing import Any
 from quantsweep.calibration import CalibSet
 from quantsweep.schemes import BuildContext
 
-__all__ = ["SENSITIVITY_SCHEME", "compute_sensitivity"]
-
-# precision -> the registry scheme whose fully quantized (K=0) graph is probed
-SENSITIVITY_SCHEME = {"int8": "int8", "fp8": "fp8"}
+__all__ = ["compute_sensitivity"]
 
 
-def compute_sensitivity(fp32: Path, pt: Path | None, calib: CalibSet, precision: str, work: Path,
+def compute_sensitivity(fp32: Path, pt: Path | None, calib: CalibSet, scheme_name: str, work: Path,
                         images: int = 4) -> dict[str, Any]:
-    """Build the K=0 model of ``precision`` once and rank its nodes (see :mod:`quantsweep.sensitivity`)."""
+    """Build ``scheme_name``'s fully quantized (K=0) graph once and rank its nodes.
+
+    Args:
+        scheme_name: a K-capable registry name (``int8``, ``int8-trt``, ``fp8``): the ranking is
+            measured on that scheme's own graph, the one its K-set candidates deploy.
+
+    See :mod:`quantsweep.sensitivity` for the method.
+    """
     from quantsweep.errors import QuantsweepError
     from quantsweep.quantize import materialize
-    from quantsweep.schemes import make_scheme
+    from quantsweep.schemes import K_SCHEMES, make_scheme
     from quantsweep.sensitivity import rank_nodes
 
-    if precision not in SENSITIVITY_SCHEME:
-        raise QuantsweepError(f"unknown precision {precision!r} for sensitivity", "use int8 or fp8")
+    if scheme_name not in K_SCHEMES:
+        raise QuantsweepError(f"no sensitivity ranking for scheme {scheme_name!r}",
+                              f"use one of {', '.join(sorted(K_SCHEMES))}")
     if images < 1:
         raise QuantsweepError(f"--images must be at least 1 (got {images})", "pass e.g. 4")
-    scheme = make_scheme(SENSITIVITY_SCHEME[precision])
-    full = materialize(scheme, BuildContext(fp32, pt, calib, work / "sens-work"), work / "sens")
-    result = rank_nodes(fp32, full.onnx_path, calib.array(limit=images), precision)
+    scheme = make_scheme(scheme_name)
+    full = materialize(scheme, BuildContext(fp32, pt, calib, work / f"sens-work-{scheme_name}"),
+                       work / f"sens-{scheme_name}")
+    result = rank_nodes(fp32, full.onnx_path, calib.array(limit=images), scheme.precision)
+    result["scheme"] = scheme_name
     result["qdq_model_scheme"] = full.record["scheme"]
     return result

@@ -31,6 +31,9 @@ def _table(rows: list[dict[str, Any]], columns: tuple[str, ...], arrows: dict[st
             v = r.get(c)
             text = "" if v is None else ("✓" if v is True else "" if v is False else
                                          (f"{v:.4g}" if isinstance(v, float) else str(v)))
+            if c == "error" and len(text) > 90:  # full text on hover, the row stays one line
+                cells.append(f'<td title="{html.escape(text)}">{html.escape(text[:90])}…</td>')
+                continue
             cells.append(f"<td>{html.escape(text)}</td>")
         body.append(f"<tr{cls}>{''.join(cells)}</tr>")
     return f'<table id="summary"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'

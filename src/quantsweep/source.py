@@ -111,7 +111,7 @@ def inspect_onnx(path: Path, imgsz: int | None = None, require_detector: bool = 
 
 
 def export_onnx(model: Path, out: Path, imgsz: int = 640, opset: int = 17, head: Head = "e2e",
-                dynamic_batch: bool = False) -> Path:
+                dynamic_batch: bool = False, trust_checkpoint: bool = False) -> Path:
     """Export an Ultralytics checkpoint to FP32 ONNX, or copy an ONNX file through.
 
     Args:
@@ -122,6 +122,7 @@ def export_onnx(model: Path, out: Path, imgsz: int = 640, opset: int = 17, head:
         head: ``e2e`` = NMS-free end-to-end head ``[N,300,6]``; ``raw`` = one-to-many head
             ``[N,4+C,A]`` that needs NMS.
         dynamic_batch: make only the batch dimension dynamic (height/width stay ``imgsz``).
+        trust_checkpoint: load a ``.pt`` whose pickle references more than model classes.
 
     Returns:
         ``out``.
@@ -147,7 +148,7 @@ def export_onnx(model: Path, out: Path, imgsz: int = 640, opset: int = 17, head:
     with tempfile.TemporaryDirectory(prefix="qs-export-") as tmpdir:
         staged = Path(tmpdir) / "model.pt"
         shutil.copyfile(model, staged)
-        yolo = load_yolo(staged, shown_as=model)
+        yolo = load_yolo(staged, shown_as=model, trust=trust_checkpoint)
         exported = Path(yolo.export(format="onnx", imgsz=imgsz, opset=opset, simplify=True,
                                     end2end=(head == "e2e"), dynamic=dynamic_batch, device="cpu"))
         if dynamic_batch:

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from quantsweep.data import Dataset
     from quantsweep.runner import RunResult, Runner
 
-__all__ = ["execute", "model_label", "resolve_inputs"]
+__all__ = ["execute", "model_label", "registry_name", "resolve_inputs"]
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +91,8 @@ def _plan(cfg: SweepConfig, onnx_only: bool) -> list[Any]:
     return [s for s in plan if not (s.name in seen or seen.add(s.name))]  # type: ignore[func-returns-value]
 
 
-def _registry_name(scheme: Any) -> str:
+def registry_name(scheme: Any) -> str:
+    """The registry name that builds ``scheme`` (ignoring K)."""
     from quantsweep.schemes import REGISTRY, make_scheme
 
     for name in REGISTRY:
@@ -117,7 +118,8 @@ def execute(r: Runner) -> RunResult:
     res_dir.mkdir(exist_ok=True)
     fp32 = cand_dir / "fp32.onnx"
     r.step("baseline", {"model": file_hash(inp.model), "imgsz": inp.imgsz}, [fp32],
-           lambda: export_onnx(inp.model, fp32, imgsz=inp.imgsz, head="e2e"))
+           lambda: export_onnx(inp.model, fp32, imgsz=inp.imgsz, head="e2e",
+                               trust_checkpoint=cfg.trust_checkpoint))
     info = inspect_onnx(fp32)
     hw = info.hw or (inp.imgsz, inp.imgsz)
     ids = select_ids(inp.eval_ds, cfg.max_images, cfg.image_ids)
@@ -144,7 +146,7 @@ def _sensitivities(r: Runner, cfg: SweepConfig, plan: list[Any], fp32: Path, pt:
 
     path = r.dir / "sensitivity.json"
     stored: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
-    families = sorted({_registry_name(s) for s in plan if s.k > 0})
+    families = sorted({registry_name(s) for s in plan if s.k > 0})
     for fam in families:
         def compute(fam: str = fam) -> None:
             with _log_to(r, f"sensitivity-{fam}"):
@@ -175,7 +177,7 @@ def _build_and_evaluate(r: Runner, cfg: SweepConfig, plan: list[Any], fp32: Path
 
     settings = EvalSettings(conf=cfg.conf, iou=cfg.iou, max_det=cfg.max_det, provider="cpu")
     cand_dir, res_dir = r.dir / "candidates", r.dir / "results"
-    ctx = BuildContext(fp32, inp.pt, calib, r.dir / "work")
+    ctx = BuildContext(fp32, inp.pt, calib, r.dir / "work", cfg.trust_checkpoint)
     built: dict[str, Any] = {}
     entries: list[tuple[str, Any]] = [("fp32", None)] + [(s.name, s) for s in plan]
     for name, scheme in entries:
@@ -183,7 +185,7 @@ def _build_and_evaluate(r: Runner, cfg: SweepConfig, plan: list[Any], fp32: Path
         built[name] = entry
         onnx_path = cand_dir / f"{name}.onnx"
         if scheme is not None:
-            fam = _registry_name(scheme)
+            fam = registry_name(scheme)
             ranking = None
             if scheme.k > 0:
                 sens = rankings.get(fam, {})

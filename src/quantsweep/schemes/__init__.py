@@ -60,8 +60,14 @@ def make_scheme(name: str, onnx_only: bool = False, **overrides: Any) -> Any:
         name = _ONNX_ONLY_FALLBACK[name]
     try:
         return REGISTRY[name][0](**overrides)
-    except TypeError as exc:
-        raise QuantsweepError(f"invalid setting for scheme {name!r}: {exc}", "check the scheme's fields") from None
+    except TypeError:
+        import dataclasses
+
+        cls = type(REGISTRY[name][0]())
+        valid = [f.name for f in dataclasses.fields(cls)]
+        bad = sorted(set(overrides) - set(valid))
+        raise QuantsweepError(f"invalid setting for scheme {name!r}: {', '.join(bad) or overrides}",
+                              f"{name} accepts: {', '.join(valid)}") from None
 
 
 def describe(name: str) -> str:

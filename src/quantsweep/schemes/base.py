@@ -21,12 +21,14 @@ class BuildContext:
         source_pt: the Ultralytics checkpoint it came from, when there is one (Brevitas needs it).
         calib: calibration images (disjoint from the evaluation subset).
         work_dir: scratch folder for this build (intermediate files, calibration arrays).
+        trust_checkpoint: the user allowed ``source_pt`` to be fully unpickled.
     """
 
     fp32_onnx: Path
     source_pt: Path | None
     calib: CalibSet
     work_dir: Path
+    trust_checkpoint: bool = False
 
 
 @dataclass

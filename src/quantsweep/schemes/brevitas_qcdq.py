@@ -16,11 +16,11 @@ from quantsweep.schemes.base import BuildContext, BuildResult
 __all__ = ["BrevitasQCDQ"]
 
 
-def _prepare_torch_model(pt: Path, end2end: bool) -> Any:
+def _prepare_torch_model(pt: Path, end2end: bool, trust: bool = False) -> Any:
     """The Ultralytics detection model fused (Conv+BN) and in export mode, like its ONNX export."""
     from quantsweep.checkpoint import load_yolo
 
-    yolo = load_yolo(pt)
+    yolo = load_yolo(pt, trust=trust)
     model = yolo.model.float().eval()
     head = model.model[-1]
     if hasattr(head, "end2end"):
@@ -89,7 +89,7 @@ class BrevitasQCDQ:
 
         info = inspect_onnx(ctx.fp32_onnx)
         end2end = info.layout is Layout.E2E
-        model = _prepare_torch_model(ctx.source_pt, end2end)
+        model = _prepare_torch_model(ctx.source_pt, end2end, ctx.trust_checkpoint)
         wq = Int8WeightPerChannelFloatMSE if self.weight_scale == "mse" else Int8WeightPerChannelFloat
         if self.weight_bits != 8:
             wq = wq.let(bit_width=self.weight_bits)
