@@ -159,21 +159,26 @@ def _prepare_openvino(model: Path, batch: int, settings: BenchSettings) -> Prepa
     config = {"INFERENCE_NUM_THREADS": settings.threads} if settings.threads else {}
     compiled = core.compile_model(str(model), "CPU", config)
     request = compiled.create_infer_request()
+    # Label from the executed graph: which precision do the convolution/matmul layers run in?
+    compute_types = {"Convolution", "GroupConvolution", "Deconvolution", "MatMul", "FullyConnected"}
     precisions: dict[str, int] = {}
     for op in compiled.get_runtime_model().get_ops():
         rt = op.get_rt_info()
-        prec = str(rt["runtimePrecision"]) if "runtimePrecision" in rt else "?"
+        layer = rt["layerType"].astype(str) if "layerType" in rt else op.get_type_name()
+        if layer not in compute_types:
+            continue
+        value = rt["runtimePrecision"] if "runtimePrecision" in rt else None
+        prec = "?" if value is None else (value.astype(str) if hasattr(value, "astype") else str(value))
         precisions[prec] = precisions.get(prec, 0) + 1
-    low = sum(n for p, n in precisions.items() if p.lower() in ("i8", "u8", "i4", "u4", "f8e4m3"))
-    label = "accelerated" if low else "float"
+    low = sum(n for p, n in precisions.items() if p.lower() in ("i8", "u8", "i4", "u4", "f8e4m3", "f8e5m2"))
     import onnx
 
     from quantsweep.graph import qdq_counts
 
-    if label == "float" and any(qdq_counts(onnx.load(str(model), load_external_data=False)).values()):
-        label = "emulated"
+    quantized = any(qdq_counts(onnx.load(str(model), load_external_data=False)).values())
+    label = "float" if not quantized else ("accelerated" if low else "emulated")
     return Prepared(lambda x: request.infer({input_name: x}), label,
-                    {"runtime_precisions": precisions}, {"runtime": f"openvino {ov.__version__}", "provider": "CPU",
+                    {"compute_layer_precisions": precisions}, {"runtime": f"openvino {ov.__version__}", "provider": "CPU",
                      "threads": settings.threads, "input_shape": [batch, 3, *hw]})
 
 

@@ -112,3 +112,13 @@ def test_trt_labels_and_command():
 def test_cuda_provider_runs_with_iobinding(tiny_models):
     res = benchmark([("fp32", tiny_models / "fp32.onnx")], BenchSettings(backends=("ort-cuda",), iters=5))
     assert res["rows"][0]["error"] is None and res["rows"][0]["provider"] == "CUDAExecutionProvider"
+
+
+def test_openvino_labels_from_the_executed_graph(tiny_models):
+    pytest.importorskip("openvino")
+    d = tiny_models
+    models = [("fp32", d / "fp32.onnx"), ("ort-int8", d / "ort_int8.onnx"), ("modelopt-fp8", d / "modelopt_fp8.onnx")]
+    res = benchmark(models, BenchSettings(backends=("openvino",), iters=3, warmup=1))
+    labels = {r["candidate"]: r["label"] for r in res["rows"]}
+    assert labels == {"fp32": "float", "ort-int8": "accelerated", "modelopt-fp8": "emulated"}, res["rows"]
+    assert res["rows"][1]["evidence"]["compute_layer_precisions"].get("u8", 0) >= 2
