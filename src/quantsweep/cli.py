@@ -275,9 +275,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     progress = None
     if not args.quiet:
         from rich.console import Console
-        from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn,
+                                   TimeElapsedColumn, TimeRemainingColumn)
 
-        progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+        progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(bar_width=24),
+                            MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
                             console=Console(stderr=True), transient=False)
         progress.start()
     tasks: dict[str, int] = {}
@@ -288,7 +290,12 @@ def cmd_run(args: argparse.Namespace) -> int:
             log_file.flush()
         if progress is None:
             return
+        if e["event"] == "plan":
+            tasks["__total__"] = progress.add_task("sweep (all steps)", total=e["steps"])
+            return
         step = e["step"]
+        if e["event"] in ("done", "failed", "skip") and "__total__" in tasks:
+            progress.advance(tasks["__total__"])
         if e["event"] == "start":
             tasks[step] = progress.add_task(f"{step}", total=None)
         elif e["event"] in ("done", "failed", "skip"):

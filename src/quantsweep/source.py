@@ -17,7 +17,9 @@ from typing import Any, Literal
 from quantsweep.detections import Layout, detect_layout
 from quantsweep.errors import QuantsweepError
 
-__all__ = ["ModelInfo", "export_onnx", "inspect_onnx", "load_onnx"]
+__all__ = ["ModelInfo", "check_onnx_file", "export_onnx", "inspect_onnx", "load_onnx"]
+
+OPSET_RANGE = (11, 23)  # what the supported exporters write and onnxruntime 1.24 runs
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +68,53 @@ def load_onnx(path: Path, load_external_data: bool = True):  # noqa: ANN201 - on
                               "pass an .onnx file, or an Ultralytics .pt to export") from None
 
 
+def check_onnx_file(path: Path, model: Any, memory_fraction: float = 0.5) -> None:
+    """Safety checks before an ONNX file is used: external data, opset, size, structure.
+
+    Raises:
+        QuantsweepError: external data outside the model's folder, an opset outside
+            :data:`OPSET_RANGE`, a model larger than ``memory_fraction`` of available memory,
+            or a file ``onnx.checker`` rejects.
+    """
+    import onnx
+
+    folder = Path(path).resolve().parent
+    total = Path(path).stat().st_size
+    for init in model.graph.initializer:
+        if init.data_location != onnx.TensorProto.EXTERNAL:
+            continue
+        loc = next((e.value for e in init.external_data if e.key == "location"), "")
+        target = (folder / loc).resolve()
+        if Path(loc).is_absolute() or not target.is_relative_to(folder):
+            raise QuantsweepError(
+                f"{path}: initializer {init.name!r} points to external data outside the model's folder ({loc!r})",
+                "keep external data files next to the model; this file may be trying to read other files")
+        if not target.is_file():
+            raise QuantsweepError(f"{path}: external data file {loc!r} is missing",
+                                  "copy the .data file(s) that came with the model next to it")
+        total += target.stat().st_size
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+    if not OPSET_RANGE[0] <= opset <= OPSET_RANGE[1]:
+        raise QuantsweepError(f"{path}: opset {opset} is outside the supported range {OPSET_RANGE[0]}-{OPSET_RANGE[1]}",
+                              f"re-export with --opset between {OPSET_RANGE[0]} and {OPSET_RANGE[1]}")
+    try:
+        import psutil
+
+        available = psutil.virtual_memory().available
+    except ImportError:
+        available = None
+    if available is not None and total > memory_fraction * available:
+        raise QuantsweepError(f"{path}: the model ({total / 1e9:.1f} GB) exceeds {memory_fraction:.0%} of the "
+                              f"available memory ({available / 1e9:.1f} GB)",
+                              "free memory or use a machine with more RAM")
+    try:
+        onnx.checker.check_model(str(path))
+    except Exception as exc:  # onnx.checker.ValidationError and friends
+        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        raise QuantsweepError(f"{path} is not a valid ONNX model: {first}",
+                              "re-export the model; check it with onnx.checker") from None
+
+
 def inspect_onnx(path: Path, imgsz: int | None = None, require_detector: bool = True) -> ModelInfo:
     """Check that ``path`` is a single-image-input detector ONNX and describe it.
 
@@ -78,6 +127,7 @@ def inspect_onnx(path: Path, imgsz: int | None = None, require_detector: bool = 
         QuantsweepError: not ONNX, not one rank-4 image input, or an unknown output layout.
     """
     model = load_onnx(path, load_external_data=False)
+    check_onnx_file(path, model)
     init_names = {i.name for i in model.graph.initializer}
     inputs = [i for i in model.graph.input if i.name not in init_names]
     if len(inputs) != 1 or len(_dims(inputs[0])) != 4:

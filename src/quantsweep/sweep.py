@@ -106,6 +106,7 @@ def registry_name(scheme: Any) -> str:
 
 def execute(r: Runner) -> RunResult:
     """Run every stage of the sweep in ``r``'s folder (skipping finished ones)."""
+    from quantsweep.bench import available_backends
     from quantsweep.calibration import CalibSet
     from quantsweep.data import select_ids, write_ids_file
     from quantsweep.runner import RunResult, file_hash
@@ -128,6 +129,10 @@ def execute(r: Runner) -> RunResult:
         if not (r.dir / ids_name).exists():
             write_ids_file(r.dir / ids_name, values)
     plan = _plan(cfg, onnx_only=inp.pt is None)
+    n_sens = len({registry_name(s) for s in plan if s.k > 0})
+    n_backends = len(cfg.backends or available_backends())
+    r.on_event({"event": "plan", "steps": 1 + n_sens + 2 * (len(plan) + 1) + n_backends,
+                "candidates": [s.name for s in plan]})
     rankings = _sensitivities(r, cfg, plan, fp32, inp.pt, calib)
     built = _build_and_evaluate(r, cfg, plan, fp32, inp, ids, calib, rankings, info)
     benches = _benchmarks(r, cfg, built)

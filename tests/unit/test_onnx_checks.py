@@ -1,0 +1,67 @@
+"""ONNX files are checked before use: external data stays in the model's folder, opset, validity."""
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from quantsweep.errors import QuantsweepError
+from quantsweep.source import inspect_onnx
+from tests.conftest import write_constant_detector
+
+
+def test_external_data_path_traversal_is_refused(tmp_path):
+    secret = tmp_path / "secret.bin"
+    secret.write_bytes(np.zeros(1800, np.float32).tobytes())
+    model_dir = tmp_path / "models"
+    model_dir.mkdir()
+    m = onnx.load(str(write_constant_detector(model_dir / "m.onnx", [1, 300, 6])))
+    c = next(i for i in m.graph.initializer if i.name == "C")
+    c.ClearField("raw_data")
+    c.ClearField("float_data")
+    c.data_location = TensorProto.EXTERNAL
+    c.external_data.add(key="location", value="../secret.bin")
+    onnx.save(m, str(model_dir / "m.onnx"))
+    with pytest.raises(QuantsweepError, match="outside the model's folder"):
+        inspect_onnx(model_dir / "m.onnx")
+
+
+def test_missing_external_data_is_named(tmp_path):
+    m = onnx.load(str(write_constant_detector(tmp_path / "m.onnx", [1, 300, 6])))
+    c = next(i for i in m.graph.initializer if i.name == "C")
+    c.ClearField("raw_data")
+    c.ClearField("float_data")
+    c.data_location = TensorProto.EXTERNAL
+    c.external_data.add(key="location", value="weights.data")
+    onnx.save(m, str(tmp_path / "m.onnx"))
+    with pytest.raises(QuantsweepError, match="weights.data"):
+        inspect_onnx(tmp_path / "m.onnx")
+
+
+def test_opset_out_of_range(tmp_path):
+    p = write_constant_detector(tmp_path / "old.onnx", [1, 300, 6])
+    m = onnx.load(str(p))
+    m.opset_import[0].version = 9
+    onnx.save(m, str(p))
+    with pytest.raises(QuantsweepError, match="opset 9"):
+        inspect_onnx(p)
+
+
+def test_invalid_graph_is_refused(tmp_path):
+    node = helper.make_node("Add", ["images", "missing_tensor"], ["output0"])
+    g = helper.make_graph([node], "bad", [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, 320, 320])],
+                          [helper.make_tensor_value_info("output0", TensorProto.FLOAT, [1, 300, 6])],
+                          [numpy_helper.from_array(np.zeros(1, np.float32), "unused")])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.save(m, str(tmp_path / "bad.onnx"))
+    with pytest.raises(QuantsweepError, match="not a valid ONNX model"):
+        inspect_onnx(tmp_path / "bad.onnx")
+
+
+def test_two_inputs_are_refused(tmp_path):
+    g = helper.make_graph([helper.make_node("Add", ["a", "b"], ["o"])], "two",
+                          [helper.make_tensor_value_info(n, TensorProto.FLOAT, [1, 3, 8, 8]) for n in "ab"],
+                          [helper.make_tensor_value_info("o", TensorProto.FLOAT, [1, 3, 8, 8])])
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), str(tmp_path / "two.onnx"))
+    with pytest.raises(QuantsweepError, match="one image input"):
+        inspect_onnx(tmp_path / "two.onnx")
