@@ -148,13 +148,13 @@ def inspect_onnx(path: Path, imgsz: int | None = None, require_detector: bool = 
         except QuantsweepError:
             seen = ", ".join(str(list(s)) for s in outputs)
             raise QuantsweepError(
-                f"{path}: not a supported detector output (outputs {seen}, input {list(in_shape)})",
+                f"{path}: unknown output layout (outputs {seen}, input {list(in_shape)})",
                 "supported layouts: end-to-end [N,K,6], YOLOv8/10/11 raw [N,4+C,A], "
                 "YOLOv5 [N,A,5+C]") from None
         return ModelInfo(info.path, info.input_name, in_shape, outputs, opset, layout, nc or None)
     if len(first) != 3:
         seen = ", ".join(str(list(s)) for s in outputs)
-        raise QuantsweepError(f"{path}: not a supported detector output (outputs {seen})",
+        raise QuantsweepError(f"{path}: unknown output layout (outputs {seen})",
                               "supported layouts: end-to-end [N,K,6], YOLOv8/10/11 raw [N,4+C,A], "
                               "YOLOv5 [N,A,5+C]")
     return info
