@@ -283,12 +283,15 @@ def cmd_run(args: argparse.Namespace) -> int:
                             console=Console(stderr=True), transient=False)
         progress.start()
     tasks: dict[str, int] = {}
+    run_dir: list[str] = [str(args.resume)] if args.resume else []
 
     def on_event(e: dict) -> None:
+        if e["event"] == "run_dir":
+            run_dir[:] = [e["path"]]
         if log_file:
             log_file.write(_json.dumps(e) + "\n")
             log_file.flush()
-        if progress is None:
+        if progress is None or e["event"] == "run_dir":
             return
         if e["event"] == "plan":
             tasks["__total__"] = progress.add_task("sweep (all steps)", total=e["steps"])
@@ -311,7 +314,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         if progress:
             progress.stop()
-        print("quantsweep: interrupted; finished steps are kept — resume with: quantsweep run --resume <run folder>",
+        where = run_dir[0] if run_dir else "<run folder>"
+        print(f"quantsweep: interrupted; finished steps are kept — resume with: quantsweep run --resume {where}",
               file=sys.stderr)
         return 130
     finally:

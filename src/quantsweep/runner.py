@@ -216,6 +216,7 @@ def run_sweep(cfg: SweepConfig, resume: Path | None = None, on_event: Event | No
         from quantsweep.env import collect_env
 
         atomic_write_json(runner.dir / "env.json", collect_env())
+    runner.on_event({"event": "run_dir", "path": str(runner.dir)})
     return runner.run()
 
 

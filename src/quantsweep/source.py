@@ -201,8 +201,7 @@ def export_onnx(model: Path, out: Path, imgsz: int = 640, opset: int = 17, head:
         yolo = load_yolo(staged, shown_as=model, trust=trust_checkpoint)
         exported = Path(yolo.export(format="onnx", imgsz=imgsz, opset=opset, simplify=True,
                                     end2end=(head == "e2e"), dynamic=dynamic_batch, device="cpu"))
-        if dynamic_batch:
-            _fix_spatial_dims(exported, imgsz)
+        _normalize(exported, imgsz if dynamic_batch else None)
         tmp = out.with_name(out.name + ".tmp")
         shutil.move(str(exported), tmp)
         tmp.replace(out)
@@ -210,11 +209,23 @@ def export_onnx(model: Path, out: Path, imgsz: int = 640, opset: int = 17, head:
     return out
 
 
-def _fix_spatial_dims(path: Path, imgsz: int) -> None:
-    """Ultralytics' ``dynamic=True`` frees batch, height and width: pin height/width again."""
+def _normalize(path: Path, pin_imgsz: int | None) -> None:
+    """Make the export reproducible and shaped as asked.
+
+    Drops the export timestamp Ultralytics stores in the metadata (so the same checkpoint always
+    gives byte-identical files), and with ``pin_imgsz`` pins height/width again after
+    Ultralytics' ``dynamic=True`` freed batch, height and width.
+    """
     import onnx
 
     m = onnx.load(str(path))
+    keep = [p for p in m.metadata_props if p.key != "date"]
+    del m.metadata_props[:]
+    m.metadata_props.extend(keep)
+    if pin_imgsz is None:
+        onnx.save(m, str(path))
+        return
+    imgsz = pin_imgsz
     dims = m.graph.input[0].type.tensor_type.shape.dim
     for d in (dims[2], dims[3]):
         d.Clear()

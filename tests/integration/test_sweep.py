@@ -137,3 +137,41 @@ def test_sigkill_then_resume_gives_the_same_table(small_run, tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().splitlines()[-1] == str(run_dir)
     assert _table(run_dir) == _table(small_run.run_dir)
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_quickly_and_says_how_to_resume(small_run, tmp_path):
+    cmd = [sys.executable, "-m", "quantsweep", "run", "--config", str(small_run.run_dir / "config.yaml"),
+           "--out", str(tmp_path), "--quiet"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while time.time() < deadline:  # interrupt during the sensitivity stage or later
+        found = list(tmp_path.glob("*/*/manifest.json"))
+        if found and "baseline" in found[0].read_text():
+            break
+        time.sleep(0.2)
+    t0 = time.time()
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert time.time() - t0 < 15, "Ctrl-C took too long"
+    assert proc.returncode == 130 and "Traceback" not in err
+    run_dir = found[0].parent
+    assert f"quantsweep run --resume {run_dir}" in err
+
+
+@pytest.mark.slow
+def test_same_config_gives_identical_candidates_and_metrics(small_run, tmp_path):
+    cfg = SweepConfig.resolve({"out": tmp_path}, small_run.run_dir / "config.yaml")
+    again = run_sweep(cfg)
+    a, b = small_run.run_dir, again.run_dir
+    for scheme_json in sorted((a / "candidates").glob("*.scheme.json")):
+        first, second = json.loads(scheme_json.read_text()), json.loads((b / "candidates" / scheme_json.name).read_text())
+        assert first["sha256"] == second["sha256"], scheme_json.name
+    for det in sorted((a / "results").glob("*.detections.json")):
+        assert det.read_bytes() == (b / "results" / det.name).read_bytes(), det.name
+    for m in sorted((a / "results").glob("*.metrics.json")):
+        x, y = json.loads(m.read_text()), json.loads((b / "results" / m.name).read_text())
+        assert {k: x[k] for k in ("map50_95", "map50", "map75", "num_detections")} == \
+               {k: y[k] for k in ("map50_95", "map50", "map75", "num_detections")}
+    assert json.loads((a / "sensitivity.json").read_text())["int8"]["ranking"] == \
+        json.loads((b / "sensitivity.json").read_text())["int8"]["ranking"]
