@@ -63,3 +63,19 @@ def write_constant_detector(path: Path, out_shape: list[int], in_shape: tuple[in
     model.ir_version = 8
     onnx.save(model, str(path))
     return path
+
+
+def write_external_data_detector(path: Path, location: str) -> Path:
+    """A constant detector whose constant lives in an external-data file at ``location``."""
+    import onnx
+    from onnx import TensorProto
+
+    write_constant_detector(path, [1, 300, 6])
+    m = onnx.load(str(path))
+    c = next(i for i in m.graph.initializer if i.name == "C")
+    c.ClearField("raw_data")
+    c.ClearField("float_data")
+    c.data_location = TensorProto.EXTERNAL
+    c.external_data.add(key="location", value=location)
+    onnx.save(m, str(path))
+    return path

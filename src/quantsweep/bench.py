@@ -25,7 +25,7 @@ from quantsweep import __version__
 from quantsweep.errors import QuantsweepError, did_you_mean
 from quantsweep.timing import SPREAD_WARN, summarize
 
-__all__ = ["BACKENDS", "BenchSettings", "Prepared", "available_backends", "benchmark", "trtexec_command"]
+__all__ = ["BACKENDS", "BenchSettings", "Prepared", "available_backends", "bench_markdown", "benchmark", "trtexec_command"]
 
 log = logging.getLogger(__name__)
 
@@ -189,6 +189,23 @@ BACKENDS: dict[str, Backend] = {
     "tensorrt": UnavailableBackend("tensorrt", "tensorrt", "tensorrt (pip install tensorrt) on a GPU machine"),
     "openvino": UnavailableBackend("openvino", "openvino", "the openvino extra: pip install -e '.[openvino]'"),
 }
+
+
+def bench_markdown(result: dict[str, Any], reference: str) -> str:
+    """The bench JSON as a Markdown table (what was measured, on what, with which settings)."""
+    s, cpu = result["settings"], result["env"]["cpu"]
+    lines = [f"latency per batch on {cpu['model']} ({cpu['physical_cores']} cores, VNNI {cpu['vnni']}), "
+             f"interleaved rounds, warmup {s['warmup']}; speed-up vs {reference} on the same backend and batch:",
+             "| candidate | backend | batch | label | p50 ms ↓ | p90 ms ↓ | p99 ms ↓ | min ms ↓ | spread ↓ | img/s ↑ "
+             "| speed-up ↑ | error |", "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for r in result["rows"]:
+        if r.get("error"):
+            lines.append(f"| {r['candidate']} | {r['backend']} | {r['batch']} | {r['label']} | | | | | | | | {r['error']} |")
+        else:
+            lines.append(f"| {r['candidate']} | {r['backend']} | {r['batch']} | {r['label']} | {r['latency_p50_ms']:.2f} | "
+                         f"{r['latency_p90_ms']:.2f} | {r['latency_p99_ms']:.2f} | {r['latency_min_ms']:.2f} | "
+                         f"{r['spread']:.0%} | {r['throughput_ips']:.1f} | {r['speedup_vs_fp32']:.2f}× | |")
+    return "\n".join(lines)
 
 
 def available_backends() -> list[str]:

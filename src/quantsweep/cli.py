@@ -216,7 +216,7 @@ def _int_list(text: str) -> tuple[int, ...]:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from quantsweep.bench import BenchSettings, benchmark
+    from quantsweep.bench import BenchSettings, bench_markdown, benchmark
     from quantsweep.files import atomic_write_json
 
     settings = BenchSettings(backends=tuple(args.backend or ["ort-cpu"]), batches=_int_list(args.batch),
@@ -227,17 +227,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         names = [f"{i}:{n}" for i, n in enumerate(names)]
     result = benchmark(list(zip(names, args.model)), settings)
     atomic_write_json(args.out, result)
-    print(f"latency per batch on {result['env']['cpu']['model']} ({result['env']['cpu']['physical_cores']} cores), "
-          f"interleaved rounds, warmup {settings.warmup}; speed-up vs {names[0]} on the same backend and batch:")
-    print("| candidate | backend | batch | label | p50 ms ↓ | p90 ms ↓ | p99 ms ↓ | min ms ↓ | spread ↓ | img/s ↑ | speed-up ↑ | error |")
-    print("|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---|")
-    for r in result["rows"]:
-        if r.get("error"):
-            print(f"| {r['candidate']} | {r['backend']} | {r['batch']} | {r['label']} | | | | | | | | {r['error']} |")
-        else:
-            print(f"| {r['candidate']} | {r['backend']} | {r['batch']} | {r['label']} | {r['latency_p50_ms']:.2f} | "
-                  f"{r['latency_p90_ms']:.2f} | {r['latency_p99_ms']:.2f} | {r['latency_min_ms']:.2f} | "
-                  f"{r['spread']:.0%} | {r['throughput_ips']:.1f} | {r['speedup_vs_fp32']:.2f}× | |")
+    print(bench_markdown(result, names[0]))
     for w in result["warnings"]:
         print(f"warning: {w}", file=sys.stderr)
     print(args.out)
@@ -271,58 +261,19 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(cfg.to_yaml())
         print(path)
         return 0
-    log_file = open(args.log_json, "a") if args.log_json else None  # noqa: SIM115 - closed below
-    progress = None
-    if not args.quiet:
-        from rich.console import Console
-        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn,
-                                   TimeElapsedColumn, TimeRemainingColumn)
+    from quantsweep.progress import SweepProgress
 
-        progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(bar_width=24),
-                            MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-                            console=Console(stderr=True), transient=False)
-        progress.start()
-    tasks: dict[str, int] = {}
-    run_dir: list[str] = [str(args.resume)] if args.resume else []
-
-    def on_event(e: dict) -> None:
-        if e["event"] == "run_dir":
-            run_dir[:] = [e["path"]]
-        if log_file:
-            log_file.write(_json.dumps(e) + "\n")
-            log_file.flush()
-        if progress is None or e["event"] == "run_dir":
-            return
-        if e["event"] == "plan":
-            tasks["__total__"] = progress.add_task("sweep (all steps)", total=e["steps"])
-            return
-        step = e["step"]
-        if e["event"] in ("done", "failed", "skip") and "__total__" in tasks:
-            progress.advance(tasks["__total__"])
-        if e["event"] == "start":
-            tasks[step] = progress.add_task(f"{step}", total=None)
-        elif e["event"] in ("done", "failed", "skip"):
-            mark = {"done": "✓", "failed": "✗", "skip": "↷ (finished earlier)"}[e["event"]]
-            extra = f" {e.get('seconds', '')} s" if e["event"] == "done" else (
-                f" {e.get('error', '')[:80]}" if e["event"] == "failed" else "")
-            if step not in tasks:
-                tasks[step] = progress.add_task(step, total=1)
-            progress.update(tasks[step], description=f"{mark} {step}{extra}", total=1, completed=1)
-
+    display = SweepProgress(quiet=args.quiet, log_json=args.log_json, run_dir=args.resume)
+    on_event = display.on_event
     try:
         result = run_sweep(cfg, args.resume, on_event)
     except KeyboardInterrupt:
-        if progress:
-            progress.stop()
-        where = run_dir[0] if run_dir else "<run folder>"
-        print(f"quantsweep: interrupted; finished steps are kept — resume with: quantsweep run --resume {where}",
-              file=sys.stderr)
+        display.close()
+        print(f"quantsweep: interrupted; finished steps are kept — resume with: quantsweep run --resume "
+              f"{display.run_dir or '<run folder>'}", file=sys.stderr)
         return 130
     finally:
-        if progress:
-            progress.stop()
-        if log_file:
-            log_file.close()
+        display.close()
     md = (result.run_dir / "results" / "summary.md").read_text()
     print(md)
     rec = result.recommendation

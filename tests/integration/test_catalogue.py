@@ -10,16 +10,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import onnx
 import pytest
 import torch
-from onnx import TensorProto
 
 from quantsweep.cli import main
 from quantsweep.config import SweepConfig
 from quantsweep.troubleshooting import CASES, markdown_table
-from tests.conftest import write_constant_detector
+from tests.conftest import write_constant_detector, write_external_data_detector
 
 
 def _data(d):
@@ -44,15 +42,7 @@ def _split_copy(d, tmp, n=3):
 
 def _external(tmp, loc):
     (tmp / "models").mkdir()
-    p = write_constant_detector(tmp / "models" / "m.onnx", [1, 300, 6])
-    m = onnx.load(str(p))
-    c = next(i for i in m.graph.initializer if i.name == "C")
-    c.ClearField("raw_data")
-    c.ClearField("float_data")
-    c.data_location = TensorProto.EXTERNAL
-    c.external_data.add(key="location", value=loc)
-    onnx.save(m, str(p))
-    return p
+    return write_external_data_detector(tmp / "models" / "m.onnx", loc)
 
 
 def _bad_pt(tmp, payload):

@@ -7,35 +7,21 @@ from onnx import TensorProto, helper, numpy_helper
 
 from quantsweep.errors import QuantsweepError
 from quantsweep.source import inspect_onnx
-from tests.conftest import write_constant_detector
+from tests.conftest import write_constant_detector, write_external_data_detector
 
 
 def test_external_data_path_traversal_is_refused(tmp_path):
-    secret = tmp_path / "secret.bin"
-    secret.write_bytes(np.zeros(1800, np.float32).tobytes())
-    model_dir = tmp_path / "models"
-    model_dir.mkdir()
-    m = onnx.load(str(write_constant_detector(model_dir / "m.onnx", [1, 300, 6])))
-    c = next(i for i in m.graph.initializer if i.name == "C")
-    c.ClearField("raw_data")
-    c.ClearField("float_data")
-    c.data_location = TensorProto.EXTERNAL
-    c.external_data.add(key="location", value="../secret.bin")
-    onnx.save(m, str(model_dir / "m.onnx"))
+    (tmp_path / "secret.bin").write_bytes(np.zeros(1800, np.float32).tobytes())
+    (tmp_path / "models").mkdir()
+    model = write_external_data_detector(tmp_path / "models" / "m.onnx", "../secret.bin")
     with pytest.raises(QuantsweepError, match="outside the model's folder"):
-        inspect_onnx(model_dir / "m.onnx")
+        inspect_onnx(model)
 
 
 def test_missing_external_data_is_named(tmp_path):
-    m = onnx.load(str(write_constant_detector(tmp_path / "m.onnx", [1, 300, 6])))
-    c = next(i for i in m.graph.initializer if i.name == "C")
-    c.ClearField("raw_data")
-    c.ClearField("float_data")
-    c.data_location = TensorProto.EXTERNAL
-    c.external_data.add(key="location", value="weights.data")
-    onnx.save(m, str(tmp_path / "m.onnx"))
+    model = write_external_data_detector(tmp_path / "m.onnx", "weights.data")
     with pytest.raises(QuantsweepError, match="weights.data"):
-        inspect_onnx(tmp_path / "m.onnx")
+        inspect_onnx(model)
 
 
 def test_opset_out_of_range(tmp_path):
