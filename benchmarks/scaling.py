@@ -4,7 +4,7 @@ Each measurement runs in a fresh subprocess so its peak RSS is its own. Expect l
 small constant and flat memory (images are streamed, never all held at once).
 
     python benchmarks/scaling.py --quick        # eval 50/100/200, calib 16/64
-    python benchmarks/scaling.py                # eval 50/100/200/500, calib 16/64/256
+    python benchmarks/scaling.py                # eval 50/100/200/500, calib 16/64/256/500
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("runs/bench-scaling.json"))
     args = ap.parse_args()
     evals = (50, 100, 200) if args.quick else (50, 100, 200, 500)
-    calibs = (16, 64) if args.quick else (16, 64, 256)
+    calibs = (16, 64) if args.quick else (16, 64, 256, 500)
 
     from quantsweep.demo import materialize
     from quantsweep.demo.synth import write_split
