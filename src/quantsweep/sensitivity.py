@@ -27,7 +27,7 @@ import numpy as np
 
 from quantsweep.errors import QuantsweepError
 
-__all__ = ["build_gated_model", "rank_nodes", "ranking_markdown"]
+__all__ = ["GatedProbe", "build_gated_model", "rank_nodes", "ranking_markdown"]
 
 log = logging.getLogger(__name__)
 GATES = "qs_gates"
@@ -149,6 +149,53 @@ def _probe_session(model: Any, probes: list[str], threads: int | None) -> Any:
                                 providers=["CPUExecutionProvider"])
 
 
+class GatedProbe:
+    """One session over the gated graph: the damage of any set of nodes restored to float.
+
+    Example:
+        >>> probe = GatedProbe(Path("fp32.onnx"), Path("int8.onnx"), images)  # doctest: +SKIP
+        >>> probe.damage({"/model.0/conv/Conv"}) < probe.damage(set())  # doctest: +SKIP
+    """
+
+    def __init__(self, fp32_path: Path, qdq_path: Path, images: np.ndarray,
+                 exclude: set[str] | None = None, threads: int | None = None) -> None:
+        import onnx
+
+        from quantsweep.graph import decode_tail
+        from quantsweep.source import inspect_onnx
+
+        fp32, qdq = onnx.load(str(fp32_path)), onnx.load(str(qdq_path))
+        exclude = set(decode_tail(fp32)) if exclude is None else exclude
+        gated, self.nodes, self.probes = build_gated_model(fp32, qdq, exclude)
+        self.ops = {n.name: n.op_type for n in gated.graph.node}
+        info = inspect_onnx(fp32_path)
+        batch = info.fixed_batch or 1
+        self._input = info.input_name
+        self._sess = _probe_session(gated, self.probes, threads)
+        self.feeds = [images[i:i + batch] for i in range(0, len(images) - batch + 1, batch)]
+        if not self.feeds:
+            raise QuantsweepError("no images for the sensitivity probe", "pass calibration images")
+        self.runs = 0
+        self._reference = self._run(np.ones(len(self.nodes), np.float32))  # all gates open = float
+        self._energy = [sum(float(np.square(t).sum()) for t in outs) for outs in self._reference]
+
+    def _run(self, gates: np.ndarray) -> list[list[np.ndarray]]:
+        self.runs += len(self.feeds)
+        return [self._sess.run(self.probes, {self._input: x, GATES: gates}) for x in self.feeds]
+
+    def damage(self, restored: set[str] | frozenset[str] = frozenset()) -> float:
+        """Mean relative squared error vs FP32 of the head tensors with ``restored`` nodes in float."""
+        unknown = set(restored) - set(self.nodes)
+        if unknown:
+            raise QuantsweepError(f"not rankable quantized nodes: {sorted(unknown)[:3]}",
+                                  "name compute nodes of the quantized graph")
+        gates = np.array([1.0 if n in restored else 0.0 for n in self.nodes], np.float32)
+        total = 0.0
+        for outs, ref, e in zip(self._run(gates), self._reference, self._energy):
+            total += sum(float(np.square(o - r).sum()) for o, r in zip(outs, ref)) / max(e, 1e-12)
+        return total / len(self.feeds)
+
+
 def rank_nodes(fp32_path: Path, qdq_path: Path, images: np.ndarray, precision: str,
                exclude: set[str] | None = None, threads: int | None = None) -> dict[str, Any]:
     """Rank the quantized compute nodes of ``qdq_path`` by the damage their quantization does.
@@ -164,55 +211,21 @@ def rank_nodes(fp32_path: Path, qdq_path: Path, images: np.ndarray, precision: s
     Returns:
         ``{"ranking": [{node, op, score, rank, precision}], "damage_full", "cost": {...}}``.
     """
-    import onnx
-
-    from quantsweep.graph import decode_tail
-    from quantsweep.source import inspect_onnx
-
     t0 = time.perf_counter()
-    fp32, qdq = onnx.load(str(fp32_path)), onnx.load(str(qdq_path))
-    exclude = set(decode_tail(fp32)) if exclude is None else exclude
-    gated, ranked, probes = build_gated_model(fp32, qdq, exclude)
-    info = inspect_onnx(fp32_path)
-    batch = info.fixed_batch or 1
-    sess = _probe_session(gated, probes, threads)
-    ops = {n.name: n.op_type for n in gated.graph.node}
-    feeds = [images[i:i + batch] for i in range(0, len(images) - batch + 1, batch)]
-    if not feeds:
-        raise QuantsweepError("no calibration images for the sensitivity ranking", "pass calibration images")
+    probe = GatedProbe(fp32_path, qdq_path, images, exclude, threads)
     build_s = time.perf_counter() - t0
-
-    def run(gates: np.ndarray) -> list[list[np.ndarray]]:
-        return [sess.run(probes, {info.input_name: x, GATES: gates}) for x in feeds]
-
-    ones = np.ones(len(ranked), np.float32)
     t1 = time.perf_counter()
-    reference = run(ones)  # all gates open = the float graph (through the same session)
-    energy = [sum(float(np.square(t).sum()) for t in outs) for outs in reference]
-
-    def damage(outs_all: list[list[np.ndarray]]) -> float:
-        total = 0.0
-        for outs, ref, e in zip(outs_all, reference, energy):
-            total += sum(float(np.square(o - r).sum()) for o, r in zip(outs, ref)) / max(e, 1e-12)
-        return total / len(feeds)
-
-    zeros = np.zeros(len(ranked), np.float32)
-    full = damage(run(zeros))
-    scores = []
-    for k in range(len(ranked)):
-        gates = zeros.copy()
-        gates[k] = 1.0
-        scores.append(full - damage(run(gates)))
+    full = probe.damage()
+    scores = [full - probe.damage({node}) for node in probe.nodes]
     run_s = time.perf_counter() - t1
-    order = sorted(range(len(ranked)), key=lambda k: (-scores[k], k))
-    ranking = [{"node": ranked[k], "op": ops.get(ranked[k], "?"), "score": float(scores[k]),
+    order = sorted(range(len(probe.nodes)), key=lambda k: (-scores[k], k))
+    ranking = [{"node": probe.nodes[k], "op": probe.ops.get(probe.nodes[k], "?"), "score": float(scores[k]),
                 "rank": r + 1, "precision": precision} for r, k in enumerate(order)]
     return {"what": "damage removed by restoring one node to float in the fully quantized graph "
                     "(relative squared error of the pre-decode head tensors vs FP32)",
             "precision": precision, "ranking": ranking, "damage_full": full,
-            "probes": probes, "images": int(len(feeds) * batch),
-            "cost": {"build_s": round(build_s, 3), "run_s": round(run_s, 3),
-                     "forward_passes": (len(ranked) + 2) * len(feeds)},
+            "probes": probe.probes, "images": int(len(images)),
+            "cost": {"build_s": round(build_s, 3), "run_s": round(run_s, 3), "forward_passes": probe.runs},
             "qdq_model": str(qdq_path), "fp32_model": str(fp32_path)}
 
 

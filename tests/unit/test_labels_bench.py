@@ -48,9 +48,12 @@ def tiny_models(tmp_path_factory):
 
     quantize_static(str(fp32), str(d / "ort_int8.onnx"), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
                     reduce_range=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+    from quantsweep.schemes.modelopt_qdq import _ort_quantization_restored
+
     for mode in ("int8", "fp8"):
-        quantize(str(fp32), quantize_mode=mode, calibration_data=data[:, 0], calibration_eps=["cpu"],
-                 high_precision_dtype="fp32", output_path=str(d / f"modelopt_{mode}.onnx"), log_level="ERROR")
+        with _ort_quantization_restored():  # ModelOpt patches ORT's quantizer process-wide
+            quantize(str(fp32), quantize_mode=mode, calibration_data=data[:, 0], calibration_eps=["cpu"],
+                     high_precision_dtype="fp32", output_path=str(d / f"modelopt_{mode}.onnx"), log_level="ERROR")
     return d
 
 

@@ -38,6 +38,23 @@ def _dfl_conv_names(model: Any) -> list[str]:
     return [n for n, _ in model.named_modules() if n.endswith("dfl.conv")]
 
 
+def _eight_bit_convs(model: Any) -> dict[str, str]:
+    """Convs that stay 8-bit in a 4-bit scheme: the stem, depthwise convs, the head's predictions."""
+    import torch.nn as nn
+
+    convs = [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Conv2d) and not n.endswith("dfl.conv")]
+    keep = {n: "stem conv (sees the image's few channels)" for n, _ in convs[:2]}
+    keep.update({n: "depthwise conv (9 weights per channel)" for n, m in convs if m.groups > 1})
+    head = model.model[-1]
+    for attr in ("cv2", "cv3", "one2one_cv2", "one2one_cv3"):
+        for seq in getattr(head, attr, []) or []:
+            last = list(seq.modules())[-1]
+            name = next((n for n, m in convs if m is last), None)
+            if name:
+                keep[name] = "final prediction conv of the head"
+    return keep
+
+
 @dataclass(frozen=True)
 class BrevitasQCDQ:
     """Brevitas PTQ: ``weight_bits`` per-channel symmetric weights, optional 8-bit activations.
@@ -53,10 +70,14 @@ class BrevitasQCDQ:
     weight_scale: Literal["max", "mse"] = "max"
     k: int = 0
     head_policy: bool = True
+    keep_8bit: Literal["stem+depthwise+predictions", "none"] = "stem+depthwise+predictions"
 
     def __post_init__(self) -> None:
         if self.weight_bits not in (4, 8):
             raise QuantsweepError(f"weight_bits must be 4 or 8 (got {self.weight_bits})", "use 4 or 8")
+        if self.keep_8bit not in ("stem+depthwise+predictions", "none"):
+            raise QuantsweepError(f"keep_8bit must be 'stem+depthwise+predictions' or 'none' (got {self.keep_8bit!r})",
+                                  "use the default")
         if self.act_bits not in (None, 8):
             raise QuantsweepError(f"act_bits must be 8 or None (got {self.act_bits})", "use 8 or omit it")
         if self.weight_scale not in ("max", "mse"):
@@ -98,8 +119,14 @@ class BrevitasQCDQ:
             kwargs["input_quant"] = Int8ActPerTensorFloat
         kept = {n: "DFL convolution of the box decode (YOLO head policy)" for n in _dfl_conv_names(model)} \
             if self.head_policy else {}
+        eight = _eight_bit_convs(model) if self.weight_bits == 4 and self.keep_8bit != "none" else {}
         qmodel = layerwise_quantize(model, compute_layer_map={nn.Conv2d: (QuantConv2d, kwargs)},
-                                    name_blacklist=list(kept) or None)
+                                    name_blacklist=list(kept) + list(eight) or None)
+        if eight:  # second pass: those convs at 8 bits (QuantConv2d is not matched again)
+            kwargs8 = {**kwargs, "weight_quant": Int8WeightPerChannelFloat}
+            others = [n for n, m in qmodel.named_modules() if isinstance(m, nn.Conv2d) and n not in eight]
+            qmodel = layerwise_quantize(qmodel, compute_layer_map={nn.Conv2d: (QuantConv2d, kwargs8)},
+                                        name_blacklist=others or None)
         qmodel.eval()
         with torch.no_grad():
             if self.act_bits:
@@ -122,5 +149,6 @@ class BrevitasQCDQ:
                             "bn_fused": True, "export": "QCDQ, opset 13, dynamo=False",
                             "calibration_method": "brevitas calibration_mode (running max)"
                             if self.act_bits else "none (weights only)",
-                            "head": "e2e" if end2end else "raw"},
+                            "head": "e2e" if end2end else "raw",
+                            "weights_8bit": [{"module": n, "why": w} for n, w in eight.items()]},
                            kept)

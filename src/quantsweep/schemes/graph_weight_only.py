@@ -43,6 +43,27 @@ def quantize_weight(w: np.ndarray, bits: int, axis: int, mse: bool) -> tuple[np.
     return q, best.astype(np.float32)
 
 
+def _eight_bit_nodes(model: Any) -> dict[str, str]:
+    """Convs kept at 8 bits in a 4-bit scheme, found structurally: the first two convs (stem),
+    depthwise convs (group > 1), and the convs whose outputs only feed the decode tail."""
+    from quantsweep.graph import decode_tail
+
+    convs = [n for n in model.graph.node if n.op_type == "Conv"]
+    tail = decode_tail(model)
+    consumers: dict[str, list[str]] = {}
+    for n in model.graph.node:
+        for i in n.input:
+            consumers.setdefault(i, []).append(n.name)
+    keep = {n.name: "stem conv (sees the image's few channels)" for n in convs[:2]}
+    for n in convs:
+        if next((a.i for a in n.attribute if a.name == "group"), 1) > 1:
+            keep[n.name] = "depthwise conv (9 weights per channel)"
+        users = [c for o in n.output for c in consumers.get(o, [])]
+        if n.name not in tail and users and all(u in tail for u in users):
+            keep[n.name] = "final prediction conv of the head"
+    return keep
+
+
 @dataclass(frozen=True)
 class GraphWeightOnly:
     """W8A16 / W4A16 by rewriting weight initializers of the ONNX graph (no PyTorch needed)."""
@@ -53,6 +74,7 @@ class GraphWeightOnly:
     weight_scale: Literal["max", "mse"] = "max"
     k: int = 0
     head_policy: bool = True
+    keep_8bit: Literal["stem+depthwise+predictions", "none"] = "stem+depthwise+predictions"
 
     def __post_init__(self) -> None:
         if self.weight_bits not in (4, 8):
@@ -78,6 +100,7 @@ class GraphWeightOnly:
                 users[i] = users.get(i, 0) + 1
         new_nodes: list[Any] = []
         done = 0
+        eight = _eight_bit_nodes(model) if self.weight_bits == 4 and self.keep_8bit != "none" else {}
         for n in model.graph.node:
             widx = 1 if n.op_type in ("Conv", "ConvTranspose", "MatMul", "Gemm") else None
             if widx is None or n.name in keep_float or len(n.input) <= widx or n.input[widx] not in inits:
@@ -89,8 +112,9 @@ class GraphWeightOnly:
             # output-channel axis: Conv O,I,kh,kw -> 0; ConvTranspose I,O,.. -> 1; MatMul K,N -> 1
             axis = {"Conv": 0, "ConvTranspose": 1, "MatMul": w.ndim - 1,
                     "Gemm": 0 if any(a.name == "transB" and a.i for a in n.attribute) else 1}[n.op_type]
-            q, scale = quantize_weight(w, self.weight_bits, axis, self.weight_scale == "mse")
-            qname, sname, zname = f"{wname}_q{self.weight_bits}", f"{wname}_scale", f"{wname}_zp"
+            bits = 8 if n.name in eight else self.weight_bits
+            q, scale = quantize_weight(w, bits, axis, self.weight_scale == "mse")
+            qname, sname, zname = f"{wname}_q{bits}", f"{wname}_scale", f"{wname}_zp"
             model.graph.initializer.remove(inits[wname])
             model.graph.initializer.extend([numpy_helper.from_array(q, qname),
                                             numpy_helper.from_array(scale, sname),
@@ -114,5 +138,6 @@ class GraphWeightOnly:
                            {"weights": f"int{self.weight_bits} symmetric per-output-channel "
                                        f"({'MSE-searched' if self.weight_scale == 'mse' else 'max'} scale)",
                             "activations": "float (not quantized)", "weights_quantized": done,
+                            "weights_8bit": [{"node": n, "why": w} for n, w in eight.items()],
                             "calibration_method": "none (weights only)"},
                            dict(keep_float))

@@ -6,15 +6,40 @@ TensorRT requires) and runs its calibration on ONNX Runtime's CPU provider here.
 
 from __future__ import annotations
 
+import contextlib
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from quantsweep.errors import QuantsweepError
 from quantsweep.schemes.base import BuildContext, BuildResult
 
 __all__ = ["ModelOptFp8", "ModelOptInt8"]
+
+
+@contextlib.contextmanager
+def _ort_quantization_restored() -> Iterator[None]:
+    """ModelOpt monkey-patches ONNX Runtime's calibrators and quantizers process-wide
+    (``modelopt.onnx.quantization.ort_patching``); after it, ORT's own ``quantize_static`` fails
+    ("Quantization parameters are not specified for param images"). Put everything back."""
+    from onnxruntime.quantization import base_quantizer, calibrate, qdq_quantizer
+
+    owners: list[Any] = [calibrate, calibrate.CalibraterBase, calibrate.MinMaxCalibrater,
+                         calibrate.HistogramCalibrater, calibrate.HistogramCollector,
+                         qdq_quantizer.QDQQuantizer, base_quantizer.BaseQuantizer]
+    saved = [(o, dict(vars(o))) for o in owners]
+    try:
+        yield
+    finally:
+        for owner, before in saved:
+            now = vars(owner)
+            for name, value in before.items():
+                if now.get(name) is not value and (not name.startswith("__") or name == "__init__"):
+                    setattr(owner, name, value)
+            for name in [n for n in now if n not in before and not n.startswith("__")]:
+                delattr(owner, name)
 
 
 def _modelopt_build(mode: str, calibration: str, float_dtype: str, ctx: BuildContext,
@@ -25,10 +50,11 @@ def _modelopt_build(mode: str, calibration: str, float_dtype: str, ctx: BuildCon
 
     calib = ctx.calib.array()
     patterns = [f"^{re.escape(n)}$" for n in keep_float]
-    quantize(str(ctx.fp32_onnx), quantize_mode=mode, calibration_data=calib,
-             calibration_method=calibration, calibration_eps=["cpu"],
-             nodes_to_exclude=patterns or None, high_precision_dtype=float_dtype,
-             output_path=str(out), log_level="WARNING", dq_only=True)
+    with _ort_quantization_restored():
+        quantize(str(ctx.fp32_onnx), quantize_mode=mode, calibration_data=calib,
+                 calibration_method=calibration, calibration_eps=["cpu"],
+                 nodes_to_exclude=patterns or None, high_precision_dtype=float_dtype,
+                 output_path=str(out), log_level="WARNING", dq_only=True)
     return BuildResult(out, "nvidia-modelopt onnx PTQ", modelopt.__version__,
                        {"quantize_mode": mode, "calibration_method": calibration,
                         "calibration_eps": ["cpu"], "high_precision_dtype": float_dtype,
