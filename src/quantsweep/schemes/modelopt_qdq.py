@@ -21,9 +21,9 @@ __all__ = ["ModelOptFp8", "ModelOptInt8"]
 
 @contextlib.contextmanager
 def _ort_quantization_restored() -> Iterator[None]:
-    """ModelOpt monkey-patches ONNX Runtime's calibrators and quantizers process-wide
-    (``modelopt.onnx.quantization.ort_patching``); after it, ORT's own ``quantize_static`` fails
-    ("Quantization parameters are not specified for param images"). Put everything back."""
+    """Best-effort undo of ModelOpt's process-wide patches of ONNX Runtime's calibrators and
+    quantizers (``modelopt.onnx.quantization.ort_patching``), for code that must call ModelOpt
+    in-process. quantsweep itself runs ModelOpt in a worker process (see :func:`_modelopt_build`)."""
     from onnxruntime.quantization import base_quantizer, calibrate, qdq_quantizer
 
     owners: list[Any] = [calibrate, calibrate.CalibraterBase, calibrate.MinMaxCalibrater,
@@ -44,24 +44,48 @@ def _ort_quantization_restored() -> Iterator[None]:
 
 def _modelopt_build(mode: str, calibration: str, float_dtype: str, ctx: BuildContext,
                     keep_float: dict[str, str], out: Path) -> BuildResult:
+    """Run ModelOpt in a worker process.
 
-    import modelopt
-    from modelopt.onnx.quantization import quantize
+    ModelOpt monkey-patches ONNX Runtime's quantization classes process-wide, which changes what
+    ORT's own ``quantize_static`` produces later in the same process (seen here: different INT8
+    files and mAP). A worker keeps every other scheme's build untouched.
+    """
+    import json
+    import subprocess
+    import sys
+    from importlib import metadata
 
-    calib = ctx.calib.array()
-    patterns = [f"^{re.escape(n)}$" for n in keep_float]
-    with _ort_quantization_restored():
-        quantize(str(ctx.fp32_onnx), quantize_mode=mode, calibration_data=calib,
-                 calibration_method=calibration, calibration_eps=["cpu"],
-                 nodes_to_exclude=patterns or None, high_precision_dtype=float_dtype,
-                 output_path=str(out), log_level="WARNING", dq_only=True)
-    return BuildResult(out, "nvidia-modelopt onnx PTQ", modelopt.__version__,
+    import numpy as np
+
+    ctx.work_dir.mkdir(parents=True, exist_ok=True)
+    calib_path = ctx.work_dir / f"calib-{ctx.calib.ids_hash}.npy"
+    if not calib_path.exists():
+        np.save(calib_path, ctx.calib.array())
+    job = {"onnx": str(ctx.fp32_onnx), "mode": mode, "calibration": calibration, "calib": str(calib_path),
+           "exclude": [f"^{re.escape(n)}$" for n in keep_float], "float_dtype": float_dtype, "out": str(out)}
+    proc = subprocess.run([sys.executable, "-m", "quantsweep.schemes.modelopt_qdq", json.dumps(job)],
+                          capture_output=True, text=True)
+    sys.stderr.write(proc.stdout[-20000:] + proc.stderr[-20000:])  # into the candidate's log
+    if proc.returncode != 0 or not out.exists():
+        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1][:300]
+        raise QuantsweepError(f"ModelOpt {mode} quantization failed: {tail}", "see the candidate's log")
+    return BuildResult(out, "nvidia-modelopt onnx PTQ", metadata.version("nvidia-modelopt"),
                        {"quantize_mode": mode, "calibration_method": calibration,
                         "calibration_eps": ["cpu"], "high_precision_dtype": float_dtype,
                         "dq_only": True,
                         "zero_point": 0, "placement": "TensorRT-style (Q/DQ on compute-op inputs)",
                         "weights": f"{mode} symmetric per-channel", "activations": f"{mode} symmetric per-tensor"},
                        dict(keep_float))
+
+
+def _worker(job: dict[str, Any]) -> None:
+    import numpy as np
+    from modelopt.onnx.quantization import quantize
+
+    quantize(job["onnx"], quantize_mode=job["mode"], calibration_data=np.load(job["calib"]),
+             calibration_method=job["calibration"], calibration_eps=["cpu"],
+             nodes_to_exclude=job["exclude"] or None, high_precision_dtype=job["float_dtype"],
+             output_path=job["out"], log_level="WARNING", dq_only=True)
 
 
 @dataclass(frozen=True)
@@ -115,3 +139,10 @@ class ModelOptFp8:
 
     def build(self, ctx: BuildContext, keep_float: dict[str, str], out: Path) -> BuildResult:
         return _modelopt_build("fp8", self.calibration, self.float_dtype, ctx, keep_float, out)
+
+
+if __name__ == "__main__":
+    import json
+    import sys
+
+    _worker(json.loads(sys.argv[1]))
