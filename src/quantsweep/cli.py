@@ -351,7 +351,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--target-backend", help="backend the recommendation is for (default: fastest)")
     r.add_argument("--bench-seconds", type=float, help="timed seconds per model and backend (default 5)")
     r.add_argument("--sensitivity-images", type=int, help="images for the sensitivity probe (default 4)")
-    r.add_argument("--bootstrap", type=int, help="bootstrap resamples for the ΔmAP CI (default 1000)")
+    r.add_argument("--bootstrap", type=int, help="bootstrap resamples for the ΔmAP CI (default 100)")
     r.add_argument("--seed", type=int)
     r.add_argument("--out", type=Path, help="runs folder (default runs/)")
     r.add_argument("--resume", type=Path, help="finish an interrupted run folder")

@@ -47,7 +47,7 @@ class SweepConfig:
     conf: float = 0.001
     iou: float = 0.7
     max_det: int = 300
-    bootstrap: int = 1000
+    bootstrap: int = 100  # paired resamples over images for the ΔmAP CI (~30 ms each per candidate)
     seed: int = 0
     jobs: int = 1
     out: Path = Path("runs")

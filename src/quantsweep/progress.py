@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -17,7 +18,12 @@ class SweepProgress:
         self._log: TextIO | None = open(log_json, "a") if log_json else None  # noqa: SIM115 - closed in close()
         self._tasks: dict[str, Any] = {}
         self._progress = None
-        if not quiet:
+        self._lines = False  # plain lines when stderr is not a terminal (CI logs, pipes)
+        self._done = 0
+        self._total = 0
+        if not quiet and not sys.stderr.isatty():
+            self._lines = True
+        elif not quiet:
             from rich.console import Console
             from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn,
                                        TimeElapsedColumn, TimeRemainingColumn)
@@ -33,6 +39,9 @@ class SweepProgress:
         if self._log:
             self._log.write(json.dumps(e) + "\n")
             self._log.flush()
+        if self._lines:
+            self._line(e)
+            return
         p = self._progress
         if p is None or e["event"] == "run_dir":
             return
@@ -51,6 +60,17 @@ class SweepProgress:
             if step not in self._tasks:
                 self._tasks[step] = p.add_task(step, total=1)
             p.update(self._tasks[step], description=f"{mark} {step}{extra}", total=1, completed=1)
+
+    def _line(self, e: dict[str, Any]) -> None:
+        if e["event"] == "plan":
+            self._total = e["steps"]
+        elif e["event"] in ("done", "failed", "skip"):
+            self._done += 1
+            detail = {"done": f"done in {e.get('seconds')} s", "skip": "finished earlier",
+                      "failed": f"FAILED: {e.get('error', '')[:160]}"}[e["event"]]
+            print(f"[{self._done}/{self._total}] {e['step']}: {detail}", file=sys.stderr, flush=True)
+        elif e["event"] == "run_dir":
+            print(f"run folder: {e['path']}", file=sys.stderr, flush=True)
 
     def close(self) -> None:
         if self._progress is not None:
