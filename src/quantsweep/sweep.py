@@ -117,6 +117,11 @@ def execute(r: Runner) -> RunResult:
     cand_dir, res_dir = r.dir / "candidates", r.dir / "results"
     cand_dir.mkdir(exist_ok=True)
     res_dir.mkdir(exist_ok=True)
+    plan = _plan(cfg, onnx_only=inp.pt is None)
+    n_sens = len({registry_name(s) for s in plan if s.k > 0})
+    n_backends = len(cfg.backends or available_backends())
+    r.on_event({"event": "plan", "steps": 1 + n_sens + 2 * (len(plan) + 1) + n_backends,
+                "candidates": [s.name for s in plan]})
     fp32 = cand_dir / "fp32.onnx"
     r.step("baseline", {"model": file_hash(inp.model), "imgsz": inp.imgsz}, [fp32],
            lambda: export_onnx(inp.model, fp32, imgsz=inp.imgsz, head="e2e",
@@ -128,11 +133,6 @@ def execute(r: Runner) -> RunResult:
     for ids_name, values in (("subset_ids.txt", ids), ("calib_ids.txt", calib.ids)):
         if not (r.dir / ids_name).exists():
             write_ids_file(r.dir / ids_name, values)
-    plan = _plan(cfg, onnx_only=inp.pt is None)
-    n_sens = len({registry_name(s) for s in plan if s.k > 0})
-    n_backends = len(cfg.backends or available_backends())
-    r.on_event({"event": "plan", "steps": 1 + n_sens + 2 * (len(plan) + 1) + n_backends,
-                "candidates": [s.name for s in plan]})
     rankings = _sensitivities(r, cfg, plan, fp32, inp.pt, calib)
     built = _build_and_evaluate(r, cfg, plan, fp32, inp, ids, calib, rankings, info)
     benches = _benchmarks(r, cfg, built)
