@@ -115,22 +115,25 @@ def _table(run_dir):
 
 
 @pytest.mark.slow
-def test_sigkill_then_resume_gives_the_same_table(small_run, tmp_path):
-    cfg_path = small_run.run_dir / "config.yaml"
-    cmd = [sys.executable, "-m", "quantsweep", "run", "--config", str(cfg_path), "--out", str(tmp_path), "--quiet"]
+@pytest.mark.parametrize("kill_at", ["build:int8-qdq-k3", "eval:w8a16", "bench:ort-cpu"])
+def test_sigkill_then_resume_gives_the_same_table(small_run, tmp_path, kill_at):
+    """SIGKILL while a step runs (a build, an evaluation, the benchmark), then --resume."""
+    events = tmp_path / "events.jsonl"
+    cmd = [sys.executable, "-m", "quantsweep", "run", "--config", str(small_run.run_dir / "config.yaml"),
+           "--out", str(tmp_path / "runs"), "--quiet", "--log-json", str(events)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     deadline = time.time() + 300
-    manifest = None
-    while time.time() < deadline:  # kill once a candidate build has finished, mid-sweep
-        found = list(tmp_path.glob("*/*/manifest.json"))
-        if found and "build:int8-qdq" in found[0].read_text():
-            manifest = found[0]
+    run_dir = None
+    while time.time() < deadline and proc.poll() is None:
+        lines = [json.loads(x) for x in events.read_text().splitlines()] if events.exists() else []
+        run_dir = next((e["path"] for e in lines if e["event"] == "run_dir"), run_dir)
+        if any(e["event"] == "start" and e.get("step") == kill_at for e in lines):
             break
-        time.sleep(0.2)
-    assert manifest is not None, proc.communicate()[1][-2000:]
+        time.sleep(0.05)
+    assert proc.poll() is None and run_dir, proc.communicate()[1][-2000:]
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    run_dir = manifest.parent
+    run_dir = Path(run_dir)
     assert not (run_dir / "report.html").exists()
     done = subprocess.run([sys.executable, "-m", "quantsweep", "run", "--resume", str(run_dir), "--quiet"],
                           capture_output=True, text=True, timeout=600)
