@@ -51,3 +51,16 @@ def test_two_inputs_are_refused(tmp_path):
     onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), str(tmp_path / "two.onnx"))
     with pytest.raises(QuantsweepError, match="one image input"):
         inspect_onnx(tmp_path / "two.onnx")
+
+
+def test_model_larger_than_memory_is_refused(tmp_path, monkeypatch):
+    import psutil
+
+    p = write_constant_detector(tmp_path / "big.onnx", [1, 300, 6])
+
+    class Tiny:
+        available = 1000  # bytes
+
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: Tiny())
+    with pytest.raises(QuantsweepError, match="exceeds 50% of the available memory"):
+        inspect_onnx(p)
