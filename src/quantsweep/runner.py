@@ -211,6 +211,9 @@ def run_sweep(cfg: SweepConfig, resume: Path | None = None, on_event: Event | No
     if resume is not None:
         runner = Runner.resume(cfg, resume, on_event)
     else:
+        from quantsweep.sweep import resolve_inputs
+
+        resolve_inputs(cfg)  # bad inputs fail before a run folder is created
         runner = Runner.create(cfg, model_label(cfg), on_event)
         atomic_write_text(runner.dir / "config.yaml", cfg.to_yaml())
         from quantsweep.env import collect_env

@@ -41,6 +41,12 @@ def resolve_inputs(cfg: SweepConfig) -> Inputs:
     from quantsweep.demo import DEMO_IMGSZ, materialize
     from quantsweep.offline import cache_dir
 
+    if cfg.model is not None:  # a user's model needs the user's data: check before any work
+        if cfg.images is None and cfg.data is None:
+            raise QuantsweepError("a --model needs its dataset", "pass --images DIR --annotations FILE, or --data ROOT")
+        if cfg.calib_dir is None:
+            raise QuantsweepError("no calibration images given",
+                                  "pass --calib-dir with images disjoint from the evaluation subset")
     demo_dir = None
     if cfg.model is None or (cfg.images is None and cfg.data is None) or cfg.calib_dir is None:
         from quantsweep.demo import checkpoint_path
@@ -50,8 +56,6 @@ def resolve_inputs(cfg: SweepConfig) -> Inputs:
         demo_dir = cache_dir() / f"demo-world-{sha256_file(checkpoint_path())[:12]}"
         materialize(demo_dir, splits=("val", "calib"))
     model = cfg.model if cfg.model is not None else demo_dir / "model.pt"  # type: ignore[operator]
-    if cfg.model is not None and (cfg.images is None and cfg.data is None):
-        raise QuantsweepError("a --model needs its dataset", "pass --images DIR --annotations FILE, or --data ROOT")
     if cfg.data is not None:
         eval_ds = load_dataset(*coco2017_paths(cfg.data))
     elif cfg.images is not None:
@@ -66,11 +70,8 @@ def resolve_inputs(cfg: SweepConfig) -> Inputs:
             raise QuantsweepError(f"no annotations for calibration folder {cfg.calib_dir}",
                                   "pass --calib-annotations (a COCO JSON listing the calibration images)")
         calib_ds = load_dataset(cfg.calib_dir, ann)
-    elif cfg.model is None:
-        calib_ds = load_dataset(demo_dir / "calib" / "images", demo_dir / "calib" / "annotations.json")  # type: ignore[operator]
     else:
-        raise QuantsweepError("no calibration images given",
-                              "pass --calib-dir with images disjoint from the evaluation subset")
+        calib_ds = load_dataset(demo_dir / "calib" / "images", demo_dir / "calib" / "annotations.json")  # type: ignore[operator]
     pt = model if model.suffix.lower() in (".pt", ".pth") else None
     imgsz = cfg.imgsz or (DEMO_IMGSZ if cfg.model is None else 640)
     return Inputs(model, pt, eval_ds, calib_ds, imgsz)

@@ -101,6 +101,8 @@ TRIGGERS = {
     "empty-subset": lambda d, t: _eval(d, d / "model.onnx", t, data=_split_copy(d, t, 0)[1]),
     "unknown-ids": lambda d, t: (t / "ids.txt").write_text("100001\n424242\n") and _eval(
         d, d / "model.onnx", t, "--image-ids", t / "ids.txt"),
+    "model-without-data": lambda d, t: ["run", "--model", d / "model.onnx", "--out", t / "runs", "--quiet"],
+    "model-without-calib": lambda d, t: ["run", "--model", d / "model.onnx", *_data(d), "--out", t / "runs", "--quiet"],
     "calib-overlap": lambda d, t: ["run", "--model", d / "model.onnx", *_data(d), "--calib-dir", d / "val" / "images",
                                    "--max-images", "5", "--out", t, "--quiet"],
     "bad-k": lambda d, t: ["run", "--ks", "0,five", "--dry-run", "--out", t],
