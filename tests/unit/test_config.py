@@ -34,3 +34,10 @@ def test_unknown_yaml_key(tmp_path):
     p.write_text("budgte: 1\n")
     with pytest.raises(QuantsweepError, match="did you mean 'budget'"):
         SweepConfig.resolve(yaml_path=p)
+
+
+def test_public_api_is_the_cli_s_function():
+    import quantsweep
+    from quantsweep.runner import run_sweep
+
+    assert quantsweep.run_sweep is run_sweep and quantsweep.SweepConfig is SweepConfig
