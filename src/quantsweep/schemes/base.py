@@ -9,7 +9,7 @@ from typing import Any, ClassVar, Protocol
 
 from quantsweep.calibration import CalibSet
 
-__all__ = ["BuildContext", "BuildResult", "Scheme", "scheme_to_dict"]
+__all__ = ["BuildContext", "BuildResult", "Scheme", "check_weight_fields", "scheme_to_dict"]
 
 
 @dataclass(frozen=True)
@@ -54,6 +54,22 @@ class Scheme(Protocol):
     def name(self) -> str: ...
 
     def build(self, ctx: BuildContext, keep_float: dict[str, str], out: Path) -> BuildResult: ...
+
+
+def check_weight_fields(scheme: Any) -> None:
+    """Validation shared by the weight-quantizing schemes (Brevitas and graph weight-only)."""
+    from quantsweep.errors import QuantsweepError
+
+    if scheme.weight_bits not in (4, 8):
+        raise QuantsweepError(f"weight_bits must be 4 or 8 (got {scheme.weight_bits})", "use 4 or 8")
+    if scheme.weight_scale not in ("max", "mse"):
+        raise QuantsweepError(f"weight_scale must be max or mse (got {scheme.weight_scale!r})", "use max or mse")
+    if scheme.keep_8bit not in ("stem+depthwise+predictions", "none"):
+        raise QuantsweepError(f"keep_8bit must be 'stem+depthwise+predictions' or 'none' (got {scheme.keep_8bit!r})",
+                              "use the default")
+    if scheme.k:
+        raise QuantsweepError(f"K={scheme.k} is not supported for {scheme.name}",
+                              "use K-sets with the int8, int8-trt and fp8 schemes")
 
 
 def scheme_to_dict(scheme: Any) -> dict[str, Any]:

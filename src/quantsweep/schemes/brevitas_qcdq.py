@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from quantsweep.errors import QuantsweepError
-from quantsweep.schemes.base import BuildContext, BuildResult
+from quantsweep.schemes.base import BuildContext, BuildResult, check_weight_fields
 
 __all__ = ["BrevitasQCDQ"]
 
@@ -73,18 +73,9 @@ class BrevitasQCDQ:
     keep_8bit: Literal["stem+depthwise+predictions", "none"] = "stem+depthwise+predictions"
 
     def __post_init__(self) -> None:
-        if self.weight_bits not in (4, 8):
-            raise QuantsweepError(f"weight_bits must be 4 or 8 (got {self.weight_bits})", "use 4 or 8")
-        if self.keep_8bit not in ("stem+depthwise+predictions", "none"):
-            raise QuantsweepError(f"keep_8bit must be 'stem+depthwise+predictions' or 'none' (got {self.keep_8bit!r})",
-                                  "use the default")
         if self.act_bits not in (None, 8):
             raise QuantsweepError(f"act_bits must be 8 or None (got {self.act_bits})", "use 8 or omit it")
-        if self.weight_scale not in ("max", "mse"):
-            raise QuantsweepError(f"weight_scale must be max or mse (got {self.weight_scale!r})", "use max or mse")
-        if self.k:
-            raise QuantsweepError(f"K={self.k} is not supported for {self.name}",
-                                  "use K-sets with the int8, int8-trt and fp8 schemes")
+        check_weight_fields(self)
 
     @property
     def name(self) -> str:

@@ -15,7 +15,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 
 from quantsweep.errors import QuantsweepError
-from quantsweep.schemes.base import BuildContext, BuildResult
+from quantsweep.schemes.base import BuildContext, BuildResult, check_weight_fields
 
 __all__ = ["GraphWeightOnly", "quantize_weight"]
 
@@ -77,11 +77,7 @@ class GraphWeightOnly:
     keep_8bit: Literal["stem+depthwise+predictions", "none"] = "stem+depthwise+predictions"
 
     def __post_init__(self) -> None:
-        if self.weight_bits not in (4, 8):
-            raise QuantsweepError(f"weight_bits must be 4 or 8 (got {self.weight_bits})", "use 4 or 8")
-        if self.k:
-            raise QuantsweepError(f"K={self.k} is not supported for {self.name}",
-                                  "use K-sets with the int8, int8-trt and fp8 schemes")
+        check_weight_fields(self)
 
     @property
     def name(self) -> str:
