@@ -79,3 +79,45 @@ def write_external_data_detector(path: Path, location: str) -> Path:
     c.external_data.add(key="location", value=location)
     onnx.save(m, str(path))
     return path
+
+
+def tiny_convnet(path):
+    """A 3-conv FP32 ONNX with input ``images`` [1,3,32,32] (labels, benchmarks, sensitivity)."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    inits, nodes, prev = [], [], "images"
+    for i, (cin, cout) in enumerate([(3, 64), (64, 128), (128, 64)]):
+        inits += [numpy_helper.from_array(rng.normal(0, 0.3, (cout, cin, 3, 3)).astype(np.float32), f"w{i}"),
+                  numpy_helper.from_array(rng.normal(0, 0.1, cout).astype(np.float32), f"b{i}")]
+        nodes += [helper.make_node("Conv", [prev, f"w{i}", f"b{i}"], [f"c{i}"], pads=[1, 1, 1, 1], name=f"conv{i}"),
+                  helper.make_node("Relu", [f"c{i}"], [f"r{i}"], name=f"relu{i}")]
+        prev = f"r{i}"
+    g = helper.make_graph(nodes, "tiny", [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, 32, 32])],
+                          [helper.make_tensor_value_info(prev, TensorProto.FLOAT, [1, 64, 32, 32])], inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    onnx.save(m, str(path))
+    return path
+
+
+def tiny_ort_int8(fp32, out, per_channel=True):
+    """ORT's int8 QDQ of :func:`tiny_convnet` (8 random calibration images); returns ``(out, data)``."""
+    import numpy as np
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    data = np.random.default_rng(1).random((8, 1, 3, 32, 32), dtype=np.float32)
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.it = iter(data)
+
+        def get_next(self):
+            x = next(self.it, None)
+            return None if x is None else {"images": x}
+
+    quantize_static(str(fp32), str(out), Reader(), quant_format=QuantFormat.QDQ, per_channel=per_channel,
+                    reduce_range=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+    return out, data

@@ -129,6 +129,9 @@ def open_ort(model: Path, provider: str = "cpu", threads: int | None = None,
     if optimized_model_path is not None:
         opts.optimized_model_filepath = str(optimized_model_path)
     providers = [chosen] if chosen == PROVIDERS["cpu"] else [chosen, PROVIDERS["cpu"]]
+    if chosen != PROVIDERS["cpu"] and hasattr(ort, "preload_dlls"):
+        # CUDA/cuDNN from the nvidia-* pip packages are not on the loader path by default.
+        ort.preload_dlls()
     used = graph_optimization
     try:
         sess = ort.InferenceSession(str(model), sess_options=opts, providers=providers)

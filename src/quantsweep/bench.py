@@ -103,8 +103,10 @@ class OrtBackend:
             label, evidence = label_from_graphs(onnx.load(str(model), load_external_data=False),
                                                 onnx.load(str(optimized), load_external_data=False))
         if self.provider != "cpu" and sess.provider == "CPUExecutionProvider":
-            raise QuantsweepError(f"{self.name}: ONNX Runtime fell back to the CPU for {model.name}",
-                                  "check the CUDA/TensorRT installation")
+            needs = ("the TensorRT libraries (libnvinfer, e.g. pip install tensorrt-cu13) and CUDA"
+                     if self.provider == "tensorrt" else "CUDA and cuDNN matching this onnxruntime-gpu")
+            raise QuantsweepError(f"{self.name}: the {self.provider} execution provider did not load for "
+                                  f"{model.name} (ONNX Runtime fell back to the CPU)", f"install {needs}")
         import onnxruntime as ort
 
         info = {"runtime": f"onnxruntime {ort.__version__}", "provider": sess.provider,

@@ -161,7 +161,7 @@ def cmd_sensitivity(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="qs-sens-") as tmp:
         fp32, pt = _baseline(args.model, Path(tmp), args.imgsz, args.trust_checkpoint)
         calib = _calib_set(args, inspect_onnx(fp32).hw or (args.imgsz, args.imgsz))
-        result = compute_sensitivity(fp32, pt, calib, args.precision, Path(tmp), args.images)
+        result = compute_sensitivity(fp32, pt, calib, args.precision, Path(tmp), args.images, args.probe_top)
     atomic_write_json(args.out, result)
     print(ranking_markdown(result, 20))
     print(args.out)
@@ -236,7 +236,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 _RUN_FLAGS = ("trust_checkpoint", "model", "images", "annotations", "data", "max_images", "image_ids", "calib_images", "calib_dir",
               "calib_annotations", "imgsz", "schemes", "ks", "backends", "batches", "budget", "target_backend",
-              "bench_seconds", "sensitivity_images", "out", "jobs", "seed", "bootstrap")
+              "bench_seconds", "sensitivity_images", "sensitivity_probe_top", "out", "jobs", "seed", "bootstrap")
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -350,7 +350,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--budget", type=float, help="max mAP50-95 loss in points (default 1.0)")
     r.add_argument("--target-backend", help="backend the recommendation is for (default: fastest)")
     r.add_argument("--bench-seconds", type=float, help="timed seconds per model and backend (default 5)")
-    r.add_argument("--sensitivity-images", type=int, help="images for the sensitivity probe (default 4)")
+    r.add_argument("--sensitivity-images", type=int, help="images for the sensitivity probe (default 2)")
+    r.add_argument("--sensitivity-probe-top", type=int,
+                   help="nodes measured exactly after the local-error screen (default 32; 0 = every node)")
     r.add_argument("--bootstrap", type=int, help="bootstrap resamples for the ΔmAP CI (default 100)")
     r.add_argument("--seed", type=int)
     r.add_argument("--out", type=Path, help="runs folder (default runs/)")
@@ -387,7 +389,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--precision", choices=("int8", "int8-trt", "fp8"), default="int8",
                    help="rank on the graph of this scheme (int8: ORT placement; int8-trt/fp8: ModelOpt)")
     _add_calib_args(s)
-    s.add_argument("--images", type=int, default=4, help="calibration images used for the probe (default 4)")
+    s.add_argument("--images", type=int, default=2, help="calibration images used for the probe (default 2)")
+    s.add_argument("--probe-top", type=int, default=32,
+                   help="nodes measured exactly after the local-error screen (default 32; 0 = every node)")
     s.add_argument("--imgsz", type=int, default=640, help="export size when --model is a .pt")
     s.add_argument("--out", type=Path, required=True, help="sensitivity JSON to write")
     s.add_argument("--overwrite", action="store_true")

@@ -41,7 +41,8 @@ class SweepConfig:
     batches: tuple[int, ...] = (1,)
     budget: float = 1.0  # max mAP50-95 loss in points for the recommendation
     target_backend: str | None = None
-    sensitivity_images: int = 4
+    sensitivity_images: int = 2
+    sensitivity_probe_top: int = 32  # nodes measured exactly after the local-error screen; 0 = all
     bench_seconds: float = 5.0
     bench_warmup: int = 5
     conf: float = 0.001
@@ -74,6 +75,9 @@ class SweepConfig:
                                           f"choose from {', '.join(BACKENDS)}")
         positive = {"max_images": self.max_images, "calib_images": self.calib_images, "jobs": self.jobs,
                     "sensitivity_images": self.sensitivity_images}
+        if not isinstance(self.sensitivity_probe_top, int) or self.sensitivity_probe_top < 0:
+            raise QuantsweepError(f"--sensitivity-probe-top must be 0 (all) or a positive integer "
+                                  f"(got {self.sensitivity_probe_top!r})", "pass e.g. 32, or 0 to probe every node")
         for name, value in positive.items():
             if not isinstance(value, int) or value < 1:
                 raise QuantsweepError(f"--{name.replace('_', '-')} must be a positive integer (got {value!r})",

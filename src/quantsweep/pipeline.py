@@ -12,12 +12,14 @@ __all__ = ["compute_sensitivity"]
 
 
 def compute_sensitivity(fp32: Path, pt: Path | None, calib: CalibSet, scheme_name: str, work: Path,
-                        images: int = 4) -> dict[str, Any]:
+                        images: int = 2, probe_top: int = 32) -> dict[str, Any]:
     """Build ``scheme_name``'s fully quantized (K=0) graph once and rank its nodes.
 
     Args:
         scheme_name: a K-capable registry name (``int8``, ``int8-trt``, ``fp8``): the ranking is
             measured on that scheme's own graph, the one its K-set candidates deploy.
+        images: calibration images the probes run on.
+        probe_top: nodes measured exactly after the local-error screen (0 = every node).
 
     See :mod:`quantsweep.sensitivity` for the method.
     """
@@ -34,7 +36,8 @@ def compute_sensitivity(fp32: Path, pt: Path | None, calib: CalibSet, scheme_nam
     scheme = make_scheme(scheme_name)
     full = materialize(scheme, BuildContext(fp32, pt, calib, work / f"sens-work-{scheme_name}"),
                        work / f"sens-{scheme_name}")
-    result = rank_nodes(fp32, full.onnx_path, calib.array(limit=images), scheme.precision)
+    result = rank_nodes(fp32, full.onnx_path, calib.array(limit=images), scheme.precision,
+                        probe_top=probe_top or None)
     result["scheme"] = scheme_name
     result["qdq_model_scheme"] = full.record["scheme"]
     return result

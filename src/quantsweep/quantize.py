@@ -46,6 +46,7 @@ def keep_float_nodes(fp32_model: Any, head_policy: bool, k: int,
         QuantsweepError: K is negative, no ranking is given for K > 0, or K exceeds the ranked nodes.
     """
     from quantsweep.graph import decode_tail
+    from quantsweep.sensitivity import score_text
 
     if not isinstance(k, int) or isinstance(k, bool) or k < 0:
         raise QuantsweepError(f"K must be a non-negative integer (got {k!r})", "pass e.g. --ks 0,5,10,20")
@@ -58,7 +59,7 @@ def keep_float_nodes(fp32_model: Any, head_policy: bool, k: int,
             raise QuantsweepError(f"K={k} exceeds the {len(ranked)} rankable nodes of the model",
                                   f"choose K <= {len(ranked)}")
         for r in ranked[:k]:
-            keep[r["node"]] = f"sensitivity rank {r['rank']} (score {r['score']:.4g}, {ranking_precision(ranking)})"
+            keep[r["node"]] = f"sensitivity rank {r['rank']} (score {score_text(r)}, {ranking_precision(ranking)})"
     return keep
 
 

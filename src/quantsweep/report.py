@@ -44,13 +44,15 @@ def write_report(run_dir: Path, cfg: Any, rows: list[dict[str, Any]], decision: 
     from quantsweep.results import COLUMNS, HIGHER_IS_BETTER
 
     env = json.loads((run_dir / "env.json").read_text()) if (run_dir / "env.json").exists() else {}
+    from quantsweep.sensitivity import score_text
+
     sens_html = []
     for fam, res in sensitivity.items():
         if "ranking" not in res:
             sens_html.append(f"<h3>{html.escape(fam)}</h3><p>error: {html.escape(str(res.get('error')))}</p>")
             continue
         top = "".join(f"<tr><td>{r['rank']}</td><td><code>{html.escape(r['node'])}</code></td><td>{r['op']}</td>"
-                      f"<td>{r['score']:.4g}</td></tr>" for r in res["ranking"][:20])
+                      f"<td>{score_text(r)}</td></tr>" for r in res["ranking"][:20])
         sens_html.append(f"<h3>{html.escape(fam)} — top 20 of {len(res['ranking'])} nodes "
                          f"({res['images']} calibration images)</h3><table><tr><th>rank</th><th>node</th>"
                          f"<th>op</th><th>score ↑</th></tr>{top}</table>")

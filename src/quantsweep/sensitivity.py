@@ -3,7 +3,7 @@
 Method ("restore one node to float"): take the fully quantized QDQ model of the chosen
 precision (one calibration, reused for every node), and rewrite it once so that every
 dequantized input of every rankable compute node is mixed with its float original through a
-runtime gate: ``x = dq + g_i * (float - dq)``. One ONNX Runtime session then evaluates any
+runtime switch: ``x = float if g_i else dq`` (an ``If`` node). One ONNX Runtime session then evaluates any
 subset of nodes restored to float by feeding a gate vector; nothing is recalibrated or rebuilt.
 
 Damage is the relative squared error of the head's pre-decode tensors (the inputs of the decode
@@ -27,7 +27,7 @@ import numpy as np
 
 from quantsweep.errors import QuantsweepError
 
-__all__ = ["GatedProbe", "build_gated_model", "rank_nodes", "ranking_markdown"]
+__all__ = ["GatedProbe", "build_gated_model", "rank_nodes", "ranking_markdown", "score_text"]
 
 log = logging.getLogger(__name__)
 GATES = "qs_gates"
@@ -50,8 +50,56 @@ def _head_tensors(model: Any) -> list[str]:
     return seen
 
 
+def _switch(cond: str, then_name: str, else_name: str, out: str) -> Any:
+    """``out = then_name if cond else else_name`` without touching the data.
+
+    An ``If`` hands over one of two outer-scope tensors; ``Where``/``Mul`` mixing costs more than
+    the quantized graph itself in ORT (broadcast elementwise kernels over every activation).
+    """
+    from onnx import TensorProto, helper
+
+    def branch(src: str, tag: str) -> Any:
+        return helper.make_graph([helper.make_node("Identity", [src], [f"{out}/{tag}"])], tag, [],
+                                 [helper.make_tensor_value_info(f"{out}/{tag}", TensorProto.FLOAT, None)])
+
+    return helper.make_node("If", [cond], [out], then_branch=branch(then_name, "then"),
+                            else_branch=branch(else_name, "else"))
+
+
+def _unfold(tensor: str, ref: Any, j: int, producers: dict[str, Any], fp32_producers: dict[str, Any],
+            fp32_inits: dict[str, Any], out: str, nodes: list[Any], inits: list[Any]) -> str:
+    """The float value a quantized input stands for.
+
+    Quantizers fold a Relu/Clip that feeds a Q into the Q's range (the zero point clips), so the
+    tensor before Q is then the pre-activation; the FP32 graph says which activation it was.
+    """
+    import onnx
+
+    if ref is None or j >= len(ref.input):
+        return tensor
+    fp_prod = fp32_producers.get(ref.input[j])
+    q_prod = producers.get(tensor)
+    if fp_prod is None or fp_prod.op_type not in ("Relu", "Clip") or (q_prod is not None and q_prod.op_type == fp_prod.op_type):
+        return tensor
+    act = onnx.NodeProto()
+    act.CopyFrom(fp_prod)
+    act.name = out
+    act.input[0] = tensor
+    for k in range(1, len(act.input)):  # Clip's min/max
+        if act.input[k] in fp32_inits:
+            init = onnx.TensorProto()
+            init.CopyFrom(fp32_inits[act.input[k]])
+            init.name = f"{out}/{k}"
+            inits.append(init)
+            act.input[k] = init.name
+    del act.output[:]
+    act.output.append(out)
+    nodes.append(act)
+    return out
+
+
 def build_gated_model(fp32: Any, qdq: Any, exclude: set[str] | frozenset[str] = frozenset(),
-                      ) -> tuple[Any, list[str], list[str]]:
+                      local: bool = False) -> tuple[Any, list[str], list[str], list[tuple[str, str]]]:
     """Rewrite ``qdq`` so each rankable node's dequantized inputs are gated back to float.
 
     Args:
@@ -73,12 +121,15 @@ def build_gated_model(fp32: Any, qdq: Any, exclude: set[str] | frozenset[str] = 
     producers = {o: n for n in g.node for o in n.output}
     fp32_nodes = {n.name: n for n in fp32.graph.node}
     fp32_inits = {i.name: i for i in fp32.graph.initializer}
+    fp32_producers = {o: n for n in fp32.graph.node for o in n.output}
     fed = dq_fed_inputs(gated)
     ranked: list[str] = []
     gathers: list[Any] = []
     mixes: dict[str, list[Any]] = {}
     extra_inits: list[Any] = []
     copied: dict[str, str] = {}
+    clones: dict[str, list[Any]] = {}
+    local_pairs: list[tuple[str, str]] = []
     for node in g.node:
         if node.op_type not in COMPUTE_OPS or node.name in exclude or node.name not in fed:
             continue
@@ -88,7 +139,11 @@ def build_gated_model(fp32: Any, qdq: Any, exclude: set[str] | frozenset[str] = 
             dq = producers[node.input[j]]
             src = producers.get(dq.input[0])
             if src is not None and src.op_type == "QuantizeLinear":
-                sources.append((j, src.input[0]))  # activation: the tensor before Q
+                # activation: the tensor before Q (with any activation the quantizer folded into
+                # the Q range, e.g. Relu, applied again so that the float path is really float)
+                sources.append((j, _unfold(src.input[0], fp32_nodes.get(node.name), j, producers,
+                                           fp32_producers, fp32_inits, f"qs_act/{len(ranked)}/{j}",
+                                           mixes.setdefault(node.name, []), extra_inits)))
                 continue
             ref = fp32_nodes.get(node.name)
             if ref is not None and j < len(ref.input) and ref.input[j] in fp32_inits:
@@ -103,16 +158,23 @@ def build_gated_model(fp32: Any, qdq: Any, exclude: set[str] | frozenset[str] = 
         if not sources:
             continue
         ranked.append(node.name)
+        if local:
+            # The node computed on its quantized inputs alone (no gating): its local error.
+            clone = onnx.NodeProto()
+            clone.CopyFrom(node)
+            clone.name = f"qs_local/{gate_idx}"
+            del clone.output[:]
+            clone.output.extend([f"qs_local/{gate_idx}/out"] + [""] * (len(node.output) - 1))
+            local_pairs.append((node.output[0], clone.output[0]))
+            clones.setdefault(node.name, []).append(clone)
         gate = f"qs_gate/{gate_idx}"
-        extra_inits.append(numpy_helper.from_array(np.array([gate_idx], np.int64), f"{gate}/idx"))
+        extra_inits.append(numpy_helper.from_array(np.array(gate_idx, np.int64), f"{gate}/idx"))
         gathers.append(helper.make_node("Gather", [GATES, f"{gate}/idx"], [gate], axis=0))
         for j, float_src in sources:
             dq_out = node.input[j]
             base = f"qs_mix/{gate_idx}/{j}"
             mixes.setdefault(node.name, []).extend([
-                helper.make_node("Sub", [float_src, dq_out], [f"{base}/diff"]),
-                helper.make_node("Mul", [f"{base}/diff", gate], [f"{base}/scaled"]),
-                helper.make_node("Add", [dq_out, f"{base}/scaled"], [f"{base}/out"]),
+                _switch(gate, float_src, dq_out, f"{base}/out"),
             ])
             node.input[j] = f"{base}/out"
     if not ranked:
@@ -125,15 +187,18 @@ def build_gated_model(fp32: Any, qdq: Any, exclude: set[str] | frozenset[str] = 
     g.node.extend(gathers)
     for n in nodes:
         g.node.extend(mixes.get(n.name, []))
+        g.node.extend(clones.get(n.name, []))  # clones read the dq tensors, before the rewiring
         g.node.append(n)
     g.initializer.extend(extra_inits)
-    g.input.append(helper.make_tensor_value_info(GATES, TensorProto.FLOAT, [len(ranked)]))
-    probes = _head_tensors(fp32)
+    g.input.append(helper.make_tensor_value_info(GATES, TensorProto.BOOL, [len(ranked)]))
+    produced = {o for n in g.node for o in n.output}
+    probes = [t for t in _head_tensors(fp32) if t in produced] or [o.name for o in g.output]
     existing = {o.name for o in g.output}
-    for p in probes:
+    for p in probes + [t for pair in local_pairs for t in pair]:
         if p not in existing:
             g.output.append(helper.make_tensor_value_info(p, TensorProto.FLOAT, None))
-    return gated, ranked, probes
+            existing.add(p)
+    return gated, ranked, probes, local_pairs
 
 
 def _probe_session(model: Any, probes: list[str], threads: int | None) -> Any:
@@ -162,21 +227,22 @@ class GatedProbe:
         import onnx
 
         from quantsweep.graph import decode_tail
-        from quantsweep.source import inspect_onnx
 
-        fp32, qdq = onnx.load(str(fp32_path)), onnx.load(str(qdq_path))
-        exclude = set(decode_tail(fp32)) if exclude is None else exclude
-        gated, self.nodes, self.probes = build_gated_model(fp32, qdq, exclude)
+        self._fp32, self._qdq = onnx.load(str(fp32_path)), onnx.load(str(qdq_path))
+        self._exclude = set(decode_tail(self._fp32)) if exclude is None else exclude
+        self._threads = threads
+        gated, self.nodes, self.probes, _ = build_gated_model(self._fp32, self._qdq, self._exclude)
         self.ops = {n.name: n.op_type for n in gated.graph.node}
-        info = inspect_onnx(fp32_path)
-        batch = info.fixed_batch or 1
-        self._input = info.input_name
+        inp = self._fp32.graph.input[0]  # the image input (the probe needs no detector layout)
+        dim0 = inp.type.tensor_type.shape.dim[0] if inp.type.tensor_type.shape.dim else None
+        batch = dim0.dim_value if dim0 is not None and dim0.dim_value > 0 else 1
+        self._input = inp.name
         self._sess = _probe_session(gated, self.probes, threads)
         self.feeds = [images[i:i + batch] for i in range(0, len(images) - batch + 1, batch)]
         if not self.feeds:
             raise QuantsweepError("no images for the sensitivity probe", "pass calibration images")
         self.runs = 0
-        self._reference = self._run(np.ones(len(self.nodes), np.float32))  # all gates open = float
+        self._reference = self._run(np.ones(len(self.nodes), bool))  # all gates open = float
         self._energy = [sum(float(np.square(t).sum()) for t in outs) for outs in self._reference]
 
     def _run(self, gates: np.ndarray) -> list[list[np.ndarray]]:
@@ -189,16 +255,44 @@ class GatedProbe:
         if unknown:
             raise QuantsweepError(f"not rankable quantized nodes: {sorted(unknown)[:3]}",
                                   "name compute nodes of the quantized graph")
-        gates = np.array([1.0 if n in restored else 0.0 for n in self.nodes], np.float32)
+        gates = np.array([n in restored for n in self.nodes], bool)
         total = 0.0
         for outs, ref, e in zip(self._run(gates), self._reference, self._energy):
             total += sum(float(np.square(o - r).sum()) for o, r in zip(outs, ref)) / max(e, 1e-12)
         return total / len(self.feeds)
 
+    def local_errors(self) -> dict[str, float]:
+        """Each node's own quantization error, all at once: one pass of a graph where every node
+        also runs on its quantized inputs (a clone), the rest of the network in float.
+
+        Returns:
+            ``{node: relative squared error of its output}`` (mean over the probe images).
+        """
+        gated, nodes, _, pairs = build_gated_model(self._fp32, self._qdq, self._exclude, local=True)
+        if nodes != self.nodes:
+            raise QuantsweepError("internal: the local-error graph ranks other nodes", "report this")
+        sess = _probe_session(gated, [], self._threads)
+        fetch = [t for pair in pairs for t in pair]
+        gates = np.ones(len(nodes), bool)
+        err = np.zeros(len(nodes))
+        for x in self.feeds:
+            out = sess.run(fetch, {self._input: x, GATES: gates})
+            for i in range(len(nodes)):
+                ref, q = out[2 * i], out[2 * i + 1]
+                err[i] += float(np.square(q - ref).sum()) / max(float(np.square(ref).sum()), 1e-12)
+        self.runs += len(self.feeds)
+        return {n: float(e / len(self.feeds)) for n, e in zip(nodes, err)}
+
 
 def rank_nodes(fp32_path: Path, qdq_path: Path, images: np.ndarray, precision: str,
-               exclude: set[str] | None = None, threads: int | None = None) -> dict[str, Any]:
+               exclude: set[str] | None = None, threads: int | None = None,
+               probe_top: int | None = 32) -> dict[str, Any]:
     """Rank the quantized compute nodes of ``qdq_path`` by the damage their quantization does.
+
+    Two stages keep the cost near two FP32 evaluation passes: a screen (every node's local
+    quantization error, one pass) picks the ``probe_top`` most suspicious nodes, and only those
+    are measured exactly (output damage removed by restoring each one alone). Nodes beyond the
+    screen follow in local-error order, marked ``"method": "screen"``.
 
     Args:
         fp32_path: the FP32 baseline ONNX.
@@ -207,26 +301,46 @@ def rank_nodes(fp32_path: Path, qdq_path: Path, images: np.ndarray, precision: s
         precision: label recorded in the ranking (``int8``/``fp8``).
         exclude: nodes not to rank (default: the decode tail).
         threads: ORT intra-op threads.
+        probe_top: nodes measured exactly after the screen; ``None`` measures every node.
 
     Returns:
-        ``{"ranking": [{node, op, score, rank, precision}], "damage_full", "cost": {...}}``.
+        ``{"ranking": [{node, op, score, rank, precision, method, local_error}], "damage_full",
+        "cost": {...}}``.
     """
+    if probe_top is not None and probe_top < 1:
+        raise QuantsweepError(f"probe_top must be at least 1 (got {probe_top})", "pass e.g. 32, or None for all")
     t0 = time.perf_counter()
     probe = GatedProbe(fp32_path, qdq_path, images, exclude, threads)
     build_s = time.perf_counter() - t0
     t1 = time.perf_counter()
+    local = probe.local_errors() if probe_top is not None and probe_top < len(probe.nodes) else {}
+    if local:
+        screened = sorted(probe.nodes, key=lambda n: (-local[n], probe.nodes.index(n)))
+        exact_nodes, rest = screened[:probe_top], screened[probe_top:]
+    else:
+        exact_nodes, rest = list(probe.nodes), []
     full = probe.damage()
-    scores = [full - probe.damage({node}) for node in probe.nodes]
+    exact = {node: full - probe.damage({node}) for node in exact_nodes}
     run_s = time.perf_counter() - t1
-    order = sorted(range(len(probe.nodes)), key=lambda k: (-scores[k], k))
-    ranking = [{"node": probe.nodes[k], "op": probe.ops.get(probe.nodes[k], "?"), "score": float(scores[k]),
-                "rank": r + 1, "precision": precision} for r, k in enumerate(order)]
+    order = sorted(exact, key=lambda n: (-exact[n], probe.nodes.index(n))) + rest
+    ranking = [{"node": n, "op": probe.ops.get(n, "?"), "score": float(exact.get(n, 0.0)) if n in exact else None,
+                "rank": r + 1, "precision": precision, "method": "probe" if n in exact else "screen",
+                **({"local_error": local[n]} if local else {})} for r, n in enumerate(order)]
     return {"what": "damage removed by restoring one node to float in the fully quantized graph "
-                    "(relative squared error of the pre-decode head tensors vs FP32)",
+                    "(relative squared error of the pre-decode head tensors vs FP32); nodes marked "
+                    "'screen' were ordered by their local quantization error only",
             "precision": precision, "ranking": ranking, "damage_full": full,
             "probes": probe.probes, "images": int(len(images)),
+            "probe_top": probe_top if local else None, "nodes": len(probe.nodes),
             "cost": {"build_s": round(build_s, 3), "run_s": round(run_s, 3), "forward_passes": probe.runs},
             "qdq_model": str(qdq_path), "fp32_model": str(fp32_path)}
+
+
+def score_text(entry: dict[str, Any]) -> str:
+    """A ranking entry's score for people: the measured damage, or how it was only screened."""
+    if entry.get("score") is None:
+        return f"screened (local error {entry.get('local_error', float('nan')):.3g})"
+    return f"{entry['score']:.4g}"
 
 
 def ranking_markdown(result: dict[str, Any], top: int = 20) -> str:
@@ -235,5 +349,5 @@ def ranking_markdown(result: dict[str, Any], top: int = 20) -> str:
              f"full-quantized damage {result['damage_full']:.4g}) — score ↑ = more sensitive",
              "", "| rank | node | op | score ↑ |", "|---:|---|---|---:|"]
     for r in result["ranking"][:top]:
-        lines.append(f"| {r['rank']} | `{r['node']}` | {r['op']} | {r['score']:.4g} |")
+        lines.append(f"| {r['rank']} | `{r['node']}` | {r['op']} | {score_text(r)} |")
     return "\n".join(lines) + "\n"

@@ -156,13 +156,15 @@ def _sensitivities(r: Runner, cfg: SweepConfig, plan: list[Any], fp32: Path, pt:
     for fam in families:
         def compute(fam: str = fam) -> None:
             with _log_to(r, f"sensitivity-{fam}"):
-                result = compute_sensitivity(fp32, pt, calib, fam, r.dir / "work", cfg.sensitivity_images)
+                result = compute_sensitivity(fp32, pt, calib, fam, r.dir / "work", cfg.sensitivity_images,
+                                             cfg.sensitivity_probe_top)
             stored[fam] = result
             atomic_write_json(path, stored)
 
         try:
             r.step(f"sensitivity:{fam}", {"fp32": file_hash(fp32), "calib": calib.ids_hash,
-                                          "images": cfg.sensitivity_images}, [path], compute)
+                                          "images": cfg.sensitivity_images,
+                                          "probe_top": cfg.sensitivity_probe_top}, [path], compute)
         except (QuantsweepError, Exception) as exc:  # noqa: BLE001 - recorded as rows' errors
             stored[fam] = {"error": str(exc)}
     return stored

@@ -76,21 +76,31 @@ def test_requested_k_is_the_effective_k(world):
         materialize(make_scheme("int8", k=10_000), world["ctx"], world["out"] / "bad", ranking)
 
 
-def test_sensitive_nodes_recover_more_than_random_ones(world, demo_val):
-    """Ranked on calibration images; checked on held-out evaluation images: restoring the top-K
-    nodes to float removes more of the quantization damage than restoring K random nodes."""
-    from quantsweep.data import iter_batches
-    from quantsweep.sensitivity import GatedProbe, rank_nodes
+def test_sensitive_nodes_recover_more_map_than_random_ones(world, demo_val):
+    """Keeping the top-K ranked nodes in float recovers more mAP50-95 than keeping K random nodes.
 
-    ctx = world["ctx"]
-    full = materialize(make_scheme("int8"), ctx, world["out"] / "sens2")
-    ranking = rank_nodes(ctx.fp32_onnx, full.onnx_path, ctx.calib.array(4), "int8")["ranking"]
-    held_out = np.concatenate([b.pixels for b in iter_batches(demo_val, world["ids"][:8], (320, 320))])
-    probe = GatedProbe(ctx.fp32_onnx, full.onnx_path, held_out)
-    k = 10
-    top = probe.damage({r["node"] for r in ranking[:k]})
+    Per-tensor int8 weights (7-bit, so no kernel saturation on any CPU) lose enough accuracy on
+    the demo model for 100 images to resolve the difference; the per-channel default loses too
+    little for that.
+    """
+    from quantsweep.schemes.ort_int8 import OrtInt8
+    from quantsweep.sensitivity import rank_nodes
+
+    ctx, ids, k = world["ctx"], world["ids"], 5
+    full = materialize(OrtInt8(per_channel=False, reduce_range="on"), ctx, world["out"] / "pt")
+    ranking = rank_nodes(ctx.fp32_onnx, full.onnx_path, ctx.calib.array(2), "int8")["ranking"]
+
+    def map_keeping(order, tag):
+        cand = materialize(OrtInt8(per_channel=False, reduce_range="on", k=k), ctx, world["out"] / tag, order)
+        return evaluate(cand.onnx_path, demo_val, ids, EvalSettings(provider="cpu"))["map50_95"]
+
+    none = evaluate(full.onnx_path, demo_val, ids, EvalSettings(provider="cpu"))["map50_95"]
+    top = map_keeping(ranking, "top")
     rng = random.Random(0)
-    randoms = [probe.damage(set(rng.sample(probe.nodes, k))) for _ in range(5)]
-    none = probe.damage()
-    print(f"held-out damage: all int8 {none:.4g}, top-{k} float {top:.4g}, random-{k} float {randoms}")
-    assert top < min(randoms) and top < none
+    randoms = []
+    for i in range(3):
+        shuffled = rng.sample(ranking, len(ranking))
+        randoms.append(map_keeping([dict(e, rank=j + 1) for j, e in enumerate(shuffled)], f"rand{i}"))
+    print(f"mAP50-95: all int8 {none:.4f}, top-{k} float {top:.4f}, random-{k} float {randoms}, "
+          f"fp32 {world['fp32']:.4f}")
+    assert top > max(randoms) and top > none

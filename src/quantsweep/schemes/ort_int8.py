@@ -49,11 +49,14 @@ class OrtInt8:
     calibration: Calibration = "minmax"
     per_channel: bool = True
     reduce_range: Literal["auto", "on", "off"] = "auto"
+    weights: Literal["int8", "uint8"] = "int8"
     head_policy: bool = True
 
     def __post_init__(self) -> None:
         if self.calibration not in ("minmax", "entropy", "percentile"):
             raise QuantsweepError(f"unknown calibration {self.calibration!r}", "use minmax, entropy or percentile")
+        if self.weights not in ("int8", "uint8"):
+            raise QuantsweepError(f"weights must be int8 or uint8 (got {self.weights!r})", "use int8")
         if self.reduce_range not in ("auto", "on", "off"):
             raise QuantsweepError(f"reduce_range must be auto, on or off (got {self.reduce_range!r})",
                                   "use auto")
@@ -63,6 +66,8 @@ class OrtInt8:
         parts = ["int8-qdq"]
         if self.calibration != "minmax":
             parts.append(self.calibration)
+        if self.weights == "uint8":
+            parts.append("u8w")
         if not self.head_policy:
             parts.append("nohead")
         if self.k:
@@ -89,18 +94,21 @@ class OrtInt8:
 
         method = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
                   "percentile": CalibrationMethod.Percentile}[self.calibration]
-        reduce = resolve_reduce_range(self.reduce_range)
+        # u8u8 kernels widen to int16 before multiplying: no saturation, so full 8-bit weights.
+        reduce = resolve_reduce_range(self.reduce_range) if self.weights == "int8" else self.reduce_range == "on"
         extra = {"WeightSymmetric": True, "ActivationSymmetric": False}
         if self.calibration == "percentile":
             extra["CalibPercentile"] = 99.999
         quantize_static(str(ctx.fp32_onnx), str(out), Reader(), quant_format=QuantFormat.QDQ,
                         per_channel=self.per_channel, reduce_range=reduce,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                        activation_type=QuantType.QUInt8,
+                        weight_type=QuantType.QInt8 if self.weights == "int8" else QuantType.QUInt8,
                         nodes_to_exclude=list(keep_float), calibrate_method=method,
                         extra_options=extra)
         return BuildResult(out, "onnxruntime.quantization.quantize_static", onnxruntime.__version__,
                            {"quant_format": "QDQ", "activations": "uint8 asymmetric per-tensor",
-                            "weights": "int8 symmetric " + ("per-channel" if self.per_channel else "per-tensor"),
+                            "weights": f"{self.weights} symmetric " + ("per-channel" if self.per_channel else "per-tensor")
+                            + (" (zero-point 128)" if self.weights == "uint8" else ""),
                             "reduce_range": reduce, "reduce_range_setting": self.reduce_range,
                             "calibration_method": self.calibration, **extra},
                            dict(keep_float))
