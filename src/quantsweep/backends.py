@@ -14,7 +14,7 @@ from typing import Any
 
 from quantsweep.errors import QuantsweepError, did_you_mean
 
-__all__ = ["PROVIDERS", "OrtSession", "available_providers", "open_ort", "physical_cores",
+__all__ = ["PROVIDERS", "OrtSession", "available_providers", "open_ort", "physical_cores", "worker_threads",
            "resolve_provider"]
 
 log = logging.getLogger(__name__)
@@ -37,6 +37,13 @@ def physical_cores() -> int:
     except ImportError:
         pass
     return os.cpu_count() or 1
+
+
+def worker_threads() -> int:
+    """Threads one ONNX Runtime session may use: ``QUANTSWEEP_THREADS`` (set for parallel sweep
+    jobs, which share the cores) or the physical core count."""
+    value = os.environ.get("QUANTSWEEP_THREADS", "")
+    return int(value) if value.isdigit() and int(value) > 0 else physical_cores()
 
 
 def available_providers() -> list[str]:
@@ -122,7 +129,7 @@ def open_ort(model: Path, provider: str = "cpu", threads: int | None = None,
                               f"use one of {', '.join(levels)}")
     chosen = resolve_provider(provider)
     opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads or physical_cores()
+    opts.intra_op_num_threads = threads or worker_threads()
     opts.inter_op_num_threads = 1
     opts.graph_optimization_level = levels[graph_optimization]
     opts.log_severity_level = 3

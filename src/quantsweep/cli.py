@@ -251,9 +251,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.resume is not None and config_path is None and (args.resume / "config.yaml").is_file():
         config_path = args.resume / "config.yaml"
     cfg = SweepConfig.resolve(cli, config_path)
-    if cfg.jobs > 1:
-        print("quantsweep: note: --jobs > 1 is not implemented yet; candidates are built one at a time "
-              "(ONNX Runtime already uses every core)", file=sys.stderr)
     if args.dry_run:
         cfg.out.mkdir(parents=True, exist_ok=True)
         path = cfg.out / "config.dry-run.yaml"
@@ -297,6 +294,8 @@ def cmd_env(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from quantsweep.schemes import K_SCHEMES
+
     p = argparse.ArgumentParser(prog="quantsweep", description="Low-precision study of a detector.")
     p.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
     sub = p.add_subparsers(dest="command", required=True)
@@ -386,7 +385,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("sensitivity", help="rank quantizable nodes by the damage of quantizing them")
     s.add_argument("--model", type=Path, required=True, help=".pt (Ultralytics) or FP32 .onnx")
-    s.add_argument("--precision", choices=("int8", "int8-trt", "fp8"), default="int8",
+    s.add_argument("--precision", choices=sorted(K_SCHEMES), default="int8",
                    help="rank on the graph of this scheme (int8: ORT placement; int8-trt/fp8: ModelOpt)")
     _add_calib_args(s)
     s.add_argument("--images", type=int, default=2, help="calibration images used for the probe (default 2)")

@@ -45,6 +45,9 @@ class SweepProgress:
         p = self._progress
         if p is None or e["event"] == "run_dir":
             return
+        if e["event"] == "note":
+            p.console.print(f"note: {e['message']}")
+            return
         if e["event"] == "plan":
             self._tasks["__total__"] = p.add_task("sweep (all steps)", total=e["steps"])
             return
@@ -71,6 +74,8 @@ class SweepProgress:
             print(f"[{self._done}/{self._total}] {e['step']}: {detail}", file=sys.stderr, flush=True)
         elif e["event"] == "run_dir":
             print(f"run folder: {e['path']}", file=sys.stderr, flush=True)
+        elif e["event"] == "note":
+            print(f"note: {e['message']}", file=sys.stderr, flush=True)
 
     def close(self) -> None:
         if self._progress is not None:

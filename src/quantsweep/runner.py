@@ -156,28 +156,22 @@ class Runner:
     def _save_manifest(self) -> None:
         atomic_write_json(self.manifest_path, self.manifest)
 
-    def step(self, name: str, inputs: Any, outputs: list[Path], fn: Callable[[], Any]) -> Any:
-        """Run ``fn`` unless the step is done with the same inputs and its outputs exist.
-
-        Returns ``fn``'s result, or ``None`` when skipped. Exceptions propagate after the step
-        is recorded as failed.
-        """
-        key = _hash(inputs)
+    def is_done(self, name: str, inputs: Any, outputs: list[Path]) -> bool:
+        """Whether step ``name`` finished with these inputs and its outputs still exist."""
         rec = self.manifest["steps"].get(name)
-        if rec and rec["state"] == "done" and rec["inputs"] == key and all(p.exists() for p in outputs):
-            self.on_event({"event": "skip", "step": name})
-            return None
-        self.on_event({"event": "start", "step": name})
-        t0 = time.perf_counter()
-        try:
-            result = fn()
-        except BaseException as exc:
-            self.manifest["steps"][name] = {"state": "failed", "inputs": key, "error": str(exc)[:500],
-                                            "seconds": round(time.perf_counter() - t0, 2)}
+        return bool(rec and rec["state"] == "done" and rec["inputs"] == _hash(inputs)
+                    and all(p.exists() for p in outputs))
+
+    def record(self, name: str, inputs: Any, outputs: list[Path], seconds: float,
+               error: BaseException | None = None) -> None:
+        """Record step ``name`` as done (or failed with ``error``) in the manifest."""
+        key, secs = _hash(inputs), round(seconds, 2)
+        if error is not None:
+            self.manifest["steps"][name] = {"state": "failed", "inputs": key, "error": str(error)[:500],
+                                            "seconds": secs}
             self._save_manifest()
-            self.on_event({"event": "failed", "step": name, "error": str(exc)[:300]})
-            raise
-        secs = round(time.perf_counter() - t0, 2)
+            self.on_event({"event": "failed", "step": name, "error": str(error)[:300]})
+            return
         import resource
 
         rss_mb = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
@@ -186,6 +180,24 @@ class Runner:
                                         "outputs": [str(p.relative_to(self.dir)) for p in outputs]}
         self._save_manifest()
         self.on_event({"event": "done", "step": name, "seconds": secs})
+
+    def step(self, name: str, inputs: Any, outputs: list[Path], fn: Callable[[], Any]) -> Any:
+        """Run ``fn`` unless the step is done with the same inputs and its outputs exist.
+
+        Returns ``fn``'s result, or ``None`` when skipped. Exceptions propagate after the step
+        is recorded as failed.
+        """
+        if self.is_done(name, inputs, outputs):
+            self.on_event({"event": "skip", "step": name})
+            return None
+        self.on_event({"event": "start", "step": name})
+        t0 = time.perf_counter()
+        try:
+            result = fn()
+        except BaseException as exc:
+            self.record(name, inputs, outputs, time.perf_counter() - t0, exc)
+            raise
+        self.record(name, inputs, outputs, time.perf_counter() - t0)
         return result
 
     # ---- the sweep -----------------------------------------------------------------------------

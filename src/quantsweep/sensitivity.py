@@ -204,11 +204,11 @@ def build_gated_model(fp32: Any, qdq: Any, exclude: set[str] | frozenset[str] = 
 def _probe_session(model: Any, probes: list[str], threads: int | None) -> Any:
     import onnxruntime as ort
 
-    from quantsweep.backends import physical_cores
+    from quantsweep.backends import worker_threads
 
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
-    opts.intra_op_num_threads = threads or physical_cores()
+    opts.intra_op_num_threads = threads or worker_threads()
     opts.log_severity_level = 3
     return ort.InferenceSession(model.SerializeToString(), sess_options=opts,
                                 providers=["CPUExecutionProvider"])

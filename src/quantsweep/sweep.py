@@ -121,7 +121,7 @@ def execute(r: Runner) -> RunResult:
     plan = _plan(cfg, onnx_only=inp.pt is None)
     n_sens = len({registry_name(s) for s in plan if s.k > 0})
     n_backends = len(cfg.backends or available_backends())
-    r.on_event({"event": "plan", "steps": 1 + n_sens + 2 * (len(plan) + 1) + n_backends,
+    r.on_event({"event": "plan", "steps": 2 + n_sens + 2 * (len(plan) + 1) + n_backends,
                 "candidates": [s.name for s in plan]})
     fp32 = cand_dir / "fp32.onnx"
     r.step("baseline", {"model": file_hash(inp.model), "imgsz": inp.imgsz}, [fp32],
@@ -137,11 +137,35 @@ def execute(r: Runner) -> RunResult:
     rankings = _sensitivities(r, cfg, plan, fp32, inp.pt, calib)
     built = _build_and_evaluate(r, cfg, plan, fp32, inp, ids, calib, rankings, info)
     benches = _benchmarks(r, cfg, built)
-    from quantsweep.results import write_outputs
-
-    rows, recommendation = write_outputs(r.dir, cfg, plan, built, benches, inp.eval_ds, ids)
+    rows, recommendation = _report(r, cfg, plan, built, benches, inp, ids)
     r.stage_seconds = {k: v.get("seconds", 0.0) for k, v in r.manifest["steps"].items()}
     return RunResult(r.dir, rows, recommendation, r.stage_seconds)
+
+
+def _report(r: Runner, cfg: SweepConfig, plan: list[Any], built: dict[str, Any],
+            benches: dict[str, dict[str, Any]], inp: Inputs, ids: list[int]) -> tuple[list[Any], dict[str, Any]]:
+    """The table, plots and report: a manifest step over every result file it reads."""
+    from quantsweep.results import write_outputs
+    from quantsweep.runner import file_hash
+
+    sources = sorted((r.dir / "results").glob("*.metrics.json")) + sorted((r.dir / "results").glob("*.bench.json"))
+    sources += [p for p in (r.dir / "sensitivity.json",) if p.exists()]
+    inputs = {"files": {str(p.relative_to(r.dir)): file_hash(p) for p in sources},
+              "errors": {n: e.get("error") for n, e in built.items()},
+              "decision": [cfg.budget, cfg.target_backend, cfg.bootstrap, cfg.seed]}
+    res = r.dir / "results"
+    outputs = [res / "summary.csv", res / "summary.md", res / "summary.json", res / "pareto.png",
+               res / "k_curve.png", r.dir / "report.html"]
+    out: dict[str, Any] = {}
+
+    def make() -> None:
+        out["rows"], out["recommendation"] = write_outputs(r.dir, cfg, plan, built, benches, inp.eval_ds, ids)
+
+    r.step("report", inputs, outputs, make)
+    if not out:  # finished earlier with the same inputs
+        summary = json.loads((res / "summary.json").read_text())
+        out["rows"], out["recommendation"] = summary["rows"], summary["recommendation"]
+    return out["rows"], out["recommendation"]
 
 
 def _sensitivities(r: Runner, cfg: SweepConfig, plan: list[Any], fp32: Path, pt: Path | None,
@@ -178,57 +202,58 @@ def _log_to(r: Runner, name: str) -> Any:
 
 def _build_and_evaluate(r: Runner, cfg: SweepConfig, plan: list[Any], fp32: Path, inp: Inputs,
                         ids: list[int], calib: CalibSet, rankings: dict[str, Any], info: Any) -> dict[str, Any]:
+    """Build and evaluate every candidate: one chain (build, eval) each, ``cfg.jobs`` at a time."""
     from quantsweep.evaluate import EvalSettings, evaluate
+    from quantsweep.jobs import Task, effective_jobs, run_chains
     from quantsweep.quantize import materialize
     from quantsweep.runner import file_hash
     from quantsweep.schemes import BuildContext, scheme_to_dict
 
     settings = EvalSettings(conf=cfg.conf, iou=cfg.iou, max_det=cfg.max_det, provider="cpu")
-    cand_dir, res_dir = r.dir / "candidates", r.dir / "results"
+    cand_dir, res_dir, logs = r.dir / "candidates", r.dir / "results", r.dir / "candidates" / "logs"
     ctx = BuildContext(fp32, inp.pt, calib, r.dir / "work", cfg.trust_checkpoint)
     built: dict[str, Any] = {}
-    entries: list[tuple[str, Any]] = [("fp32", None)] + [(s.name, s) for s in plan]
-    for name, scheme in entries:
+    chains: list[list[Task]] = []
+    owners: list[str] = []
+    for name, scheme in [("fp32", None)] + [(s.name, s) for s in plan]:
         entry: dict[str, Any] = {"name": name, "scheme": scheme, "error": None}
         built[name] = entry
-        onnx_path = cand_dir / f"{name}.onnx"
+        onnx_path, metrics = cand_dir / f"{name}.onnx", res_dir / f"{name}.metrics.json"
+        chain: list[Task] = []
         if scheme is not None:
-            fam = registry_name(scheme)
-            ranking = None
+            fam, ranking = registry_name(scheme), None
             if scheme.k > 0:
                 sens = rankings.get(fam, {})
                 if "ranking" not in sens:
                     entry["error"] = f"no sensitivity ranking for {fam}: {sens.get('error', 'not computed')}"
                     continue
                 ranking = sens["ranking"]
-
-            def build(scheme: Any = scheme, ranking: Any = ranking, name: str = name) -> None:
-                with _log_to(r, name):
-                    materialize(scheme, ctx, cand_dir, ranking)
-
-            try:
-                r.step(f"build:{name}", {"scheme": scheme_to_dict(scheme), "fp32": file_hash(fp32),
-                                         "calib": calib.ids_hash, "ranking": bool(ranking)},
-                       [onnx_path, cand_dir / f"{name}.scheme.json"], build)
-            except KeyboardInterrupt:
-                raise
-            except Exception as exc:  # noqa: BLE001 - a failed candidate is a row
-                entry["error"] = f"build failed: {exc}"
-                continue
+            build_inputs = {"scheme": scheme_to_dict(scheme), "fp32": file_hash(fp32), "calib": calib.ids_hash,
+                            "ranking": bool(ranking)}
+            chain.append(Task(f"build:{name}", lambda b=build_inputs: b,
+                              [onnx_path, cand_dir / f"{name}.scheme.json"], materialize,
+                              (scheme, ctx, cand_dir, ranking), logs / f"{name}.log"))
+        chain.append(Task(f"eval:{name}", lambda o=onnx_path: {"onnx": file_hash(o), "ids": ids,
+                                                               "settings": str(settings)},
+                          [metrics], evaluate, (onnx_path, inp.eval_ds, ids, settings, metrics)))
         entry["onnx"] = onnx_path
+        chains.append(chain)
+        owners.append(name)
+
+    def failed(ci: int, task: Task, exc: BaseException) -> None:
+        what = "build failed" if task.step.startswith("build:") else "evaluation failed"
+        built[owners[ci]]["error"] = f"{what}: {exc}"
+        if task.step.startswith("build:"):
+            built[owners[ci]].pop("onnx", None)
+
+    jobs, why = effective_jobs(cfg.jobs)
+    if why:
+        r.on_event({"event": "note", "message": why})
+    run_chains(r, chains, jobs, failed)
+    for name in owners:
         metrics = res_dir / f"{name}.metrics.json"
-
-        def run_eval(onnx_path: Path = onnx_path, metrics: Path = metrics) -> None:
-            evaluate(onnx_path, inp.eval_ds, ids, settings, metrics)
-
-        try:
-            r.step(f"eval:{name}", {"onnx": file_hash(onnx_path), "ids": ids, "settings": str(settings)},
-                   [metrics], run_eval)
-            entry["metrics"] = json.loads(metrics.read_text())
-        except KeyboardInterrupt:
-            raise
-        except Exception as exc:  # noqa: BLE001
-            entry["error"] = f"evaluation failed: {exc}"
+        if built[name]["error"] is None and metrics.exists():
+            built[name]["metrics"] = json.loads(metrics.read_text())
     return built
 
 

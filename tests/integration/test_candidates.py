@@ -18,7 +18,7 @@ from quantsweep.schemes import REGISTRY, BuildContext, make_scheme
 
 N_EVAL = 100
 # scheme -> minimum allowed delta mAP50-95 (points/100) vs FP32 on the demo subset
-BARS = {"int8": -0.010, "w8a16": -0.005, "w8a16-graph": -0.005, "fp8": -0.010, "w4a16": -0.05,
+BARS = {"int8": -0.010, "int8-u8w": -0.010, "w8a16": -0.005, "w8a16-graph": -0.005, "fp8": -0.010, "w4a16": -0.05,
         "w4a16-graph": -0.05, "int8-trt": -0.020}
 
 

@@ -114,27 +114,27 @@ def _table(run_dir):
     return sorted(tuple(r[k] for k in keep) for r in rows)
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("kill_at", ["build:int8-qdq-k3", "eval:w8a16", "bench:ort-cpu"])
-def test_sigkill_then_resume_gives_the_same_table(small_run, tmp_path, kill_at):
-    """SIGKILL while a step runs (a build, an evaluation, the benchmark), then --resume."""
+def _start_until(small_run, tmp_path, step, **popen):
+    """Start the small sweep in a subprocess; return it once ``step`` has started, and its folder."""
     events = tmp_path / "events.jsonl"
     cmd = [sys.executable, "-m", "quantsweep", "run", "--config", str(small_run.run_dir / "config.yaml"),
            "--out", str(tmp_path / "runs"), "--quiet", "--log-json", str(events)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
     deadline = time.time() + 300
     run_dir = None
     while time.time() < deadline and proc.poll() is None:
-        lines = [json.loads(x) for x in events.read_text().splitlines()] if events.exists() else []
+        lines = [json.loads(x) for x in events.read_text().splitlines() if x.endswith("}")] if events.exists() else []
         run_dir = next((e["path"] for e in lines if e["event"] == "run_dir"), run_dir)
-        if any(e["event"] == "start" and e.get("step") == kill_at for e in lines):
+        if any(e["event"] == "start" and e.get("step") == step for e in lines):
             break
-        time.sleep(0.05)
+        time.sleep(0.02)
     assert proc.poll() is None and run_dir, proc.communicate()[1][-2000:]
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    run_dir = Path(run_dir)
-    assert not (run_dir / "report.html").exists()
+    return proc, Path(run_dir)
+
+
+def _resume_gives_the_same_table(run_dir, small_run):
+    steps = json.loads((run_dir / "manifest.json").read_text())["steps"]
+    assert steps.get("report", {}).get("state") != "done"
     done = subprocess.run([sys.executable, "-m", "quantsweep", "run", "--resume", str(run_dir), "--quiet"],
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -143,28 +143,34 @@ def test_sigkill_then_resume_gives_the_same_table(small_run, tmp_path, kill_at):
 
 
 @pytest.mark.slow
-def test_ctrl_c_stops_quickly_and_says_how_to_resume(small_run, tmp_path):
-    cmd = [sys.executable, "-m", "quantsweep", "run", "--config", str(small_run.run_dir / "config.yaml"),
-           "--out", str(tmp_path), "--quiet"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 300
-    while time.time() < deadline:  # interrupt during the sensitivity stage or later
-        found = list(tmp_path.glob("*/*/manifest.json"))
-        if found and "baseline" in found[0].read_text():
-            break
-        time.sleep(0.2)
+@pytest.mark.parametrize("kill_at", ["build:int8-qdq-k3", "eval:w8a16", "bench:ort-cpu", "report"])
+def test_sigkill_then_resume_gives_the_same_table(small_run, tmp_path, kill_at):
+    """SIGKILL while a step runs (a build with its calibration, an evaluation, the benchmark,
+    the report), then --resume."""
+    proc, run_dir = _start_until(small_run, tmp_path, kill_at, start_new_session=True)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    _resume_gives_the_same_table(run_dir, small_run)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stop_at", ["sensitivity:int8", "build:w8a16", "bench:ort-cpu"])
+def test_ctrl_c_stops_quickly_and_says_how_to_resume(small_run, tmp_path, stop_at):
+    proc, run_dir = _start_until(small_run, tmp_path, stop_at)
     t0 = time.time()
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
     assert time.time() - t0 < 15, "Ctrl-C took too long"
-    assert proc.returncode == 130 and "Traceback" not in err
-    run_dir = found[0].parent
+    assert proc.returncode == 130 and "Traceback" not in err, err[-2000:]
     assert f"quantsweep run --resume {run_dir}" in err
+    if stop_at == "bench:ort-cpu":
+        _resume_gives_the_same_table(run_dir, small_run)
 
 
 @pytest.mark.slow
 def test_same_config_gives_identical_candidates_and_metrics(small_run, tmp_path):
-    cfg = SweepConfig.resolve({"out": tmp_path}, small_run.run_dir / "config.yaml")
+    """Also with two parallel jobs: building and evaluating side by side changes nothing."""
+    cfg = SweepConfig.resolve({"out": tmp_path, "jobs": 2}, small_run.run_dir / "config.yaml")
     again = run_sweep(cfg)
     a, b = small_run.run_dir, again.run_dir
     for scheme_json in sorted((a / "candidates").glob("*.scheme.json")):

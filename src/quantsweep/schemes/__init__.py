@@ -25,6 +25,9 @@ __all__ = ["CLASSES", "DEFAULT_SCHEMES", "REGISTRY", "BuildContext", "BuildResul
 # registry name -> (factory(**overrides), one-line description)
 REGISTRY: dict[str, tuple[Callable[..., Any], str]] = {
     "int8": (lambda **kw: OrtInt8(**kw), "INT8 QDQ, ONNX Runtime quantizer, per-channel weights (ORT CPU int8 kernels)"),
+    "int8-u8w": (lambda **kw: OrtInt8(weights="uint8", **kw),
+                 "INT8 QDQ with uint8 symmetric weights (zero-point 128): full 8-bit weights on x86 without "
+                 "VNNI (u8u8 kernels do not saturate; slower, and OpenVINO runs them emulated)"),
     "int8-nohead": (lambda **kw: OrtInt8(head_policy=False, **kw),
                     "ablation: INT8 QDQ with the decode tail quantized too (no YOLO head policy)"),
     "int8-trt": (lambda **kw: ModelOptInt8(**kw), "INT8 QDQ placed for TensorRT by ModelOpt (zero-point 0)"),
@@ -38,7 +41,7 @@ REGISTRY: dict[str, tuple[Callable[..., Any], str]] = {
 }
 CLASSES: dict[str, type] = {c.family: c for c in (OrtInt8, ModelOptInt8, ModelOptFp8, BrevitasQCDQ, GraphWeightOnly)}
 DEFAULT_SCHEMES: tuple[str, ...] = ("int8", "int8-trt", "fp8", "w8a16", "w4a16", "w4a8")
-K_SCHEMES: frozenset[str] = frozenset({"int8", "int8-trt", "fp8"})
+K_SCHEMES: frozenset[str] = frozenset({"int8", "int8-u8w", "int8-trt", "fp8"})
 _ONNX_ONLY_FALLBACK = {"w8a16": "w8a16-graph", "w4a16": "w4a16-graph"}
 
 
