@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ __all__ = ["compute_sensitivity"]
 
 
 def compute_sensitivity(fp32: Path, pt: Path | None, calib: CalibSet, scheme_name: str, work: Path,
-                        images: int = 2, probe_top: int = 32) -> dict[str, Any]:
+                        images: int = 2, probe_top: int = 32, qdq_model: Path | None = None) -> dict[str, Any]:
     """Build ``scheme_name``'s fully quantized (K=0) graph once and rank its nodes.
 
     Args:
@@ -20,6 +21,8 @@ def compute_sensitivity(fp32: Path, pt: Path | None, calib: CalibSet, scheme_nam
             measured on that scheme's own graph, the one its K-set candidates deploy.
         images: calibration images the probes run on.
         probe_top: nodes measured exactly after the local-error screen (0 = every node).
+        qdq_model: the scheme's K=0 candidate when it is already built (with its
+            ``.scheme.json`` beside it); otherwise it is built in ``work``.
 
     See :mod:`quantsweep.sensitivity` for the method.
     """
@@ -33,11 +36,17 @@ def compute_sensitivity(fp32: Path, pt: Path | None, calib: CalibSet, scheme_nam
                               f"use one of {', '.join(sorted(K_SCHEMES))}")
     if images < 1:
         raise QuantsweepError(f"--images must be at least 1 (got {images})", "pass e.g. 4")
+    if probe_top < 0:
+        raise QuantsweepError(f"--probe-top must be 0 (every node) or positive (got {probe_top})", "pass e.g. 32")
     scheme = make_scheme(scheme_name)
-    full = materialize(scheme, BuildContext(fp32, pt, calib, work / f"sens-work-{scheme_name}"),
-                       work / f"sens-{scheme_name}")
-    result = rank_nodes(fp32, full.onnx_path, calib.array(limit=images), scheme.precision,
+    if qdq_model is None:
+        full = materialize(scheme, BuildContext(fp32, pt, calib, work / f"sens-work-{scheme_name}"),
+                           work / f"sens-{scheme_name}")
+        qdq_model, record = full.onnx_path, full.record
+    else:
+        record = json.loads(qdq_model.with_suffix(".scheme.json").read_text())
+    result = rank_nodes(fp32, qdq_model, calib.array(limit=images), scheme.precision,
                         probe_top=probe_top or None)
     result["scheme"] = scheme_name
-    result["qdq_model_scheme"] = full.record["scheme"]
+    result["qdq_model_scheme"] = record["scheme"]
     return result

@@ -111,6 +111,7 @@ def execute(r: Runner) -> RunResult:
     from quantsweep.calibration import CalibSet
     from quantsweep.data import select_ids, write_ids_file
     from quantsweep.runner import RunResult, file_hash
+    from quantsweep.schemes import BuildContext
     from quantsweep.source import export_onnx, inspect_onnx
 
     cfg = r.cfg
@@ -134,8 +135,9 @@ def execute(r: Runner) -> RunResult:
     for ids_name, values in (("subset_ids.txt", ids), ("calib_ids.txt", calib.ids)):
         if not (r.dir / ids_name).exists():
             write_ids_file(r.dir / ids_name, values)
-    rankings = _sensitivities(r, cfg, plan, fp32, inp.pt, calib)
-    built = _build_and_evaluate(r, cfg, plan, fp32, inp, ids, calib, rankings, info)
+    ctx = BuildContext(fp32, inp.pt, calib, r.dir / "work", cfg.trust_checkpoint)
+    rankings = _sensitivities(r, cfg, plan, ctx)
+    built = _build_and_evaluate(r, cfg, plan, ctx, inp, ids, rankings)
     benches = _benchmarks(r, cfg, built)
     rows, recommendation = _report(r, cfg, plan, built, benches, inp, ids)
     r.stage_seconds = {k: v.get("seconds", 0.0) for k, v in r.manifest["steps"].items()}
@@ -168,9 +170,28 @@ def _report(r: Runner, cfg: SweepConfig, plan: list[Any], built: dict[str, Any],
     return out["rows"], out["recommendation"]
 
 
-def _sensitivities(r: Runner, cfg: SweepConfig, plan: list[Any], fp32: Path, pt: Path | None,
-                   calib: CalibSet) -> dict[str, Any]:
-    """One ranking per K-scheme family, each on that family's own fully quantized graph."""
+def _build_task(r: Runner, scheme: Any, ctx: Any, ranking: list[dict[str, Any]] | None) -> Any:
+    """The manifest step that builds ``scheme`` into ``candidates/`` (its log in ``candidates/logs``)."""
+    from quantsweep.jobs import Task
+    from quantsweep.quantize import materialize
+    from quantsweep.runner import file_hash
+    from quantsweep.schemes import scheme_to_dict
+
+    cand_dir = r.dir / "candidates"
+    inputs = {"scheme": scheme_to_dict(scheme), "fp32": file_hash(ctx.fp32_onnx), "calib": ctx.calib.ids_hash,
+              "ranking": bool(ranking)}
+    return Task(f"build:{scheme.name}", lambda: inputs,
+                [cand_dir / f"{scheme.name}.onnx", cand_dir / f"{scheme.name}.scheme.json"], materialize,
+                (scheme, ctx, cand_dir, ranking), cand_dir / "logs" / f"{scheme.name}.log")
+
+
+def _sensitivities(r: Runner, cfg: SweepConfig, plan: list[Any], ctx: Any) -> dict[str, Any]:
+    """One ranking per K-scheme family, each on that family's own fully quantized graph.
+
+    The family's K=0 candidate is built first (its step is shared with the candidate stage)
+    and ranked in place, so the ranking costs only its probes.
+    """
+    from quantsweep.jobs import run_chains
     from quantsweep.pipeline import compute_sensitivity
     from quantsweep.runner import file_hash
 
@@ -178,17 +199,28 @@ def _sensitivities(r: Runner, cfg: SweepConfig, plan: list[Any], fp32: Path, pt:
     stored: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
     families = sorted({registry_name(s) for s in plan if s.k > 0})
     for fam in families:
-        def compute(fam: str = fam) -> None:
+        k0 = next((s for s in plan if s.k == 0 and registry_name(s) == fam), None)
+        qdq = None
+        if k0 is not None:
+            failures: list[BaseException] = []
+            run_chains(r, [[_build_task(r, k0, ctx, None)]], 1, lambda ci, t, exc: failures.append(exc))
+            if failures:
+                stored[fam] = {"error": f"its K=0 candidate failed to build: {failures[0]}"}
+                continue
+            qdq = r.dir / "candidates" / f"{k0.name}.onnx"
+
+        def compute(fam: str = fam, qdq: Path | None = qdq) -> None:
             with _log_to(r, f"sensitivity-{fam}"):
-                result = compute_sensitivity(fp32, pt, calib, fam, r.dir / "work", cfg.sensitivity_images,
-                                             cfg.sensitivity_probe_top)
+                result = compute_sensitivity(ctx.fp32_onnx, ctx.source_pt, ctx.calib, fam, r.dir / "work",
+                                             cfg.sensitivity_images, cfg.sensitivity_probe_top, qdq)
             stored[fam] = result
             atomic_write_json(path, stored)
 
         try:
-            r.step(f"sensitivity:{fam}", {"fp32": file_hash(fp32), "calib": calib.ids_hash,
+            r.step(f"sensitivity:{fam}", {"fp32": file_hash(ctx.fp32_onnx), "calib": ctx.calib.ids_hash,
                                           "images": cfg.sensitivity_images,
-                                          "probe_top": cfg.sensitivity_probe_top}, [path], compute)
+                                          "probe_top": cfg.sensitivity_probe_top,
+                                          "qdq": file_hash(qdq) if qdq else None}, [path], compute)
         except (QuantsweepError, Exception) as exc:  # noqa: BLE001 - recorded as rows' errors
             stored[fam] = {"error": str(exc)}
     return stored
@@ -200,18 +232,15 @@ def _log_to(r: Runner, name: str) -> Any:
     return _capture_fds(r.dir / "candidates" / "logs" / f"{name}.log")
 
 
-def _build_and_evaluate(r: Runner, cfg: SweepConfig, plan: list[Any], fp32: Path, inp: Inputs,
-                        ids: list[int], calib: CalibSet, rankings: dict[str, Any], info: Any) -> dict[str, Any]:
+def _build_and_evaluate(r: Runner, cfg: SweepConfig, plan: list[Any], ctx: Any, inp: Inputs,
+                        ids: list[int], rankings: dict[str, Any]) -> dict[str, Any]:
     """Build and evaluate every candidate: one chain (build, eval) each, ``cfg.jobs`` at a time."""
     from quantsweep.evaluate import EvalSettings, evaluate
     from quantsweep.jobs import Task, effective_jobs, run_chains
-    from quantsweep.quantize import materialize
     from quantsweep.runner import file_hash
-    from quantsweep.schemes import BuildContext, scheme_to_dict
 
     settings = EvalSettings(conf=cfg.conf, iou=cfg.iou, max_det=cfg.max_det, provider="cpu")
-    cand_dir, res_dir, logs = r.dir / "candidates", r.dir / "results", r.dir / "candidates" / "logs"
-    ctx = BuildContext(fp32, inp.pt, calib, r.dir / "work", cfg.trust_checkpoint)
+    cand_dir, res_dir = r.dir / "candidates", r.dir / "results"
     built: dict[str, Any] = {}
     chains: list[list[Task]] = []
     owners: list[str] = []
@@ -228,11 +257,7 @@ def _build_and_evaluate(r: Runner, cfg: SweepConfig, plan: list[Any], fp32: Path
                     entry["error"] = f"no sensitivity ranking for {fam}: {sens.get('error', 'not computed')}"
                     continue
                 ranking = sens["ranking"]
-            build_inputs = {"scheme": scheme_to_dict(scheme), "fp32": file_hash(fp32), "calib": calib.ids_hash,
-                            "ranking": bool(ranking)}
-            chain.append(Task(f"build:{name}", lambda b=build_inputs: b,
-                              [onnx_path, cand_dir / f"{name}.scheme.json"], materialize,
-                              (scheme, ctx, cand_dir, ranking), logs / f"{name}.log"))
+            chain.append(_build_task(r, scheme, ctx, ranking))
         chain.append(Task(f"eval:{name}", lambda o=onnx_path: {"onnx": file_hash(o), "ids": ids,
                                                                "settings": str(settings)},
                           [metrics], evaluate, (onnx_path, inp.eval_ds, ids, settings, metrics)))
