@@ -133,6 +133,8 @@ def evaluate(model: Path, ds: Dataset, ids: Sequence[int], settings: EvalSetting
         out.parent.mkdir(parents=True, exist_ok=True)
         write_ids_file(ids_path, ids)
         result["dataset"]["ids_file"] = str(ids_path)
-        atomic_write_json(out.with_name(out.stem + ".detections.json"), detections)
+        det_path = out.with_name(out.stem + ".detections.json")
+        result["detections_file"] = str(det_path)
+        atomic_write_json(det_path, detections)
         atomic_write_json(out, result)
     return result

@@ -99,6 +99,7 @@ class Runner:
         self.manifest: dict[str, Any] = {"steps": {}}
         self._lock_fd: int | None = None
         self.stage_seconds: dict[str, float] = {}
+        self.inputs: Any = None  # the resolved model and datasets (sweep.Inputs), once checked
 
     # ---- folder, lock, manifest -------------------------------------------------------------
     @classmethod
@@ -220,17 +221,18 @@ def run_sweep(cfg: SweepConfig, resume: Path | None = None, on_event: Event | No
     """
     from quantsweep.sweep import model_label
 
+    from quantsweep.sweep import resolve_inputs
+
+    inputs = resolve_inputs(cfg)  # bad inputs fail before a run folder is created or locked
     if resume is not None:
         runner = Runner.resume(cfg, resume, on_event)
     else:
-        from quantsweep.sweep import resolve_inputs
-
-        resolve_inputs(cfg)  # bad inputs fail before a run folder is created
         runner = Runner.create(cfg, model_label(cfg), on_event)
         atomic_write_text(runner.dir / "config.yaml", cfg.to_yaml())
         from quantsweep.env import collect_env
 
         atomic_write_json(runner.dir / "env.json", collect_env())
+    runner.inputs = inputs
     runner.on_event({"event": "run_dir", "path": str(runner.dir)})
     return runner.run()
 

@@ -115,14 +115,17 @@ def execute(r: Runner) -> RunResult:
     from quantsweep.source import export_onnx, inspect_onnx
 
     cfg = r.cfg
-    inp = resolve_inputs(cfg)
+    inp = r.inputs if r.inputs is not None else resolve_inputs(cfg)
     cand_dir, res_dir = r.dir / "candidates", r.dir / "results"
     cand_dir.mkdir(exist_ok=True)
     res_dir.mkdir(exist_ok=True)
     plan = _plan(cfg, onnx_only=inp.pt is None)
     n_sens = len({registry_name(s) for s in plan if s.k > 0})
     n_backends = len(cfg.backends or available_backends())
-    r.on_event({"event": "plan", "steps": 2 + n_sens + 2 * (len(plan) + 1) + n_backends,
+    n_k0 = len({registry_name(s) for s in plan if s.k == 0} & {registry_name(s) for s in plan if s.k > 0})
+    # events: baseline, K=0 builds ranked early (seen again later as skips), rankings, a build per
+    # candidate, an evaluation per model, a benchmark per backend, the report
+    r.on_event({"event": "plan", "steps": 1 + n_k0 + n_sens + len(plan) + len(plan) + 1 + n_backends + 1,
                 "candidates": [s.name for s in plan]})
     fp32 = cand_dir / "fp32.onnx"
     r.step("baseline", {"model": file_hash(inp.model), "imgsz": inp.imgsz}, [fp32],
