@@ -144,11 +144,13 @@ def open_ort(model: Path, provider: str = "cpu", threads: int | None = None,
         sess = ort.InferenceSession(str(model), sess_options=opts, providers=providers)
     except Exception as exc:
         first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-        # Some ORT builds' QDQ fusions (e.g. QLinearAdd in onnxruntime-gpu 1.24's CPU EP) reject
-        # float8 QDQ graphs at the extended/all levels; the basic level runs them as emulation.
-        if graph_optimization in ("extended", "all") and "float8" in first:
+        # Some ORT builds' QDQ fusions (e.g. QLinearAdd/QLinearConcat in onnxruntime-gpu 1.24's CPU
+        # EP) reject float8 QDQ graphs, or QDQ graphs with fp16 scales, at the extended/all levels;
+        # the basic level runs them as emulation.
+        odd = next((t for t in ("float8", "float16") if t in first), None)
+        if graph_optimization in ("extended", "all") and odd:
             opts.graph_optimization_level = levels["basic"]
-            used = "basic (fallback: this ORT's fusions reject float8 QDQ)"
+            used = f"basic (fallback: this ORT's fusions reject {odd} QDQ)"
             sess = ort.InferenceSession(str(model), sess_options=opts, providers=providers)
         else:
             raise QuantsweepError(f"ONNX Runtime cannot load {model}: {first}",

@@ -101,6 +101,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         print(f"  {key:11s} {'n/a' if v is None else f'{v:.4f}'}")
     print(f"  {m['num_detections']} detections, {run['ms_per_image']} ms/image wall "
           f"({run['inference_s']:.2f} s inference of {run['wall_s']:.2f} s)")
+    for w in m.get("warnings", []):
+        print(f"warning: {w}", file=sys.stderr)
     print(args.out)
     return 0
 
@@ -374,7 +376,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--sensitivity", type=Path, help="ranking from `quantsweep sensitivity` (for K > 0)")
     q.add_argument("--calibration", help="int8: minmax|entropy|percentile; int8-trt: max|entropy")
     q.add_argument("--float-dtype", choices=("fp32", "fp16"),
-                   help="precision of what stays unquantized (int8-trt, fp8; fp16 is for GPU deployment)")
+                   help="precision of what stays unquantized (fp16 is what GPU deployment uses; fp32 is right on CPU)")
     _add_calib_args(q)
     q.add_argument("--imgsz", type=int, default=640, help="export size when --model is a .pt")
     q.add_argument("--out", type=Path, required=True, help="output folder")

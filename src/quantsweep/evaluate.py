@@ -100,6 +100,16 @@ def predict(model: Path, ds: Dataset, ids: Sequence[int], settings: EvalSettings
     return detections, facts
 
 
+def _has_fp16_qdq(model: Path) -> bool:
+    """Whether a graph quantizes fp16 activations (QuantizeLinear with fp16 scales)."""
+    import onnx
+    from onnx import TensorProto
+
+    m = onnx.load(str(model), load_external_data=False)
+    fp16 = {i.name for i in m.graph.initializer if i.data_type == TensorProto.FLOAT16}
+    return any(n.op_type == "QuantizeLinear" and len(n.input) > 1 and n.input[1] in fp16 for n in m.graph.node)
+
+
 def evaluate(model: Path, ds: Dataset, ids: Sequence[int], settings: EvalSettings,
              out: Path | None = None, progress: Callable[[int], None] | None = None) -> dict[str, Any]:
     """Evaluate ``model`` on ``ids`` of ``ds``; write ``out`` (metrics JSON) when given.
@@ -114,6 +124,13 @@ def evaluate(model: Path, ds: Dataset, ids: Sequence[int], settings: EvalSetting
     detections, facts = predict(model, ds, ids, settings, progress)
     t = time.perf_counter()
     metrics = coco_map(ds.coco, detections, ids)
+    warnings = []
+    if facts.get("provider") == "CPUExecutionProvider" and _has_fp16_qdq(model):
+        warnings.append("fp16 QDQ graph scored on ONNX Runtime's CPU provider: onnxruntime-gpu 1.24.4's CPU "
+                        "kernels were measured to mis-compute such graphs on a CPU without AVX512-FP16 "
+                        "(int8-trt-fp16 0.337 vs 0.509 on CUDA and on an AVX512-FP16 CPU with ORT 1.31); "
+                        "check this number on the deployment runtime")
+        log.warning(warnings[-1])
     facts["scoring_s"] = round(time.perf_counter() - t, 4)
     facts["ms_per_image"] = round(1000 * facts["wall_s"] / max(len(ids), 1), 2)
     result: dict[str, Any] = {
@@ -126,6 +143,7 @@ def evaluate(model: Path, ds: Dataset, ids: Sequence[int], settings: EvalSetting
         "model": {"path": str(model), "sha256": sha256_file(model)},
         "dataset": {"images": str(ds.images_dir), "annotations": str(ds.annotations)},
         "quantsweep_version": __version__,
+        "warnings": warnings,
     }
     if out is not None:
         out = Path(out)

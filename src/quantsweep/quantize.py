@@ -147,6 +147,10 @@ def materialize(scheme: Any, ctx: BuildContext, out_dir: Path,
     result = scheme.build(ctx, keep, raw)
     build_s = time.perf_counter() - t0
     rewired = _unshare_float_inputs(result.onnx_path, keep)
+    if getattr(scheme, "float_dtype", "fp32") == "fp16" and not getattr(scheme, "native_fp16", False):
+        from quantsweep.schemes.modelopt_qdq import convert_fp16
+
+        result.settings["float_dtype"] = f"fp16 after the build: {convert_fp16(result.onnx_path)}; I/O stay fp32"
     final_tmp = ctx.work_dir / f"{scheme.name}.clean.onnx"
     hygiene = _clean(result.onnx_path, final_tmp)
     built = onnx.load(str(final_tmp))

@@ -52,3 +52,16 @@ def test_reduce_range_follows_vnni():
     assert resolve_reduce_range("auto", vnni=False) is True
     assert resolve_reduce_range("auto", vnni=True) is False
     assert resolve_reduce_range("on") is True and resolve_reduce_range("off") is False
+
+
+def test_float_dtype_is_a_field_of_every_scheme_and_named():
+    names = {"int8": "int8-qdq-fp16-k5", "int8-trt": "int8-trt-fp16-k5", "fp8": "fp8-qdq-fp16-k5"}
+    for reg, expected in names.items():
+        s = make_scheme(reg, k=5, float_dtype="fp16")
+        assert s.name == expected and scheme_from_dict(scheme_to_dict(s)) == s
+    assert make_scheme("w8a16", float_dtype="fp16").name == "w8a16-fp16"
+    assert make_scheme("w4a16-graph", float_dtype="fp16").name == "w4a16-graph-mse-fp16"
+    assert make_scheme("int8-u8w").name == "int8-qdq-u8w"
+    for reg in ("int8", "w8a16", "w8a16-graph", "fp8"):
+        with pytest.raises(QuantsweepError, match="float dtype"):
+            make_scheme(reg, float_dtype="bf16")

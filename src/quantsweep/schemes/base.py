@@ -56,6 +56,18 @@ class Scheme(Protocol):
     def build(self, ctx: BuildContext, keep_float: dict[str, str], out: Path) -> BuildResult: ...
 
 
+def check_float_dtype(scheme: Any) -> None:
+    """``float_dtype``: the precision of everything left unquantized (fp16 for GPU deployment)."""
+    from quantsweep.errors import QuantsweepError
+
+    if scheme.float_dtype not in ("fp32", "fp16"):
+        raise QuantsweepError(f"unknown float dtype {scheme.float_dtype!r}", "use fp32 or fp16")
+
+
+def fp16_suffix(scheme: Any) -> str:
+    return "-fp16" if scheme.float_dtype == "fp16" else ""
+
+
 def check_weight_fields(scheme: Any) -> None:
     """Validation shared by the weight-quantizing schemes (Brevitas and graph weight-only)."""
     from quantsweep.errors import QuantsweepError
@@ -67,6 +79,7 @@ def check_weight_fields(scheme: Any) -> None:
     if scheme.keep_8bit not in ("stem+depthwise+predictions", "none"):
         raise QuantsweepError(f"keep_8bit must be 'stem+depthwise+predictions' or 'none' (got {scheme.keep_8bit!r})",
                               "use the default")
+    check_float_dtype(scheme)
     if scheme.k:
         raise QuantsweepError(f"K={scheme.k} is not supported for {scheme.name}",
                               "use K-sets with the int8, int8-trt and fp8 schemes")

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from quantsweep.errors import QuantsweepError
-from quantsweep.schemes.base import BuildContext, BuildResult, check_weight_fields
+from quantsweep.schemes.base import BuildContext, BuildResult, check_weight_fields, fp16_suffix
 
 __all__ = ["BrevitasQCDQ"]
 
@@ -69,6 +69,7 @@ class BrevitasQCDQ:
     act_bits: Literal[8] | None = None
     weight_scale: Literal["max", "mse"] = "max"
     k: int = 0
+    float_dtype: Literal["fp32", "fp16"] = "fp32"
     head_policy: bool = True
     keep_8bit: Literal["stem+depthwise+predictions", "none"] = "stem+depthwise+predictions"
 
@@ -80,7 +81,7 @@ class BrevitasQCDQ:
     @property
     def name(self) -> str:
         base = f"w{self.weight_bits}a{self.act_bits or 16}"
-        return base + ("-mse" if self.weight_scale == "mse" else "") + ("" if self.head_policy else "-nohead")
+        return base + ("-mse" if self.weight_scale == "mse" else "") + fp16_suffix(self) + ("" if self.head_policy else "-nohead")
 
     def build(self, ctx: BuildContext, keep_float: dict[str, str], out: Path) -> BuildResult:
         if ctx.source_pt is None:

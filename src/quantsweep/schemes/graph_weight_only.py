@@ -15,7 +15,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 
 from quantsweep.errors import QuantsweepError
-from quantsweep.schemes.base import BuildContext, BuildResult, check_weight_fields
+from quantsweep.schemes.base import BuildContext, BuildResult, check_weight_fields, fp16_suffix
 
 __all__ = ["GraphWeightOnly", "quantize_weight"]
 
@@ -73,6 +73,7 @@ class GraphWeightOnly:
     weight_bits: Literal[4, 8] = 8
     weight_scale: Literal["max", "mse"] = "max"
     k: int = 0
+    float_dtype: Literal["fp32", "fp16"] = "fp32"
     head_policy: bool = True
     keep_8bit: Literal["stem+depthwise+predictions", "none"] = "stem+depthwise+predictions"
 
@@ -81,7 +82,7 @@ class GraphWeightOnly:
 
     @property
     def name(self) -> str:
-        return (f"w{self.weight_bits}a16-graph" + ("-mse" if self.weight_scale == "mse" else "")
+        return (f"w{self.weight_bits}a16-graph" + ("-mse" if self.weight_scale == "mse" else "") + fp16_suffix(self)
                 + ("" if self.head_policy else "-nohead"))
 
     def build(self, ctx: BuildContext, keep_float: dict[str, str], out: Path) -> BuildResult:

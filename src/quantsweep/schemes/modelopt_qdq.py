@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from quantsweep.errors import QuantsweepError
-from quantsweep.schemes.base import BuildContext, BuildResult
+from quantsweep.schemes.base import BuildContext, BuildResult, check_float_dtype
 
-__all__ = ["ModelOptFp8", "ModelOptInt8"]
+__all__ = ["ModelOptFp8", "ModelOptInt8", "convert_fp16"]
 
 
 @contextlib.contextmanager
@@ -78,8 +78,34 @@ def _modelopt_build(mode: str, calibration: str, float_dtype: str, ctx: BuildCon
                        dict(keep_float))
 
 
+def convert_fp16(path: Path) -> str:
+    """Convert what a QDQ model leaves unquantized to fp16, in place, with ModelOpt's AutoCast
+    (``convert_to_f16``: Q/DQ scales become fp16, opset raised to 19; graph inputs and outputs
+    stay fp32). In the worker process, for the same reason as the builds. Returns the tool line."""
+    import json
+    import subprocess
+    import sys
+    from importlib import metadata
+
+    proc = subprocess.run([sys.executable, "-m", "quantsweep.schemes.modelopt_qdq",
+                           json.dumps({"mode": "to_fp16", "onnx": str(path), "out": str(path)})],
+                          capture_output=True, text=True)
+    sys.stderr.write(proc.stdout[-20000:] + proc.stderr[-20000:])
+    if proc.returncode != 0:
+        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1][:300]
+        raise QuantsweepError(f"fp16 conversion of {path.name} failed: {tail}", "see the candidate's log")
+    return f"modelopt.onnx.autocast.convert_to_f16 (nvidia-modelopt {metadata.version('nvidia-modelopt')})"
+
+
 def _worker(job: dict[str, Any]) -> None:
     import numpy as np
+
+    if job["mode"] == "to_fp16":
+        import onnx
+        from modelopt.onnx.autocast.convert import convert_to_f16
+
+        onnx.save(convert_to_f16(onnx.load(job["onnx"]), keep_io_types=True), job["out"])
+        return
     from modelopt.onnx.quantization import quantize
 
     quantize(job["onnx"], quantize_mode=job["mode"], calibration_data=np.load(job["calib"]),
@@ -97,13 +123,13 @@ class ModelOptInt8:
     k: int = 0
     calibration: Literal["max", "entropy"] = "max"
     float_dtype: Literal["fp32", "fp16"] = "fp32"
+    native_fp16: ClassVar[bool] = True  # ModelOpt converts what stays unquantized itself
     head_policy: bool = True
 
     def __post_init__(self) -> None:
         if self.calibration not in ("max", "entropy"):
             raise QuantsweepError(f"unknown calibration {self.calibration!r} for int8-trt", "use max or entropy")
-        if self.float_dtype not in ("fp32", "fp16"):
-            raise QuantsweepError(f"unknown float dtype {self.float_dtype!r}", "use fp32 or fp16")
+        check_float_dtype(self)
 
     @property
     def name(self) -> str:
@@ -124,13 +150,13 @@ class ModelOptFp8:
     k: int = 0
     calibration: Literal["max"] = "max"
     float_dtype: Literal["fp32", "fp16"] = "fp32"
+    native_fp16: ClassVar[bool] = True  # ModelOpt converts what stays unquantized itself
     head_policy: bool = True
 
     def __post_init__(self) -> None:
         if self.calibration != "max":
             raise QuantsweepError(f"unknown calibration {self.calibration!r} for fp8", "use max")
-        if self.float_dtype not in ("fp32", "fp16"):
-            raise QuantsweepError(f"unknown float dtype {self.float_dtype!r}", "use fp32 or fp16")
+        check_float_dtype(self)
 
     @property
     def name(self) -> str:

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import ClassVar, Literal
 
 from quantsweep.errors import QuantsweepError
-from quantsweep.schemes.base import BuildContext, BuildResult
+from quantsweep.schemes.base import BuildContext, BuildResult, check_float_dtype
 
 __all__ = ["OrtInt8", "resolve_reduce_range"]
 
@@ -50,11 +50,13 @@ class OrtInt8:
     per_channel: bool = True
     reduce_range: Literal["auto", "on", "off"] = "auto"
     weights: Literal["int8", "uint8"] = "int8"
+    float_dtype: Literal["fp32", "fp16"] = "fp32"
     head_policy: bool = True
 
     def __post_init__(self) -> None:
         if self.calibration not in ("minmax", "entropy", "percentile"):
             raise QuantsweepError(f"unknown calibration {self.calibration!r}", "use minmax, entropy or percentile")
+        check_float_dtype(self)
         if self.weights not in ("int8", "uint8"):
             raise QuantsweepError(f"weights must be int8 or uint8 (got {self.weights!r})", "use int8")
         if self.reduce_range not in ("auto", "on", "off"):
@@ -68,6 +70,8 @@ class OrtInt8:
             parts.append(self.calibration)
         if self.weights == "uint8":
             parts.append("u8w")
+        if self.float_dtype == "fp16":
+            parts.append("fp16")
         if not self.head_policy:
             parts.append("nohead")
         if self.k:
