@@ -298,7 +298,7 @@ def cmd_env(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from quantsweep.schemes import K_SCHEMES
 
-    p = argparse.ArgumentParser(prog="quantsweep", description="Low-precision study of a detector.")
+    p = _OneLineParser(prog="quantsweep", description="Low-precision study of a detector.")
     p.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -419,10 +419,21 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+class _OneLineParser(argparse.ArgumentParser):
+    """Argument errors in the catalogue's form: one line naming the value, and the fix."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise QuantsweepError(f"{self.prog}: {message}", f"see {self.prog} --help")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``quantsweep`` command; returns the exit code."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except QuantsweepError as exc:
+        print(f"quantsweep: error: {exc}", file=sys.stderr)
+        return exc.exit_code
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     try:
