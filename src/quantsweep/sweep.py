@@ -98,7 +98,7 @@ def registry_name(scheme: Any) -> str:
 
     for name in REGISTRY:
         try:
-            if make_scheme(name, k=scheme.k) == scheme:
+            if make_scheme(name, k=scheme.k, float_dtype=getattr(scheme, "float_dtype", "fp32")) == scheme:
                 return name
         except QuantsweepError:
             continue
