@@ -1,0 +1,163 @@
+"""The ``quantsweep`` argument parser (flags and help only; :mod:`quantsweep.cli` runs them)."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from pathlib import Path
+
+from quantsweep.errors import QuantsweepError
+
+__all__ = ["OneLineParser", "add_calib_args", "add_data_args", "build_parser"]
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """Argument errors in the catalogue's form: one line naming the value, and the fix."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise QuantsweepError(f"{self.prog}: {message}", f"see {self.prog} --help")
+
+
+def add_data_args(p: argparse.ArgumentParser, subset: bool = True) -> None:
+    g = p.add_argument_group("dataset (COCO format)")
+    g.add_argument("--images", type=Path, help="folder with the images")
+    g.add_argument("--annotations", type=Path, help="COCO instances JSON")
+    g.add_argument("--data", type=Path,
+                   help="COCO 2017 root: ROOT/val2017/ + ROOT/annotations/instances_val2017.json")
+    if subset:
+        g.add_argument("--max-images", type=int, default=100,
+                       help="evaluate the first N image ids in ascending order (default 100)")
+        g.add_argument("--image-ids", type=Path, help="text file of image ids to evaluate, one per line")
+
+
+def add_calib_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--calib-images", type=Path, required=True,
+                   help="calibration images folder (never the evaluation subset)")
+    p.add_argument("--calib-annotations", type=Path,
+                   help="its COCO JSON (default: annotations.json beside the folder)")
+    p.add_argument("--calib-count", type=int, default=64, help="number of calibration images (default 64)")
+
+
+def build_parser(handlers: dict[str, Callable[[argparse.Namespace], int]]) -> argparse.ArgumentParser:
+    """The ``quantsweep`` argument parser; ``handlers`` maps each command to its function."""
+    from quantsweep.schemes import K_SCHEMES
+
+    p = OneLineParser(prog="quantsweep", description="Low-precision study of a detector.")
+    p.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    d = sub.add_parser("demo", help="write the embedded demo world (model + synthetic COCO data)")
+    d.add_argument("--out", type=Path, required=True)
+    d.add_argument("--yolo-labels", action="store_true", help="also write YOLO txt labels")
+    d.set_defaults(func=handlers["demo"])
+
+    e = sub.add_parser("export", help="Ultralytics .pt -> FP32 ONNX (ONNX passes through)")
+    e.add_argument("--model", type=Path, required=True)
+    e.add_argument("--out", type=Path, required=True)
+    e.add_argument("--imgsz", type=int, default=640)
+    e.add_argument("--opset", type=int, default=17)
+    e.add_argument("--head", choices=("e2e", "raw"), default="e2e",
+                   help="e2e: NMS-free [N,300,6]; raw: one-to-many [N,4+C,A] (needs NMS)")
+    e.add_argument("--dynamic-batch", action="store_true")
+    e.add_argument("--overwrite", action="store_true")
+    e.add_argument("--trust-checkpoint", action="store_true",
+                   help="fully unpickle a .pt even if it references more than model classes (can run code)")
+    e.set_defaults(func=handlers["export"])
+
+    v = sub.add_parser("eval", help="COCO mAP of an ONNX detector on a fixed subset")
+    v.add_argument("--model", type=Path, required=True)
+    add_data_args(v)
+    v.add_argument("--conf", type=float, default=0.001)
+    v.add_argument("--iou", type=float, default=0.7)
+    v.add_argument("--max-det", type=int, default=300)
+    v.add_argument("--batch", type=int, default=1)
+    v.add_argument("--imgsz", type=int, help="input size for models with dynamic height/width")
+    v.add_argument("--provider", default="auto", help="auto|cpu|cuda|tensorrt (default auto)")
+    v.add_argument("--threads", type=int, help="intra-op threads (default: physical cores)")
+    v.add_argument("--out", type=Path, required=True, help="metrics JSON to write")
+    v.add_argument("--overwrite", action="store_true")
+    v.set_defaults(func=handlers["eval"])
+
+    r = sub.add_parser("run", help="the whole study; with no arguments, on the embedded demo")
+    r.add_argument("--config", type=Path, help="YAML with the same keys as the flags (CLI wins)")
+    r.add_argument("--model", type=Path, help=".pt or .onnx (default: the embedded demo detector)")
+    add_data_args(r, subset=False)
+    r.add_argument("--max-images", type=int, help="evaluation subset size (default 100)")
+    r.add_argument("--image-ids", type=Path)
+    r.add_argument("--calib-images", type=int, help="calibration image count (default 64)")
+    r.add_argument("--calib-dir", type=Path, help="calibration images folder (default: the demo calib split)")
+    r.add_argument("--calib-annotations", type=Path)
+    r.add_argument("--imgsz", type=int, help="export size for a .pt (default 320 demo / 640)")
+    r.add_argument("--schemes", help="comma-separated (default int8,int8-trt,fp8,w8a16,w4a16,w4a8)")
+    r.add_argument("--ks", help="comma-separated K-set (default 0,5,10,20)")
+    r.add_argument("--backends", help="comma-separated (default: every one available)")
+    r.add_argument("--batches", help="comma-separated batch sizes to benchmark (default 1)")
+    r.add_argument("--budget", type=float, help="max mAP50-95 loss in points (default 1.0)")
+    r.add_argument("--target-backend", help="backend the recommendation is for (default: fastest)")
+    r.add_argument("--bench-seconds", type=float, help="timed seconds per model and backend (default 5)")
+    r.add_argument("--sensitivity-images", type=int, help="images for the sensitivity probe (default 2)")
+    r.add_argument("--sensitivity-probe-top", type=int,
+                   help="nodes measured exactly after the local-error screen (default 32; 0 = every node)")
+    r.add_argument("--bootstrap", type=int, help="bootstrap resamples for the ΔmAP CI (default 100)")
+    r.add_argument("--seed", type=int)
+    r.add_argument("--out", type=Path, help="runs folder (default runs/)")
+    r.add_argument("--resume", type=Path, help="finish an interrupted run folder")
+    r.add_argument("--jobs", type=int, help="parallel builds/evals (default 1)")
+    r.add_argument("--dry-run", action="store_true", help="write the resolved config and exit")
+    r.add_argument("--quiet", action="store_true", help="no progress display")
+    r.add_argument("--log-json", type=Path, help="append JSON-lines events to this file")
+    r.add_argument("--trust-checkpoint", action="store_true",
+                   help="fully unpickle a .pt even if it references more than model classes (can run code)")
+    r.set_defaults(func=handlers["run"])
+
+    sc = sub.add_parser("schemes", help="list the quantization schemes")
+    sc.set_defaults(func=handlers["schemes"])
+
+    q = sub.add_parser("quantize", help="build one candidate: <out>/<name>.onnx + <name>.scheme.json")
+    q.add_argument("--model", type=Path, required=True, help=".pt (Ultralytics) or FP32 .onnx")
+    q.add_argument("--scheme", required=True, help="a name from `quantsweep schemes`")
+    q.add_argument("--k", type=int, default=0, help="keep the K most sensitive nodes in float")
+    q.add_argument("--sensitivity", type=Path, help="ranking from `quantsweep sensitivity` (for K > 0)")
+    q.add_argument("--calibration", help="int8: minmax|entropy|percentile; int8-trt: max|entropy")
+    q.add_argument("--float-dtype", choices=("fp32", "fp16"),
+                   help="precision of what stays unquantized (fp16 is what GPU deployment uses; fp32 is right on CPU)")
+    add_calib_args(q)
+    q.add_argument("--imgsz", type=int, default=640, help="export size when --model is a .pt")
+    q.add_argument("--out", type=Path, required=True, help="output folder")
+    q.add_argument("--overwrite", action="store_true")
+    q.add_argument("--trust-checkpoint", action="store_true",
+                   help="fully unpickle a .pt even if it references more than model classes (can run code)")
+    q.set_defaults(func=handlers["quantize"])
+
+    s = sub.add_parser("sensitivity", help="rank quantizable nodes by the damage of quantizing them")
+    s.add_argument("--model", type=Path, required=True, help=".pt (Ultralytics) or FP32 .onnx")
+    s.add_argument("--precision", choices=sorted(K_SCHEMES), default="int8",
+                   help="rank on the graph of this scheme (int8: ORT placement; int8-trt/fp8: ModelOpt)")
+    add_calib_args(s)
+    s.add_argument("--images", type=int, default=2, help="calibration images used for the probe (default 2)")
+    s.add_argument("--probe-top", type=int, default=32,
+                   help="nodes measured exactly after the local-error screen (default 32; 0 = every node)")
+    s.add_argument("--imgsz", type=int, default=640, help="export size when --model is a .pt")
+    s.add_argument("--out", type=Path, required=True, help="sensitivity JSON to write")
+    s.add_argument("--overwrite", action="store_true")
+    s.add_argument("--trust-checkpoint", action="store_true",
+                   help="fully unpickle a .pt even if it references more than model classes (can run code)")
+    s.set_defaults(func=handlers["sensitivity"])
+
+    b = sub.add_parser("bench", help="latency/throughput of models, interleaved, with honest labels")
+    b.add_argument("--model", type=Path, action="append", required=True,
+                   help="ONNX model; repeat; the first is the FP32 reference")
+    b.add_argument("--backend", action="append",
+                   help="ort-cpu|ort-cuda|ort-trt|tensorrt|openvino; repeat (default ort-cpu)")
+    b.add_argument("--batch", default="1", help="comma-separated batch sizes (default 1)")
+    b.add_argument("--warmup", type=int, default=10)
+    b.add_argument("--iters", type=int, help="timed runs per model (overrides --seconds)")
+    b.add_argument("--seconds", type=float, default=10.0, help="timed seconds per model (default 10)")
+    b.add_argument("--threads", type=int, help="intra-op threads (default: physical cores)")
+    b.add_argument("--out", type=Path, required=True, help="bench JSON to write")
+    b.add_argument("--overwrite", action="store_true")
+    b.set_defaults(func=handlers["bench"])
+
+    n = sub.add_parser("env", help="versions, CPU/GPU, providers; checks there is one onnxruntime")
+    n.set_defaults(func=handlers["env"])
+    return p
