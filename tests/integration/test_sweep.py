@@ -114,11 +114,11 @@ def _table(run_dir):
     return sorted(tuple(r[k] for k in keep) for r in rows)
 
 
-def _start_until(small_run, tmp_path, step, **popen):
+def _start_until(small_run, tmp_path, step, *extra, **popen):
     """Start the small sweep in a subprocess; return it once ``step`` has started, and its folder."""
     events = tmp_path / "events.jsonl"
     cmd = [sys.executable, "-m", "quantsweep", "run", "--config", str(small_run.run_dir / "config.yaml"),
-           "--out", str(tmp_path / "runs"), "--quiet", "--log-json", str(events)]
+           "--out", str(tmp_path / "runs"), "--quiet", "--log-json", str(events), *extra]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
     deadline = time.time() + 300
     run_dir = None
@@ -147,7 +147,8 @@ def _resume_gives_the_same_table(run_dir, small_run):
 def test_sigkill_then_resume_gives_the_same_table(small_run, tmp_path, kill_at):
     """SIGKILL while a step runs (a build with its calibration, an evaluation, the benchmark,
     the report), then --resume."""
-    proc, run_dir = _start_until(small_run, tmp_path, kill_at, start_new_session=True)
+    jobs = ("--jobs", "2") if kill_at == "eval:w8a16" else ()  # also with a pool of workers
+    proc, run_dir = _start_until(small_run, tmp_path, kill_at, *jobs, start_new_session=True)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     _resume_gives_the_same_table(run_dir, small_run)
@@ -156,7 +157,8 @@ def test_sigkill_then_resume_gives_the_same_table(small_run, tmp_path, kill_at):
 @pytest.mark.slow
 @pytest.mark.parametrize("stop_at", ["sensitivity:int8", "build:w8a16", "bench:ort-cpu"])
 def test_ctrl_c_stops_quickly_and_says_how_to_resume(small_run, tmp_path, stop_at):
-    proc, run_dir = _start_until(small_run, tmp_path, stop_at)
+    jobs = ("--jobs", "2") if stop_at == "build:w8a16" else ()  # the parent stops its worker pool
+    proc, run_dir = _start_until(small_run, tmp_path, stop_at, *jobs)
     t0 = time.time()
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
