@@ -129,8 +129,8 @@ class OrtBackend:
 
 
 @dataclass(frozen=True)
-class UnavailableBackend:
-    """A backend whose runtime is probed lazily; says precisely why it cannot run here."""
+class LazyBackend:
+    """A backend whose runtime is imported only when used; says precisely why when it cannot run here."""
 
     name: str
     module: str
@@ -149,8 +149,42 @@ class UnavailableBackend:
         if not _gpu_present():
             raise QuantsweepError(f"backend {self.name} not available here: no NVIDIA GPU answers",
                                   "run on a machine with an NVIDIA GPU")
-        raise QuantsweepError(f"backend {self.name}: engine builds run through `trtexec`; see "
-                              "quantsweep.bench.trtexec_command", "use ort-trt on this machine")
+        return _prepare_tensorrt(model, batch, work)
+
+
+def _prepare_tensorrt(model: Path, batch: int, work: Path) -> Prepared:
+    """A strongly typed TensorRT engine per model and batch (engines + timing cache in ``work``)."""
+    import onnx
+
+    from quantsweep.graph import qdq_counts
+    from quantsweep.labels import label_from_trt_layers
+    from quantsweep.trt_engine import EngineRunner, build_engine
+
+    input_name, hw = _check_batch(model, batch)
+    engine = work / f"{model.stem}.b{batch}.engine"
+    facts = build_engine(model, engine, work / "tensorrt.timing.cache", batch)
+    runner = EngineRunner(engine, batch)
+    label, evidence = label_from_trt_layers(runner.layers())
+    if not any(qdq_counts(onnx.load(str(model), load_external_data=False)).values()):
+        label = "float"
+    return Prepared(runner.run, label, evidence,
+                    {"runtime": f"tensorrt {facts['tensorrt']}", "provider": "TensorRT engine (strongly typed)",
+                     "engine": str(engine), "engine_mb": facts["engine_mb"],
+                     "timing_cache_reused": facts["timing_cache_reused"], "input_shape": [batch, 3, *hw]})
+
+
+def _fp16_reference(models: Sequence[tuple[str, Path]], work: Path) -> list[tuple[str, Path]]:
+    """TensorRT's FP32 reference plus its FP16 engine twin (strongly typed: an fp16 ONNX)."""
+    import shutil
+
+    from quantsweep.schemes.modelopt_qdq import convert_fp16
+
+    name, path = models[0]
+    twin = work / f"{Path(path).stem}.fp16.onnx"
+    if not twin.exists():
+        shutil.copyfile(path, twin)
+        convert_fp16(twin)
+    return [models[0], (f"{name}-fp16-engine", twin), *models[1:]]
 
 
 def _prepare_openvino(model: Path, batch: int, settings: BenchSettings) -> Prepared:
@@ -188,8 +222,8 @@ BACKENDS: dict[str, Backend] = {
     "ort-cpu": OrtBackend("ort-cpu", "cpu"),
     "ort-cuda": OrtBackend("ort-cuda", "cuda"),
     "ort-trt": OrtBackend("ort-trt", "tensorrt"),
-    "tensorrt": UnavailableBackend("tensorrt", "tensorrt", "tensorrt (pip install tensorrt) on a GPU machine"),
-    "openvino": UnavailableBackend("openvino", "openvino", "the openvino extra: pip install -e '.[openvino]'"),
+    "tensorrt": LazyBackend("tensorrt", "tensorrt", "tensorrt (pip install tensorrt) on a GPU machine"),
+    "openvino": LazyBackend("openvino", "openvino", "the openvino extra: pip install -e '.[openvino]'"),
 }
 
 
@@ -240,6 +274,14 @@ def trtexec_command(onnx_path: Path, engine: Path, timing_cache: Path, fp16_base
     return cmd
 
 
+def _tensorrt_ready() -> bool:
+    import importlib.util
+
+    from quantsweep.backends import _gpu_present
+
+    return importlib.util.find_spec("tensorrt") is not None and _gpu_present()
+
+
 def _cpu_busy() -> float | None:
     try:
         import psutil
@@ -273,8 +315,11 @@ def benchmark(models: Sequence[tuple[str, Path]], settings: BenchSettings, work_
     try:
         for backend_name in settings.backends:
             backend = BACKENDS[backend_name]
+            group = models
+            if backend_name == "tensorrt" and _tensorrt_ready():
+                group = _fp16_reference(models, work)
             for batch in settings.batches:
-                rows += _measure_group(models, backend, batch, work, settings, warnings, progress)
+                rows += _measure_group(group, backend, batch, work, settings, warnings, progress)
     finally:
         if tmp:
             tmp.cleanup()

@@ -50,16 +50,33 @@ def label_from_graphs(original: Any, optimized: Any) -> tuple[str, dict[str, Any
     return "emulated", evidence
 
 
+_TRT_COMPUTE = ("convolution", "matrixmultiply", "gemm", "fullyconnected", "deconvolution")
+
+
+def _trt_precision(text: str) -> str:
+    t = text.upper().replace("FLOAT8", "FP8").replace("HALF", "FP16")
+    return next((p for p in ("FP8", "INT8", "INT4", "FP16", "BF16", "FP32", "FLOAT") if p in t), "OTHER").replace(
+        "FLOAT", "FP32")
+
+
 def label_from_trt_layers(layers: list[dict[str, Any]]) -> tuple[str, dict[str, Any]]:
-    """Label from TensorRT engine-inspector layer info (``[{"Name", "Precision"/"Outputs"...}]``)."""
+    """Label from TensorRT engine-inspector layers (detailed verbosity).
+
+    A compute layer (convolution, matrix multiply) counts as low precision when the data it
+    consumes is INT8/FP8/INT4: its first input's ``Format/Datatype`` (or a ``Precision`` field).
+    ``accelerated`` when at least one does, else ``emulated``.
+    """
     precisions: dict[str, int] = {}
+    low = 0
     for layer in layers:
-        prec = str(layer.get("Precision") or layer.get("precision") or "")
-        if not prec:
-            outs = layer.get("Outputs") or []
-            prec = str(outs[0].get("Format/Datatype", "")) if outs else ""
-        key = next((p for p in ("FP8", "INT8", "INT4", "FP16", "BF16", "FP32")
-                    if p in prec.upper().replace("FLOAT8", "FP8").replace("HALF", "FP16")), "OTHER")
-        precisions[key] = precisions.get(key, 0) + 1
-    low = sum(precisions.get(p, 0) for p in ("FP8", "INT8", "INT4"))
-    return ("accelerated" if low else "emulated"), {"layer_precisions": precisions}
+        kind = f"{layer.get('LayerType', '')} {layer.get('ParameterType', '')} {layer.get('Name', '')}".lower()
+        if not any(c in kind for c in _TRT_COMPUTE):
+            continue
+        ins = layer.get("Inputs") or []
+        text = str(layer.get("Precision") or (ins[0].get("Format/Datatype", "") if ins and isinstance(ins[0], dict)
+                                               else ""))
+        prec = _trt_precision(text)
+        precisions[prec] = precisions.get(prec, 0) + 1
+        low += prec in ("FP8", "INT8", "INT4")
+    return ("accelerated" if low else "emulated"), {"compute_layer_input_precisions": precisions,
+                                                    "low_precision_compute_layers": low}

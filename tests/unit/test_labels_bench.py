@@ -73,8 +73,17 @@ def test_timing_summary_is_pure_and_named():
 
 
 def test_trt_labels_and_command():
-    assert label_from_trt_layers([{"Name": "conv", "Precision": "INT8"}])[0] == "accelerated"
-    assert label_from_trt_layers([{"Name": "conv", "Precision": "FP16"}])[0] == "emulated"
+    def layer(kind, dtype):  # the shape of the engine inspector's detailed JSON
+        return {"Name": f"/model.0/conv/Conv + {kind}", "LayerType": kind,
+                "Inputs": [{"Name": "x", "Format/Datatype": dtype}], "Outputs": [{"Name": "y", "Format/Datatype": "Half"}]}
+
+    int8 = [layer("CaskConvolution", "Thirty-two wide channel vectorized row major Int8 format"),
+            layer("Reformat", "Row major linear FP32"), layer("CaskConvolution", "Row major linear FP16 format")]
+    label, ev = label_from_trt_layers(int8)
+    assert label == "accelerated" and ev["compute_layer_input_precisions"] == {"INT8": 1, "FP16": 1}
+    assert label_from_trt_layers([layer("CaskConvolution", "Row major linear Half")])[0] == "emulated"
+    assert label_from_trt_layers([layer("CaskGemmMatrixMultiply", "Row major linear FP8")])[0] == "accelerated"
+    assert label_from_trt_layers([layer("Reformat", "Int8")])[0] == "emulated"  # not a compute layer
     cmd = trtexec_command(tiny := __import__("pathlib").Path("m.onnx"), tiny.with_suffix(".engine"),
                           tiny.with_suffix(".cache"), hw=(320, 320))
     assert "--stronglyTyped" in cmd and "--shapes=images:1x3x320x320" in cmd and "--int8" not in cmd
@@ -100,3 +109,16 @@ def test_openvino_labels_from_the_executed_graph(tiny_models):
     labels = {r["candidate"]: r["label"] for r in res["rows"]}
     assert labels == {"fp32": "float", "ort-int8": "accelerated", "modelopt-fp8": "emulated"}, res["rows"]
     assert res["rows"][1]["evidence"]["compute_layer_precisions"].get("u8", 0) >= 2
+
+
+@pytest.mark.gpu
+def test_tensorrt_engines_label_int8_accelerated_and_add_an_fp16_reference(tiny_models):
+    pytest.importorskip("tensorrt")
+    d = tiny_models
+    res = benchmark([("fp32", d / "fp32.onnx"), ("modelopt-int8", d / "modelopt_int8.onnx")],
+                    BenchSettings(backends=("tensorrt",), iters=5), d / "trt")
+    rows = {r["candidate"]: r for r in res["rows"]}
+    assert set(rows) == {"fp32", "fp32-fp16-engine", "modelopt-int8"}, rows
+    assert all(r["error"] is None for r in rows.values()), rows
+    assert rows["fp32"]["label"] == "float" and rows["modelopt-int8"]["label"] == "accelerated"
+    assert (d / "trt" / "tensorrt.timing.cache").is_file()

@@ -1,0 +1,130 @@
+"""TensorRT engines from (QDQ) ONNX files: strongly typed builds, a timing cache, honest labels.
+
+TensorRT >= 10 builds explicitly quantized (QDQ) graphs as *strongly typed* networks: every
+tensor keeps the type the ONNX gives it, so INT8/FP8 layers exist exactly where the Q/DQ pairs
+say (TensorRT 11 removed the implicit-INT8/FP16 builder flags). The FP32 reference therefore
+becomes an FP16 engine by converting the ONNX first (ModelOpt AutoCast, as for ``--float-dtype
+fp16``). Engines and the shared timing cache live in the benchmark's work folder (the run folder
+in a sweep). The label comes from the engine inspector: which precision the convolution and
+matrix-multiply layers actually consume.
+
+Needs ``tensorrt`` (and ``torch`` with CUDA for the device buffers) on an NVIDIA GPU machine.
+
+Example:
+    >>> build_engine(Path("int8-trt.onnx"), Path("int8-trt.b1.engine"), Path("timing.cache"), 1)  # doctest: +SKIP
+    >>> runner = EngineRunner(Path("int8-trt.b1.engine"), 1)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from quantsweep.errors import QuantsweepError
+
+__all__ = ["EngineRunner", "build_engine"]
+
+
+_LOGGER: list[Any] = []  # TensorRT objects need their logger alive as long as they are
+
+
+def _logger() -> Any:
+    import tensorrt as trt
+
+    if not _LOGGER:
+        _LOGGER.append(trt.Logger(trt.Logger.WARNING))
+    return _LOGGER[0]
+
+
+def build_engine(onnx_path: Path, engine_path: Path, timing_cache: Path, batch: int) -> dict[str, Any]:
+    """Build a strongly typed engine for ``batch`` (fixed-shape profile when the batch is dynamic).
+
+    Returns:
+        Build facts: TensorRT version, engine size, whether the timing cache was reused.
+    """
+    import tensorrt as trt
+
+    logger = _logger()
+    builder = trt.Builder(logger)
+    network = builder.create_network(1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED))
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse_from_file(str(onnx_path)):
+        errors = [str(parser.get_error(i)) for i in range(parser.num_errors)]
+        raise QuantsweepError(f"TensorRT cannot parse {onnx_path.name}: {(errors or ['no detail'])[0][:200]}",
+                              "check the model with `quantsweep eval`; TensorRT needs zero-point-0 QDQ")
+    config = builder.create_builder_config()
+    config.profiling_verbosity = trt.ProfilingVerbosity.DETAILED
+    reused = timing_cache.is_file()
+    cache = config.create_timing_cache(timing_cache.read_bytes() if reused else b"")
+    config.set_timing_cache(cache, ignore_mismatch=False)
+    inp = network.get_input(0)
+    if any(d < 0 for d in inp.shape):
+        shape = (batch, *(d for d in tuple(inp.shape)[1:]))
+        if any(d < 0 for d in shape):
+            raise QuantsweepError(f"{onnx_path.name} has a dynamic input size", "export with a fixed --imgsz")
+        profile = builder.create_optimization_profile()
+        profile.set_shape(inp.name, shape, shape, shape)
+        config.add_optimization_profile(profile)
+    elif inp.shape[0] != batch:
+        raise QuantsweepError(f"{onnx_path.name} has a fixed batch of {inp.shape[0]}, not {batch}",
+                              "export with --dynamic-batch to benchmark other batch sizes")
+    serialized = builder.build_serialized_network(network, config)
+    if serialized is None:
+        raise QuantsweepError(f"TensorRT could not build an engine for {onnx_path.name}",
+                              "see TensorRT's messages above; the graph may use an unsupported QDQ pattern")
+    tmp = engine_path.with_name(engine_path.name + ".tmp")
+    tmp.write_bytes(bytes(serialized))
+    tmp.replace(engine_path)
+    tmp = timing_cache.with_name(timing_cache.name + ".tmp")
+    tmp.write_bytes(bytes(config.get_timing_cache().serialize()))
+    tmp.replace(timing_cache)
+    return {"tensorrt": trt.__version__, "engine_mb": round(engine_path.stat().st_size / 1e6, 3),
+            "timing_cache_reused": reused, "strongly_typed": True}
+
+
+class EngineRunner:
+    """One deserialized engine with device buffers bound once (no copies in the timed region)."""
+
+    def __init__(self, engine_path: Path, batch: int) -> None:
+        import tensorrt as trt
+        import torch
+
+        self._torch = torch
+        self.runtime = trt.Runtime(_logger())  # kept: the engine must not outlive its runtime
+        self.engine = self.runtime.deserialize_cuda_engine(engine_path.read_bytes())
+        if self.engine is None:
+            raise QuantsweepError(f"TensorRT cannot load {engine_path.name}", "rebuild the engine on this GPU")
+        self.context = self.engine.create_execution_context()
+        dtypes = {trt.DataType.FLOAT: torch.float32, trt.DataType.HALF: torch.float16,
+                  trt.DataType.INT8: torch.int8, trt.DataType.INT32: torch.int32,
+                  trt.DataType.INT64: torch.int64, trt.DataType.BOOL: torch.bool}
+        names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
+        self.inputs = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
+        for n in self.inputs:
+            shape = tuple(self.engine.get_tensor_shape(n))
+            self.context.set_input_shape(n, (batch, *shape[1:]) if shape[0] < 0 else shape)
+        self.buffers: dict[str, Any] = {}
+        for n in names:
+            buf = torch.empty(tuple(self.context.get_tensor_shape(n)), dtype=dtypes[self.engine.get_tensor_dtype(n)],
+                              device="cuda")
+            self.context.set_tensor_address(n, buf.data_ptr())
+            self.buffers[n] = buf
+        self.stream = torch.cuda.Stream()
+        self._bound = False
+
+    def run(self, x: np.ndarray) -> None:
+        if not self._bound:  # the input is copied to the device once, before timing starts
+            self.buffers[self.inputs[0]].copy_(self._torch.from_numpy(x))
+            self._bound = True
+        self.context.execute_async_v3(self.stream.cuda_stream)
+        self.stream.synchronize()
+
+    def layers(self) -> list[dict[str, Any]]:
+        """The engine inspector's layer list (detailed: each layer's inputs/outputs and types)."""
+        import tensorrt as trt
+
+        info = json.loads(self.engine.create_engine_inspector().get_engine_information(trt.LayerInformationFormat.JSON))
+        return [layer for layer in info.get("Layers", []) if isinstance(layer, dict)]
