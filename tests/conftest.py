@@ -103,12 +103,9 @@ def tiny_convnet(path):
     return path
 
 
-def tiny_ort_int8(fp32, out, per_channel=True):
-    """ORT's int8 QDQ of :func:`tiny_convnet` (8 random calibration images); returns ``(out, data)``."""
-    import numpy as np
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
-
-    data = np.random.default_rng(1).random((8, 1, 3, 32, 32), dtype=np.float32)
+def calibration_reader(data, input_name):
+    """An ONNX Runtime CalibrationDataReader over ``data`` (arrays fed to ``input_name``)."""
+    from onnxruntime.quantization import CalibrationDataReader
 
     class Reader(CalibrationDataReader):
         def __init__(self):
@@ -116,8 +113,18 @@ def tiny_ort_int8(fp32, out, per_channel=True):
 
         def get_next(self):
             x = next(self.it, None)
-            return None if x is None else {"images": x}
+            return None if x is None else {input_name: x}
 
-    quantize_static(str(fp32), str(out), Reader(), quant_format=QuantFormat.QDQ, per_channel=per_channel,
-                    reduce_range=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+    return Reader()
+
+
+def tiny_ort_int8(fp32, out, per_channel=True):
+    """ORT's int8 QDQ of :func:`tiny_convnet` (8 random calibration images); returns ``(out, data)``."""
+    import numpy as np
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+
+    data = np.random.default_rng(1).random((8, 1, 3, 32, 32), dtype=np.float32)
+    quantize_static(str(fp32), str(out), calibration_reader(data, "images"), quant_format=QuantFormat.QDQ,
+                    per_channel=per_channel, reduce_range=True, activation_type=QuantType.QUInt8,
+                    weight_type=QuantType.QInt8)
     return out, data

@@ -38,6 +38,18 @@ def add_calib_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--calib-count", type=int, default=64, help="number of calibration images (default 64)")
 
 
+def add_trust_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--trust-checkpoint", action="store_true",
+                   help="fully unpickle a .pt even if it references more than model classes (can run code)")
+
+
+def add_output_args(p: argparse.ArgumentParser, trust: bool = False) -> None:
+    """``--overwrite`` (and ``--trust-checkpoint`` for commands that read a .pt)."""
+    p.add_argument("--overwrite", action="store_true")
+    if trust:
+        add_trust_arg(p)
+
+
 def build_parser(handlers: dict[str, Callable[[argparse.Namespace], int]]) -> argparse.ArgumentParser:
     """The ``quantsweep`` argument parser; ``handlers`` maps each command to its function."""
     from quantsweep.schemes import K_SCHEMES
@@ -59,9 +71,7 @@ def build_parser(handlers: dict[str, Callable[[argparse.Namespace], int]]) -> ar
     e.add_argument("--head", choices=("e2e", "raw"), default="e2e",
                    help="e2e: NMS-free [N,300,6]; raw: one-to-many [N,4+C,A] (needs NMS)")
     e.add_argument("--dynamic-batch", action="store_true")
-    e.add_argument("--overwrite", action="store_true")
-    e.add_argument("--trust-checkpoint", action="store_true",
-                   help="fully unpickle a .pt even if it references more than model classes (can run code)")
+    add_output_args(e, trust=True)
     e.set_defaults(func=handlers["export"])
 
     v = sub.add_parser("eval", help="COCO mAP of an ONNX detector on a fixed subset")
@@ -106,8 +116,7 @@ def build_parser(handlers: dict[str, Callable[[argparse.Namespace], int]]) -> ar
     r.add_argument("--dry-run", action="store_true", help="write the resolved config and exit")
     r.add_argument("--quiet", action="store_true", help="no progress display")
     r.add_argument("--log-json", type=Path, help="append JSON-lines events to this file")
-    r.add_argument("--trust-checkpoint", action="store_true",
-                   help="fully unpickle a .pt even if it references more than model classes (can run code)")
+    add_trust_arg(r)
     r.set_defaults(func=handlers["run"])
 
     sc = sub.add_parser("schemes", help="list the quantization schemes")
@@ -124,9 +133,7 @@ def build_parser(handlers: dict[str, Callable[[argparse.Namespace], int]]) -> ar
     add_calib_args(q)
     q.add_argument("--imgsz", type=int, default=640, help="export size when --model is a .pt")
     q.add_argument("--out", type=Path, required=True, help="output folder")
-    q.add_argument("--overwrite", action="store_true")
-    q.add_argument("--trust-checkpoint", action="store_true",
-                   help="fully unpickle a .pt even if it references more than model classes (can run code)")
+    add_output_args(q, trust=True)
     q.set_defaults(func=handlers["quantize"])
 
     s = sub.add_parser("sensitivity", help="rank quantizable nodes by the damage of quantizing them")
@@ -139,9 +146,7 @@ def build_parser(handlers: dict[str, Callable[[argparse.Namespace], int]]) -> ar
                    help="nodes measured exactly after the local-error screen (default 32; 0 = every node)")
     s.add_argument("--imgsz", type=int, default=640, help="export size when --model is a .pt")
     s.add_argument("--out", type=Path, required=True, help="sensitivity JSON to write")
-    s.add_argument("--overwrite", action="store_true")
-    s.add_argument("--trust-checkpoint", action="store_true",
-                   help="fully unpickle a .pt even if it references more than model classes (can run code)")
+    add_output_args(s, trust=True)
     s.set_defaults(func=handlers["sensitivity"])
 
     b = sub.add_parser("bench", help="latency/throughput of models, interleaved, with honest labels")

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from quantsweep.env import cpu_info
+from tests.conftest import calibration_reader
 
 
 def _conv_model(path, cin=64, cout=32, seed=0):
@@ -31,17 +32,9 @@ def _conv_model(path, cin=64, cout=32, seed=0):
 
 
 def _quantize(src, dst, reduce_range, data):
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 
-    class Reader(CalibrationDataReader):
-        def __init__(self):
-            self.it = iter(data)
-
-        def get_next(self):
-            x = next(self.it, None)
-            return None if x is None else {"x": x}
-
-    quantize_static(str(src), str(dst), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+    quantize_static(str(src), str(dst), calibration_reader(data, "x"), quant_format=QuantFormat.QDQ, per_channel=True,
                     reduce_range=reduce_range, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                     extra_options={"WeightSymmetric": True})
 
