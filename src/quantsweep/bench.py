@@ -136,27 +136,40 @@ class LazyBackend:
     module: str
     extra: str
 
-    def prepare(self, model: Path, batch: int, work: Path, settings: BenchSettings) -> Prepared:
+    def unavailable(self) -> QuantsweepError | None:
+        """Why this backend cannot run here (its module is missing, or it needs a GPU), or None."""
         import importlib.util
 
         if importlib.util.find_spec(self.module) is None:
-            raise QuantsweepError(f"backend {self.name} not available here: python module "
-                                  f"{self.module!r} is not installed", f"install {self.extra}")
-        if self.name == "openvino":
-            return _prepare_openvino(model, batch, settings)
+            return QuantsweepError(f"backend {self.name} not available here: python module "
+                                   f"{self.module!r} is not installed", f"install {self.extra}")
         from quantsweep.backends import _gpu_present
 
-        if not _gpu_present():
-            raise QuantsweepError(f"backend {self.name} not available here: no NVIDIA GPU answers",
-                                  "run on a machine with an NVIDIA GPU")
+        if self.name != "openvino" and not _gpu_present():
+            return QuantsweepError(f"backend {self.name} not available here: no NVIDIA GPU answers",
+                                   "run on a machine with an NVIDIA GPU")
+        return None
+
+    def prepare(self, model: Path, batch: int, work: Path, settings: BenchSettings) -> Prepared:
+        why = self.unavailable()
+        if why is not None:
+            raise why
+        if self.name == "openvino":
+            return _prepare_openvino(model, batch, settings)
         return _prepare_tensorrt(model, batch, work)
+
+
+def _quantized(model: Path) -> bool:
+    """Whether the ONNX file holds any Q/DQ node (otherwise its label is ``float``)."""
+    import onnx
+
+    from quantsweep.graph import qdq_counts
+
+    return any(qdq_counts(onnx.load(str(model), load_external_data=False)).values())
 
 
 def _prepare_tensorrt(model: Path, batch: int, work: Path) -> Prepared:
     """A strongly typed TensorRT engine per model and batch (engines + timing cache in ``work``)."""
-    import onnx
-
-    from quantsweep.graph import qdq_counts
     from quantsweep.labels import label_from_trt_layers
     from quantsweep.trt_engine import EngineRunner, build_engine
 
@@ -165,7 +178,7 @@ def _prepare_tensorrt(model: Path, batch: int, work: Path) -> Prepared:
     facts = build_engine(model, engine, work / "tensorrt.timing.cache", batch)
     runner = EngineRunner(engine, batch)
     label, evidence = label_from_trt_layers(runner.layers())
-    if not any(qdq_counts(onnx.load(str(model), load_external_data=False)).values()):
+    if not _quantized(model):
         label = "float"
     return Prepared(runner.run, label, evidence,
                     {"runtime": f"tensorrt {facts['tensorrt']}", "provider": "TensorRT engine (strongly typed)",
@@ -207,22 +220,18 @@ def _prepare_openvino(model: Path, batch: int, settings: BenchSettings) -> Prepa
         prec = "?" if value is None else (value.astype(str) if hasattr(value, "astype") else str(value))
         precisions[prec] = precisions.get(prec, 0) + 1
     low = sum(n for p, n in precisions.items() if p.lower() in ("i8", "u8", "i4", "u4", "f8e4m3", "f8e5m2"))
-    import onnx
-
-    from quantsweep.graph import qdq_counts
-
-    quantized = any(qdq_counts(onnx.load(str(model), load_external_data=False)).values())
-    label = "float" if not quantized else ("accelerated" if low else "emulated")
+    label = "float" if not _quantized(model) else ("accelerated" if low else "emulated")
     return Prepared(lambda x: request.infer({input_name: x}), label,
                     {"compute_layer_precisions": precisions}, {"runtime": f"openvino {ov.__version__}", "provider": "CPU",
                      "threads": settings.threads, "input_shape": [batch, 3, *hw]})
 
 
+_TENSORRT = LazyBackend("tensorrt", "tensorrt", "tensorrt (pip install tensorrt) on a GPU machine")
 BACKENDS: dict[str, Backend] = {
     "ort-cpu": OrtBackend("ort-cpu", "cpu"),
     "ort-cuda": OrtBackend("ort-cuda", "cuda"),
     "ort-trt": OrtBackend("ort-trt", "tensorrt"),
-    "tensorrt": LazyBackend("tensorrt", "tensorrt", "tensorrt (pip install tensorrt) on a GPU machine"),
+    "tensorrt": _TENSORRT,
     "openvino": LazyBackend("openvino", "openvino", "the openvino extra: pip install -e '.[openvino]'"),
 }
 
@@ -274,14 +283,6 @@ def trtexec_command(onnx_path: Path, engine: Path, timing_cache: Path, fp16_base
     return cmd
 
 
-def _tensorrt_ready() -> bool:
-    import importlib.util
-
-    from quantsweep.backends import _gpu_present
-
-    return importlib.util.find_spec("tensorrt") is not None and _gpu_present()
-
-
 def _cpu_busy() -> float | None:
     try:
         import psutil
@@ -316,7 +317,7 @@ def benchmark(models: Sequence[tuple[str, Path]], settings: BenchSettings, work_
         for backend_name in settings.backends:
             backend = BACKENDS[backend_name]
             group = models
-            if backend_name == "tensorrt" and _tensorrt_ready():
+            if backend is _TENSORRT and _TENSORRT.unavailable() is None:
                 group = _fp16_reference(models, work)
             for batch in settings.batches:
                 rows += _measure_group(group, backend, batch, work, settings, warnings, progress)

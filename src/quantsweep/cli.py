@@ -279,7 +279,9 @@ def build_parser() -> argparse.ArgumentParser:
     """The ``quantsweep`` argument parser wired to this module's commands."""
     from quantsweep import cli_parser
 
-    return cli_parser.build_parser({"demo": cmd_demo, "export": cmd_export, "eval": cmd_eval, "run": cmd_run, "schemes": cmd_schemes, "quantize": cmd_quantize, "sensitivity": cmd_sensitivity, "bench": cmd_bench, "env": cmd_env})
+    handlers = {"demo": cmd_demo, "export": cmd_export, "eval": cmd_eval, "run": cmd_run, "schemes": cmd_schemes,
+                "quantize": cmd_quantize, "sensitivity": cmd_sensitivity, "bench": cmd_bench, "env": cmd_env}
+    return cli_parser.build_parser(handlers)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

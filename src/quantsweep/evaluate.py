@@ -124,6 +124,7 @@ def evaluate(model: Path, ds: Dataset, ids: Sequence[int], settings: EvalSetting
     detections, facts = predict(model, ds, ids, settings, progress)
     t = time.perf_counter()
     metrics = coco_map(ds.coco, detections, ids)
+    facts["scoring_s"] = round(time.perf_counter() - t, 4)
     warnings = []
     if facts.get("provider") == "CPUExecutionProvider" and _has_fp16_qdq(model):
         warnings.append("fp16 QDQ graph scored on ONNX Runtime's CPU provider: onnxruntime-gpu 1.24.4's CPU "
@@ -131,7 +132,6 @@ def evaluate(model: Path, ds: Dataset, ids: Sequence[int], settings: EvalSetting
                         "(int8-trt-fp16 0.337 vs 0.509 on CUDA and on an AVX512-FP16 CPU with ORT 1.31); "
                         "check this number on the deployment runtime")
         log.warning(warnings[-1])
-    facts["scoring_s"] = round(time.perf_counter() - t, 4)
     facts["ms_per_image"] = round(1000 * facts["wall_s"] / max(len(ids), 1), 2)
     result: dict[str, Any] = {
         "what": "COCO bbox mAP (faster-coco-eval COCOeval) of an ONNX detector on a fixed subset",

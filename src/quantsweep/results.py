@@ -127,11 +127,10 @@ def decide(rows: list[dict[str, Any]], budget_points: float, target_backend: str
     if near is not None:
         reason += (f"; closest: {near['candidate']} ({near.get('speedup_vs_fp32') or float('nan'):.2f}× FP32, CI lower bound "
                    f"{100 * low(near):+.2f} points, {-100 * low(near) - budget_points:.2f} over the budget)")
-    accurate = max(qualifying, key=low, default=None)
-    if accurate is not None:
+    accurate = max(qualifying, key=low, default=None)  # only when there is an FP32 row it is not faster than
+    if accurate is not None and fp32 is not None:
         reason += (f"; within the budget but not faster than FP32: {accurate['candidate']} "
-                   f"({accurate['latency_p50_ms']:.2f} ms p50 vs {fp32['latency_p50_ms']:.2f})"
-                   if fp32 is not None else "")
+                   f"({accurate['latency_p50_ms']:.2f} ms p50 vs {fp32['latency_p50_ms']:.2f})")
     closest = near or accurate
     if fp32 is not None:
         fp32["recommended"] = True

@@ -219,9 +219,7 @@ def run_sweep(cfg: SweepConfig, resume: Path | None = None, on_event: Event | No
         >>> result = run_sweep(SweepConfig())  # doctest: +SKIP  (the embedded demo)
         >>> result.recommendation["candidate"]  # doctest: +SKIP
     """
-    from quantsweep.sweep import model_label
-
-    from quantsweep.sweep import resolve_inputs
+    from quantsweep.sweep import model_label, resolve_inputs
 
     inputs = resolve_inputs(cfg)  # bad inputs fail before a run folder is created or locked
     if resume is not None:

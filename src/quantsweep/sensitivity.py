@@ -201,7 +201,7 @@ def build_gated_model(fp32: Any, qdq: Any, exclude: set[str] | frozenset[str] = 
     return gated, ranked, probes, local_pairs
 
 
-def _probe_session(model: Any, probes: list[str], threads: int | None) -> Any:
+def _probe_session(model: Any, threads: int | None) -> Any:
     import onnxruntime as ort
 
     from quantsweep.backends import worker_threads
@@ -237,7 +237,7 @@ class GatedProbe:
         dim0 = inp.type.tensor_type.shape.dim[0] if inp.type.tensor_type.shape.dim else None
         batch = dim0.dim_value if dim0 is not None and dim0.dim_value > 0 else 1
         self._input = inp.name
-        self._sess = _probe_session(gated, self.probes, threads)
+        self._sess = _probe_session(gated, threads)
         self.feeds = [images[i:i + batch] for i in range(0, len(images) - batch + 1, batch)]
         if not self.feeds:
             raise QuantsweepError("no images for the sensitivity probe", "pass calibration images")
@@ -271,7 +271,7 @@ class GatedProbe:
         gated, nodes, _, pairs = build_gated_model(self._fp32, self._qdq, self._exclude, local=True)
         if nodes != self.nodes:
             raise QuantsweepError("internal: the local-error graph ranks other nodes", "report this")
-        sess = _probe_session(gated, [], self._threads)
+        sess = _probe_session(gated, self._threads)
         fetch = [t for pair in pairs for t in pair]
         gates = np.ones(len(nodes), bool)
         err = np.zeros(len(nodes))
@@ -314,16 +314,17 @@ def rank_nodes(fp32_path: Path, qdq_path: Path, images: np.ndarray, precision: s
     build_s = time.perf_counter() - t0
     t1 = time.perf_counter()
     local = probe.local_errors() if probe_top is not None and probe_top < len(probe.nodes) else {}
+    position = {n: i for i, n in enumerate(probe.nodes)}  # ties keep graph order
     if local:
-        screened = sorted(probe.nodes, key=lambda n: (-local[n], probe.nodes.index(n)))
+        screened = sorted(probe.nodes, key=lambda n: (-local[n], position[n]))
         exact_nodes, rest = screened[:probe_top], screened[probe_top:]
     else:
         exact_nodes, rest = list(probe.nodes), []
     full = probe.damage()
     exact = {node: full - probe.damage({node}) for node in exact_nodes}
     run_s = time.perf_counter() - t1
-    order = sorted(exact, key=lambda n: (-exact[n], probe.nodes.index(n))) + rest
-    ranking = [{"node": n, "op": probe.ops.get(n, "?"), "score": float(exact.get(n, 0.0)) if n in exact else None,
+    order = sorted(exact, key=lambda n: (-exact[n], position[n])) + rest
+    ranking = [{"node": n, "op": probe.ops.get(n, "?"), "score": float(exact[n]) if n in exact else None,
                 "rank": r + 1, "precision": precision, "method": "probe" if n in exact else "screen",
                 **({"local_error": local[n]} if local else {})} for r, n in enumerate(order)]
     return {"what": "damage removed by restoring one node to float in the fully quantized graph "

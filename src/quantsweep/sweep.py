@@ -13,7 +13,6 @@ from quantsweep.errors import QuantsweepError
 from quantsweep.files import atomic_write_json
 
 if TYPE_CHECKING:
-    from quantsweep.calibration import CalibSet
     from quantsweep.data import Dataset
     from quantsweep.runner import RunResult, Runner
 
