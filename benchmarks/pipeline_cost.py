@@ -64,8 +64,8 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("runs/bench-pipeline"))
     args = ap.parse_args()
     if args.run is None:
-        from quantsweep.config import SweepConfig
-        from quantsweep.runner import run_sweep
+        from quantsweep.sweep.config import SweepConfig
+        from quantsweep.sweep.runner import run_sweep
 
         extra = dict(schemes=("int8", "w8a16"), ks=(0, 5), max_images=50, bench_seconds=1.0) if args.quick else {}
         t = time.perf_counter()

@@ -19,8 +19,8 @@ from pathlib import Path
 EVAL = """
 import json, resource, sys, time
 from pathlib import Path
-from quantsweep.data import load_dataset, select_ids
-from quantsweep.evaluate import EvalSettings, evaluate
+from quantsweep.data.coco import load_dataset, select_ids
+from quantsweep.evaluate.run import EvalSettings, evaluate
 d = Path(sys.argv[1]); n = int(sys.argv[2])
 ds = load_dataset(d / "val" / "images", d / "val" / "annotations.json")
 t = time.perf_counter()
@@ -32,9 +32,9 @@ print(json.dumps({"wall_s": time.perf_counter() - t, "inference_s": m["run"]["in
 CALIB = """
 import json, resource, sys, time
 from pathlib import Path
-from quantsweep.calibration import CalibSet
-from quantsweep.data import load_dataset
-from quantsweep.quantize import materialize
+from quantsweep.data.calibration import CalibSet
+from quantsweep.data.coco import load_dataset
+from quantsweep.quantize.build import materialize
 from quantsweep.schemes import BuildContext, make_scheme
 d = Path(sys.argv[1]); n = int(sys.argv[2])
 cal = CalibSet.from_dataset(load_dataset(d / "calib" / "images", d / "calib" / "annotations.json"), n, (320, 320))

@@ -22,14 +22,15 @@ import argparse
 import json
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 
 def _ort_runner(path: Path) -> Callable[[np.ndarray], Any]:
-    from quantsweep.backends import open_ort
+    from quantsweep.model.session import open_ort
 
     sess = open_ort(path, "cpu")
     return sess.run
@@ -45,9 +46,10 @@ def _ov_runner(model: Any) -> Callable[[np.ndarray], Any]:
 
 
 def _accuracy(run: Callable[[np.ndarray], Any], ds: Any, ids: list[int], hw: tuple[int, int]) -> float:
-    from quantsweep.data import iter_batches
-    from quantsweep.detections import decode, detect_layout, to_coco
-    from quantsweep.metrics import coco_map
+    from quantsweep.data.letterbox import iter_batches
+    from quantsweep.evaluate.decode import decode, to_coco
+    from quantsweep.evaluate.metrics import coco_map
+    from quantsweep.model.layout import detect_layout
 
     dets: list[dict[str, Any]] = []
     layout = None
@@ -60,7 +62,7 @@ def _accuracy(run: Callable[[np.ndarray], Any], ds: Any, ids: list[int], hw: tup
 
 
 def _time(runners: dict[str, Callable[[np.ndarray], Any]], x: np.ndarray, seconds: float) -> dict[str, Any]:
-    from quantsweep.timing import summarize
+    from quantsweep.bench.timing import summarize
 
     for run in runners.values():
         for _ in range(3):
@@ -98,14 +100,14 @@ def main() -> None:
     from modelopt.onnx.quantization import quantize as modelopt_quantize
     from onnxruntime.quantization import CalibrationDataReader, quantize_static
 
-    from quantsweep.calibration import CalibSet
-    from quantsweep.data import load_dataset, select_ids
+    from quantsweep.data.calibration import CalibSet
+    from quantsweep.data.coco import load_dataset, select_ids
     from quantsweep.demo import materialize
     from quantsweep.env import collect_env
-    from quantsweep.graph import decode_tail
-    from quantsweep.quantize import materialize as build
+    from quantsweep.model.graph import decode_tail
+    from quantsweep.model.info import inspect_onnx
+    from quantsweep.quantize.build import materialize as build
     from quantsweep.schemes import BuildContext, make_scheme
-    from quantsweep.source import inspect_onnx
 
     work = Path(tempfile.mkdtemp(prefix="qs-peers-"))
     if args.model is None:

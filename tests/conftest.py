@@ -14,7 +14,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    from quantsweep.backends import _gpu_present
+    from quantsweep.env import gpu_present as _gpu_present
 
     if _gpu_present():
         return
@@ -36,7 +36,7 @@ def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def demo_val(demo_dir: Path):
-    from quantsweep.data import load_dataset
+    from quantsweep.data.coco import load_dataset
 
     return load_dataset(demo_dir / "val" / "images", demo_dir / "val" / "annotations.json")
 

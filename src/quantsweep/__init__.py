@@ -16,7 +16,7 @@ from typing import Any
 __version__ = "0.1.0"
 __all__ = ["RunResult", "SweepConfig", "__version__", "run_sweep"]
 
-_LAZY = {"run_sweep": "quantsweep.runner", "RunResult": "quantsweep.runner", "SweepConfig": "quantsweep.config"}
+_LAZY = {"run_sweep": "quantsweep.sweep.runner", "RunResult": "quantsweep.sweep.runner", "SweepConfig": "quantsweep.sweep.config"}
 
 
 def __getattr__(name: str) -> Any:

@@ -1,6 +1,6 @@
 import sys
 
-from quantsweep.cli import main
+from quantsweep.cli.main import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -8,6 +8,7 @@ distribution that owns ``onnxruntime/__init__.py``; exactly one is healthy.
 
 from __future__ import annotations
 
+import os
 import platform
 import subprocess
 from importlib import metadata
@@ -16,11 +17,51 @@ from typing import Any
 
 from quantsweep.errors import QuantsweepError
 
-__all__ = ["check_single_ort", "collect_env", "cpu_info", "ort_distributions"]
+__all__ = ["available_providers", "check_single_ort", "collect_env", "cpu_info", "gpu_present", "ort_distributions", "physical_cores",
+           "worker_threads"]
 
 _VERSIONED = ("quantsweep", "torch", "torchvision", "ultralytics", "onnx", "onnxruntime",
               "onnxruntime-gpu", "nvidia-modelopt", "brevitas", "onnxslim", "faster-coco-eval",
               "numpy", "opencv-python", "openvino", "nncf", "tensorrt")
+
+
+def physical_cores() -> int:
+    """Physical core count (hyper-threads not counted), falling back to the logical count."""
+    try:
+        import psutil
+
+        n = psutil.cpu_count(logical=False)
+        if n:
+            return int(n)
+    except ImportError:
+        pass
+    return os.cpu_count() or 1
+
+
+def worker_threads() -> int:
+    """Threads one ONNX Runtime session may use: ``QUANTSWEEP_THREADS`` (set for parallel sweep
+    jobs, which share the cores) or the physical core count."""
+    value = os.environ.get("QUANTSWEEP_THREADS", "")
+    return int(value) if value.isdigit() and int(value) > 0 else physical_cores()
+
+
+def gpu_present() -> bool:
+    """Whether an NVIDIA GPU answers the CUDA driver (no CUDA toolkit needed)."""
+    try:
+        import ctypes
+
+        lib = ctypes.CDLL("libcuda.so.1")
+        count = ctypes.c_int(0)
+        return lib.cuInit(0) == 0 and lib.cuDeviceGetCount(ctypes.byref(count)) == 0 and count.value > 0
+    except OSError:
+        return False
+
+
+def available_providers() -> list[str]:
+    """ONNX Runtime provider names compiled into the installed onnxruntime."""
+    import onnxruntime as ort
+
+    return list(ort.get_available_providers())
 
 
 def ort_distributions() -> list[str]:
@@ -48,8 +89,6 @@ def check_single_ort() -> str:
 
 def cpu_info() -> dict[str, Any]:
     """CPU model, logical/physical cores, and the SIMD flags that decide int8 speed."""
-    from quantsweep.backends import physical_cores
-
     model, flags = platform.processor() or "unknown", set()
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.is_file():
@@ -61,8 +100,6 @@ def cpu_info() -> dict[str, Any]:
                 break
     interesting = ("avx2", "fma", "f16c", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8",
                    "avx512_bf16", "avx512_fp16")
-    import os
-
     return {"model": model, "logical_cores": os.cpu_count(), "physical_cores": physical_cores(),
             "flags": {f: f in flags for f in interesting},
             "vnni": bool({"avx512_vnni", "avx_vnni"} & flags)}
@@ -103,8 +140,6 @@ def collect_env() -> dict[str, Any]:
         except metadata.PackageNotFoundError:
             continue
     try:
-        from quantsweep.backends import available_providers
-
         providers = available_providers()
     except ImportError:
         providers = []

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import logging
 import os
+import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_write_bytes", "atomic_write_json", "atomic_write_text", "sha256_file"]
+__all__ = ["atomic_write_bytes", "atomic_write_json", "atomic_write_text", "capture_output", "file_hash",
+           "sha256_file"]
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -43,3 +48,33 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
         while block := f.read(chunk):
             h.update(block)
     return h.hexdigest()
+
+
+def file_hash(path: Path) -> str:
+    """The first 16 hex digits of a file's sha256, or ``"missing"``: a step-input fingerprint."""
+    return sha256_file(path)[:16] if path.exists() else "missing"
+
+
+@contextlib.contextmanager
+def capture_output(log_path: Path) -> Iterator[None]:
+    """Send this process's stdout/stderr (C libraries included) to ``log_path`` for a while."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with open(log_path, "ab") as f:
+        os.dup2(f.fileno(), 1)
+        os.dup2(f.fileno(), 2)
+        handler = logging.FileHandler(log_path)
+        logging.getLogger().addHandler(handler)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            logging.getLogger().removeHandler(handler)
+            handler.close()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])

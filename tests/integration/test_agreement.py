@@ -2,10 +2,10 @@
 
 import pytest
 
-from quantsweep.data import select_ids
+from quantsweep.data.coco import select_ids
 from quantsweep.demo import DEMO_IMGSZ
-from quantsweep.evaluate import EvalSettings, evaluate
-from quantsweep.source import export_onnx
+from quantsweep.evaluate.run import EvalSettings, evaluate
+from quantsweep.model.export import export_onnx
 
 N_IMAGES = 100
 
@@ -13,8 +13,8 @@ N_IMAGES = 100
 @pytest.fixture(scope="module")
 def ultralytics_map(demo_dir, demo_val, tmp_path_factory):
     """Ultralytics ``model.val()`` on the first 100 val ids, conf 0.001, iou 0.7, imgsz 320."""
-    from quantsweep.checkpoint import load_yolo
     from quantsweep.demo.synth import CLASSES
+    from quantsweep.model.checkpoint import load_yolo
 
     work = tmp_path_factory.mktemp("ultra")
     ids = select_ids(demo_val, N_IMAGES)

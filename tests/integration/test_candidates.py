@@ -3,17 +3,15 @@
 import json
 import random
 
-import numpy as np
-
 import onnx
 import pytest
 
-from quantsweep.calibration import CalibSet
-from quantsweep.data import load_dataset, select_ids
+from quantsweep.data.calibration import CalibSet
+from quantsweep.data.coco import load_dataset, select_ids
 from quantsweep.errors import QuantsweepError
-from quantsweep.evaluate import EvalSettings, evaluate
-from quantsweep.graph import decode_tail, float_compute_nodes, qdq_counts
-from quantsweep.quantize import materialize
+from quantsweep.evaluate.run import EvalSettings, evaluate
+from quantsweep.model.graph import decode_tail, float_compute_nodes, qdq_counts
+from quantsweep.quantize.build import materialize
 from quantsweep.schemes import REGISTRY, BuildContext, make_scheme
 
 N_EVAL = 100
@@ -62,7 +60,7 @@ def test_head_policy_keeps_the_decode_tail_float(world):
 
 
 def test_requested_k_is_the_effective_k(world):
-    from quantsweep.sensitivity import rank_nodes
+    from quantsweep.quantize.sensitivity import rank_nodes
 
     full = materialize(make_scheme("int8"), world["ctx"], world["out"] / "sens")
     ranking = rank_nodes(world["ctx"].fp32_onnx, full.onnx_path, world["ctx"].calib.array(2), "int8")["ranking"]
@@ -83,8 +81,8 @@ def test_sensitive_nodes_recover_more_map_than_random_ones(world, demo_val):
     the demo model for 100 images to resolve the difference; the per-channel default loses too
     little for that.
     """
+    from quantsweep.quantize.sensitivity import rank_nodes
     from quantsweep.schemes.ort_int8 import OrtInt8
-    from quantsweep.sensitivity import rank_nodes
 
     ctx, ids, k = world["ctx"], world["ids"], 5
     full = materialize(OrtInt8(per_channel=False, reduce_range="on"), ctx, world["out"] / "pt")

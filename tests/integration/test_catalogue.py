@@ -13,11 +13,11 @@ from pathlib import Path
 import onnx
 import pytest
 import torch
-
-from quantsweep.cli import main
-from quantsweep.config import SweepConfig
-from quantsweep.troubleshooting import CASES, markdown_table
 from tests.conftest import write_constant_detector, write_external_data_detector
+
+from quantsweep.cli.main import main
+from quantsweep.sweep.config import SweepConfig
+from quantsweep.troubleshooting import CASES, markdown_table
 
 
 def _data(d):

@@ -5,11 +5,12 @@ import json
 import numpy as np
 import pytest
 
-from quantsweep.data import select_ids
+from quantsweep.data.coco import select_ids
 from quantsweep.demo import DEMO_IMGSZ
-from quantsweep.detections import Layout
-from quantsweep.evaluate import EvalSettings, evaluate, predict
-from quantsweep.source import export_onnx, inspect_onnx
+from quantsweep.evaluate.run import EvalSettings, evaluate, predict
+from quantsweep.model.export import export_onnx
+from quantsweep.model.info import inspect_onnx
+from quantsweep.model.layout import Layout
 
 
 @pytest.fixture(scope="module")

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from quantsweep.config import SweepConfig
 from quantsweep.errors import QuantsweepError
-from quantsweep.runner import Runner, run_sweep
+from quantsweep.sweep.config import SweepConfig
+from quantsweep.sweep.runner import open_run, run_sweep
 
 SMALL = dict(schemes=("int8", "w8a16"), ks=(0, 3), max_images=20, calib_images=8, bench_seconds=0.3,
              bootstrap=20, sensitivity_images=1, backends=("ort-cpu",))
@@ -85,7 +85,7 @@ def test_resume_with_other_settings_is_refused(small_run):
 
 def test_lock_keeps_a_second_writer_out(small_run):
     cfg = SweepConfig.resolve(yaml_path=small_run.run_dir / "config.yaml")
-    first, second = Runner.resume(cfg, small_run.run_dir), Runner.resume(cfg, small_run.run_dir)
+    first, second = open_run(cfg, small_run.run_dir), open_run(cfg, small_run.run_dir)
     first.lock()
     try:
         with pytest.raises(QuantsweepError, match="another quantsweep process"):

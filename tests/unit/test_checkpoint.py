@@ -5,8 +5,8 @@ import os
 import pytest
 import torch
 
-from quantsweep.checkpoint import check_checkpoint
-from quantsweep.cli import main
+from quantsweep.cli.main import main
+from quantsweep.model.checkpoint import check_checkpoint
 
 
 class _Planted:

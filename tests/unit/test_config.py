@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from quantsweep.config import SweepConfig
 from quantsweep.errors import QuantsweepError
+from quantsweep.sweep.config import SweepConfig
 
 
 def test_yaml_round_trip(tmp_path):
@@ -38,6 +38,6 @@ def test_unknown_yaml_key(tmp_path):
 
 def test_public_api_is_the_cli_s_function():
     import quantsweep
-    from quantsweep.runner import run_sweep
+    from quantsweep.sweep.runner import run_sweep
 
     assert quantsweep.run_sweep is run_sweep and quantsweep.SweepConfig is SweepConfig

@@ -3,7 +3,8 @@ import json
 import numpy as np
 import pytest
 
-from quantsweep.data import iter_batches, letterbox, load_dataset, load_image, select_ids
+from quantsweep.data.coco import load_dataset, load_image, select_ids
+from quantsweep.data.letterbox import iter_batches, letterbox
 from quantsweep.errors import QuantsweepError
 
 

@@ -1,6 +1,6 @@
 """The recommendation: fastest candidate within the accuracy budget, or an honest 'stay on FP32'."""
 
-from quantsweep.results import decide
+from quantsweep.report.decision import decide
 
 
 def _row(name, p50, low, backend="ort-cpu", delta=None, **extra):

@@ -1,9 +1,10 @@
 import numpy as np
 import pytest
 
-from quantsweep.data import LetterboxMeta
-from quantsweep.detections import Layout, anchor_count, decode, detect_layout, to_coco
+from quantsweep.data.letterbox import LetterboxMeta
 from quantsweep.errors import QuantsweepError
+from quantsweep.evaluate.decode import decode, to_coco
+from quantsweep.model.layout import Layout, anchor_count, detect_layout
 
 HW = (320, 320)
 A = anchor_count(HW)  # 40*40 + 20*20 + 10*10 = 2100

@@ -25,7 +25,7 @@ def test_the_imported_onnxruntime_is_that_distribution():
 
 
 def test_import_quantsweep_stays_light():
-    code = "import sys, quantsweep, quantsweep.cli; print(sorted(m for m in ('torch','ultralytics','onnxruntime') if m in sys.modules))"
+    code = "import sys, quantsweep, quantsweep.cli.main; print(sorted(m for m in ('torch','ultralytics','onnxruntime') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
@@ -42,7 +42,8 @@ def no_network(monkeypatch):
 
 def test_export_of_demo_checkpoint_is_offline(no_network, tmp_path):
     from quantsweep.demo import DEMO_IMGSZ, checkpoint_path
-    from quantsweep.source import export_onnx, inspect_onnx
+    from quantsweep.model.export import export_onnx
+    from quantsweep.model.info import inspect_onnx
 
     out = export_onnx(checkpoint_path(), tmp_path / "m.onnx", imgsz=DEMO_IMGSZ, head="e2e")
     assert inspect_onnx(out).output_shapes[0] == (1, 300, 6)

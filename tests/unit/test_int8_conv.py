@@ -6,9 +6,9 @@ with full-range 8-bit weights; quantsweep's ``reduce_range="auto"`` must avoid t
 
 import numpy as np
 import pytest
+from tests.conftest import calibration_reader
 
 from quantsweep.env import cpu_info
-from tests.conftest import calibration_reader
 
 
 def _conv_model(path, cin=64, cout=32, seed=0):

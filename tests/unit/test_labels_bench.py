@@ -1,14 +1,13 @@
 """Honest labels from the graph ORT really runs, and failure-as-a-row benchmarking."""
 
-import numpy as np
 import pytest
-
-from quantsweep.bench import BenchSettings, benchmark, trtexec_command
-from quantsweep.errors import QuantsweepError
-from quantsweep.labels import label_from_trt_layers
-from quantsweep.timing import summarize
 from tests.conftest import tiny_convnet as _tiny_convnet
 from tests.conftest import tiny_ort_int8
+
+from quantsweep.bench.labels import label_from_trt_layers
+from quantsweep.bench.measure import BenchSettings, benchmark, trtexec_command
+from quantsweep.bench.timing import summarize
+from quantsweep.errors import QuantsweepError
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,6 @@
 import pytest
 
-from quantsweep.metrics import METRIC_KEYS, coco_map
+from quantsweep.evaluate.metrics import METRIC_KEYS, coco_map
 
 GT = {
     "images": [{"id": 1, "width": 100, "height": 100}, {"id": 2, "width": 100, "height": 100}],

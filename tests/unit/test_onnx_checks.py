@@ -4,10 +4,10 @@ import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
+from tests.conftest import write_constant_detector, write_external_data_detector
 
 from quantsweep.errors import QuantsweepError
-from quantsweep.source import inspect_onnx
-from tests.conftest import write_constant_detector, write_external_data_detector
+from quantsweep.model.info import inspect_onnx
 
 
 def test_external_data_path_traversal_is_refused(tmp_path):

@@ -1,11 +1,10 @@
 """The sensitivity ranking: gated probes, the local-error screen and the two-stage ranking."""
 
-import numpy as np
 import pytest
+from tests.conftest import tiny_convnet, tiny_ort_int8
 
 from quantsweep.errors import QuantsweepError
-from quantsweep.sensitivity import GatedProbe, rank_nodes, ranking_markdown
-from tests.conftest import tiny_convnet, tiny_ort_int8
+from quantsweep.quantize.sensitivity import GatedProbe, rank_nodes, ranking_markdown
 
 
 @pytest.fixture(scope="module")

@@ -28,7 +28,7 @@ def materialize(out: Path, splits: tuple[str, ...] = ("train", "val", "calib"),
                 yolo_labels: bool = False) -> dict[str, Path]:
     """Write the demo world under ``out`` (skipping parts already complete); return what it wrote."""
     from quantsweep.demo.synth import write_split
-    from quantsweep.source import export_onnx
+    from quantsweep.model.export import export_onnx
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

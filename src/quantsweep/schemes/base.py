@@ -1,15 +1,17 @@
-"""What every scheme shares: the build context, the build result, JSON round-trip."""
+"""What every scheme shares: the build context, the build result, the registry entry, JSON round-trip."""
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
-from quantsweep.calibration import CalibSet
+from quantsweep.data.calibration import CalibSet
+from quantsweep.errors import QuantsweepError
 
-__all__ = ["BuildContext", "BuildResult", "Scheme", "check_weight_fields", "scheme_to_dict"]
+__all__ = ["BuildContext", "BuildResult", "Scheme", "SchemeSpec", "check_weight_fields", "scheme_to_dict"]
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,7 @@ class Scheme(Protocol):
     precision: ClassVar[str]
     k: int
     head_policy: bool
+    registry: str  # the registry entry that made it ("" when built by hand)
 
     @property
     def name(self) -> str: ...
@@ -56,10 +59,57 @@ class Scheme(Protocol):
     def build(self, ctx: BuildContext, keep_float: dict[str, str], out: Path) -> BuildResult: ...
 
 
+@dataclass(frozen=True)
+class SchemeSpec:
+    """One registry entry, declared next to its scheme class: everything the sweep needs to know.
+
+    Attributes:
+        name: the registry name (``int8``, ``w4a16``, ...).
+        cls: the scheme's frozen dataclass.
+        preset: field values this entry fixes (``{"weights": "uint8"}``).
+        description: one line for ``quantsweep schemes``.
+        k_sets: the scheme can keep the K most sensitive nodes in float (and be ranked).
+        default: part of the default sweep.
+        onnx_only: registry name to build instead when the model has no PyTorch checkpoint.
+        needs: Python modules its build imports; ``extra`` is the install extra that brings them.
+    """
+
+    name: str
+    cls: type
+    description: str
+    preset: Mapping[str, Any] = field(default_factory=dict)
+    k_sets: bool = False
+    default: bool = False
+    onnx_only: str | None = None
+    needs: tuple[str, ...] = ()
+    extra: str | None = None
+
+    def make(self, **overrides: Any) -> Any:
+        """The scheme with this entry's preset, ``overrides`` and its registry name set.
+
+        Raises:
+            QuantsweepError: a field the scheme does not have, or an invalid value.
+        """
+        valid = {f.name for f in dataclasses.fields(self.cls)} - {"registry"}
+        bad = sorted(set(overrides) - valid)
+        if bad:
+            raise QuantsweepError(f"invalid setting for scheme {self.name!r}: {', '.join(bad)}",
+                                  f"{self.name} accepts: {', '.join(sorted(valid))}")
+        return self.cls(**{**self.preset, **overrides, "registry": self.name})
+
+    def missing(self) -> QuantsweepError | None:
+        """Why this scheme cannot be built here (a module of its extra is not installed), or None."""
+        import importlib.util
+
+        absent = [m for m in self.needs if importlib.util.find_spec(m) is None]
+        if not absent:
+            return None
+        return QuantsweepError(f"scheme {self.name} needs {', '.join(absent)}, which is not installed",
+                               f"pip install 'quantsweep[{self.extra}]'")
+
+
 def check_float_dtype(scheme: Any) -> None:
     """``float_dtype``: the precision of everything left unquantized (fp16 for GPU deployment)."""
-    from quantsweep.errors import QuantsweepError
-
     if scheme.float_dtype not in ("fp32", "fp16"):
         raise QuantsweepError(f"unknown float dtype {scheme.float_dtype!r}", "use fp32 or fp16")
 
@@ -70,8 +120,6 @@ def fp16_suffix(scheme: Any) -> str:
 
 def check_weight_fields(scheme: Any) -> None:
     """Validation shared by the weight-quantizing schemes (Brevitas and graph weight-only)."""
-    from quantsweep.errors import QuantsweepError
-
     if scheme.weight_bits not in (4, 8):
         raise QuantsweepError(f"weight_bits must be 4 or 8 (got {scheme.weight_bits})", "use 4 or 8")
     if scheme.weight_scale not in ("max", "mse"):
@@ -86,5 +134,8 @@ def check_weight_fields(scheme: Any) -> None:
 
 
 def scheme_to_dict(scheme: Any) -> dict[str, Any]:
-    """``{"family": ..., <fields>}``: the form stored in scheme JSON and read back by the registry."""
-    return {"family": scheme.family, **dataclasses.asdict(scheme)}
+    """``{"family": ..., <fields>}``: the form stored in scheme JSON and read back by the registry.
+
+    The registry name is not part of it: it says where a scheme came from, not what it builds.
+    """
+    return {"family": scheme.family, **{k: v for k, v in dataclasses.asdict(scheme).items() if k != "registry"}}

@@ -6,19 +6,19 @@ cost almost nothing; a large loss means the pipeline is wrong, not INT8.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from quantsweep.errors import QuantsweepError
-from quantsweep.schemes.base import BuildContext, BuildResult, check_weight_fields, fp16_suffix
+from quantsweep.schemes.base import BuildContext, BuildResult, SchemeSpec, check_weight_fields, fp16_suffix
 
 __all__ = ["BrevitasQCDQ"]
 
 
 def _prepare_torch_model(pt: Path, end2end: bool, trust: bool = False) -> Any:
     """The Ultralytics detection model fused (Conv+BN) and in export mode, like its ONNX export."""
-    from quantsweep.checkpoint import load_yolo
+    from quantsweep.model.checkpoint import load_yolo
 
     yolo = load_yolo(pt, trust=trust)
     model = yolo.model.float().eval()
@@ -72,6 +72,7 @@ class BrevitasQCDQ:
     float_dtype: Literal["fp32", "fp16"] = "fp32"
     head_policy: bool = True
     keep_8bit: Literal["stem+depthwise+predictions", "none"] = "stem+depthwise+predictions"
+    registry: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
         if self.act_bits not in (None, 8):
@@ -97,8 +98,8 @@ class BrevitasQCDQ:
         from brevitas.quant import Int8ActPerTensorFloat, Int8WeightPerChannelFloat
         from brevitas.quant.scaled_int import Int8WeightPerChannelFloatMSE
 
-        from quantsweep.detections import Layout
-        from quantsweep.source import inspect_onnx
+        from quantsweep.model.info import inspect_onnx
+        from quantsweep.model.layout import Layout
 
         info = inspect_onnx(ctx.fp32_onnx)
         end2end = info.layout is Layout.E2E
@@ -144,3 +145,18 @@ class BrevitasQCDQ:
                             "head": "e2e" if end2end else "raw",
                             "weights_8bit": [{"module": n, "why": w} for n, w in eight.items()]},
                            kept)
+
+
+_TORCH = ("torch", "brevitas", "ultralytics")
+SPECS = (
+    SchemeSpec("w8a16", BrevitasQCDQ, "INT8 per-channel weights, float activations (Brevitas) — sanity check",
+               default=True, onnx_only="w8a16-graph", needs=_TORCH, extra="ultralytics"),
+    SchemeSpec("w4a16", BrevitasQCDQ, "4-bit per-channel MSE weights, float activations (Brevitas)",
+               preset={"weight_bits": 4, "weight_scale": "mse"}, default=True, onnx_only="w4a16-graph",
+               needs=_TORCH, extra="ultralytics"),
+    SchemeSpec("w4a8", BrevitasQCDQ, "4-bit MSE weights, 8-bit activations (Brevitas)",
+               preset={"weight_bits": 4, "act_bits": 8, "weight_scale": "mse"}, default=True,
+               needs=_TORCH, extra="ultralytics"),
+    SchemeSpec("w8a8", BrevitasQCDQ, "8-bit weights and activations (Brevitas)",
+               preset={"weight_bits": 8, "act_bits": 8}, needs=_TORCH, extra="ultralytics"),
+)

@@ -8,14 +8,14 @@ channel, followed by DequantizeLinear. Activations stay float.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import numpy as np
 
 from quantsweep.errors import QuantsweepError
-from quantsweep.schemes.base import BuildContext, BuildResult, check_weight_fields, fp16_suffix
+from quantsweep.schemes.base import BuildContext, BuildResult, SchemeSpec, check_weight_fields, fp16_suffix
 
 __all__ = ["GraphWeightOnly", "quantize_weight"]
 
@@ -46,7 +46,7 @@ def quantize_weight(w: np.ndarray, bits: int, axis: int, mse: bool) -> tuple[np.
 def _eight_bit_nodes(model: Any) -> dict[str, str]:
     """Convs kept at 8 bits in a 4-bit scheme, found structurally: the first two convs (stem),
     depthwise convs (group > 1), and the convs whose outputs only feed the decode tail."""
-    from quantsweep.graph import decode_tail
+    from quantsweep.model.graph import decode_tail
 
     convs = [n for n in model.graph.node if n.op_type == "Conv"]
     tail = decode_tail(model)
@@ -76,6 +76,7 @@ class GraphWeightOnly:
     float_dtype: Literal["fp32", "fp16"] = "fp32"
     head_policy: bool = True
     keep_8bit: Literal["stem+depthwise+predictions", "none"] = "stem+depthwise+predictions"
+    registry: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
         check_weight_fields(self)
@@ -138,3 +139,10 @@ class GraphWeightOnly:
                             "weights_8bit": [{"node": n, "why": w} for n, w in eight.items()],
                             "calibration_method": "none (weights only)"},
                            dict(keep_float))
+
+
+SPECS = (
+    SchemeSpec("w8a16-graph", GraphWeightOnly, "INT8 per-channel weights on the ONNX graph (no .pt needed)"),
+    SchemeSpec("w4a16-graph", GraphWeightOnly, "4-bit MSE weights on the ONNX graph (no .pt needed)",
+               preset={"weight_bits": 4, "weight_scale": "mse"}),
+)

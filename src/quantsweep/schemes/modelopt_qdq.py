@@ -9,12 +9,12 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from quantsweep.errors import QuantsweepError
-from quantsweep.schemes.base import BuildContext, BuildResult, check_float_dtype
+from quantsweep.schemes.base import BuildContext, BuildResult, SchemeSpec, check_float_dtype
 
 __all__ = ["ModelOptFp8", "ModelOptInt8", "convert_fp16"]
 
@@ -125,6 +125,7 @@ class ModelOptInt8:
     float_dtype: Literal["fp32", "fp16"] = "fp32"
     native_fp16: ClassVar[bool] = True  # ModelOpt converts what stays unquantized itself
     head_policy: bool = True
+    registry: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
         if self.calibration not in ("max", "entropy"):
@@ -152,6 +153,7 @@ class ModelOptFp8:
     float_dtype: Literal["fp32", "fp16"] = "fp32"
     native_fp16: ClassVar[bool] = True  # ModelOpt converts what stays unquantized itself
     head_policy: bool = True
+    registry: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
         if self.calibration != "max":
@@ -165,6 +167,15 @@ class ModelOptFp8:
 
     def build(self, ctx: BuildContext, keep_float: dict[str, str], out: Path) -> BuildResult:
         return _modelopt_build("fp8", self.calibration, self.float_dtype, ctx, keep_float, out)
+
+
+
+SPECS = (
+    SchemeSpec("int8-trt", ModelOptInt8, "INT8 QDQ placed for TensorRT by ModelOpt (zero-point 0)",
+               k_sets=True, default=True, needs=("modelopt",), extra="modelopt"),
+    SchemeSpec("fp8", ModelOptFp8, "FP8 E4M3 QDQ by ModelOpt (TensorRT on Hopper+; emulated elsewhere)",
+               k_sets=True, default=True, needs=("modelopt",), extra="modelopt"),
+)
 
 
 if __name__ == "__main__":

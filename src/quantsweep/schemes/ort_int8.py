@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar, Literal
 
 from quantsweep.errors import QuantsweepError
-from quantsweep.schemes.base import BuildContext, BuildResult, check_float_dtype
+from quantsweep.schemes.base import BuildContext, BuildResult, SchemeSpec, check_float_dtype
 
 __all__ = ["OrtInt8", "resolve_reduce_range"]
 
@@ -52,6 +52,7 @@ class OrtInt8:
     weights: Literal["int8", "uint8"] = "int8"
     float_dtype: Literal["fp32", "fp16"] = "fp32"
     head_policy: bool = True
+    registry: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
         if self.calibration not in ("minmax", "entropy", "percentile"):
@@ -80,10 +81,15 @@ class OrtInt8:
 
     def build(self, ctx: BuildContext, keep_float: dict[str, str], out: Path) -> BuildResult:
         import onnxruntime
-        from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat,
-                                              QuantType, quantize_static)
+        from onnxruntime.quantization import (
+            CalibrationDataReader,
+            CalibrationMethod,
+            QuantFormat,
+            QuantType,
+            quantize_static,
+        )
 
-        from quantsweep.source import inspect_onnx
+        from quantsweep.model.info import inspect_onnx
 
         info = inspect_onnx(ctx.fp32_onnx)
         batch = info.fixed_batch or 1
@@ -116,3 +122,14 @@ class OrtInt8:
                             "reduce_range": reduce, "reduce_range_setting": self.reduce_range,
                             "calibration_method": self.calibration, **extra},
                            dict(keep_float))
+
+
+SPECS = (
+    SchemeSpec("int8", OrtInt8, "INT8 QDQ, ONNX Runtime quantizer, per-channel weights (ORT CPU int8 kernels)",
+               k_sets=True, default=True),
+    SchemeSpec("int8-u8w", OrtInt8, "INT8 QDQ with uint8 symmetric weights (zero-point 128): full 8-bit weights on "
+               "x86 without VNNI (u8u8 kernels do not saturate; slower, and OpenVINO runs them emulated)",
+               preset={"weights": "uint8"}, k_sets=True),
+    SchemeSpec("int8-nohead", OrtInt8, "ablation: INT8 QDQ with the decode tail quantized too (no YOLO head policy)",
+               preset={"head_policy": False}),
+)

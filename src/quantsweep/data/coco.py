@@ -1,9 +1,5 @@
-"""COCO-format datasets, the fixed evaluation subset, and the one preprocessing.
-
-Calibration and evaluation both go through :func:`iter_batches`, so a quantized model is
-calibrated on exactly the tensors it is later evaluated with. Preprocessing is Ultralytics'
-predictor letterbox: scale to fit (up or down), INTER_LINEAR, centred, pad value 114,
-BGR->RGB, /255, NCHW float32. Images are streamed one batch at a time (bounded memory).
+"""COCO-format datasets: loading and checking an instances JSON, image ids files, the fixed
+evaluation subset, and reading one image.
 
 Example:
     >>> ds = load_dataset(Path("demo/val/images"), Path("demo/val/annotations.json"))  # doctest: +SKIP
@@ -13,7 +9,7 @@ Example:
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,21 +18,7 @@ import numpy as np
 
 from quantsweep.errors import QuantsweepError
 
-__all__ = [
-    "Batch",
-    "Dataset",
-    "LetterboxMeta",
-    "coco2017_paths",
-    "iter_batches",
-    "letterbox",
-    "load_dataset",
-    "load_image",
-    "read_ids_file",
-    "select_ids",
-    "write_ids_file",
-]
-
-PAD_VALUE = 114
+__all__ = ["Dataset", "coco2017_paths", "load_dataset", "load_image", "read_ids_file", "select_ids", "write_ids_file"]
 
 
 @dataclass(frozen=True)
@@ -174,83 +156,3 @@ def load_image(ds: Dataset, image_id: int) -> np.ndarray:
                               "replace the file or remove it from the annotations/subset")
     return img
 
-
-@dataclass(frozen=True)
-class LetterboxMeta:
-    """How an original image was placed into the network input (for mapping boxes back)."""
-
-    orig_hw: tuple[int, int]
-    gain: float
-    pad_left: int
-    pad_top: int
-
-
-def letterbox(img: np.ndarray, hw: tuple[int, int]) -> tuple[np.ndarray, LetterboxMeta]:
-    """Ultralytics-identical letterbox of a BGR image into ``hw`` (returns HxWx3 uint8 BGR)."""
-    import cv2
-
-    h0, w0 = img.shape[:2]
-    gain = min(hw[0] / h0, hw[1] / w0)
-    new_w, new_h = max(round(w0 * gain), 1), max(round(h0 * gain), 1)
-    dw, dh = (hw[1] - new_w) / 2, (hw[0] - new_h) / 2
-    if (new_w, new_h) != (w0, h0):
-        img = cv2.resize(img, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
-    top, bottom = round(dh - 0.1), round(dh + 0.1)
-    left, right = round(dw - 0.1), round(dw + 0.1)
-    out = cv2.copyMakeBorder(img, top, bottom, left, right, cv2.BORDER_CONSTANT,
-                             value=(PAD_VALUE, PAD_VALUE, PAD_VALUE))
-    return out, LetterboxMeta((h0, w0), gain, left, top)
-
-
-@dataclass(frozen=True)
-class Batch:
-    """One network input batch: ``pixels`` is NCHW float32 RGB in [0, 1]."""
-
-    ids: list[int]
-    pixels: np.ndarray
-    metas: list[LetterboxMeta]
-
-
-def _prepare(ds: Dataset, image_id: int, hw: tuple[int, int]) -> tuple[np.ndarray, LetterboxMeta]:
-    boxed, meta = letterbox(load_image(ds, image_id), hw)
-    return boxed[:, :, ::-1].transpose(2, 0, 1), meta  # BGR->RGB, HWC->CHW
-
-
-def iter_batches(ds: Dataset, ids: Sequence[int], hw: tuple[int, int], batch: int = 1,
-                 pad_to_batch: bool = False, prefetch: bool = True) -> Iterator[Batch]:
-    """Stream preprocessed batches of ``ids``.
-
-    Args:
-        ds: the dataset.
-        ids: image ids in the order to feed them.
-        hw: network input height, width.
-        batch: images per batch.
-        pad_to_batch: repeat the last image so every batch has exactly ``batch`` images
-            (for models with a fixed batch dimension); ``Batch.ids`` lists only real ids.
-        prefetch: decode the next batch on a worker thread while the caller runs this one.
-    """
-    if batch < 1:
-        raise QuantsweepError(f"--batch must be at least 1 (got {batch})", "pass a positive batch size")
-    chunks = [list(ids[i:i + batch]) for i in range(0, len(ids), batch)]
-
-    def build(chunk: list[int]) -> Batch:
-        prepared = [_prepare(ds, i, hw) for i in chunk]
-        arrays = [p[0] for p in prepared]
-        if pad_to_batch and len(arrays) < batch:
-            arrays += [arrays[-1]] * (batch - len(arrays))
-        pixels = np.ascontiguousarray(np.stack(arrays), dtype=np.float32) / np.float32(255.0)
-        return Batch(chunk, pixels, [p[1] for p in prepared])
-
-    if not prefetch or len(chunks) < 2:
-        for chunk in chunks:
-            yield build(chunk)
-        return
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        pending = pool.submit(build, chunks[0])
-        for nxt in chunks[1:]:
-            current = pending.result()
-            pending = pool.submit(build, nxt)
-            yield current
-        yield pending.result()

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from quantsweep.calibration import CalibSet
+from quantsweep.data.calibration import CalibSet
 from quantsweep.schemes import BuildContext
 
 __all__ = ["compute_sensitivity"]
@@ -24,12 +24,12 @@ def compute_sensitivity(fp32: Path, pt: Path | None, calib: CalibSet, scheme_nam
         qdq_model: the scheme's K=0 candidate when it is already built (with its
             ``.scheme.json`` beside it); otherwise it is built in ``work``.
 
-    See :mod:`quantsweep.sensitivity` for the method.
+    See :mod:`quantsweep.quantize.sensitivity` for the method.
     """
     from quantsweep.errors import QuantsweepError
-    from quantsweep.quantize import materialize
+    from quantsweep.quantize.build import materialize
+    from quantsweep.quantize.sensitivity import rank_nodes
     from quantsweep.schemes import K_SCHEMES, make_scheme
-    from quantsweep.sensitivity import rank_nodes
 
     if scheme_name not in K_SCHEMES:
         raise QuantsweepError(f"no sensitivity ranking for scheme {scheme_name!r}",

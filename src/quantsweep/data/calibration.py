@@ -16,7 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from quantsweep.data import Dataset, iter_batches
+from quantsweep.data.coco import Dataset
+from quantsweep.data.letterbox import iter_batches
 from quantsweep.errors import QuantsweepError
 
 __all__ = ["CalibSet", "ids_hash"]

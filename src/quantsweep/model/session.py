@@ -7,15 +7,14 @@ has it and a GPU answers, else CPU).
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from quantsweep.env import available_providers, gpu_present, worker_threads
 from quantsweep.errors import QuantsweepError, did_you_mean
 
-__all__ = ["PROVIDERS", "OrtSession", "available_providers", "open_ort", "physical_cores", "worker_threads",
-           "resolve_provider"]
+__all__ = ["PROVIDERS", "OrtSession", "open_ort", "resolve_provider"]
 
 log = logging.getLogger(__name__)
 
@@ -24,44 +23,6 @@ PROVIDERS: dict[str, str] = {
     "cuda": "CUDAExecutionProvider",
     "tensorrt": "TensorrtExecutionProvider",
 }
-
-
-def physical_cores() -> int:
-    """Physical core count (hyper-threads not counted), falling back to the logical count."""
-    try:
-        import psutil
-
-        n = psutil.cpu_count(logical=False)
-        if n:
-            return int(n)
-    except ImportError:
-        pass
-    return os.cpu_count() or 1
-
-
-def worker_threads() -> int:
-    """Threads one ONNX Runtime session may use: ``QUANTSWEEP_THREADS`` (set for parallel sweep
-    jobs, which share the cores) or the physical core count."""
-    value = os.environ.get("QUANTSWEEP_THREADS", "")
-    return int(value) if value.isdigit() and int(value) > 0 else physical_cores()
-
-
-def available_providers() -> list[str]:
-    """ONNX Runtime provider names compiled into the installed onnxruntime."""
-    import onnxruntime as ort
-
-    return list(ort.get_available_providers())
-
-
-def _gpu_present() -> bool:
-    try:
-        import ctypes
-
-        lib = ctypes.CDLL("libcuda.so.1")
-        count = ctypes.c_int(0)
-        return lib.cuInit(0) == 0 and lib.cuDeviceGetCount(ctypes.byref(count)) == 0 and count.value > 0
-    except OSError:
-        return False
 
 
 def resolve_provider(name: str, available: list[str] | None = None, gpu: bool | None = None) -> str:
@@ -77,7 +38,7 @@ def resolve_provider(name: str, available: list[str] | None = None, gpu: bool | 
     """
     available = available_providers() if available is None else available
     if name == "auto":
-        if PROVIDERS["cuda"] in available and (_gpu_present() if gpu is None else gpu):
+        if PROVIDERS["cuda"] in available and (gpu_present() if gpu is None else gpu):
             return PROVIDERS["cuda"]
         return PROVIDERS["cpu"]
     if name not in PROVIDERS:
@@ -87,7 +48,7 @@ def resolve_provider(name: str, available: list[str] | None = None, gpu: bool | 
     if wanted not in available:
         raise QuantsweepError(f"provider {name!r} is not available here: onnxruntime has {available}",
                               "install onnxruntime-gpu with CUDA/TensorRT, or use --provider cpu")
-    if name != "cpu" and not (_gpu_present() if gpu is None else gpu):
+    if name != "cpu" and not (gpu_present() if gpu is None else gpu):
         raise QuantsweepError(f"provider {name!r} is not available here: no NVIDIA GPU answers",
                               "run on a machine with a GPU, or use --provider cpu")
     return wanted

@@ -17,7 +17,7 @@ __all__ = ["main"]
 
 
 def _dataset(args: argparse.Namespace):  # noqa: ANN202
-    from quantsweep.data import coco2017_paths, load_dataset
+    from quantsweep.data.coco import coco2017_paths, load_dataset
 
     if args.data is not None:
         if args.images is not None or args.annotations is not None:
@@ -54,7 +54,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from quantsweep.source import export_onnx, inspect_onnx
+    from quantsweep.model.export import export_onnx
+    from quantsweep.model.info import inspect_onnx
 
     _refuse_overwrite(args.out, args.overwrite)
     out = export_onnx(args.model, args.out, imgsz=args.imgsz, opset=args.opset, head=args.head,
@@ -67,8 +68,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from quantsweep.data import select_ids
-    from quantsweep.evaluate import EvalSettings, evaluate
+    from quantsweep.data.coco import select_ids
+    from quantsweep.evaluate.run import EvalSettings, evaluate
 
     settings = EvalSettings(conf=args.conf, iou=args.iou, max_det=args.max_det, batch=args.batch,
                             provider=args.provider, imgsz=args.imgsz, threads=args.threads)
@@ -108,8 +109,8 @@ def cmd_schemes(args: argparse.Namespace) -> int:
 
 def _calib_set(args: argparse.Namespace, hw: tuple[int, int]):  # noqa: ANN202
     """Calibration images: --calib-images DIR [--calib-annotations J] (first --calib-count ids)."""
-    from quantsweep.calibration import CalibSet
-    from quantsweep.data import load_dataset
+    from quantsweep.data.calibration import CalibSet
+    from quantsweep.data.coco import load_dataset
 
     folder = args.calib_images
     ann = args.calib_annotations
@@ -124,7 +125,7 @@ def _calib_set(args: argparse.Namespace, hw: tuple[int, int]):  # noqa: ANN202
 
 def _baseline(model: Path, work: Path, imgsz: int, trust: bool = False) -> tuple[Path, Path | None]:
     """(FP32 ONNX, .pt or None) for a --model given as .pt or .onnx."""
-    from quantsweep.source import export_onnx
+    from quantsweep.model.export import export_onnx
 
     if model.suffix.lower() in (".pt", ".pth"):
         return export_onnx(model, work / f"{model.stem}.fp32.onnx", imgsz=imgsz, trust_checkpoint=trust), model
@@ -135,9 +136,9 @@ def cmd_sensitivity(args: argparse.Namespace) -> int:
     import tempfile
 
     from quantsweep.files import atomic_write_json
-    from quantsweep.pipeline import compute_sensitivity
-    from quantsweep.sensitivity import ranking_markdown
-    from quantsweep.source import inspect_onnx
+    from quantsweep.model.info import inspect_onnx
+    from quantsweep.quantize.ranking import compute_sensitivity
+    from quantsweep.quantize.sensitivity import ranking_markdown
 
     _refuse_overwrite(args.out, args.overwrite)
     with tempfile.TemporaryDirectory(prefix="qs-sens-") as tmp:
@@ -154,10 +155,10 @@ def cmd_quantize(args: argparse.Namespace) -> int:
     import json
     import tempfile
 
-    from quantsweep.pipeline import compute_sensitivity
-    from quantsweep.quantize import materialize
+    from quantsweep.model.info import inspect_onnx
+    from quantsweep.quantize.build import materialize
+    from quantsweep.quantize.ranking import compute_sensitivity
     from quantsweep.schemes import BuildContext, make_scheme
-    from quantsweep.source import inspect_onnx
 
     work = Path(tempfile.mkdtemp(prefix="qs-quant-"))
     fp32, pt = _baseline(args.model, work, args.imgsz, args.trust_checkpoint)
@@ -178,9 +179,7 @@ def cmd_quantize(args: argparse.Namespace) -> int:
                                       "pass a file written by quantsweep sensitivity")
             ranking = json.loads(args.sensitivity.read_text())["ranking"]
         else:
-            from quantsweep.sweep import registry_name
-
-            ranking = compute_sensitivity(fp32, pt, calib, registry_name(scheme), work)["ranking"]
+            ranking = compute_sensitivity(fp32, pt, calib, scheme.registry, work)["ranking"]
     cand = materialize(scheme, BuildContext(fp32, pt, calib, work, args.trust_checkpoint), args.out, ranking)
     rec = cand.record
     print(f"{cand.name}: {rec['tool']} {rec['tool_version']}, {rec['size_mb']} MB, "
@@ -198,7 +197,7 @@ def _int_list(text: str) -> tuple[int, ...]:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from quantsweep.bench import BenchSettings, bench_markdown, benchmark
+    from quantsweep.bench.measure import BenchSettings, bench_markdown, benchmark
     from quantsweep.files import atomic_write_json
 
     settings = BenchSettings(backends=tuple(args.backend or ["ort-cpu"]), batches=_int_list(args.batch),
@@ -224,9 +223,9 @@ _RUN_FLAGS = ("trust_checkpoint", "model", "images", "annotations", "data", "max
 def cmd_run(args: argparse.Namespace) -> int:
     import json as _json
 
-    from quantsweep.config import SweepConfig
     from quantsweep.files import atomic_write_text
-    from quantsweep.runner import run_sweep
+    from quantsweep.sweep.config import SweepConfig
+    from quantsweep.sweep.runner import run_sweep
 
     cli = {k: getattr(args, k) for k in _RUN_FLAGS}
     config_path = args.config
@@ -240,7 +239,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(cfg.to_yaml())
         print(path)
         return 0
-    from quantsweep.progress import SweepProgress
+    from quantsweep.cli.progress import SweepProgress
 
     display = SweepProgress(quiet=args.quiet, log_json=args.log_json, run_dir=args.resume)
     on_event = display.on_event
@@ -277,7 +276,7 @@ def cmd_env(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``quantsweep`` argument parser wired to this module's commands."""
-    from quantsweep import cli_parser
+    from quantsweep.cli import parser as cli_parser
 
     handlers = {"demo": cmd_demo, "export": cmd_export, "eval": cmd_eval, "run": cmd_run, "schemes": cmd_schemes,
                 "quantize": cmd_quantize, "sensitivity": cmd_sensitivity, "bench": cmd_bench, "env": cmd_env}

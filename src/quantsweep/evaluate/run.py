@@ -16,12 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from quantsweep import __version__
-from quantsweep.data import Dataset, iter_batches, write_ids_file
-from quantsweep.detections import Layout, decode, detect_layout, to_coco
+from quantsweep.data.coco import Dataset, write_ids_file
+from quantsweep.data.letterbox import iter_batches
 from quantsweep.errors import QuantsweepError
+from quantsweep.evaluate.decode import decode, to_coco
+from quantsweep.evaluate.metrics import coco_map
 from quantsweep.files import atomic_write_json, sha256_file
-from quantsweep.metrics import coco_map
-from quantsweep.source import inspect_onnx
+from quantsweep.model.info import inspect_onnx
+from quantsweep.model.layout import Layout, detect_layout
 
 __all__ = ["EvalSettings", "evaluate", "predict"]
 
@@ -58,7 +60,7 @@ def predict(model: Path, ds: Dataset, ids: Sequence[int], settings: EvalSettings
 
     Run facts: layout, provider, batch, input size, pure inference seconds, wall seconds.
     """
-    from quantsweep.backends import open_ort
+    from quantsweep.model.session import open_ort
 
     info = inspect_onnx(model, settings.imgsz)
     hw = info.hw or ((settings.imgsz, settings.imgsz) if settings.imgsz else None)
@@ -116,7 +118,7 @@ def evaluate(model: Path, ds: Dataset, ids: Sequence[int], settings: EvalSetting
 
     Also writes ``<out stem>.ids.txt`` (the subset) and ``<out stem>.detections.json`` next to
     ``out``. Returns the metrics JSON as a dict: the named mAPs of
-    :data:`quantsweep.metrics.METRIC_KEYS` (``map50_95``, ...), ``num_images``,
+    :data:`quantsweep.evaluate.metrics.METRIC_KEYS` (``map50_95``, ...), ``num_images``,
     ``num_detections``, ``settings``, ``run`` (layout, provider, timings), ``model``
     (path, sha256) and ``dataset`` (annotations, ids file).
     """

@@ -22,8 +22,8 @@ from typing import Any, Protocol
 import numpy as np
 
 from quantsweep import __version__
+from quantsweep.bench.timing import SPREAD_WARN, summarize
 from quantsweep.errors import QuantsweepError, did_you_mean
-from quantsweep.timing import SPREAD_WARN, summarize
 
 __all__ = ["BACKENDS", "BenchSettings", "Prepared", "available_backends", "bench_markdown", "benchmark", "trtexec_command"]
 
@@ -71,7 +71,7 @@ class Backend(Protocol):
 
 
 def _check_batch(model: Path, batch: int) -> tuple[str, tuple[int, int]]:
-    from quantsweep.source import inspect_onnx
+    from quantsweep.model.info import inspect_onnx
 
     info = inspect_onnx(model, require_detector=False)
     if info.fixed_batch is not None and info.fixed_batch != batch:
@@ -92,8 +92,8 @@ class OrtBackend:
     def prepare(self, model: Path, batch: int, work: Path, settings: BenchSettings) -> Prepared:
         import onnx
 
-        from quantsweep.backends import open_ort
-        from quantsweep.labels import label_from_graphs
+        from quantsweep.bench.labels import label_from_graphs
+        from quantsweep.model.session import open_ort
 
         input_name, hw = _check_batch(model, batch)
         optimized = work / f"{model.stem}.{self.name}.optimized.onnx"
@@ -143,9 +143,9 @@ class LazyBackend:
         if importlib.util.find_spec(self.module) is None:
             return QuantsweepError(f"backend {self.name} not available here: python module "
                                    f"{self.module!r} is not installed", f"install {self.extra}")
-        from quantsweep.backends import _gpu_present
+        from quantsweep.env import gpu_present
 
-        if self.name != "openvino" and not _gpu_present():
+        if self.name != "openvino" and not gpu_present():
             return QuantsweepError(f"backend {self.name} not available here: no NVIDIA GPU answers",
                                    "run on a machine with an NVIDIA GPU")
         return None
@@ -163,15 +163,15 @@ def _quantized(model: Path) -> bool:
     """Whether the ONNX file holds any Q/DQ node (otherwise its label is ``float``)."""
     import onnx
 
-    from quantsweep.graph import qdq_counts
+    from quantsweep.model.graph import qdq_counts
 
     return any(qdq_counts(onnx.load(str(model), load_external_data=False)).values())
 
 
 def _prepare_tensorrt(model: Path, batch: int, work: Path) -> Prepared:
     """A strongly typed TensorRT engine per model and batch (engines + timing cache in ``work``)."""
-    from quantsweep.labels import label_from_trt_layers
-    from quantsweep.trt_engine import EngineRunner, build_engine
+    from quantsweep.bench.labels import label_from_trt_layers
+    from quantsweep.bench.trt_engine import EngineRunner, build_engine
 
     input_name, hw = _check_batch(model, batch)
     engine = work / f"{model.stem}.b{batch}.engine"
@@ -257,11 +257,12 @@ def available_backends() -> list[str]:
     """Backends that can run here: ort-cpu always; GPU providers when a GPU answers; OpenVINO if installed."""
     import importlib.util
 
-    from quantsweep.backends import PROVIDERS, _gpu_present, available_providers
+    from quantsweep.env import available_providers, gpu_present
+    from quantsweep.model.session import PROVIDERS
 
     found = ["ort-cpu"]
     providers = available_providers()
-    if _gpu_present():
+    if gpu_present():
         found += [b for b, p in (("ort-cuda", "cuda"), ("ort-trt", "tensorrt")) if PROVIDERS[p] in providers]
     if importlib.util.find_spec("openvino") is not None:
         found.append("openvino")

@@ -45,8 +45,8 @@ def keep_float_nodes(fp32_model: Any, head_policy: bool, k: int,
     Raises:
         QuantsweepError: K is negative, no ranking is given for K > 0, or K exceeds the ranked nodes.
     """
-    from quantsweep.graph import decode_tail
-    from quantsweep.sensitivity import score_text
+    from quantsweep.model.graph import decode_tail
+    from quantsweep.quantize.sensitivity import score_text
 
     if not isinstance(k, int) or isinstance(k, bool) or k < 0:
         raise QuantsweepError(f"K must be a non-negative integer (got {k!r})", "pass e.g. --ks 0,5,10,20")
@@ -108,7 +108,7 @@ def _clean(src: Path, dst: Path) -> dict[str, Any]:
     import onnx
     import onnxslim
 
-    from quantsweep.graph import qdq_counts
+    from quantsweep.model.graph import qdq_counts
 
     before = onnx.load(str(src))
     counts_before = qdq_counts(before)
@@ -135,7 +135,7 @@ def materialize(scheme: Any, ctx: BuildContext, out_dir: Path,
     """Build ``scheme`` on ``ctx`` into ``out_dir/<name>.onnx`` and ``out_dir/<name>.scheme.json``."""
     import onnx
 
-    from quantsweep.graph import compute_nodes, float_compute_nodes, op_counts
+    from quantsweep.model.graph import compute_nodes, float_compute_nodes, op_counts
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -35,7 +35,7 @@ GATES = "qs_gates"
 
 def _head_tensors(model: Any) -> list[str]:
     """Tensors flowing from the network body into the decode tail (pre-decode head outputs)."""
-    from quantsweep.graph import decode_tail
+    from quantsweep.model.graph import decode_tail
 
     tail = decode_tail(model)
     produced_by_body = {o for n in model.graph.node if n.name not in tail for o in n.output}
@@ -113,7 +113,7 @@ def build_gated_model(fp32: Any, qdq: Any, exclude: set[str] | frozenset[str] = 
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
-    from quantsweep.graph import COMPUTE_OPS, dq_fed_inputs
+    from quantsweep.model.graph import COMPUTE_OPS, dq_fed_inputs
 
     gated = onnx.ModelProto()
     gated.CopyFrom(qdq)
@@ -204,7 +204,7 @@ def build_gated_model(fp32: Any, qdq: Any, exclude: set[str] | frozenset[str] = 
 def _probe_session(model: Any, threads: int | None) -> Any:
     import onnxruntime as ort
 
-    from quantsweep.backends import worker_threads
+    from quantsweep.env import worker_threads
 
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
@@ -226,7 +226,7 @@ class GatedProbe:
                  exclude: set[str] | None = None, threads: int | None = None) -> None:
         import onnx
 
-        from quantsweep.graph import decode_tail
+        from quantsweep.model.graph import decode_tail
 
         self._fp32, self._qdq = onnx.load(str(fp32_path)), onnx.load(str(qdq_path))
         self._exclude = set(decode_tail(self._fp32)) if exclude is None else exclude

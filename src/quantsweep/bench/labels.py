@@ -30,7 +30,7 @@ def label_from_graphs(original: Any, optimized: Any) -> tuple[str, dict[str, Any
     Returns:
         ``(label, evidence)``; evidence holds op counts and the kernel tallies behind the label.
     """
-    from quantsweep.graph import COMPUTE_OPS, dq_fed_inputs, op_counts, qdq_counts
+    from quantsweep.model.graph import COMPUTE_OPS, dq_fed_inputs, op_counts, qdq_counts
 
     before = qdq_counts(original)
     after_ops = op_counts(optimized)

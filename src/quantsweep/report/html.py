@@ -41,10 +41,10 @@ def _table(rows: list[dict[str, Any]], columns: tuple[str, ...], arrows: dict[st
 
 def write_report(run_dir: Path, cfg: Any, rows: list[dict[str, Any]], decision: dict[str, Any],
                  verdict: dict[str, Any] | None, sensitivity: dict[str, Any]) -> Path:
-    from quantsweep.results import COLUMNS, HIGHER_IS_BETTER
+    from quantsweep.report.table import COLUMNS, HIGHER_IS_BETTER
 
     env = json.loads((run_dir / "env.json").read_text()) if (run_dir / "env.json").exists() else {}
-    from quantsweep.sensitivity import score_text
+    from quantsweep.quantize.sensitivity import score_text
 
     sens_html = []
     for fam, res in sensitivity.items():

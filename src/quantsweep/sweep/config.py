@@ -67,7 +67,7 @@ class SweepConfig:
             if not isinstance(k, int) or isinstance(k, bool) or k < 0:
                 raise QuantsweepError(f"K must be a non-negative integer (got {k!r})", "pass e.g. --ks 0,5,10,20")
         if self.backends is not None:
-            from quantsweep.bench import BACKENDS
+            from quantsweep.bench.measure import BACKENDS
 
             for b in self.backends:
                 if b not in BACKENDS:

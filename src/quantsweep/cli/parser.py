@@ -1,4 +1,4 @@
-"""The ``quantsweep`` argument parser (flags and help only; :mod:`quantsweep.cli` runs them)."""
+"""The ``quantsweep`` argument parser (flags and help only; :mod:`quantsweep.cli.main` runs them)."""
 
 from __future__ import annotations
 

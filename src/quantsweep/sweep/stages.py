@@ -1,79 +1,27 @@
-"""The sweep's stages, in order, driven through a :class:`quantsweep.runner.Runner`."""
+"""The sweep's stages, in order: each a function over the run's :class:`StepStore` and config.
+
+Build and evaluation steps go to an :class:`~quantsweep.sweep.executors.Executor`; the rankings,
+the benchmarks (so their interleaved timings are not disturbed) and the report run in this process.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from quantsweep.config import SweepConfig
 from quantsweep.errors import QuantsweepError
 from quantsweep.files import atomic_write_json
+from quantsweep.sweep.config import SweepConfig
+from quantsweep.sweep.executors import Executor, LocalExecutor, Task
+from quantsweep.sweep.inputs import Inputs
+from quantsweep.sweep.store import StepStore
 
-if TYPE_CHECKING:
-    from quantsweep.data import Dataset
-    from quantsweep.runner import RunResult, Runner
-
-__all__ = ["execute", "model_label", "registry_name", "resolve_inputs"]
+__all__ = ["RunResult", "execute"]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Inputs:
-    model: Path
-    pt: Path | None
-    eval_ds: Dataset
-    calib_ds: Dataset
-    imgsz: int
-
-
-def model_label(cfg: SweepConfig) -> str:
-    return "demo" if cfg.model is None else cfg.model.stem
-
-
-def resolve_inputs(cfg: SweepConfig) -> Inputs:
-    """The model, evaluation dataset and calibration dataset a config names (demo by default)."""
-    from quantsweep.data import coco2017_paths, load_dataset
-    from quantsweep.demo import DEMO_IMGSZ, materialize
-    from quantsweep.offline import cache_dir
-
-    if cfg.model is not None:  # a user's model needs the user's data: check before any work
-        if cfg.images is None and cfg.data is None:
-            raise QuantsweepError("a --model needs its dataset", "pass --images DIR --annotations FILE, or --data ROOT")
-        if cfg.calib_dir is None:
-            raise QuantsweepError("no calibration images given",
-                                  "pass --calib-dir with images disjoint from the evaluation subset")
-    demo_dir = None
-    if cfg.model is None or (cfg.images is None and cfg.data is None) or cfg.calib_dir is None:
-        from quantsweep.demo import checkpoint_path
-        from quantsweep.files import sha256_file
-
-        # keyed by the checkpoint's hash, so a new packaged model never meets a stale export
-        demo_dir = cache_dir() / f"demo-world-{sha256_file(checkpoint_path())[:12]}"
-        materialize(demo_dir, splits=("val", "calib"))
-    model = cfg.model if cfg.model is not None else demo_dir / "model.pt"  # type: ignore[operator]
-    if cfg.data is not None:
-        eval_ds = load_dataset(*coco2017_paths(cfg.data))
-    elif cfg.images is not None:
-        if cfg.annotations is None:
-            raise QuantsweepError("--images needs --annotations", "pass the COCO instances JSON with --annotations")
-        eval_ds = load_dataset(cfg.images, cfg.annotations)
-    else:
-        eval_ds = load_dataset(demo_dir / "val" / "images", demo_dir / "val" / "annotations.json")  # type: ignore[operator]
-    if cfg.calib_dir is not None:
-        ann = cfg.calib_annotations or cfg.calib_dir.parent / "annotations.json"
-        if not ann.is_file():
-            raise QuantsweepError(f"no annotations for calibration folder {cfg.calib_dir}",
-                                  "pass --calib-annotations (a COCO JSON listing the calibration images)")
-        calib_ds = load_dataset(cfg.calib_dir, ann)
-    else:
-        calib_ds = load_dataset(demo_dir / "calib" / "images", demo_dir / "calib" / "annotations.json")  # type: ignore[operator]
-    pt = model if model.suffix.lower() in (".pt", ".pth") else None
-    imgsz = cfg.imgsz or (DEMO_IMGSZ if cfg.model is None else 640)
-    return Inputs(model, pt, eval_ds, calib_ds, imgsz)
 
 
 def _plan(cfg: SweepConfig, onnx_only: bool) -> list[Any]:
@@ -91,37 +39,33 @@ def _plan(cfg: SweepConfig, onnx_only: bool) -> list[Any]:
     return [s for s in plan if not (s.name in seen or seen.add(s.name))]  # type: ignore[func-returns-value]
 
 
-def registry_name(scheme: Any) -> str:
-    """The registry name that builds ``scheme`` (ignoring K)."""
-    from quantsweep.schemes import REGISTRY, make_scheme
+@dataclass
+class RunResult:
+    """What a sweep produced: its folder, the summary rows and the recommendation."""
 
-    for name in REGISTRY:
-        try:
-            if make_scheme(name, k=scheme.k, float_dtype=getattr(scheme, "float_dtype", "fp32")) == scheme:
-                return name
-        except QuantsweepError:
-            continue
-    return scheme.family
+    run_dir: Path
+    rows: list[dict[str, Any]]
+    recommendation: dict[str, Any]
+    stage_seconds: dict[str, float] = field(default_factory=dict)
 
 
-def execute(r: Runner) -> RunResult:
+def execute(r: StepStore, cfg: SweepConfig, inp: Inputs, executor: Executor) -> RunResult:
     """Run every stage of the sweep in ``r``'s folder (skipping finished ones)."""
-    from quantsweep.bench import available_backends
-    from quantsweep.calibration import CalibSet
-    from quantsweep.data import select_ids, write_ids_file
-    from quantsweep.runner import RunResult, file_hash
+    from quantsweep.bench.measure import available_backends
+    from quantsweep.data.calibration import CalibSet
+    from quantsweep.data.coco import select_ids, write_ids_file
+    from quantsweep.files import file_hash
+    from quantsweep.model.export import export_onnx
+    from quantsweep.model.info import inspect_onnx
     from quantsweep.schemes import BuildContext
-    from quantsweep.source import export_onnx, inspect_onnx
 
-    cfg = r.cfg
-    inp = r.inputs if r.inputs is not None else resolve_inputs(cfg)
     cand_dir, res_dir = r.dir / "candidates", r.dir / "results"
     cand_dir.mkdir(exist_ok=True)
     res_dir.mkdir(exist_ok=True)
     plan = _plan(cfg, onnx_only=inp.pt is None)
-    n_sens = len({registry_name(s) for s in plan if s.k > 0})
+    n_sens = len({s.registry for s in plan if s.k > 0})
     n_backends = len(cfg.backends or available_backends())
-    n_k0 = len({registry_name(s) for s in plan if s.k == 0} & {registry_name(s) for s in plan if s.k > 0})
+    n_k0 = len({s.registry for s in plan if s.k == 0} & {s.registry for s in plan if s.k > 0})
     # events: baseline, K=0 builds ranked early (seen again later as skips), rankings, a build per
     # candidate, an evaluation per model, a benchmark per backend, the report
     r.on_event({"event": "plan", "steps": 1 + n_k0 + n_sens + len(plan) + len(plan) + 1 + n_backends + 1,
@@ -139,18 +83,17 @@ def execute(r: Runner) -> RunResult:
             write_ids_file(r.dir / ids_name, values)
     ctx = BuildContext(fp32, inp.pt, calib, r.dir / "work", cfg.trust_checkpoint)
     rankings = _sensitivities(r, cfg, plan, ctx)
-    built = _build_and_evaluate(r, cfg, plan, ctx, inp, ids, rankings)
+    built = _build_and_evaluate(r, cfg, plan, ctx, inp, ids, rankings, executor)
     benches = _benchmarks(r, cfg, built)
     rows, recommendation = _report(r, cfg, plan, built, benches, inp, ids)
-    r.stage_seconds = {k: v.get("seconds", 0.0) for k, v in r.manifest["steps"].items()}
-    return RunResult(r.dir, rows, recommendation, r.stage_seconds)
+    return RunResult(r.dir, rows, recommendation, r.seconds())
 
 
-def _report(r: Runner, cfg: SweepConfig, plan: list[Any], built: dict[str, Any],
+def _report(r: StepStore, cfg: SweepConfig, plan: list[Any], built: dict[str, Any],
             benches: dict[str, dict[str, Any]], inp: Inputs, ids: list[int]) -> tuple[list[Any], dict[str, Any]]:
     """The table, plots and report: a manifest step over every result file it reads."""
-    from quantsweep.results import write_outputs
-    from quantsweep.runner import file_hash
+    from quantsweep.files import file_hash
+    from quantsweep.report.write import write_outputs
 
     sources = sorted((r.dir / "results").glob("*.metrics.json")) + sorted((r.dir / "results").glob("*.bench.json"))
     sources += [p for p in (r.dir / "sensitivity.json",) if p.exists()]
@@ -172,11 +115,10 @@ def _report(r: Runner, cfg: SweepConfig, plan: list[Any], built: dict[str, Any],
     return out["rows"], out["recommendation"]
 
 
-def _build_task(r: Runner, scheme: Any, ctx: Any, ranking: list[dict[str, Any]] | None) -> Any:
+def _build_task(r: StepStore, scheme: Any, ctx: Any, ranking: list[dict[str, Any]] | None) -> Any:
     """The manifest step that builds ``scheme`` into ``candidates/`` (its log in ``candidates/logs``)."""
-    from quantsweep.jobs import Task
-    from quantsweep.quantize import materialize
-    from quantsweep.runner import file_hash
+    from quantsweep.files import file_hash
+    from quantsweep.quantize.build import materialize
     from quantsweep.schemes import scheme_to_dict
 
     cand_dir = r.dir / "candidates"
@@ -187,25 +129,25 @@ def _build_task(r: Runner, scheme: Any, ctx: Any, ranking: list[dict[str, Any]] 
                 (scheme, ctx, cand_dir, ranking), cand_dir / "logs" / f"{scheme.name}.log")
 
 
-def _sensitivities(r: Runner, cfg: SweepConfig, plan: list[Any], ctx: Any) -> dict[str, Any]:
+def _sensitivities(r: StepStore, cfg: SweepConfig, plan: list[Any], ctx: Any) -> dict[str, Any]:
     """One ranking per K-scheme family, each on that family's own fully quantized graph.
 
     The family's K=0 candidate is built first (its step is shared with the candidate stage)
     and ranked in place, so the ranking costs only its probes.
     """
-    from quantsweep.jobs import run_chains
-    from quantsweep.pipeline import compute_sensitivity
-    from quantsweep.runner import file_hash
+    from quantsweep.files import file_hash
+    from quantsweep.quantize.ranking import compute_sensitivity
 
     path = r.dir / "sensitivity.json"
     stored: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
-    families = sorted({registry_name(s) for s in plan if s.k > 0})
+    families = sorted({s.registry for s in plan if s.k > 0})
     for fam in families:
-        k0 = next((s for s in plan if s.k == 0 and registry_name(s) == fam), None)
+        k0 = next((s for s in plan if s.k == 0 and s.registry == fam), None)
         qdq = None
         if k0 is not None:
             failures: list[BaseException] = []
-            run_chains(r, [[_build_task(r, k0, ctx, None)]], 1, lambda ci, t, exc: failures.append(exc))
+            LocalExecutor().run_chains(r, [[_build_task(r, k0, ctx, None)]],
+                                       lambda ci, t, exc, failures=failures: failures.append(exc))
             if failures:
                 stored[fam] = {"error": f"its K=0 candidate failed to build: {failures[0]}"}
                 continue
@@ -228,18 +170,17 @@ def _sensitivities(r: Runner, cfg: SweepConfig, plan: list[Any], ctx: Any) -> di
     return stored
 
 
-def _log_to(r: Runner, name: str) -> Any:
-    from quantsweep.runner import _capture_fds
+def _log_to(r: StepStore, name: str) -> Any:
+    from quantsweep.files import capture_output
 
-    return _capture_fds(r.dir / "candidates" / "logs" / f"{name}.log")
+    return capture_output(r.dir / "candidates" / "logs" / f"{name}.log")
 
 
-def _build_and_evaluate(r: Runner, cfg: SweepConfig, plan: list[Any], ctx: Any, inp: Inputs,
-                        ids: list[int], rankings: dict[str, Any]) -> dict[str, Any]:
+def _build_and_evaluate(r: StepStore, cfg: SweepConfig, plan: list[Any], ctx: Any, inp: Inputs,
+                        ids: list[int], rankings: dict[str, Any], executor: Executor) -> dict[str, Any]:
     """Build and evaluate every candidate: one chain (build, eval) each, ``cfg.jobs`` at a time."""
-    from quantsweep.evaluate import EvalSettings, evaluate
-    from quantsweep.jobs import Task, effective_jobs, run_chains
-    from quantsweep.runner import file_hash
+    from quantsweep.evaluate.run import EvalSettings, evaluate
+    from quantsweep.files import file_hash
 
     settings = EvalSettings(conf=cfg.conf, iou=cfg.iou, max_det=cfg.max_det, provider="cpu")
     cand_dir, res_dir = r.dir / "candidates", r.dir / "results"
@@ -252,7 +193,7 @@ def _build_and_evaluate(r: Runner, cfg: SweepConfig, plan: list[Any], ctx: Any, 
         onnx_path, metrics = cand_dir / f"{name}.onnx", res_dir / f"{name}.metrics.json"
         chain: list[Task] = []
         if scheme is not None:
-            fam, ranking = registry_name(scheme), None
+            fam, ranking = scheme.registry, None
             if scheme.k > 0:
                 sens = rankings.get(fam, {})
                 if "ranking" not in sens:
@@ -273,10 +214,7 @@ def _build_and_evaluate(r: Runner, cfg: SweepConfig, plan: list[Any], ctx: Any, 
         if task.step.startswith("build:"):
             built[owners[ci]].pop("onnx", None)
 
-    jobs, why = effective_jobs(cfg.jobs)
-    if why:
-        r.on_event({"event": "note", "message": why})
-    run_chains(r, chains, jobs, failed)
+    executor.run_chains(r, chains, failed)
     for name in owners:
         metrics = res_dir / f"{name}.metrics.json"
         if built[name]["error"] is None and metrics.exists():
@@ -284,9 +222,9 @@ def _build_and_evaluate(r: Runner, cfg: SweepConfig, plan: list[Any], ctx: Any, 
     return built
 
 
-def _benchmarks(r: Runner, cfg: SweepConfig, built: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    from quantsweep.bench import BenchSettings, available_backends, benchmark
-    from quantsweep.runner import file_hash
+def _benchmarks(r: StepStore, cfg: SweepConfig, built: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    from quantsweep.bench.measure import BenchSettings, available_backends, benchmark
+    from quantsweep.files import file_hash
 
     res_dir = r.dir / "results"
     models = [(n, e["onnx"]) for n, e in built.items() if e.get("onnx") and e.get("error") is None]

@@ -1,0 +1,100 @@
+"""The baseline: an Ultralytics ``.pt`` exported to FP32 ONNX, or an ONNX file passed through.
+
+Example:
+    >>> export_onnx(Path("yolov10m.pt"), Path("yolov10m.onnx"), imgsz=640, head="e2e")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Literal
+
+from quantsweep.errors import QuantsweepError
+from quantsweep.model.info import inspect_onnx
+
+__all__ = ["Head", "export_onnx"]
+
+
+Head = Literal["e2e", "raw"]
+
+
+def export_onnx(model: Path, out: Path, imgsz: int = 640, opset: int = 17, head: Head = "e2e",
+                dynamic_batch: bool = False, trust_checkpoint: bool = False) -> Path:
+    """Export an Ultralytics checkpoint to FP32 ONNX, or copy an ONNX file through.
+
+    Args:
+        model: ``.pt`` (Ultralytics) or ``.onnx``.
+        out: destination ``.onnx``; written atomically.
+        imgsz: square input size of the export.
+        opset: ONNX opset of the export.
+        head: ``e2e`` = NMS-free end-to-end head ``[N,300,6]``; ``raw`` = one-to-many head
+            ``[N,4+C,A]`` that needs NMS.
+        dynamic_batch: make only the batch dimension dynamic (height/width stay ``imgsz``).
+        trust_checkpoint: load a ``.pt`` whose pickle references more than model classes.
+
+    Returns:
+        ``out``.
+    """
+    model, out = Path(model), Path(out)
+    if not model.is_file():
+        raise QuantsweepError(f"model file not found: {model}", "check the --model path")
+    if head not in ("e2e", "raw"):
+        raise QuantsweepError(f"unknown head {head!r}", "use --head e2e or --head raw")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if model.suffix.lower() == ".onnx":
+        inspect_onnx(model, imgsz)
+        if model.resolve() != out.resolve():
+            tmp = out.with_name(out.name + ".tmp")
+            shutil.copyfile(model, tmp)
+            tmp.replace(out)
+        return out
+    if model.suffix.lower() not in (".pt", ".pth"):
+        raise QuantsweepError(f"{model}: unsupported model type {model.suffix!r}",
+                              "pass an Ultralytics .pt checkpoint or an .onnx file")
+    from quantsweep.model.checkpoint import load_yolo
+
+    with tempfile.TemporaryDirectory(prefix="qs-export-") as tmpdir:
+        staged = Path(tmpdir) / "model.pt"
+        shutil.copyfile(model, staged)
+        yolo = load_yolo(staged, shown_as=model, trust=trust_checkpoint)
+        exported = Path(yolo.export(format="onnx", imgsz=imgsz, opset=opset, simplify=True,
+                                    end2end=(head == "e2e"), dynamic=dynamic_batch, device="cpu"))
+        _normalize(exported, imgsz if dynamic_batch else None)
+        tmp = out.with_name(out.name + ".tmp")
+        shutil.move(str(exported), tmp)
+        tmp.replace(out)
+    inspect_onnx(out)
+    return out
+
+
+def _normalize(path: Path, pin_imgsz: int | None) -> None:
+    """Make the export reproducible and shaped as asked.
+
+    Drops the export timestamp Ultralytics stores in the metadata (so the same checkpoint always
+    gives byte-identical files), and with ``pin_imgsz`` pins height/width again after
+    Ultralytics' ``dynamic=True`` freed batch, height and width.
+    """
+    import onnx
+
+    m = onnx.load(str(path))
+    keep = [p for p in m.metadata_props if p.key != "date"]
+    del m.metadata_props[:]
+    m.metadata_props.extend(keep)
+    if pin_imgsz is None:
+        onnx.save(m, str(path))
+        return
+    imgsz = pin_imgsz
+    dims = m.graph.input[0].type.tensor_type.shape.dim
+    for d in (dims[2], dims[3]):
+        d.Clear()
+        d.dim_value = imgsz
+    for o in m.graph.output:
+        for d in list(o.type.tensor_type.shape.dim)[1:]:
+            if d.HasField("dim_param"):
+                d.Clear()  # re-derived below
+    del m.graph.value_info[:]
+    m = onnx.shape_inference.infer_shapes(m)
+    onnx.save(m, str(path))
+

@@ -1,0 +1,193 @@
+"""Executors: run chains of steps through a :class:`~quantsweep.sweep.store.StepStore`.
+
+A chain is one candidate's ``build`` then ``eval``: its steps run in order and it stops at its
+first failure; chains are independent. Every executor implements :class:`Executor`:
+
+- :class:`LocalExecutor` runs the steps in this process, in order;
+- :class:`PoolExecutor` runs them in ``jobs`` spawned worker processes (each with its own log
+  capture and ``QUANTSWEEP_THREADS`` = its share of the cores) while this process alone writes
+  the manifest. ``jobs`` is capped by the cores and by the memory available (about
+  :data:`JOB_MEMORY_GB` per job, the measured peak of a build or an evaluation of a small
+  detector plus headroom).
+
+A cluster executor plugs in here: it receives the same tasks (module-level functions and
+picklable arguments) and reports each finished step to the store, which stays the only writer.
+
+Example:
+    >>> make_executor(2).run_chains(store, [[Task("build:x", lambda: {}, [out], materialize,
+    ...                                           (scheme, ctx, d))]], on_fail=print)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from quantsweep.files import capture_output
+from quantsweep.sweep.store import StepStore
+
+__all__ = ["JOB_MEMORY_GB", "Executor", "LocalExecutor", "PoolExecutor", "Task", "effective_jobs", "make_executor"]
+
+JOB_MEMORY_GB = 2.5
+
+
+@dataclass(frozen=True)
+class Task:
+    """One manifest step: ``func(*args)`` (module-level, picklable) writing ``outputs``.
+
+    ``inputs`` is called just before the step is checked or run (it may hash files an earlier
+    step of the chain wrote); ``log`` captures the step's stdout/stderr when given.
+    """
+
+    step: str
+    inputs: Callable[[], Any]
+    outputs: list[Path]
+    func: Callable[..., Any]
+    args: tuple[Any, ...]
+    log: Path | None = None
+
+
+def _available_memory_gb() -> float | None:
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) / 1024 / 1024
+    except OSError:
+        return None
+    return None
+
+
+def effective_jobs(requested: int) -> tuple[int, str | None]:
+    """``requested`` capped by cores and available memory; the reason when it was capped."""
+    cores = os.cpu_count() or 1
+    mem = _available_memory_gb()
+    by_mem = max(1, int(mem // JOB_MEMORY_GB)) if mem is not None else requested
+    jobs = max(1, min(requested, cores, by_mem))
+    if jobs == requested:
+        return jobs, None
+    return jobs, (f"--jobs {requested} lowered to {jobs}: {cores} cores, "
+                  f"{mem:.1f} GB memory available (~{JOB_MEMORY_GB} GB per job)" if mem is not None
+                  else f"--jobs {requested} lowered to {jobs}: {cores} cores")
+
+
+def _call(func: Callable[..., Any], args: tuple[Any, ...], log: Path | None) -> None:
+    if log is None:
+        func(*args)
+        return
+    with capture_output(log):
+        func(*args)
+
+
+def _worker_init(threads: int, parent: int) -> None:
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's: it stops the pool
+    os.environ["QUANTSWEEP_THREADS"] = str(threads)
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+
+    def watch() -> None:  # a worker never outlives a killed sweep
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
+def _worker_call(func: Callable[..., Any], args: tuple[Any, ...], log: Path | None) -> None:
+    try:
+        _call(func, args, log)
+    except Exception as exc:  # custom exception classes may not unpickle in the parent
+        raise RuntimeError(str(exc) or type(exc).__name__) from None
+
+
+OnFail = Callable[[int, Task, BaseException], None]
+
+
+class Executor(Protocol):
+    """Runs chains of tasks through a step store (skipping finished steps)."""
+
+    def run_chains(self, store: StepStore, chains: Sequence[Sequence[Task]], on_fail: OnFail) -> None:
+        """Run every chain; ``on_fail(chain index, task, error)`` when a step fails (its chain stops)."""
+        ...
+
+
+class LocalExecutor:
+    """Every step in this process, chain after chain."""
+
+    def run_chains(self, store: StepStore, chains: Sequence[Sequence[Task]], on_fail: OnFail) -> None:
+        for ci, chain in enumerate(chains):
+            for task in chain:
+                try:
+                    store.step(task.step, task.inputs(), task.outputs,
+                               lambda task=task: _call(task.func, task.args, task.log))
+                except KeyboardInterrupt:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - a failed step is its candidate's row
+                    on_fail(ci, task, exc)
+                    break
+
+
+@dataclass(frozen=True)
+class PoolExecutor:
+    """Steps in ``jobs`` spawned worker processes; this process alone writes the manifest."""
+
+    jobs: int
+
+    def run_chains(self, store: StepStore, chains: Sequence[Sequence[Task]], on_fail: OnFail) -> None:
+        import multiprocessing
+
+        threads = max(1, (os.cpu_count() or 1) // self.jobs)
+        pool = multiprocessing.get_context("spawn").Pool(self.jobs, initializer=_worker_init,
+                                                         initargs=(threads, os.getpid()))
+        pending: dict[int, tuple[Any, Task, Any, float]] = {}
+        position = [0] * len(chains)
+
+        def advance(ci: int) -> None:
+            while position[ci] < len(chains[ci]):
+                task = chains[ci][position[ci]]
+                inputs = task.inputs()
+                if store.is_done(task.step, inputs, task.outputs):
+                    store.on_event({"event": "skip", "step": task.step})
+                    position[ci] += 1
+                    continue
+                store.on_event({"event": "start", "step": task.step})
+                pending[ci] = (pool.apply_async(_worker_call, (task.func, task.args, task.log)), task, inputs,
+                               time.perf_counter())
+                return
+
+        try:
+            for ci in range(len(chains)):
+                advance(ci)
+            while pending:
+                ready = [ci for ci, (res, *_) in pending.items() if res.ready()]
+                if not ready:
+                    time.sleep(0.05)
+                    continue
+                for ci in ready:
+                    res, task, inputs, t0 = pending.pop(ci)
+                    try:
+                        res.get()
+                    except Exception as exc:  # noqa: BLE001
+                        store.record(task.step, inputs, task.outputs, time.perf_counter() - t0, exc)
+                        on_fail(ci, task, exc)
+                        continue
+                    store.record(task.step, inputs, task.outputs, time.perf_counter() - t0)
+                    position[ci] += 1
+                    advance(ci)
+        except BaseException:
+            pool.terminate()
+            raise
+        finally:
+            pool.close()
+            pool.join()
+
+
+def make_executor(jobs: int) -> Executor:
+    """:class:`LocalExecutor` for one job, else a :class:`PoolExecutor` (``jobs`` already capped)."""
+    return LocalExecutor() if jobs <= 1 else PoolExecutor(jobs)

@@ -1,0 +1,71 @@
+"""What a sweep runs on: the model, the evaluation dataset and the calibration images.
+
+``SweepConfig.model is None`` means the packaged demo (its world is written once into the cache).
+Everything is checked here, before a run folder is created.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from quantsweep.data.coco import Dataset
+from quantsweep.errors import QuantsweepError
+from quantsweep.sweep.config import SweepConfig
+
+__all__ = ["Inputs", "model_label", "resolve_inputs"]
+
+
+@dataclass(frozen=True)
+class Inputs:
+    model: Path
+    pt: Path | None
+    eval_ds: Dataset
+    calib_ds: Dataset
+    imgsz: int
+
+
+def model_label(cfg: SweepConfig) -> str:
+    return "demo" if cfg.model is None else cfg.model.stem
+
+
+def resolve_inputs(cfg: SweepConfig) -> Inputs:
+    """The model, evaluation dataset and calibration dataset a config names (demo by default)."""
+    from quantsweep.data.coco import coco2017_paths, load_dataset
+    from quantsweep.demo import DEMO_IMGSZ, materialize
+    from quantsweep.offline import cache_dir
+
+    if cfg.model is not None:  # a user's model needs the user's data: check before any work
+        if cfg.images is None and cfg.data is None:
+            raise QuantsweepError("a --model needs its dataset", "pass --images DIR --annotations FILE, or --data ROOT")
+        if cfg.calib_dir is None:
+            raise QuantsweepError("no calibration images given",
+                                  "pass --calib-dir with images disjoint from the evaluation subset")
+    demo_dir = None
+    if cfg.model is None or (cfg.images is None and cfg.data is None) or cfg.calib_dir is None:
+        from quantsweep.demo import checkpoint_path
+        from quantsweep.files import sha256_file
+
+        # keyed by the checkpoint's hash, so a new packaged model never meets a stale export
+        demo_dir = cache_dir() / f"demo-world-{sha256_file(checkpoint_path())[:12]}"
+        materialize(demo_dir, splits=("val", "calib"))
+    model = cfg.model if cfg.model is not None else demo_dir / "model.pt"  # type: ignore[operator]
+    if cfg.data is not None:
+        eval_ds = load_dataset(*coco2017_paths(cfg.data))
+    elif cfg.images is not None:
+        if cfg.annotations is None:
+            raise QuantsweepError("--images needs --annotations", "pass the COCO instances JSON with --annotations")
+        eval_ds = load_dataset(cfg.images, cfg.annotations)
+    else:
+        eval_ds = load_dataset(demo_dir / "val" / "images", demo_dir / "val" / "annotations.json")  # type: ignore[operator]
+    if cfg.calib_dir is not None:
+        ann = cfg.calib_annotations or cfg.calib_dir.parent / "annotations.json"
+        if not ann.is_file():
+            raise QuantsweepError(f"no annotations for calibration folder {cfg.calib_dir}",
+                                  "pass --calib-annotations (a COCO JSON listing the calibration images)")
+        calib_ds = load_dataset(cfg.calib_dir, ann)
+    else:
+        calib_ds = load_dataset(demo_dir / "calib" / "images", demo_dir / "calib" / "annotations.json")  # type: ignore[operator]
+    pt = model if model.suffix.lower() in (".pt", ".pth") else None
+    imgsz = cfg.imgsz or (DEMO_IMGSZ if cfg.model is None else 640)
+    return Inputs(model, pt, eval_ds, calib_ds, imgsz)

@@ -1,0 +1,82 @@
+"""Run or resume a sweep: one run folder, written only through its :class:`StepStore`.
+
+Stages: baseline -> sensitivity -> candidates -> evaluation -> benchmark -> report
+(:mod:`quantsweep.sweep.stages`). The run folder's layout::
+
+    runs/<model>/<run-id>/
+      config.yaml              resolved settings (written first; a resume must match it)
+      env.json                 versions, CPU/GPU, providers, git hash (written first)
+      manifest.json            every step's state, input hash and outputs (resume uses it)
+      .lock                    held while a process writes this folder
+      subset_ids.txt           evaluation image ids (first N ascending, or --image-ids)
+      calib_ids.txt            calibration image ids (disjoint from the subset)
+      sensitivity.json         per K-scheme ranking of nodes (see quantsweep.quantize.sensitivity)
+      candidates/<name>.onnx   fp32 baseline and every candidate
+      candidates/<name>.scheme.json
+      candidates/logs/<name>.log   library output of each build
+      results/<name>.metrics.json  COCO metrics (+ .ids.txt, .detections.json)
+      results/<name>.<backend>.bench.json
+      results/summary.csv|md|json, results/pareto.png, results/k_curve.png
+      report.html              self-contained report (images embedded)
+
+Every file is written atomically; a finished step is never redone or overwritten on resume; a
+failed candidate or backend is a row with ``error`` set and the sweep goes on.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from quantsweep.env import collect_env
+from quantsweep.errors import QuantsweepError
+from quantsweep.files import atomic_write_json, atomic_write_text
+from quantsweep.sweep.config import SweepConfig
+from quantsweep.sweep.executors import effective_jobs, make_executor
+from quantsweep.sweep.inputs import model_label, resolve_inputs
+from quantsweep.sweep.stages import RunResult, execute
+from quantsweep.sweep.store import Event, StepStore
+
+__all__ = ["RunResult", "open_run", "run_sweep"]
+
+
+def open_run(cfg: SweepConfig, run_dir: Path, on_event: Event | None = None) -> StepStore:
+    """The step store of an existing run folder, refused when it was made with other settings.
+
+    Raises:
+        QuantsweepError: not a run folder, or its ``config.yaml`` decides results differently.
+    """
+    run_dir = Path(run_dir)
+    stored = run_dir / "config.yaml"
+    if not stored.is_file():
+        raise QuantsweepError(f"{run_dir} is not a quantsweep run folder (no config.yaml)",
+                              "pass --resume with a folder printed by quantsweep run")
+    old = SweepConfig.resolve(yaml_path=stored).result_key()
+    new = cfg.result_key()
+    if old != new:
+        diff = sorted(k for k, v in new.items() if old.get(k) != v)
+        raise QuantsweepError(f"--resume {run_dir}: that run used different settings ({', '.join(diff)})",
+                              "resume with the same settings (or none: they are read from config.yaml), "
+                              "or start a new run")
+    return StepStore(run_dir, on_event)
+
+
+def run_sweep(cfg: SweepConfig, resume: Path | None = None, on_event: Event | None = None) -> RunResult:
+    """Run (or resume) a whole sweep; the Python API of ``quantsweep run``.
+
+    Example:
+        >>> result = run_sweep(SweepConfig())  # doctest: +SKIP  (the embedded demo)
+        >>> result.recommendation["candidate"]  # doctest: +SKIP
+    """
+    inputs = resolve_inputs(cfg)  # bad inputs fail before a run folder is created or locked
+    if resume is not None:
+        store = open_run(cfg, resume, on_event)
+    else:
+        store = StepStore.create(cfg.out / model_label(cfg), on_event)
+        atomic_write_text(store.dir / "config.yaml", cfg.to_yaml())
+        atomic_write_json(store.dir / "env.json", collect_env())
+    store.on_event({"event": "run_dir", "path": str(store.dir)})
+    jobs, why = effective_jobs(cfg.jobs)
+    if why:
+        store.on_event({"event": "note", "message": why})
+    with store.locked():
+        return execute(store, cfg, inputs, make_executor(jobs))
