@@ -15,9 +15,8 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["INT_COMPUTE_KERNELS", "LABELS", "label_from_graphs", "label_from_trt_layers"]
+__all__ = ["INT_COMPUTE_KERNELS", "label_from_graphs", "label_from_trt_layers"]
 
-LABELS = ("float", "accelerated", "emulated", "unsupported")
 INT_COMPUTE_KERNELS = frozenset({
     "QLinearConv", "QLinearMatMul", "ConvInteger", "MatMulInteger", "MatMulIntegerToFloat",
     "QGemm", "MatMulNBits", "DynamicQuantizeMatMul", "QAttention", "NhwcQLinearConv",

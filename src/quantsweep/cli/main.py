@@ -97,13 +97,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_schemes(args: argparse.Namespace) -> int:
-    from quantsweep.schemes import DEFAULT_SCHEMES, K_SCHEMES, REGISTRY, describe, make_scheme
+    from quantsweep.schemes import REGISTRY
 
-    print("| name | candidate file | K-sets | default | what |")
-    print("|---|---|---|---|---|")
-    for name in REGISTRY:
-        print(f"| {name} | {make_scheme(name).name}.onnx | {'yes' if name in K_SCHEMES else 'no'} | "
-              f"{'yes' if name in DEFAULT_SCHEMES else ''} | {describe(name)} |")
+    print("| name | candidate file | K-sets | default | needs | what |")
+    print("|---|---|---|---|---|---|")
+    for name, s in REGISTRY.items():
+        missing = s.missing()
+        needs = "core" if s.extra is None else f"[{s.extra}]" + (" (not installed)" if missing else "")
+        print(f"| {name} | {s.make().name}.onnx | {'yes' if s.k_sets else 'no'} | {'yes' if s.default else ''} | "
+              f"{needs} | {s.description} |")
     return 0
 
 
@@ -197,7 +199,8 @@ def _int_list(text: str) -> tuple[int, ...]:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from quantsweep.bench.measure import BenchSettings, bench_markdown, benchmark
+    from quantsweep.bench.base import BenchSettings
+    from quantsweep.bench.measure import bench_markdown, benchmark
     from quantsweep.files import atomic_write_json
 
     settings = BenchSettings(backends=tuple(args.backend or ["ort-cpu"]), batches=_int_list(args.batch),

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
@@ -87,7 +86,3 @@ class CalibSet:
         if key not in self._cache:
             self._cache[key] = np.concatenate(list(self.batches(8, limit)))[: limit or len(self.ids)]
         return self._cache[key]
-
-    def save_npy(self, path: Path) -> Path:
-        np.save(path, self.array())
-        return path

@@ -1,6 +1,6 @@
 """Pure scoring: COCO detections + ground truth -> a named mAP dict (faster-coco-eval).
 
-Metric keys are explicit and each declares its direction once, in :data:`HIGHER_IS_BETTER`.
+Metric keys are explicit (all higher-is-better; the table declares directions: :mod:`quantsweep.report.table`).
 A metric COCOeval cannot compute (e.g. ``map_small`` with no small ground-truth objects in the
 subset) is ``None``, never ``-1``.
 
@@ -16,7 +16,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["HIGHER_IS_BETTER", "METRIC_KEYS", "bootstrap_map", "coco_map"]
+__all__ = ["METRIC_KEYS", "bootstrap_map", "coco_map"]
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,6 @@ _STATS = {
     "ar100": "AR_third",
 }
 METRIC_KEYS: tuple[str, ...] = tuple(_STATS)
-HIGHER_IS_BETTER: dict[str, bool] = {k: True for k in METRIC_KEYS}
 
 
 def coco_map(ground_truth: dict[str, Any], detections: list[dict[str, Any]],

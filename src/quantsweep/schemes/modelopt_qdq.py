@@ -6,9 +6,7 @@ TensorRT requires) and runs its calibration on ONNX Runtime's CPU provider here.
 
 from __future__ import annotations
 
-import contextlib
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -17,29 +15,6 @@ from quantsweep.errors import QuantsweepError
 from quantsweep.schemes.base import BuildContext, BuildResult, SchemeSpec, check_float_dtype
 
 __all__ = ["ModelOptFp8", "ModelOptInt8", "convert_fp16"]
-
-
-@contextlib.contextmanager
-def _ort_quantization_restored() -> Iterator[None]:
-    """Best-effort undo of ModelOpt's process-wide patches of ONNX Runtime's calibrators and
-    quantizers (``modelopt.onnx.quantization.ort_patching``), for code that must call ModelOpt
-    in-process. quantsweep itself runs ModelOpt in a worker process (see :func:`_modelopt_build`)."""
-    from onnxruntime.quantization import base_quantizer, calibrate, qdq_quantizer
-
-    owners: list[Any] = [calibrate, calibrate.CalibraterBase, calibrate.MinMaxCalibrater,
-                         calibrate.HistogramCalibrater, calibrate.HistogramCollector,
-                         qdq_quantizer.QDQQuantizer, base_quantizer.BaseQuantizer]
-    saved = [(o, dict(vars(o))) for o in owners]
-    try:
-        yield
-    finally:
-        for owner, before in saved:
-            now = vars(owner)
-            for name, value in before.items():
-                if now.get(name) is not value and (not name.startswith("__") or name == "__init__"):
-                    setattr(owner, name, value)
-            for name in [n for n in now if n not in before and not n.startswith("__")]:
-                delattr(owner, name)
 
 
 def _modelopt_build(mode: str, calibration: str, float_dtype: str, ctx: BuildContext,

@@ -9,7 +9,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +54,6 @@ class SweepConfig:
     out: Path = Path("runs")
     ablation: bool = True  # also build the int8 candidate without the head policy
     trust_checkpoint: bool = False  # fully unpickle a .pt that references more than model classes
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         from quantsweep.schemes import REGISTRY
@@ -67,12 +66,9 @@ class SweepConfig:
             if not isinstance(k, int) or isinstance(k, bool) or k < 0:
                 raise QuantsweepError(f"K must be a non-negative integer (got {k!r})", "pass e.g. --ks 0,5,10,20")
         if self.backends is not None:
-            from quantsweep.bench.measure import BACKENDS
+            from quantsweep.bench.registry import check_backends
 
-            for b in self.backends:
-                if b not in BACKENDS:
-                    raise QuantsweepError(f"unknown backend {b!r}; {did_you_mean(b, list(BACKENDS))}".strip(),
-                                          f"choose from {', '.join(BACKENDS)}")
+            check_backends(self.backends)
         positive = {"max_images": self.max_images, "calib_images": self.calib_images, "jobs": self.jobs,
                     "sensitivity_images": self.sensitivity_images}
         if not isinstance(self.sensitivity_probe_top, int) or self.sensitivity_probe_top < 0:

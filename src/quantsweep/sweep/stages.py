@@ -51,7 +51,7 @@ class RunResult:
 
 def execute(r: StepStore, cfg: SweepConfig, inp: Inputs, executor: Executor) -> RunResult:
     """Run every stage of the sweep in ``r``'s folder (skipping finished ones)."""
-    from quantsweep.bench.measure import available_backends
+    from quantsweep.bench.registry import available_backends
     from quantsweep.data.calibration import CalibSet
     from quantsweep.data.coco import select_ids, write_ids_file
     from quantsweep.files import file_hash
@@ -223,7 +223,9 @@ def _build_and_evaluate(r: StepStore, cfg: SweepConfig, plan: list[Any], ctx: An
 
 
 def _benchmarks(r: StepStore, cfg: SweepConfig, built: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    from quantsweep.bench.measure import BenchSettings, available_backends, benchmark
+    from quantsweep.bench.base import BenchSettings
+    from quantsweep.bench.measure import benchmark
+    from quantsweep.bench.registry import available_backends
     from quantsweep.files import file_hash
 
     res_dir = r.dir / "results"

@@ -18,14 +18,19 @@ Example:
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from quantsweep.bench.base import BenchSettings, Prepared, check_batch, is_quantized
+from quantsweep.bench.labels import label_from_trt_layers
+from quantsweep.env import gpu_present
 from quantsweep.errors import QuantsweepError
 
-__all__ = ["EngineRunner", "build_engine"]
+__all__ = ["EngineRunner", "TensorRtBackend", "build_engine"]
 
 
 _LOGGER: list[Any] = []  # TensorRT objects need their logger alive as long as they are
@@ -128,3 +133,51 @@ class EngineRunner:
 
         info = json.loads(self.engine.create_engine_inspector().get_engine_information(trt.LayerInformationFormat.JSON))
         return [layer for layer in info.get("Layers", []) if isinstance(layer, dict)]
+
+
+@dataclass(frozen=True)
+class TensorRtBackend:
+    """TensorRT engines built with its Python builder (extra: TensorRT itself, on an NVIDIA GPU)."""
+
+    name: str = "tensorrt"
+    extra: str = "tensorrt (pip install tensorrt) on a GPU machine"
+
+    def unavailable(self) -> QuantsweepError | None:
+        import importlib.util
+
+        if importlib.util.find_spec("tensorrt") is None:
+            return QuantsweepError(f"backend {self.name} not available here: python module 'tensorrt' is not "
+                                   "installed", f"install {self.extra}")
+        if not gpu_present():
+            return QuantsweepError(f"backend {self.name} not available here: no NVIDIA GPU answers",
+                                   "run on a machine with an NVIDIA GPU")
+        return None
+
+    def group(self, models: Sequence[tuple[str, Path]], work: Path) -> list[tuple[str, Path]]:
+        """TensorRT's FP32 reference plus its FP16 engine twin (strongly typed: an fp16 ONNX)."""
+        import shutil
+
+        from quantsweep.schemes.modelopt_qdq import convert_fp16
+
+        name, path = models[0]
+        twin = work / f"{Path(path).stem}.fp16.onnx"
+        if not twin.exists():
+            shutil.copyfile(path, twin)
+            convert_fp16(twin)
+        return [models[0], (f"{name}-fp16-engine", twin), *models[1:]]
+
+    def prepare(self, model: Path, batch: int, work: Path, settings: BenchSettings) -> Prepared:
+        why = self.unavailable()
+        if why is not None:
+            raise why
+        input_name, hw = check_batch(model, batch)
+        engine = work / f"{model.stem}.b{batch}.engine"
+        facts = build_engine(model, engine, work / "tensorrt.timing.cache", batch)
+        runner = EngineRunner(engine, batch)
+        label, evidence = label_from_trt_layers(runner.layers())
+        if not is_quantized(model):
+            label = "float"
+        return Prepared(runner.run, label, evidence,
+                        {"runtime": f"tensorrt {facts['tensorrt']}", "provider": "TensorRT engine (strongly typed)",
+                         "engine": str(engine), "engine_mb": facts["engine_mb"],
+                         "timing_cache_reused": facts["timing_cache_reused"], "input_shape": [batch, 3, *hw]})

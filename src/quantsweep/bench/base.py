@@ -1,0 +1,89 @@
+"""What every benchmark backend shares: the settings, a prepared model, the backend protocol.
+
+A backend is one module in this package declaring a class that satisfies :class:`Backend`: its
+name, the install extra it needs, an availability probe, and ``prepare`` (open a model, label it
+from what the runtime executes, return a callable that runs one batch). The registry
+(:mod:`quantsweep.bench.registry`) lists them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from quantsweep.errors import QuantsweepError
+from quantsweep.model.info import inspect_onnx
+
+__all__ = ["Backend", "BenchSettings", "Prepared", "check_batch", "is_quantized"]
+
+
+@dataclass(frozen=True)
+class BenchSettings:
+    """How to measure. ``iters`` (samples per model) wins over ``seconds`` (per model)."""
+
+    backends: tuple[str, ...] = ("ort-cpu",)
+    batches: tuple[int, ...] = (1,)
+    warmup: int = 10
+    iters: int | None = None
+    seconds: float = 10.0
+    threads: int | None = None
+    graph_optimization: str = "all"
+
+    def __post_init__(self) -> None:
+        if any(b < 1 for b in self.batches):
+            raise QuantsweepError(f"batch sizes must be >= 1 (got {list(self.batches)})", "pass e.g. --batch 1,8")
+        if self.warmup < 0 or (self.iters is not None and self.iters < 1) or self.seconds <= 0:
+            raise QuantsweepError("--warmup must be >= 0, --iters >= 1 and --seconds > 0",
+                                  "pass e.g. --warmup 10 --iters 100")
+
+
+@dataclass
+class Prepared:
+    """A model opened on a backend: a callable that runs one batch, and what we know about it."""
+
+    run: Callable[[np.ndarray], Any]
+    label: str
+    evidence: dict[str, Any] = field(default_factory=dict)
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+class Backend(Protocol):
+    """A runtime that times ONNX models (see the module docstring)."""
+
+    name: str
+
+    def unavailable(self) -> QuantsweepError | None:
+        """Why this backend cannot run here (a missing extra, no GPU), or None."""
+        ...
+
+    def group(self, models: Sequence[tuple[str, Path]], work: Path) -> list[tuple[str, Path]]:
+        """The models to time together: ``models``, plus any reference twin this runtime needs."""
+        ...
+
+    def prepare(self, model: Path, batch: int, work: Path, settings: BenchSettings) -> Prepared:
+        """Open ``model`` for ``batch``: a callable running one batch, its label and evidence."""
+        ...
+
+
+def check_batch(model: Path, batch: int) -> tuple[str, tuple[int, int]]:
+    """The input name and size of ``model``, refused when it cannot run at ``batch``."""
+    info = inspect_onnx(model, require_detector=False)
+    if info.fixed_batch is not None and info.fixed_batch != batch:
+        raise QuantsweepError(f"{model.name} has a fixed batch of {info.fixed_batch}, not {batch}",
+                              "export with --dynamic-batch to benchmark other batch sizes")
+    if info.hw is None:
+        raise QuantsweepError(f"{model.name} has a dynamic input size", "export with a fixed --imgsz")
+    return info.input_name, info.hw
+
+
+def is_quantized(model: Path) -> bool:
+    """Whether the ONNX file holds any Q/DQ node (otherwise its label is ``float``)."""
+    import onnx
+
+    from quantsweep.model.graph import qdq_counts
+
+    return any(qdq_counts(onnx.load(str(model), load_external_data=False)).values())
