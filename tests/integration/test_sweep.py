@@ -74,7 +74,7 @@ def test_resume_of_a_finished_run_redoes_nothing(small_run):
     again = run_sweep(cfg, resume=small_run.run_dir, on_event=events.append)
     steps = [e for e in events if "step" in e]
     assert steps and all(e["event"] == "skip" for e in steps)
-    assert [r["map50_95"] for r in again.rows] == [r["map50_95"] for r in small_run.rows]
+    assert [r.map50_95 for r in again.rows] == [r.map50_95 for r in small_run.rows]
 
 
 def test_resume_with_other_settings_is_refused(small_run):
@@ -102,9 +102,9 @@ def test_a_failing_candidate_is_a_row(tmp_path, monkeypatch):
 
     monkeypatch.setattr(BrevitasQCDQ, "build", boom)
     res = run_sweep(SweepConfig(out=tmp_path, **{**SMALL, "ks": (0,)}))
-    rows = {r["candidate"]: r for r in res.rows}
-    assert "simulated exporter crash" in rows["w8a16"]["error"]
-    assert rows["int8-qdq"]["error"] is None and (res.run_dir / "report.html").is_file()
+    rows = {r.candidate: r for r in res.rows}
+    assert "simulated exporter crash" in rows["w8a16"].error
+    assert rows["int8-qdq"].error is None and (res.run_dir / "report.html").is_file()
     assert "simulated exporter crash" in (res.run_dir / "report.html").read_text()
 
 

@@ -1,33 +1,37 @@
 """The recommendation: fastest candidate within the accuracy budget, or an honest 'stay on FP32'."""
 
 from quantsweep.report.decision import decide
+from quantsweep.report.table import Row
 
 
 def _row(name, p50, low, backend="ort-cpu", delta=None, **extra):
-    return {"candidate": name, "backend": backend, "latency_p50_ms": p50, "delta_ci95_low": low,
-            "delta_map50_95": low if delta is None else delta, "speedup_vs_fp32": 10.0 / p50, "error": None,
-            "label": "accelerated", **extra}
+    return Row(candidate=name, scheme="s", precision="int8", backend=backend, latency_p50_ms=p50, delta_ci95_low=low,
+               delta_map50_95=low if delta is None else delta, speedup_vs_fp32=10.0 / p50, label="accelerated",
+               **extra)
 
 
 def test_fastest_within_budget_is_recommended():
     rows = [_row("fp32", 10.0, 0.0), _row("a", 6.0, -0.02), _row("b", 7.0, -0.004), _row("c", 8.0, -0.001),
             _row("nohead", 5.0, 0.0, ablation=True)]
     d = decide(rows, budget_points=1.0)
-    assert d["candidate"] == "b" and rows[2]["recommended"] and "1.00-point budget" in d["reason"]
-    assert not rows[4].get("recommended")  # an ablation row is never the answer
+    rows = d.mark(rows)
+    assert d.candidate == "b" and rows[2].recommended and "1.00-point budget" in d.reason
+    assert not rows[4].recommended  # an ablation row is never the answer
+    assert [r.candidate for r in rows if r.recommended] == ["b"]
 
 
 def test_no_qualifier_says_which_faster_candidate_misses_and_by_how_much():
     rows = [_row("fp32", 10.0, 0.0), _row("fast", 6.0, -0.03), _row("near", 9.0, -0.0105),
             _row("slow-but-accurate", 12.0, -0.002)]
     d = decide(rows, budget_points=1.0)
-    assert d["candidate"] == "fp32" and d["closest"] == "near"
-    assert "closest: near (1.11× FP32, CI lower bound -1.05 points, 0.05 over the budget)" in d["reason"]
-    assert "within the budget but not faster than FP32: slow-but-accurate (12.00 ms p50 vs 10.00)" in d["reason"]
+    assert d.candidate == "fp32" and d.closest == "near"
+    assert "closest: near (1.11× FP32, CI lower bound -1.05 points, 0.05 over the budget)" in d.reason
+    assert "within the budget but not faster than FP32: slow-but-accurate (12.00 ms p50 vs 10.00)" in d.reason
+    assert [r.candidate for r in d.mark(rows) if r.recommended] == ["fp32"]
 
 
 def test_target_backend_defaults_to_where_fp32_is_fastest():
     rows = [_row("fp32", 10.0, 0.0), _row("a", 6.0, -0.002), _row("fp32", 4.0, 0.0, backend="openvino"),
             _row("a", 3.0, -0.002, backend="openvino")]
     d = decide(rows, budget_points=1.0)
-    assert d["backend"] == "openvino" and d["candidate"] == "a" and rows[3]["recommended"]
+    assert d.backend == "openvino" and d.candidate == "a" and d.mark(rows)[3].recommended

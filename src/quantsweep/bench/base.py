@@ -54,7 +54,8 @@ class Prepared:
 class Backend(Protocol):
     """A runtime that times ONNX models (see the module docstring)."""
 
-    name: str
+    @property
+    def name(self) -> str: ...
 
     def unavailable(self) -> QuantsweepError | None:
         """Why this backend cannot run here (a missing extra, no GPU), or None."""

@@ -51,7 +51,7 @@ class OrtBackend:
         input_name, hw = check_batch(model, batch)
         optimized = work / f"{model.stem}.{self.name}.optimized.onnx"
         sess = open_ort(model, self.provider, settings.threads, settings.graph_optimization, optimized)
-        label, evidence = "emulated", {}
+        label, evidence = "emulated", dict[str, Any]()
         if optimized.is_file():
             label, evidence = label_from_graphs(onnx.load(str(model), load_external_data=False),
                                                 onnx.load(str(optimized), load_external_data=False))

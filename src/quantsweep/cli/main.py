@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from quantsweep.errors import QuantsweepError
@@ -258,7 +258,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     md = (result.run_dir / "results" / "summary.md").read_text()
     print(md)
     rec = result.recommendation
-    print(f"recommendation: {rec.get('candidate')} — {rec.get('reason')}")
+    print(f"recommendation: {rec.candidate} — {rec.reason}")
     verdict = _json.loads((result.run_dir / "results" / "summary.json").read_text()).get("w8a16")
     if verdict:
         print(f"W8A16 check: {verdict['verdict']}")
@@ -281,7 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The ``quantsweep`` argument parser wired to this module's commands."""
     from quantsweep.cli import parser as cli_parser
 
-    handlers = {"demo": cmd_demo, "export": cmd_export, "eval": cmd_eval, "run": cmd_run, "schemes": cmd_schemes,
+    handlers: dict[str, Callable[[argparse.Namespace], int]] = {"demo": cmd_demo, "export": cmd_export, "eval": cmd_eval, "run": cmd_run, "schemes": cmd_schemes,
                 "quantize": cmd_quantize, "sensitivity": cmd_sensitivity, "bench": cmd_bench, "env": cmd_env}
     return cli_parser.build_parser(handlers)
 

@@ -67,7 +67,7 @@ def check_checkpoint(path: Path, trust: bool = False) -> list[str]:
         raise QuantsweepError(
             f"{path} would run code when loaded: its pickle calls {shown}, which are not model classes",
             "only load checkpoints you trust; if you trust this one, pass --trust-checkpoint")
-    safe = [obj for obj in (_resolve(n) for n in names) if obj is not None]
+    safe: list[Any] = [obj for obj in (_resolve(n) for n in names) if obj is not None]
     try:
         with torch.serialization.safe_globals(safe):
             torch.load(str(path), map_location="cpu", weights_only=True)

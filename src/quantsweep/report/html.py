@@ -9,6 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from quantsweep.files import atomic_write_text
+from quantsweep.quantize.sensitivity import score_text
+from quantsweep.report.decision import Decision
+from quantsweep.report.table import COLUMNS, HIGHER_IS_BETTER, Row
 
 __all__ = ["write_report"]
 
@@ -20,15 +23,15 @@ def _img(path: Path, alt: str) -> str:
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}" style="max-width:100%">'
 
 
-def _table(rows: list[dict[str, Any]], columns: tuple[str, ...], arrows: dict[str, bool]) -> str:
+def _table(rows: list[Row], columns: tuple[str, ...], arrows: dict[str, bool]) -> str:
     head = "".join(f"<th>{html.escape(c)}{' ↑' if arrows.get(c) else (' ↓' if c in arrows else '')}</th>"
                    for c in columns)
     body = []
     for r in rows:
-        cls = ' class="rec"' if r.get("recommended") else (' class="err"' if r.get("error") else "")
+        cls = ' class="rec"' if r.recommended else (' class="err"' if r.error else "")
         cells = []
         for c in columns:
-            v = r.get(c)
+            v = getattr(r, c)
             text = "" if v is None else ("✓" if v is True else "" if v is False else
                                          (f"{v:.4g}" if isinstance(v, float) else str(v)))
             if c == "error" and len(text) > 90:  # full text on hover, the row stays one line
@@ -39,13 +42,10 @@ def _table(rows: list[dict[str, Any]], columns: tuple[str, ...], arrows: dict[st
     return f'<table id="summary"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
 
 
-def write_report(run_dir: Path, cfg: Any, rows: list[dict[str, Any]], decision: dict[str, Any],
+def write_report(run_dir: Path, cfg: Any, rows: list[Row], decision: Decision,
                  verdict: dict[str, Any] | None, sensitivity: dict[str, Any]) -> Path:
-    from quantsweep.report.table import COLUMNS, HIGHER_IS_BETTER
 
     env = json.loads((run_dir / "env.json").read_text()) if (run_dir / "env.json").exists() else {}
-    from quantsweep.quantize.sensitivity import score_text
-
     sens_html = []
     for fam, res in sensitivity.items():
         if "ranking" not in res:
@@ -64,8 +64,8 @@ def write_report(run_dir: Path, cfg: Any, rows: list[dict[str, Any]], decision: 
 td,th{{border:1px solid #ccc;padding:3px 6px}}tr.rec{{background:#e6ffe6;font-weight:bold}}tr.err{{color:#a00}}
 .ok{{color:#060}}.bad{{color:#a00;font-weight:bold}}pre{{background:#f6f6f6;padding:1em}}</style></head><body>
 <h1>quantsweep report</h1>
-<h2>Recommendation</h2><p id="recommendation"><b>{html.escape(str(decision.get('candidate')))}</b> —
-{html.escape(decision.get('reason', ''))}</p>
+<h2>Recommendation</h2><p id="recommendation"><b>{html.escape(str(decision.candidate))}</b> —
+{html.escape(decision.reason)}</p>
 <h2>W8A16 sanity check</h2>{verdict_html}
 <h2>Summary</h2><p>mAP on {cfg.max_images} evaluation images; latency per batch; speed-up vs FP32 on the same
 backend, measured in the same interleaved rounds; ΔmAP 95% CI from a paired bootstrap over images.

@@ -7,22 +7,62 @@ whether higher is better.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["COLUMNS", "HIGHER_IS_BETTER", "pareto_flags", "summary_rows", "to_csv", "to_markdown"]
+__all__ = ["COLUMNS", "HIGHER_IS_BETTER", "Row", "pareto_flags", "summary_rows", "to_csv", "to_markdown"]
 
-COLUMNS = ("candidate", "scheme", "precision", "k", "backend", "label", "size_mb", "map50_95", "map50",
-           "delta_map50_95", "delta_ci95_low", "delta_ci95_high", "latency_p50_ms", "latency_p90_ms",
-           "throughput_ips", "speedup_vs_fp32", "pareto", "recommended", "error")
+@dataclass(frozen=True)
+class Row:
+    """One candidate on one backend: the consolidated table's row (``summary.*`` and the report).
+
+    ``delta_*`` are fractions of mAP (0.01 = one point); the 95 % interval is a paired bootstrap
+    over images. ``label``: ``float`` | ``accelerated`` | ``emulated`` | ``unsupported``.
+    """
+
+    candidate: str
+    scheme: str
+    precision: str
+    k: int = 0
+    backend: str | None = None
+    label: str | None = None
+    size_mb: float | None = None
+    map50_95: float | None = None
+    map50: float | None = None
+    delta_map50_95: float | None = None
+    delta_ci95_low: float | None = None
+    delta_ci95_high: float | None = None
+    latency_p50_ms: float | None = None
+    latency_p90_ms: float | None = None
+    throughput_ips: float | None = None
+    speedup_vs_fp32: float | None = None
+    pareto: bool = False
+    recommended: bool = False
+    error: str | None = None
+    batch: int | None = None
+    ablation: bool = False  # head policy off: a diagnostic, never a deployment candidate
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Row:
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+# the table's columns (a Row's fields but the batch and the ablation flag), each direction declared once
+COLUMNS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Row) if f.name not in ("batch", "ablation"))
 HIGHER_IS_BETTER = {"size_mb": False, "map50_95": True, "map50": True, "delta_map50_95": True,
                     "delta_ci95_low": True, "delta_ci95_high": True, "latency_p50_ms": False,
                     "latency_p90_ms": False, "throughput_ips": True, "speedup_vs_fp32": True}
 
 
 def summary_rows(built: dict[str, Any], benches: dict[str, dict[str, Any]],
-                 ci: dict[str, tuple[float, float]] | None = None) -> list[dict[str, Any]]:
+                 ci: dict[str, tuple[float, float]] | None = None) -> list[Row]:
     """One row per candidate x backend (a candidate with no bench row still gets one row)."""
     base = (built.get("fp32", {}).get("metrics") or {}).get("map50_95")
     rows = []
@@ -30,7 +70,8 @@ def summary_rows(built: dict[str, Any], benches: dict[str, dict[str, Any]],
         scheme = entry.get("scheme")
         metrics = entry.get("metrics") or {}
         onnx = entry.get("onnx")
-        common = {
+        low, high = (ci or {}).get(name, (None, None))
+        common: dict[str, Any] = {
             "candidate": name,
             "scheme": "fp32" if scheme is None else scheme.family,
             "precision": "fp32" if scheme is None else scheme.precision,
@@ -39,47 +80,38 @@ def summary_rows(built: dict[str, Any], benches: dict[str, dict[str, Any]],
             "map50_95": metrics.get("map50_95"), "map50": metrics.get("map50"),
             "delta_map50_95": (round(metrics["map50_95"] - base, 5)
                                if base is not None and metrics.get("map50_95") is not None else None),
-            "delta_ci95_low": None, "delta_ci95_high": None,
+            "delta_ci95_low": low, "delta_ci95_high": high,
             "ablation": scheme is not None and not scheme.head_policy,
         }
-        if ci and name in ci:
-            common["delta_ci95_low"], common["delta_ci95_high"] = ci[name]
-        per_backend = []
+        per_backend: list[dict[str, Any]] = []
         for backend, res in benches.items():
             if "error" in res and isinstance(res["error"], str):
                 per_backend.append({"backend": backend, "label": "unsupported", "error": res["error"]})
                 continue
-            bench_rows = (res.get(name) or {}).get("rows") or []
-            for b in bench_rows:
+            for b in (res.get(name) or {}).get("rows") or []:
                 per_backend.append({"backend": backend, "label": b.get("label"), "error": b.get("error"),
                                     "latency_p50_ms": b.get("latency_p50_ms"),
                                     "latency_p90_ms": b.get("latency_p90_ms"),
                                     "throughput_ips": b.get("throughput_ips"),
                                     "speedup_vs_fp32": b.get("speedup_vs_fp32"), "batch": b.get("batch")})
-        if not per_backend:
-            per_backend = [{"backend": None, "label": None}]
-        for pb in per_backend:
-            row = {c: None for c in COLUMNS}
-            row.update(common)
-            row.update(pb)
-            row["error"] = entry.get("error") or pb.get("error")
-            row["pareto"] = False
-            row["recommended"] = False
-            rows.append(row)
-    pareto_flags(rows)
-    return rows
+        for pb in per_backend or [{}]:
+            rows.append(Row(**{**common, **pb, "error": entry.get("error") or pb.get("error")}))
+    return pareto_flags(rows)
 
 
-def pareto_flags(rows: list[dict[str, Any]]) -> None:
-    """Mark rows on the accuracy (↑) / p50 latency (↓) Pareto front of their backend."""
-    ok = [r for r in rows if r.get("error") is None and r.get("latency_p50_ms") is not None
-          and r.get("map50_95") is not None]
-    for r in ok:
-        r["pareto"] = not any(
-            o is not r and o["backend"] == r["backend"]
-            and o["latency_p50_ms"] <= r["latency_p50_ms"] and o["map50_95"] >= r["map50_95"]
-            and (o["latency_p50_ms"] < r["latency_p50_ms"] or o["map50_95"] > r["map50_95"])
-            for o in ok)
+def pareto_flags(rows: list[Row]) -> list[Row]:
+    """``rows`` with ``pareto`` set on the accuracy (↑) / p50 latency (↓) front of each backend."""
+    ok = [r for r in rows if r.error is None and r.latency_p50_ms is not None and r.map50_95 is not None]
+
+    def dominated(r: Row) -> bool:
+        assert r.latency_p50_ms is not None and r.map50_95 is not None
+        return any(o is not r and o.backend == r.backend
+                   and o.latency_p50_ms <= r.latency_p50_ms and o.map50_95 >= r.map50_95  # type: ignore[operator]
+                   and (o.latency_p50_ms < r.latency_p50_ms or o.map50_95 > r.map50_95)  # type: ignore[operator]
+                   for o in ok)
+
+    front = {id(r) for r in ok if not dominated(r)}
+    return [dataclasses.replace(r, pareto=id(r) in front) for r in rows]
 
 
 def _fmt(v: Any) -> str:
@@ -92,18 +124,18 @@ def _fmt(v: Any) -> str:
     return str(v).replace("|", "/")
 
 
-def to_markdown(rows: list[dict[str, Any]]) -> str:
+def to_markdown(rows: list[Row]) -> str:
     arrows = {c: (" ↑" if HIGHER_IS_BETTER[c] else " ↓") if c in HIGHER_IS_BETTER else "" for c in COLUMNS}
     head = "| " + " | ".join(c + arrows[c] for c in COLUMNS) + " |"
     sep = "|" + "|".join("---" for _ in COLUMNS) + "|"
-    body = ["| " + " | ".join(_fmt(r.get(c)) for c in COLUMNS) + " |" for r in rows]
+    body = ["| " + " | ".join(_fmt(getattr(r, c)) for c in COLUMNS) + " |" for r in rows]
     return "\n".join([head, sep, *body]) + "\n"
 
 
-def to_csv(rows: list[dict[str, Any]]) -> str:
+def to_csv(rows: list[Row]) -> str:
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=COLUMNS, extrasaction="ignore")
     w.writeheader()
     for r in rows:
-        w.writerow({c: r.get(c) for c in COLUMNS})
+        w.writerow({c: getattr(r, c) for c in COLUMNS})
     return buf.getvalue()

@@ -7,12 +7,12 @@ from pathlib import Path
 from typing import Any
 
 from quantsweep.files import atomic_write_json, atomic_write_text
-from quantsweep.report.decision import decide, w8a16_verdict
+from quantsweep.report.decision import Decision, decide, w8a16_verdict
 from quantsweep.report.html import write_report
 from quantsweep.report.plots import k_curve_plot, pareto_plot
-from quantsweep.report.table import COLUMNS, HIGHER_IS_BETTER, summary_rows, to_csv, to_markdown
+from quantsweep.report.table import COLUMNS, HIGHER_IS_BETTER, Row, summary_rows, to_csv, to_markdown
 
-__all__ = ["write_outputs"]
+__all__ = ["read_outputs", "write_outputs"]
 
 
 def _confidence_intervals(built: dict[str, Any], ds: Any, ids: list[int], resamples: int,
@@ -37,19 +37,20 @@ def _confidence_intervals(built: dict[str, Any], ds: Any, ids: list[int], resamp
 
 
 def write_outputs(run_dir: Path, cfg: Any, plan: list[Any], built: dict[str, Any],
-                  benches: dict[str, dict[str, Any]], ds: Any, ids: list[int]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+                  benches: dict[str, dict[str, Any]], ds: Any, ids: list[int]) -> tuple[list[Row], Decision]:
     """Write ``results/summary.*``, the plots and ``report.html``; return (rows, recommendation)."""
     res = run_dir / "results"
     ci = _confidence_intervals(built, ds, ids, min(cfg.bootstrap, 1000), cfg.seed)
     rows = summary_rows(built, benches, ci)
     decision = decide(rows, cfg.budget, cfg.target_backend)
+    rows = decision.mark(rows)
     verdict = w8a16_verdict(rows)
     atomic_write_text(res / "summary.csv", to_csv(rows))
     atomic_write_text(res / "summary.md", to_markdown(rows))
     atomic_write_json(res / "summary.json", {
         "what": "one row per candidate x backend; mAP on the evaluation subset, latency per batch",
-        "columns": list(COLUMNS), "higher_is_better": HIGHER_IS_BETTER, "rows": rows,
-        "recommendation": {k: v for k, v in decision.items() if k != "row"}, "w8a16": verdict,
+        "columns": list(COLUMNS), "higher_is_better": HIGHER_IS_BETTER, "rows": [r.to_dict() for r in rows],
+        "recommendation": decision.to_dict(), "w8a16": verdict,
         "bootstrap": {"resamples": min(cfg.bootstrap, 1000), "seed": cfg.seed, "paired": True},
         "budget_points": cfg.budget})
     pareto_plot(rows, res / "pareto.png")
@@ -57,4 +58,10 @@ def write_outputs(run_dir: Path, cfg: Any, plan: list[Any], built: dict[str, Any
     sens_path = run_dir / "sensitivity.json"
     sens = json.loads(sens_path.read_text()) if sens_path.exists() else {}
     write_report(run_dir, cfg, rows, decision, verdict, sens)
-    return rows, {k: v for k, v in decision.items() if k != "row"}
+    return rows, decision
+
+
+def read_outputs(run_dir: Path) -> tuple[list[Row], Decision]:
+    """The rows and the recommendation a finished report step wrote (``results/summary.json``)."""
+    summary = json.loads((run_dir / "results" / "summary.json").read_text())
+    return [Row.from_dict(r) for r in summary["rows"]], Decision.from_dict(summary["recommendation"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from quantsweep.errors import QuantsweepError
 from quantsweep.schemes.base import BuildContext, BuildResult, SchemeSpec, check_float_dtype
@@ -106,7 +106,7 @@ class OrtInt8:
                   "percentile": CalibrationMethod.Percentile}[self.calibration]
         # u8u8 kernels widen to int16 before multiplying: no saturation, so full 8-bit weights.
         reduce = resolve_reduce_range(self.reduce_range) if self.weights == "int8" else self.reduce_range == "on"
-        extra = {"WeightSymmetric": True, "ActivationSymmetric": False}
+        extra: dict[str, Any] = {"WeightSymmetric": True, "ActivationSymmetric": False}
         if self.calibration == "percentile":
             extra["CalibPercentile"] = 99.999
         quantize_static(str(ctx.fp32_onnx), str(out), Reader(), quant_format=QuantFormat.QDQ,

@@ -20,6 +20,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import time
@@ -124,8 +125,8 @@ class LocalExecutor:
         for ci, chain in enumerate(chains):
             for task in chain:
                 try:
-                    store.step(task.step, task.inputs(), task.outputs,
-                               lambda task=task: _call(task.func, task.args, task.log))
+                    store.step(task.step, task.inputs(), task.outputs, functools.partial(_call, task.func, task.args,
+                                                                                          task.log))
                 except KeyboardInterrupt:
                     raise
                 except Exception as exc:  # noqa: BLE001 - a failed step is its candidate's row

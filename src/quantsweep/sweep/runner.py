@@ -65,7 +65,7 @@ def run_sweep(cfg: SweepConfig, resume: Path | None = None, on_event: Event | No
 
     Example:
         >>> result = run_sweep(SweepConfig())  # doctest: +SKIP  (the embedded demo)
-        >>> result.recommendation["candidate"]  # doctest: +SKIP
+        >>> result.recommendation.candidate  # doctest: +SKIP
     """
     inputs = resolve_inputs(cfg)  # bad inputs fail before a run folder is created or locked
     if resume is not None:

@@ -6,6 +6,7 @@ the benchmarks (so their interleaved timings are not disturbed) and the report r
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from dataclasses import dataclass, field
@@ -14,6 +15,8 @@ from typing import Any
 
 from quantsweep.errors import QuantsweepError
 from quantsweep.files import atomic_write_json
+from quantsweep.report.decision import Decision
+from quantsweep.report.table import Row
 from quantsweep.sweep.config import SweepConfig
 from quantsweep.sweep.executors import Executor, LocalExecutor, Task
 from quantsweep.sweep.inputs import Inputs
@@ -44,8 +47,8 @@ class RunResult:
     """What a sweep produced: its folder, the summary rows and the recommendation."""
 
     run_dir: Path
-    rows: list[dict[str, Any]]
-    recommendation: dict[str, Any]
+    rows: list[Row]
+    recommendation: Decision
     stage_seconds: dict[str, float] = field(default_factory=dict)
 
 
@@ -90,10 +93,10 @@ def execute(r: StepStore, cfg: SweepConfig, inp: Inputs, executor: Executor) -> 
 
 
 def _report(r: StepStore, cfg: SweepConfig, plan: list[Any], built: dict[str, Any],
-            benches: dict[str, dict[str, Any]], inp: Inputs, ids: list[int]) -> tuple[list[Any], dict[str, Any]]:
+            benches: dict[str, dict[str, Any]], inp: Inputs, ids: list[int]) -> tuple[list[Row], Decision]:
     """The table, plots and report: a manifest step over every result file it reads."""
     from quantsweep.files import file_hash
-    from quantsweep.report.write import write_outputs
+    from quantsweep.report.write import read_outputs, write_outputs
 
     sources = sorted((r.dir / "results").glob("*.metrics.json")) + sorted((r.dir / "results").glob("*.bench.json"))
     sources += [p for p in (r.dir / "sensitivity.json",) if p.exists()]
@@ -103,16 +106,9 @@ def _report(r: StepStore, cfg: SweepConfig, plan: list[Any], built: dict[str, An
     res = r.dir / "results"
     outputs = [res / "summary.csv", res / "summary.md", res / "summary.json", res / "pareto.png",
                res / "k_curve.png", r.dir / "report.html"]
-    out: dict[str, Any] = {}
-
-    def make() -> None:
-        out["rows"], out["recommendation"] = write_outputs(r.dir, cfg, plan, built, benches, inp.eval_ds, ids)
-
-    r.step("report", inputs, outputs, make)
-    if not out:  # finished earlier with the same inputs
-        summary = json.loads((res / "summary.json").read_text())
-        out["rows"], out["recommendation"] = summary["rows"], summary["recommendation"]
-    return out["rows"], out["recommendation"]
+    made = r.step("report", inputs, outputs,
+                  lambda: write_outputs(r.dir, cfg, plan, built, benches, inp.eval_ds, ids))
+    return made if made is not None else read_outputs(r.dir)  # None: finished earlier with the same inputs
 
 
 def _build_task(r: StepStore, scheme: Any, ctx: Any, ranking: list[dict[str, Any]] | None) -> Any:
@@ -146,8 +142,11 @@ def _sensitivities(r: StepStore, cfg: SweepConfig, plan: list[Any], ctx: Any) ->
         qdq = None
         if k0 is not None:
             failures: list[BaseException] = []
-            LocalExecutor().run_chains(r, [[_build_task(r, k0, ctx, None)]],
-                                       lambda ci, t, exc, failures=failures: failures.append(exc))
+
+            def fail(ci: int, task: Task, exc: BaseException, failures: list[BaseException] = failures) -> None:
+                failures.append(exc)
+
+            LocalExecutor().run_chains(r, [[_build_task(r, k0, ctx, None)]], fail)
             if failures:
                 stored[fam] = {"error": f"its K=0 candidate failed to build: {failures[0]}"}
                 continue
@@ -176,11 +175,17 @@ def _log_to(r: StepStore, name: str) -> Any:
     return capture_output(r.dir / "candidates" / "logs" / f"{name}.log")
 
 
+def _eval_inputs(onnx_path: Path, ids: list[int], settings: str) -> dict[str, Any]:
+    """An evaluation step's inputs: hashed when the step is checked (its model may be built just before)."""
+    from quantsweep.files import file_hash
+
+    return {"onnx": file_hash(onnx_path), "ids": ids, "settings": settings}
+
+
 def _build_and_evaluate(r: StepStore, cfg: SweepConfig, plan: list[Any], ctx: Any, inp: Inputs,
                         ids: list[int], rankings: dict[str, Any], executor: Executor) -> dict[str, Any]:
     """Build and evaluate every candidate: one chain (build, eval) each, ``cfg.jobs`` at a time."""
     from quantsweep.evaluate.run import EvalSettings, evaluate
-    from quantsweep.files import file_hash
 
     settings = EvalSettings(conf=cfg.conf, iou=cfg.iou, max_det=cfg.max_det, provider="cpu")
     cand_dir, res_dir = r.dir / "candidates", r.dir / "results"
@@ -201,8 +206,7 @@ def _build_and_evaluate(r: StepStore, cfg: SweepConfig, plan: list[Any], ctx: An
                     continue
                 ranking = sens["ranking"]
             chain.append(_build_task(r, scheme, ctx, ranking))
-        chain.append(Task(f"eval:{name}", lambda o=onnx_path: {"onnx": file_hash(o), "ids": ids,
-                                                               "settings": str(settings)},
+        chain.append(Task(f"eval:{name}", functools.partial(_eval_inputs, onnx_path, ids, str(settings)),
                           [metrics], evaluate, (onnx_path, inp.eval_ds, ids, settings, metrics)))
         entry["onnx"] = onnx_path
         chains.append(chain)
