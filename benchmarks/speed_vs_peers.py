@@ -87,13 +87,13 @@ def main() -> None:
     ap.add_argument("--annotations", type=Path)
     ap.add_argument("--calib-dir", type=Path)
     ap.add_argument("--max-images", type=int, default=100)
-    ap.add_argument("--calib-images", type=int, default=64)
+    ap.add_argument("--calib-count", type=int, default=64)
     ap.add_argument("--seconds", type=float, default=8.0)
     ap.add_argument("--quick", action="store_true", help="50 images, 2 s per model")
     ap.add_argument("--out", type=Path, default=Path("runs/bench-speed-vs-peers.json"))
     args = ap.parse_args()
     if args.quick:
-        args.max_images, args.seconds, args.calib_images = 50, 2.0, 32
+        args.max_images, args.seconds, args.calib_count = 50, 2.0, 32
 
     import onnx
     import openvino as ov
@@ -120,7 +120,7 @@ def main() -> None:
     info = inspect_onnx(args.model)
     hw = info.hw
     cal_ds = load_dataset(args.calib_dir, args.calib_dir.parent / "annotations.json")
-    calib = CalibSet.from_dataset(cal_ds, args.calib_images, hw, ids, ds)
+    calib = CalibSet.from_dataset(cal_ds, args.calib_count, hw, ids, ds)
     arr = calib.array()
 
     onnx_models: dict[str, Path] = {"fp32": args.model}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["QuantsweepError", "did_you_mean"]
+__all__ = ["QuantsweepError", "did_you_mean", "first_line"]
 
 
 class QuantsweepError(Exception):
@@ -27,3 +27,9 @@ def did_you_mean(name: str, choices: list[str] | tuple[str, ...]) -> str:
 
     close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.5)
     return f"did you mean {close[0]!r}? " if close else ""
+
+
+def first_line(exc: BaseException, limit: int = 200, default: str = "") -> str:
+    """The first non-empty line of ``str(exc)``, at most ``limit`` characters (``default`` when empty)."""
+    text = str(exc).strip()
+    return text.splitlines()[0][:limit] if text else default

@@ -47,6 +47,8 @@ CASES: tuple[Case, ...] = (
          "pass --images/--annotations or --data"),
     Case("model-without-calib", "run --model without calibration images", "no calibration images given",
          "pass --calib-dir with images disjoint from the evaluation subset"),
+    Case("calib-no-images", "the calibration folder holds no image files", "no images in",
+         "pass a folder of calibration images (searched recursively; .jpg .png .bmp .webp .tif)"),
     Case("calib-overlap", "calibration images are also in the evaluation subset", "also in the evaluation subset",
          "use a calibration split disjoint from the evaluation subset"),
     Case("bad-k", "a K in --ks is negative or not an integer", "--ks must be integers",

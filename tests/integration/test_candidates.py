@@ -124,3 +124,21 @@ def test_float_dtype_fp16_keeps_qdq_and_io_types(name, world, demo_val):
     assert res["num_detections"] > 0
     # activations quantized in fp16 on the CPU provider: the number is flagged, not trusted
     assert bool(res["warnings"]) == (name == "int8")
+
+
+def test_a_plain_folder_of_photos_calibrates_from_the_cli(demo_dir, tmp_path):
+    """No annotations anywhere near the folder: calibration reads no label."""
+    import json
+    import shutil
+
+    from quantsweep.cli.main import main
+
+    photos = tmp_path / "photos" / "nested"
+    photos.mkdir(parents=True)
+    for f in sorted((demo_dir / "calib" / "images").iterdir())[:6]:
+        shutil.copy(f, photos / f.name)
+    code = main(["quantize", "--model", str(demo_dir / "model.onnx"), "--scheme", "int8", "--calib-dir",
+                 str(tmp_path / "photos"), "--calib-count", "4", "--out", str(tmp_path / "c")])
+    assert code == 0
+    record = json.loads((tmp_path / "c" / "int8-qdq.scheme.json").read_text())
+    assert record["calibration"]["images"] == 4 and record["calibration"]["source"] == str(tmp_path / "photos")

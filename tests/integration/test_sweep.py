@@ -14,7 +14,7 @@ from quantsweep.errors import QuantsweepError
 from quantsweep.sweep.config import SweepConfig
 from quantsweep.sweep.runner import open_run, run_sweep
 
-SMALL = dict(schemes=("int8", "w8a16"), ks=(0, 3), max_images=20, calib_images=8, bench_seconds=0.3,
+SMALL = dict(schemes=("int8", "w8a16"), ks=(0, 3), max_images=20, calib_count=8, bench_seconds=0.3,
              bootstrap=20, sensitivity_images=1, backends=("ort-cpu",))
 EXPECTED = ["config.yaml", "env.json", "manifest.json", "subset_ids.txt", "calib_ids.txt", "sensitivity.json",
             "candidates/fp32.onnx", "candidates/int8-qdq.onnx", "candidates/int8-qdq.scheme.json",

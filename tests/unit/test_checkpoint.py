@@ -50,3 +50,48 @@ def test_demo_checkpoint_loads_safely():
     names = check_checkpoint(checkpoint_path())
     assert "ultralytics.nn.tasks.DetectionModel" in names
     assert all(n.startswith(("torch.nn.", "ultralytics.nn.")) for n in names)
+
+
+@pytest.fixture(scope="module")
+def fused_pt(tmp_path_factory):
+    """A checkpoint saved after Ultralytics' fuse(): its pickle calls getattr(<Conv>, "forward_fuse")."""
+    from quantsweep.demo import checkpoint_path
+    from quantsweep.offline import import_ultralytics
+
+    ul = import_ultralytics()
+    path = tmp_path_factory.mktemp("fused") / "fused.pt"
+    ckpt = torch.load(str(checkpoint_path()), map_location="cpu", weights_only=False)
+    ckpt["model"] = ul.YOLO(str(checkpoint_path())).model.fuse()
+    torch.save(ckpt, path)
+    return path
+
+
+def test_fused_checkpoint_loads_without_trust(fused_pt, tmp_path):
+    names = check_checkpoint(fused_pt)
+    assert "builtins.getattr" in names  # the fused forward, bound on each layer
+    from quantsweep.model.checkpoint import load_yolo
+
+    model = load_yolo(fused_pt).model
+    conv = next(m for m in model.modules() if type(m).__name__ == "Conv" and not hasattr(m, "bn"))
+    assert conv.forward.__func__.__name__ == "forward_fuse"
+
+
+class _GetattrOn:
+    """Unpickling this calls getattr(target, name)."""
+
+    def __init__(self, target, name):
+        self.target, self.name = target, name
+
+    def __reduce__(self):
+        return (getattr, (self.target, self.name))
+
+
+@pytest.mark.parametrize("target,name", [("a string", "upper"), (torch.nn.Conv2d(1, 1, 1), "_apply"),
+                                         (torch.nn.Conv2d(1, 1, 1), "__class__")])
+def test_getattr_onto_anything_but_a_model_method_is_refused(tmp_path, target, name):
+    path = tmp_path / "planted.pt"
+    torch.save({"model": _GetattrOn(target, name)}, path)
+    from quantsweep.errors import QuantsweepError
+
+    with pytest.raises(QuantsweepError, match="would run code when loaded"):
+        check_checkpoint(path)

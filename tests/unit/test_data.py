@@ -90,3 +90,43 @@ def test_batches_stream_in_order_and_pad(tmp_path):
     # image i is filled with value 10*i (BGR grey), letterboxed with pad 114
     assert batches[0].pixels[0, 0, 16, 16] == pytest.approx(20 / 255)  # id 8 -> file 2.png
     assert batches[0].pixels[0, 0, 0, 0] == pytest.approx(114 / 255)
+
+
+def _photo(path, value):
+    import cv2
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), np.full((40, 60, 3), value, np.uint8))
+
+
+def test_a_plain_folder_calibrates_recursively_without_labels(tmp_path):
+    from quantsweep.data.calibration import CalibSet
+
+    for i, rel in enumerate(["b.jpg", "a.PNG", "sub/c.jpeg", "sub/deeper/d.bmp"]):
+        _photo(tmp_path / "photos" / rel, 10 * i)
+    (tmp_path / "photos" / "notes.txt").write_text("not an image")
+    _photo(tmp_path / "photos" / ".hidden" / "e.jpg", 1)
+    calib = CalibSet.from_folder(tmp_path / "photos", count=3, hw=(32, 32))
+    assert calib.ids == ("a.PNG", "b.jpg", "sub/c.jpeg")  # sorted by relative path, first `count`
+    arr = calib.array()
+    assert arr.shape == (3, 3, 32, 32) and arr.dtype == np.float32
+    assert calib.origin == tmp_path / "photos" and len(calib.ids_hash) == 16
+    assert len(CalibSet.from_folder(tmp_path / "photos", count=99, hw=(32, 32)).ids) == 4
+
+
+def test_a_plain_folder_is_checked_against_the_evaluation_subset(tmp_path):
+    import shutil
+
+    from quantsweep.data.calibration import CalibSet
+
+    ds = load_dataset(*_write_coco(tmp_path))
+    ids = select_ids(ds, 10)
+    (tmp_path / "calib").mkdir()
+    _photo(tmp_path / "calib" / "fresh.jpg", 7)
+    assert CalibSet.from_folder(tmp_path / "calib", 8, (32, 32), ids, ds).ids == ("fresh.jpg",)
+    shutil.copy(ds.path(ids[0]), tmp_path / "calib" / ds.path(ids[0]).name)  # a copied evaluation image
+    with pytest.raises(QuantsweepError, match="also in the evaluation subset"):
+        CalibSet.from_folder(tmp_path / "calib", 8, (32, 32), ids, ds)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(QuantsweepError, match="no images in"):
+        CalibSet.from_folder(tmp_path / "empty", 8, (32, 32))

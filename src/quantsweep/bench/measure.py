@@ -26,7 +26,7 @@ from quantsweep.bench.base import Backend, BenchSettings, Prepared
 from quantsweep.bench.registry import BACKENDS, check_backends
 from quantsweep.bench.timing import SPREAD_WARN, summarize
 from quantsweep.env import collect_env
-from quantsweep.errors import QuantsweepError
+from quantsweep.errors import QuantsweepError, first_line
 
 __all__ = ["bench_markdown", "benchmark"]
 
@@ -113,7 +113,7 @@ def _measure_group(models: Sequence[tuple[str, Path]], backend: Backend, batch: 
         except QuantsweepError as exc:
             row["error"] = str(exc)
         except Exception as exc:  # a runtime refusing a model is a row, not a crash
-            row["error"] = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ''}"
+            row["error"] = f"{type(exc).__name__}: {first_line(exc)}"
     live = list(prepared)
     inputs = {n: np.random.default_rng(0).random(tuple(prepared[n].info["input_shape"]), dtype=np.float32)
               for n in live}

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from quantsweep.errors import QuantsweepError
+from quantsweep.errors import QuantsweepError, first_line
 
 __all__ = ["main"]
 
@@ -110,19 +110,16 @@ def cmd_schemes(args: argparse.Namespace) -> int:
 
 
 def _calib_set(args: argparse.Namespace, hw: tuple[int, int]):  # noqa: ANN202
-    """Calibration images: --calib-images DIR [--calib-annotations J] (first --calib-count ids)."""
+    """Calibration images: --calib-dir DIR (first --calib-count), labelled by ids when a COCO JSON is given."""
     from quantsweep.data.calibration import CalibSet
     from quantsweep.data.coco import load_dataset
 
-    folder = args.calib_images
-    ann = args.calib_annotations
-    if ann is None:
-        if folder is None or not (folder.parent / "annotations.json").is_file():
-            raise QuantsweepError(f"no annotations found for calibration folder {folder}",
-                                  "pass --calib-annotations, or a demo-layout split folder DIR/images")
+    folder, ann = args.calib_dir, args.calib_annotations
+    if ann is None and (folder.parent / "annotations.json").is_file():  # the demo's split layout
         ann = folder.parent / "annotations.json"
-    ds = load_dataset(folder, ann)
-    return CalibSet.from_dataset(ds, args.calib_count, hw)
+    if ann is None:
+        return CalibSet.from_folder(folder, args.calib_count, hw)
+    return CalibSet.from_dataset(load_dataset(folder, ann), args.calib_count, hw)
 
 
 def _baseline(model: Path, work: Path, imgsz: int, trust: bool = False) -> tuple[Path, Path | None]:
@@ -218,7 +215,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-_RUN_FLAGS = ("trust_checkpoint", "model", "images", "annotations", "data", "max_images", "image_ids", "calib_images", "calib_dir",
+_RUN_FLAGS = ("trust_checkpoint", "model", "images", "annotations", "data", "max_images", "image_ids", "calib_count", "calib_dir",
               "calib_annotations", "imgsz", "schemes", "ks", "backends", "batches", "budget", "target_backend",
               "bench_seconds", "sensitivity_images", "sensitivity_probe_top", "out", "jobs", "seed", "bootstrap")
 
@@ -309,7 +306,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # a bug, not a user error: say so in one line
         if args.debug:
             raise
-        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+        first = first_line(exc)
         print(f"quantsweep: internal error: {type(exc).__name__}: {first} (rerun with --debug for the "
               "traceback)", file=sys.stderr)
         return 1

@@ -31,10 +31,10 @@ def add_data_args(p: argparse.ArgumentParser, subset: bool = True) -> None:
 
 
 def add_calib_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--calib-images", type=Path, required=True,
-                   help="calibration images folder (never the evaluation subset)")
+    p.add_argument("--calib-dir", type=Path, required=True,
+                   help="calibration images: any folder of images, searched recursively (never the evaluation subset)")
     p.add_argument("--calib-annotations", type=Path,
-                   help="its COCO JSON (default: annotations.json beside the folder)")
+                   help="optional COCO JSON listing them (default: annotations.json beside the folder, if any)")
     p.add_argument("--calib-count", type=int, default=64, help="number of calibration images (default 64)")
 
 
@@ -94,9 +94,11 @@ def build_parser(handlers: dict[str, Callable[[argparse.Namespace], int]]) -> ar
     add_data_args(r, subset=False)
     r.add_argument("--max-images", type=int, help="evaluation subset size (default 100)")
     r.add_argument("--image-ids", type=Path)
-    r.add_argument("--calib-images", type=int, help="calibration image count (default 64)")
-    r.add_argument("--calib-dir", type=Path, help="calibration images folder (default: the demo calib split)")
-    r.add_argument("--calib-annotations", type=Path)
+    r.add_argument("--calib-count", type=int, help="calibration image count (default 64)")
+    r.add_argument("--calib-dir", type=Path,
+                   help="calibration images: any folder of images, searched recursively (default: the demo calib split)")
+    r.add_argument("--calib-annotations", type=Path,
+                   help="optional COCO JSON of the calibration images (ids then name them in the run folder)")
     r.add_argument("--imgsz", type=int, help="export size for a .pt (default 320 demo / 640)")
     r.add_argument("--schemes", help="comma-separated (default int8,int8-trt,fp8,w8a16,w4a16,w4a8)")
     r.add_argument("--ks", help="comma-separated K-set (default 0,5,10,20)")

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from quantsweep.data.folder import read_image
 from quantsweep.errors import QuantsweepError
 
 __all__ = ["Dataset", "coco2017_paths", "load_dataset", "load_image", "read_ids_file", "select_ids", "write_ids_file"]
@@ -39,6 +40,14 @@ class Dataset:
     @property
     def num_classes(self) -> int:
         return len(self.category_ids)
+
+    def path(self, image_id: int) -> Path:
+        """The file of image ``image_id``."""
+        return self.images_dir / self.images[image_id]["file_name"]
+
+    def load(self, image_id: int) -> np.ndarray:
+        """Image ``image_id`` as HxWx3 uint8 BGR (see :func:`load_image`)."""
+        return load_image(self, image_id)
 
 
 def coco2017_paths(root: Path, split: str = "val2017") -> tuple[Path, Path]:
@@ -139,20 +148,17 @@ def select_ids(ds: Dataset, max_images: int | None = 100, ids_file: Path | None 
 
 
 def load_image(ds: Dataset, image_id: int) -> np.ndarray:
-    """Read one image as HxWx3 uint8 BGR.
+    """Read one image of ``ds`` as HxWx3 uint8 BGR.
 
     Raises:
         QuantsweepError: the file is missing or cannot be decoded.
     """
-    import cv2
-
-    path = ds.images_dir / ds.images[image_id]["file_name"]
+    path = ds.path(image_id)
     if not path.is_file():
         raise QuantsweepError(f"image {path} (id {image_id}) is listed in {ds.annotations} but missing",
                               "restore the file or remove it from the annotations/subset")
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if img is None:
+    try:
+        return read_image(path)
+    except QuantsweepError:
         raise QuantsweepError(f"image {path} (id {image_id}) cannot be decoded (corrupt or not an image)",
-                              "replace the file or remove it from the annotations/subset")
-    return img
-
+                              "replace the file or remove it from the annotations/subset") from None

@@ -12,15 +12,15 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Hashable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import numpy as np
 
-from quantsweep.data.coco import Dataset, load_image
 from quantsweep.errors import QuantsweepError
 
-__all__ = ["Batch", "LetterboxMeta", "PAD_VALUE", "iter_batches", "letterbox"]
+__all__ = ["PAD_VALUE", "Batch", "ImageSource", "LetterboxMeta", "iter_batches", "letterbox"]
 
 
 PAD_VALUE = 114
@@ -57,23 +57,29 @@ def letterbox(img: np.ndarray, hw: tuple[int, int]) -> tuple[np.ndarray, Letterb
 class Batch:
     """One network input batch: ``pixels`` is NCHW float32 RGB in [0, 1]."""
 
-    ids: list[int]
+    ids: list[Any]
     pixels: np.ndarray
     metas: list[LetterboxMeta]
 
 
-def _prepare(ds: Dataset, image_id: int, hw: tuple[int, int]) -> tuple[np.ndarray, LetterboxMeta]:
-    boxed, meta = letterbox(load_image(ds, image_id), hw)
+class ImageSource(Protocol):
+    """Anything that reads an image by key as HxWx3 uint8 BGR: a COCO dataset (ids), a folder (names)."""
+
+    def load(self, key: Any) -> np.ndarray: ...
+
+
+def _prepare(ds: ImageSource, image_id: Hashable, hw: tuple[int, int]) -> tuple[np.ndarray, LetterboxMeta]:
+    boxed, meta = letterbox(ds.load(image_id), hw)
     return boxed[:, :, ::-1].transpose(2, 0, 1), meta  # BGR->RGB, HWC->CHW
 
 
-def iter_batches(ds: Dataset, ids: Sequence[int], hw: tuple[int, int], batch: int = 1,
+def iter_batches(ds: ImageSource, ids: Sequence[Any], hw: tuple[int, int], batch: int = 1,
                  pad_to_batch: bool = False, prefetch: bool = True) -> Iterator[Batch]:
     """Stream preprocessed batches of ``ids``.
 
     Args:
-        ds: the dataset.
-        ids: image ids in the order to feed them.
+        ds: where the images come from (a COCO dataset, an image folder).
+        ids: image keys (COCO ids, file names) in the order to feed them.
         hw: network input height, width.
         batch: images per batch.
         pad_to_batch: repeat the last image so every batch has exactly ``batch`` images
@@ -81,10 +87,10 @@ def iter_batches(ds: Dataset, ids: Sequence[int], hw: tuple[int, int], batch: in
         prefetch: decode the next batch on a worker thread while the caller runs this one.
     """
     if batch < 1:
-        raise QuantsweepError(f"--batch must be at least 1 (got {batch})", "pass a positive batch size")
+        raise QuantsweepError(f"batch size must be at least 1 (got {batch})", "pass a positive batch size")
     chunks = [list(ids[i:i + batch]) for i in range(0, len(ids), batch)]
 
-    def build(chunk: list[int]) -> Batch:
+    def build(chunk: list[Any]) -> Batch:
         prepared = [_prepare(ds, i, hw) for i in chunk]
         arrays = [p[0] for p in prepared]
         if pad_to_batch and len(arrays) < batch:

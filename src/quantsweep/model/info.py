@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from quantsweep.errors import QuantsweepError
+from quantsweep.errors import QuantsweepError, first_line
 from quantsweep.model.layout import Layout, detect_layout
 
 __all__ = ["ModelInfo", "OPSET_RANGE", "check_onnx_file", "inspect_onnx", "load_onnx"]
@@ -108,7 +108,7 @@ def check_onnx_file(path: Path, model: Any, memory_fraction: float = 0.5) -> Non
     try:
         onnx.checker.check_model(str(path))
     except Exception as exc:  # onnx.checker.ValidationError and friends
-        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        first = first_line(exc, 200, type(exc).__name__)
         raise QuantsweepError(f"{path} is not a valid ONNX model: {first}",
                               "re-export the model; check it with onnx.checker") from None
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from quantsweep.env import available_providers, gpu_present, worker_threads
-from quantsweep.errors import QuantsweepError, did_you_mean
+from quantsweep.errors import QuantsweepError, did_you_mean, first_line
 
 __all__ = ["PROVIDERS", "OrtSession", "open_ort", "resolve_provider"]
 
@@ -104,7 +104,7 @@ def open_ort(model: Path, provider: str = "cpu", threads: int | None = None,
     try:
         sess = ort.InferenceSession(str(model), sess_options=opts, providers=providers)
     except Exception as exc:
-        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        first = first_line(exc, 200, type(exc).__name__)
         # Some ORT builds' QDQ fusions (e.g. QLinearAdd/QLinearConcat in onnxruntime-gpu 1.24's CPU
         # EP) reject float8 QDQ graphs, or QDQ graphs with fp16 scales, at the extended/all levels;
         # the basic level runs them as emulation.

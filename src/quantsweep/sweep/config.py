@@ -13,7 +13,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from quantsweep.errors import QuantsweepError, did_you_mean
+from quantsweep.errors import QuantsweepError, did_you_mean, first_line
 
 __all__ = ["SweepConfig"]
 
@@ -31,7 +31,7 @@ class SweepConfig:
     data: Path | None = None
     max_images: int = 100
     image_ids: Path | None = None
-    calib_images: int = 64
+    calib_count: int = 64  # calibration images (the first N of --calib-dir)
     calib_dir: Path | None = None
     calib_annotations: Path | None = None
     imgsz: int | None = None  # export size for a .pt (default: 320 for the demo, 640 otherwise)
@@ -69,7 +69,7 @@ class SweepConfig:
             from quantsweep.bench.registry import check_backends
 
             check_backends(self.backends)
-        positive = {"max_images": self.max_images, "calib_images": self.calib_images, "jobs": self.jobs,
+        positive = {"max_images": self.max_images, "calib_count": self.calib_count, "jobs": self.jobs,
                     "sensitivity_images": self.sensitivity_images}
         if not isinstance(self.sensitivity_probe_top, int) or self.sensitivity_probe_top < 0:
             raise QuantsweepError(f"--sensitivity-probe-top must be 0 (all) or a positive integer "
@@ -103,7 +103,7 @@ class SweepConfig:
         try:
             data = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError as exc:
-            raise QuantsweepError(f"config file {path} is not valid YAML ({str(exc).splitlines()[0]})",
+            raise QuantsweepError(f"config file {path} is not valid YAML ({first_line(exc)})",
                                   "fix the YAML syntax") from None
         if not isinstance(data, dict):
             raise QuantsweepError(f"config file {path} must be a mapping of settings", "see quantsweep run --dry-run")

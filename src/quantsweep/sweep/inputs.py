@@ -9,7 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from quantsweep.data.calibration import CalibSet
 from quantsweep.data.coco import Dataset
+from quantsweep.data.folder import ImageFolder
 from quantsweep.errors import QuantsweepError
 from quantsweep.sweep.config import SweepConfig
 
@@ -18,11 +20,21 @@ __all__ = ["Inputs", "model_label", "resolve_inputs"]
 
 @dataclass(frozen=True)
 class Inputs:
+    """The checked inputs of a sweep. Calibration is a COCO split (``calib_ds``) or a plain folder."""
+
     model: Path
     pt: Path | None
     eval_ds: Dataset
-    calib_ds: Dataset
+    calib_ds: Dataset | None
+    calib_dir: Path | None
     imgsz: int
+
+    def calib_set(self, count: int, hw: tuple[int, int], eval_ids: list[int]) -> CalibSet:
+        """The first ``count`` calibration images, checked disjoint from ``eval_ids``."""
+        if self.calib_ds is not None:
+            return CalibSet.from_dataset(self.calib_ds, count, hw, eval_ids, self.eval_ds)
+        assert self.calib_dir is not None
+        return CalibSet.from_folder(self.calib_dir, count, hw, eval_ids, self.eval_ds)
 
 
 def model_label(cfg: SweepConfig) -> str:
@@ -58,14 +70,15 @@ def resolve_inputs(cfg: SweepConfig) -> Inputs:
         eval_ds = load_dataset(cfg.images, cfg.annotations)
     else:
         eval_ds = load_dataset(demo_dir / "val" / "images", demo_dir / "val" / "annotations.json")  # type: ignore[operator]
-    if cfg.calib_dir is not None:
-        ann = cfg.calib_annotations or cfg.calib_dir.parent / "annotations.json"
-        if not ann.is_file():
-            raise QuantsweepError(f"no annotations for calibration folder {cfg.calib_dir}",
-                                  "pass --calib-annotations (a COCO JSON listing the calibration images)")
-        calib_ds = load_dataset(cfg.calib_dir, ann)
-    else:
+    calib_ds, calib_dir = None, cfg.calib_dir
+    if cfg.calib_dir is None:
         calib_ds = load_dataset(demo_dir / "calib" / "images", demo_dir / "calib" / "annotations.json")  # type: ignore[operator]
+    elif cfg.calib_annotations is not None:
+        calib_ds = load_dataset(cfg.calib_dir, cfg.calib_annotations)
+    elif (cfg.calib_dir.parent / "annotations.json").is_file():  # the demo's split layout
+        calib_ds = load_dataset(cfg.calib_dir, cfg.calib_dir.parent / "annotations.json")
+    else:  # a plain folder of images: calibration reads no label
+        ImageFolder.scan(cfg.calib_dir)  # refuse a missing or empty folder before any work
     pt = model if model.suffix.lower() in (".pt", ".pth") else None
     imgsz = cfg.imgsz or (DEMO_IMGSZ if cfg.model is None else 640)
-    return Inputs(model, pt, eval_ds, calib_ds, imgsz)
+    return Inputs(model, pt, eval_ds, calib_ds, calib_dir, imgsz)

@@ -55,7 +55,6 @@ class RunResult:
 def execute(r: StepStore, cfg: SweepConfig, inp: Inputs, executor: Executor) -> RunResult:
     """Run every stage of the sweep in ``r``'s folder (skipping finished ones)."""
     from quantsweep.bench.registry import available_backends
-    from quantsweep.data.calibration import CalibSet
     from quantsweep.data.coco import select_ids, write_ids_file
     from quantsweep.files import file_hash
     from quantsweep.model.export import export_onnx
@@ -80,7 +79,7 @@ def execute(r: StepStore, cfg: SweepConfig, inp: Inputs, executor: Executor) -> 
     info = inspect_onnx(fp32)
     hw = info.hw or (inp.imgsz, inp.imgsz)
     ids = select_ids(inp.eval_ds, cfg.max_images, cfg.image_ids)
-    calib = CalibSet.from_dataset(inp.calib_ds, cfg.calib_images, hw, ids, inp.eval_ds)
+    calib = inp.calib_set(cfg.calib_count, hw, ids)
     for ids_name, values in (("subset_ids.txt", ids), ("calib_ids.txt", calib.ids)):
         if not (r.dir / ids_name).exists():
             write_ids_file(r.dir / ids_name, values)
