@@ -16,7 +16,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["METRIC_KEYS", "bootstrap_map", "coco_map"]
+__all__ = ["METRIC_KEYS", "coco_map"]
 
 log = logging.getLogger(__name__)
 
@@ -61,42 +61,3 @@ def coco_map(ground_truth: dict[str, Any], detections: list[dict[str, Any]],
     stats = ev.stats_as_dict
     return {ours: (None if stats[theirs] < 0 else round(float(stats[theirs]), 6))
             for ours, theirs in _STATS.items()}
-
-
-def bootstrap_map(ground_truth: dict[str, Any], detections: dict[str, list[dict[str, Any]]],
-                  image_ids: Sequence[int], resamples: int = 200, seed: int = 0) -> dict[str, Any]:
-    """Paired bootstrap of mAP50-95 over images: the same resampled image multisets for every model.
-
-    faster-coco-eval computes the per-image IoUs once per model; each resample then re-runs only
-    its C++ matching + accumulation on the resampled id list (duplicates count as separate images).
-
-    Returns:
-        ``{"map50_95": {name: [value per resample]}, "resamples": n, "seed": seed}``.
-    """
-    import numpy as np
-    from faster_coco_eval import COCO, COCOeval_faster
-    from faster_coco_eval.core.faster_eval_api import _C
-
-    ids = [int(i) for i in image_ids]
-    rng = np.random.default_rng(seed)
-    samples = [list(rng.choice(ids, size=len(ids), replace=True)) for _ in range(resamples)]
-    out: dict[str, list[float]] = {}
-    gt = COCO(copy.deepcopy(ground_truth), print_function=log.debug)
-    for name, dets in detections.items():
-        if not dets:
-            out[name] = [0.0] * resamples
-            continue
-        ev = COCOeval_faster(gt, gt.loadRes(copy.deepcopy(dets)), "bbox", print_function=log.debug)
-        ev.params.imgIds = ids
-        ev.evaluate()
-        cats = list(ev.params.catIds)
-        values = []
-        for sample in samples:
-            params = ev._paramsEval
-            params.imgIds = sample
-            ious = [[ev.ious[i, c] for c in cats] for i in sample]
-            ev.eval = _C.COCOevalEvaluateAccumulate(params, ious, ev.gt_dataset, ev.dt_dataset, sample, cats, True)
-            ev.summarize()
-            values.append(max(float(ev.stats[0]), 0.0))
-        out[name] = values
-    return {"map50_95": out, "resamples": resamples, "seed": seed}

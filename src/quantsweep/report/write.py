@@ -19,7 +19,7 @@ def _confidence_intervals(built: dict[str, Any], ds: Any, ids: list[int], resamp
                           seed: int) -> dict[str, tuple[float, float]]:
     import numpy as np
 
-    from quantsweep.evaluate.metrics import bootstrap_map
+    from quantsweep.evaluate.bootstrap import bootstrap_map
 
     dets = {}
     for name, e in built.items():
