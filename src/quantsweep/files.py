@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_write_bytes", "atomic_write_json", "atomic_write_text", "capture_output", "file_hash",
+__all__ = ["atomic_replace", "atomic_write_bytes", "atomic_write_json", "atomic_write_text", "capture_output", "file_hash",
            "sha256_file"]
 
 
@@ -31,6 +31,18 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def atomic_replace(src: Path, dst: Path, copy: bool = False) -> Path:
+    """Put ``src`` at ``dst`` in one step: moved (or copied) to a temp name beside ``dst``, then renamed."""
+    import shutil
+
+    dst = Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name(f".{dst.name}.tmp")
+    (shutil.copyfile if copy else shutil.move)(str(src), str(tmp))
+    os.replace(tmp, dst)
+    return dst
 
 
 def atomic_write_text(path: Path, text: str) -> None:

@@ -29,6 +29,7 @@ from quantsweep.bench.base import BenchSettings, Prepared, check_batch, is_quant
 from quantsweep.bench.labels import label_from_trt_layers
 from quantsweep.env import gpu_present
 from quantsweep.errors import QuantsweepError
+from quantsweep.files import atomic_write_bytes
 
 __all__ = ["EngineRunner", "TensorRtBackend", "build_engine"]
 
@@ -80,12 +81,8 @@ def build_engine(onnx_path: Path, engine_path: Path, timing_cache: Path, batch: 
     if serialized is None:
         raise QuantsweepError(f"TensorRT could not build an engine for {onnx_path.name}",
                               "see TensorRT's messages above; the graph may use an unsupported QDQ pattern")
-    tmp = engine_path.with_name(engine_path.name + ".tmp")
-    tmp.write_bytes(bytes(serialized))
-    tmp.replace(engine_path)
-    tmp = timing_cache.with_name(timing_cache.name + ".tmp")
-    tmp.write_bytes(bytes(config.get_timing_cache().serialize()))
-    tmp.replace(timing_cache)
+    atomic_write_bytes(engine_path, bytes(serialized))
+    atomic_write_bytes(timing_cache, bytes(config.get_timing_cache().serialize()))
     return {"tensorrt": trt.__version__, "engine_mb": round(engine_path.stat().st_size / 1e6, 3),
             "timing_cache_reused": reused, "strongly_typed": True}
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import copy
 import logging
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from quantsweep.errors import QuantsweepError
 
@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 _INTERNALS = ("_paramsEval", "ious", "gt_dataset", "dt_dataset")
 
 
-def _moved(missing: list[str]) -> None:
+def _moved(missing: list[str]) -> NoReturn:
     from importlib.metadata import version
 
     raise QuantsweepError(
@@ -47,9 +47,10 @@ class _Resampler:
         from faster_coco_eval import COCOeval_faster
         from faster_coco_eval.core import faster_eval_api
 
-        self._accumulate = getattr(getattr(faster_eval_api, "_C", None), "COCOevalEvaluateAccumulate", None)
-        if self._accumulate is None:
+        accumulate = getattr(getattr(faster_eval_api, "_C", None), "COCOevalEvaluateAccumulate", None)
+        if accumulate is None:
             _moved(["_C.COCOevalEvaluateAccumulate"])
+        self._accumulate: Any = accumulate
         self.ev = COCOeval_faster(gt, gt.loadRes(copy.deepcopy(dets)), "bbox", print_function=log.debug)
         self.ev.params.imgIds = ids
         self.ev.evaluate()

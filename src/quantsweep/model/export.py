@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Literal
 
 from quantsweep.errors import QuantsweepError
+from quantsweep.files import atomic_replace
 from quantsweep.model.info import inspect_onnx
 
 __all__ = ["Head", "export_onnx"]
@@ -46,9 +47,7 @@ def export_onnx(model: Path, out: Path, imgsz: int = 640, opset: int = 17, head:
     if model.suffix.lower() == ".onnx":
         inspect_onnx(model, imgsz)
         if model.resolve() != out.resolve():
-            tmp = out.with_name(out.name + ".tmp")
-            shutil.copyfile(model, tmp)
-            tmp.replace(out)
+            atomic_replace(model, out, copy=True)
         return out
     if model.suffix.lower() not in (".pt", ".pth"):
         raise QuantsweepError(f"{model}: unsupported model type {model.suffix!r}",
@@ -62,9 +61,7 @@ def export_onnx(model: Path, out: Path, imgsz: int = 640, opset: int = 17, head:
         exported = Path(yolo.export(format="onnx", imgsz=imgsz, opset=opset, simplify=True,
                                     end2end=(head == "e2e"), dynamic=dynamic_batch, device="cpu"))
         _normalize(exported, imgsz if dynamic_batch else None)
-        tmp = out.with_name(out.name + ".tmp")
-        shutil.move(str(exported), tmp)
-        tmp.replace(out)
+        atomic_replace(exported, out)
     inspect_onnx(out)
     return out
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from quantsweep import __version__
 from quantsweep.errors import QuantsweepError
-from quantsweep.files import atomic_write_json, sha256_file
+from quantsweep.files import atomic_replace, atomic_write_json, sha256_file
 from quantsweep.schemes import BuildContext, scheme_to_dict
 
 __all__ = ["Candidate", "keep_float_nodes", "materialize"]
@@ -166,8 +166,7 @@ def materialize(scheme: Any, ctx: BuildContext, out_dir: Path,
                 f"not {scheme.k} (still quantized: {not_float[:3]}, not found: {missing[:3]})",
                 "the ranking must name compute nodes of this model's graph")
     target = out_dir / f"{scheme.name}.onnx"
-    shutil.move(str(final_tmp), out_dir / f".{scheme.name}.onnx.tmp")
-    (out_dir / f".{scheme.name}.onnx.tmp").replace(target)
+    atomic_replace(final_tmp, target)
     calib = ctx.calib
     record = {
         "name": scheme.name,

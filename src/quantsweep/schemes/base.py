@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
@@ -11,7 +11,8 @@ from typing import Any, ClassVar, Protocol
 from quantsweep.data.calibration import CalibSet
 from quantsweep.errors import QuantsweepError
 
-__all__ = ["BuildContext", "BuildResult", "Scheme", "SchemeSpec", "check_weight_fields", "scheme_to_dict"]
+__all__ = ["BuildContext", "BuildResult", "Scheme", "SchemeSpec", "check_weight_fields", "eight_bit_layers",
+           "scheme_to_dict"]
 
 
 @dataclass(frozen=True)
@@ -106,6 +107,22 @@ class SchemeSpec:
             return None
         return QuantsweepError(f"scheme {self.name} needs {', '.join(absent)}, which is not installed",
                                f"pip install 'quantsweep[{self.extra}]'")
+
+
+def eight_bit_layers(convs: Sequence[tuple[str, int, bool]]) -> dict[str, str]:
+    """The convs a 4-bit scheme keeps at 8 bits, each with its reason (the ``keep_8bit`` rule).
+
+    Args:
+        convs: ``(name, groups, is_final_prediction)`` for every conv, in network order.
+
+    Returns:
+        The first two convs (the stem sees the image's few channels), depthwise convs (nine
+        weights per channel), and the head's final prediction convs.
+    """
+    keep = {name: "stem conv (sees the image's few channels)" for name, _, _ in convs[:2]}
+    keep.update({name: "depthwise conv (9 weights per channel)" for name, groups, _ in convs if groups > 1})
+    keep.update({name: "final prediction conv of the head" for name, _, pred in convs if pred})
+    return keep
 
 
 def check_float_dtype(scheme: Any) -> None:

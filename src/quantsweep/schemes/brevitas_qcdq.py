@@ -11,7 +11,14 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from quantsweep.errors import QuantsweepError
-from quantsweep.schemes.base import BuildContext, BuildResult, SchemeSpec, check_weight_fields, fp16_suffix
+from quantsweep.schemes.base import (
+    BuildContext,
+    BuildResult,
+    SchemeSpec,
+    check_weight_fields,
+    eight_bit_layers,
+    fp16_suffix,
+)
 
 __all__ = ["BrevitasQCDQ"]
 
@@ -39,20 +46,14 @@ def _dfl_conv_names(model: Any) -> list[str]:
 
 
 def _eight_bit_convs(model: Any) -> dict[str, str]:
-    """Convs that stay 8-bit in a 4-bit scheme: the stem, depthwise convs, the head's predictions."""
+    """The 8-bit convs of a 4-bit scheme (:func:`eight_bit_layers`) among the torch model's convs."""
     import torch.nn as nn
 
     convs = [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Conv2d) and not n.endswith("dfl.conv")]
-    keep = {n: "stem conv (sees the image's few channels)" for n, _ in convs[:2]}
-    keep.update({n: "depthwise conv (9 weights per channel)" for n, m in convs if m.groups > 1})
     head = model.model[-1]
-    for attr in ("cv2", "cv3", "one2one_cv2", "one2one_cv3"):
-        for seq in getattr(head, attr, []) or []:
-            last = list(seq.modules())[-1]
-            name = next((n for n, m in convs if m is last), None)
-            if name:
-                keep[name] = "final prediction conv of the head"
-    return keep
+    predictions = {id(list(seq.modules())[-1]) for attr in ("cv2", "cv3", "one2one_cv2", "one2one_cv3")
+                   for seq in getattr(head, attr, []) or []}
+    return eight_bit_layers([(n, m.groups, id(m) in predictions) for n, m in convs])
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,14 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 
 from quantsweep.errors import QuantsweepError
-from quantsweep.schemes.base import BuildContext, BuildResult, SchemeSpec, check_weight_fields, fp16_suffix
+from quantsweep.schemes.base import (
+    BuildContext,
+    BuildResult,
+    SchemeSpec,
+    check_weight_fields,
+    eight_bit_layers,
+    fp16_suffix,
+)
 
 __all__ = ["GraphWeightOnly", "quantize_weight"]
 
@@ -44,24 +51,22 @@ def quantize_weight(w: np.ndarray, bits: int, axis: int, mse: bool) -> tuple[np.
 
 
 def _eight_bit_nodes(model: Any) -> dict[str, str]:
-    """Convs kept at 8 bits in a 4-bit scheme, found structurally: the first two convs (stem),
-    depthwise convs (group > 1), and the convs whose outputs only feed the decode tail."""
+    """The 8-bit convs of a 4-bit scheme (:func:`eight_bit_layers`), found structurally in the graph:
+    a prediction conv is one whose outputs only feed the decode tail."""
     from quantsweep.model.graph import decode_tail
 
-    convs = [n for n in model.graph.node if n.op_type == "Conv"]
     tail = decode_tail(model)
     consumers: dict[str, list[str]] = {}
     for n in model.graph.node:
         for i in n.input:
             consumers.setdefault(i, []).append(n.name)
-    keep = {n.name: "stem conv (sees the image's few channels)" for n in convs[:2]}
-    for n in convs:
-        if next((a.i for a in n.attribute if a.name == "group"), 1) > 1:
-            keep[n.name] = "depthwise conv (9 weights per channel)"
+
+    def prediction(n: Any) -> bool:
         users = [c for o in n.output for c in consumers.get(o, [])]
-        if n.name not in tail and users and all(u in tail for u in users):
-            keep[n.name] = "final prediction conv of the head"
-    return keep
+        return n.name not in tail and bool(users) and all(u in tail for u in users)
+
+    return eight_bit_layers([(n.name, next((a.i for a in n.attribute if a.name == "group"), 1), prediction(n))
+                             for n in model.graph.node if n.op_type == "Conv"])
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,24 @@ from quantsweep.schemes.base import BuildContext, BuildResult, SchemeSpec, check
 __all__ = ["ModelOptFp8", "ModelOptInt8", "convert_fp16"]
 
 
+def _run_worker(job: dict[str, Any], what: str) -> None:
+    """Run :func:`_worker` on ``job`` in a fresh Python; its output goes to stderr (the candidate's log).
+
+    Raises:
+        QuantsweepError: the worker failed or wrote no output file.
+    """
+    import json
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "quantsweep.schemes.modelopt_qdq", json.dumps(job)],
+                          capture_output=True, text=True)
+    sys.stderr.write(proc.stdout[-20000:] + proc.stderr[-20000:])
+    if proc.returncode != 0 or not Path(job["out"]).exists():
+        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1][:300]
+        raise QuantsweepError(f"{what} failed: {tail}", "see the candidate's log")
+
+
 def _modelopt_build(mode: str, calibration: str, float_dtype: str, ctx: BuildContext,
                     keep_float: dict[str, str], out: Path) -> BuildResult:
     """Run ModelOpt in a worker process.
@@ -25,9 +43,6 @@ def _modelopt_build(mode: str, calibration: str, float_dtype: str, ctx: BuildCon
     ORT's own ``quantize_static`` produces later in the same process (seen here: different INT8
     files and mAP). A worker keeps every other scheme's build untouched.
     """
-    import json
-    import subprocess
-    import sys
     from importlib import metadata
 
     import numpy as np
@@ -38,12 +53,7 @@ def _modelopt_build(mode: str, calibration: str, float_dtype: str, ctx: BuildCon
         np.save(calib_path, ctx.calib.array())
     job = {"onnx": str(ctx.fp32_onnx), "mode": mode, "calibration": calibration, "calib": str(calib_path),
            "exclude": [f"^{re.escape(n)}$" for n in keep_float], "float_dtype": float_dtype, "out": str(out)}
-    proc = subprocess.run([sys.executable, "-m", "quantsweep.schemes.modelopt_qdq", json.dumps(job)],
-                          capture_output=True, text=True)
-    sys.stderr.write(proc.stdout[-20000:] + proc.stderr[-20000:])  # into the candidate's log
-    if proc.returncode != 0 or not out.exists():
-        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1][:300]
-        raise QuantsweepError(f"ModelOpt {mode} quantization failed: {tail}", "see the candidate's log")
+    _run_worker(job, f"ModelOpt {mode} quantization")
     return BuildResult(out, "nvidia-modelopt onnx PTQ", metadata.version("nvidia-modelopt"),
                        {"quantize_mode": mode, "calibration_method": calibration,
                         "calibration_eps": ["cpu"], "high_precision_dtype": float_dtype,
@@ -57,18 +67,9 @@ def convert_fp16(path: Path) -> str:
     """Convert what a QDQ model leaves unquantized to fp16, in place, with ModelOpt's AutoCast
     (``convert_to_f16``: Q/DQ scales become fp16, opset raised to 19; graph inputs and outputs
     stay fp32). In the worker process, for the same reason as the builds. Returns the tool line."""
-    import json
-    import subprocess
-    import sys
     from importlib import metadata
 
-    proc = subprocess.run([sys.executable, "-m", "quantsweep.schemes.modelopt_qdq",
-                           json.dumps({"mode": "to_fp16", "onnx": str(path), "out": str(path)})],
-                          capture_output=True, text=True)
-    sys.stderr.write(proc.stdout[-20000:] + proc.stderr[-20000:])
-    if proc.returncode != 0:
-        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1][:300]
-        raise QuantsweepError(f"fp16 conversion of {path.name} failed: {tail}", "see the candidate's log")
+    _run_worker({"mode": "to_fp16", "onnx": str(path), "out": str(path)}, f"fp16 conversion of {path.name}")
     return f"modelopt.onnx.autocast.convert_to_f16 (nvidia-modelopt {metadata.version('nvidia-modelopt')})"
 
 
