@@ -37,7 +37,13 @@ def ensure_offline() -> None:
 def import_ultralytics():  # noqa: ANN201 - returns the module
     """Import ultralytics with the offline environment and its settings forced offline."""
     ensure_offline()
-    import ultralytics
+    try:
+        import ultralytics
+    except ImportError:
+        from quantsweep.errors import QuantsweepError
+
+        raise QuantsweepError("Ultralytics is not installed: .pt models and the demo need it",
+                              "pip install 'quantsweep[ultralytics]', or pass an .onnx model") from None
     from ultralytics.utils import SETTINGS
 
     # sync=False: no analytics; these settings persist in our own YOLO_CONFIG_DIR only.

@@ -82,3 +82,24 @@ def test_to_coco_maps_categories_and_checks_range():
     assert recs == [{"image_id": 5, "category_id": 3, "bbox": [1.0, 2.0, 10.0, 20.0], "score": 0.5}]
     with pytest.raises(QuantsweepError, match="class 2"):
         to_coco(5, np.zeros((1, 4)), np.array([0.5]), np.array([2]), (1, 3))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_nms_keeps_exactly_what_torchvision_keeps(seed):
+    torch = pytest.importorskip("torch")
+    torchvision = pytest.importorskip("torchvision")
+    from quantsweep.evaluate.decode import nms
+
+    rng = np.random.default_rng(seed)
+    n = 400
+    xy = rng.uniform(0, 300, size=(n, 2)).astype(np.float32)
+    wh = rng.uniform(2, 80, size=(n, 2)).astype(np.float32)
+    if seed % 2:  # quantized heads: clustered boxes and few distinct scores, so many exact ties
+        xy, wh = np.round(xy / 16) * 16, np.round(wh / 8) * 8 + 8
+        scores = rng.integers(0, 12, size=n).astype(np.float32) / 12
+    else:
+        scores = rng.random(n, dtype=np.float32)
+    boxes = np.concatenate([xy, xy + wh], axis=1)
+    for iou in (0.45, 0.7):
+        theirs = torchvision.ops.nms(torch.from_numpy(boxes), torch.from_numpy(scores), iou).numpy()
+        assert np.array_equal(nms(boxes, scores, iou), theirs), (seed, iou)

@@ -270,8 +270,36 @@ def cmd_env(args: argparse.Namespace) -> int:
     from quantsweep.env import check_single_ort, collect_env
 
     print(json.dumps(collect_env(), indent=2))
+    print(extras_table())
     print(f"onnxruntime: {check_single_ort()} (exactly one distribution: OK)")
     return 0
+
+
+# what each install extra brings beyond the registries' schemes and backends
+_EXTRA_ALSO = {"ultralytics": (("torch", "ultralytics"), ".pt models (export, checkpoints) and the demo"),
+               "modelopt": (("modelopt",), "--float-dtype fp16 conversion"),
+               "openvino": (("openvino", "nncf"), "")}
+
+
+def extras_table() -> str:
+    """Which install extra enables which schemes, backends and inputs, and whether it is installed here."""
+    import importlib.util
+
+    from quantsweep.bench.registry import BACKENDS
+    from quantsweep.schemes import REGISTRY
+
+    lines = ["| extra | installed | schemes | backends | also |", "|---|---|---|---|---|"]
+    core_schemes = [n for n, s in REGISTRY.items() if s.extra is None]
+    core_backends = [n for n, b in BACKENDS.items() if getattr(b, "extra", None) is None]
+    lines.append(f"| core | yes | {', '.join(core_schemes)} | {', '.join(core_backends)} | ONNX models, evaluation, "
+                 "report |")
+    for extra, (modules, also) in _EXTRA_ALSO.items():
+        ok = all(importlib.util.find_spec(m) is not None for m in modules)
+        schemes = [n for n, s in REGISTRY.items() if s.extra == extra]
+        backends = [n for n, b in BACKENDS.items() if getattr(b, "extra", None) == extra]
+        lines.append(f"| [{extra}] | {'yes' if ok else 'no'} | {', '.join(schemes) or '—'} | "
+                     f"{', '.join(backends) or '—'} | {also or '—'} |")
+    return "\n".join(lines)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -16,7 +16,7 @@ from quantsweep.data.letterbox import LetterboxMeta
 from quantsweep.errors import QuantsweepError
 from quantsweep.model.layout import Layout
 
-__all__ = ['decode', 'to_coco']
+__all__ = ["decode", "nms", "to_coco"]
 
 
 _MAX_NMS = 30000
@@ -33,13 +33,39 @@ def _xywh2xyxy(b: np.ndarray) -> np.ndarray:
     return out
 
 
-def _nms(boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray, iou: float) -> np.ndarray:
-    import torch
-    import torchvision
+def nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:
+    """Greedy non-maximum suppression, the same as ``torchvision.ops.nms`` (no torch needed).
 
+    Boxes (xyxy, float32) in descending score order (stable for ties) are kept unless their IoU
+    with an already kept box exceeds ``iou``; IoU is computed in float32 in torchvision's order
+    of operations, so the kept indices are identical (a test compares them on tie-heavy inputs).
+
+    Returns:
+        Indices of the kept boxes, highest score first.
+    """
+    boxes = np.asarray(boxes, dtype=np.float32)
+    order = np.argsort(-np.asarray(scores, dtype=np.float32), kind="stable")
+    x1, y1, x2, y2 = (boxes[:, i] for i in range(4))
+    areas = (x2 - x1) * (y2 - y1)
+    suppressed = np.zeros(len(boxes), dtype=bool)
+    keep = []
+    for pos, i in enumerate(order):
+        if suppressed[i]:
+            continue
+        keep.append(i)
+        rest = order[pos + 1:]
+        rest = rest[~suppressed[rest]]
+        w = np.maximum(np.float32(0), np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest]))
+        h = np.maximum(np.float32(0), np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest]))
+        inter = w * h
+        suppressed[rest[inter / (areas[i] + areas[rest] - inter) > np.float32(iou)]] = True
+    return np.asarray(keep, dtype=np.int64)
+
+
+def _nms(boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray, iou: float) -> np.ndarray:
+    """Class-aware NMS as Ultralytics does it: boxes of different classes are offset apart."""
     offset = classes.astype(np.float32)[:, None] * _MAX_WH
-    keep = torchvision.ops.nms(torch.from_numpy(boxes + offset), torch.from_numpy(scores), iou)
-    return keep.numpy()
+    return nms(boxes + offset, scores, iou)
 
 
 def _decode_one(out: np.ndarray, layout: Layout, conf: float, iou: float, max_det: int,

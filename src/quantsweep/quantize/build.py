@@ -21,7 +21,7 @@ from typing import Any
 from quantsweep import __version__
 from quantsweep.errors import QuantsweepError
 from quantsweep.files import atomic_replace, atomic_write_json, sha256_file
-from quantsweep.schemes import BuildContext, scheme_to_dict
+from quantsweep.schemes import REGISTRY, BuildContext, scheme_to_dict
 
 __all__ = ["Candidate", "keep_float_nodes", "materialize"]
 
@@ -137,6 +137,9 @@ def materialize(scheme: Any, ctx: BuildContext, out_dir: Path,
 
     from quantsweep.model.graph import compute_nodes, float_compute_nodes, op_counts
 
+    missing = REGISTRY[scheme.registry].missing() if scheme.registry in REGISTRY else None
+    if missing is not None:  # a row that says which extra to install
+        raise missing
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     ctx.work_dir.mkdir(parents=True, exist_ok=True)
@@ -170,6 +173,7 @@ def materialize(scheme: Any, ctx: BuildContext, out_dir: Path,
     calib = ctx.calib
     record = {
         "name": scheme.name,
+        "registry": scheme.registry,
         "scheme": scheme_to_dict(scheme),
         "precision": scheme.precision,
         "k": scheme.k,
