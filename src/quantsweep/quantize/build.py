@@ -137,9 +137,9 @@ def materialize(scheme: Any, ctx: BuildContext, out_dir: Path,
 
     from quantsweep.model.graph import compute_nodes, float_compute_nodes, op_counts
 
-    missing = REGISTRY[scheme.registry].missing() if scheme.registry in REGISTRY else None
-    if missing is not None:  # a row that says which extra to install
-        raise missing
+    absent = REGISTRY[scheme.registry].missing() if scheme.registry in REGISTRY else None
+    if absent is not None:  # a row that says which extra to install
+        raise absent
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     ctx.work_dir.mkdir(parents=True, exist_ok=True)
