@@ -9,16 +9,31 @@ class QuantsweepError(Exception):
     """A user-facing error: what is wrong, with which file or value, and how to fix it.
 
     Args:
-        message: what went wrong, naming the offending file or value.
+        message: what went wrong, naming the offending file or value. The library speaks in its own
+            terms (``conf must be in [0, 1]``), never in command-line flags.
         fix: what the user should do about it (appended after " — ").
+        setting: the parameter the message is about, when it is one (``"conf"``); the CLI shows it
+            as its flag (``--conf``) with :meth:`as_flag`.
     """
 
     exit_code = 2
 
-    def __init__(self, message: str, fix: str | None = None) -> None:
+    def __init__(self, message: str, fix: str | None = None, setting: str | None = None) -> None:
         self.message = message
         self.fix = fix
+        self.setting = setting
         super().__init__(f"{message} — {fix}" if fix else message)
+
+    def as_flag(self, flags: dict[str, str] | None = None) -> str:
+        """The message with its setting named as the command-line flag (``max_det`` -> ``--max-det``,
+        or ``flags[setting]`` where a command names it differently)."""
+        import re
+
+        text = str(self)
+        if not self.setting:
+            return text
+        flag = (flags or {}).get(self.setting) or "--" + self.setting.replace("_", "-")
+        return re.sub(rf"\b{re.escape(self.setting)}\b", flag, text)
 
 
 def did_you_mean(name: str, choices: list[str] | tuple[str, ...]) -> str:

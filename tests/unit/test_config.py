@@ -41,3 +41,19 @@ def test_public_api_is_the_cli_s_function():
     from quantsweep.sweep.runner import run_sweep
 
     assert quantsweep.run_sweep is run_sweep and quantsweep.SweepConfig is SweepConfig
+
+
+def test_library_errors_name_settings_and_the_cli_names_flags(tmp_path, capsys):
+    from quantsweep.bench.base import BenchSettings
+    from quantsweep.cli.main import main
+    from quantsweep.evaluate.run import EvalSettings
+
+    with pytest.raises(QuantsweepError) as err:
+        EvalSettings(max_det=0)
+    assert str(err.value).startswith("max_det must be at least 1") and "--" not in str(err.value)
+    assert err.value.as_flag().startswith("--max-det must be at least 1")
+    with pytest.raises(QuantsweepError) as err:
+        BenchSettings(batches=(0,))
+    assert "--" not in str(err.value) and err.value.as_flag({"batches": "--batch"}).startswith("--batch must be")
+    code = main(["run", "--budget", "-1", "--dry-run", "--out", str(tmp_path)])
+    assert code == 2 and "--budget must be >= 0" in capsys.readouterr().err

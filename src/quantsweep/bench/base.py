@@ -35,10 +35,14 @@ class BenchSettings:
 
     def __post_init__(self) -> None:
         if any(b < 1 for b in self.batches):
-            raise QuantsweepError(f"batch sizes must be >= 1 (got {list(self.batches)})", "pass e.g. --batch 1,8")
-        if self.warmup < 0 or (self.iters is not None and self.iters < 1) or self.seconds <= 0:
-            raise QuantsweepError("--warmup must be >= 0, --iters >= 1 and --seconds > 0",
-                                  "pass e.g. --warmup 10 --iters 100")
+            raise QuantsweepError(f"batches must be >= 1 (got {list(self.batches)})", "use e.g. batches 1,8",
+                                  "batches")
+        if self.warmup < 0:
+            raise QuantsweepError(f"warmup must be >= 0 (got {self.warmup})", "use e.g. warmup 10", "warmup")
+        if self.iters is not None and self.iters < 1:
+            raise QuantsweepError(f"iters must be >= 1 (got {self.iters})", "use e.g. iters 100", "iters")
+        if self.seconds <= 0:
+            raise QuantsweepError(f"seconds must be > 0 (got {self.seconds})", "use e.g. seconds 10", "seconds")
 
 
 @dataclass

@@ -311,13 +311,17 @@ def build_parser() -> argparse.ArgumentParser:
     return cli_parser.build_parser(handlers)
 
 
+# library settings whose flag is not simply "--" + the name with dashes
+_FLAGS = {"batches": "--batch"}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``quantsweep`` command; returns the exit code."""
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
     except QuantsweepError as exc:
-        print(f"quantsweep: error: {exc}", file=sys.stderr)
+        print(f"quantsweep: error: {exc.as_flag(_FLAGS)}", file=sys.stderr)
         return exc.exit_code
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
@@ -326,7 +330,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except QuantsweepError as exc:
         if args.debug:
             raise
-        print(f"quantsweep: error: {exc}", file=sys.stderr)
+        print(f"quantsweep: error: {exc.as_flag(_FLAGS)}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("quantsweep: interrupted", file=sys.stderr)

@@ -138,8 +138,8 @@ def select_ids(ds: Dataset, max_images: int | None = 100, ids_file: Path | None 
             ids = ids[:max_images]
     else:
         if max_images is not None and max_images < 1:
-            raise QuantsweepError(f"--max-images must be at least 1 (got {max_images})",
-                                  "pass a positive count")
+            raise QuantsweepError(f"max_images must be at least 1 (got {max_images})", "use a positive count",
+                                  "max_images")
         ids = sorted(ds.images)[:max_images]
     if not ids:
         raise QuantsweepError(f"the evaluation subset of {ds.annotations} is empty",

@@ -45,13 +45,13 @@ class EvalSettings:
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.conf <= 1.0:
-            raise QuantsweepError(f"--conf must be in [0, 1] (got {self.conf})", "pass e.g. --conf 0.001")
+            raise QuantsweepError(f"conf must be in [0, 1] (got {self.conf})", "use e.g. conf 0.001", "conf")
         if not 0.0 < self.iou <= 1.0:
-            raise QuantsweepError(f"--iou must be in (0, 1] (got {self.iou})", "pass e.g. --iou 0.7")
+            raise QuantsweepError(f"iou must be in (0, 1] (got {self.iou})", "use e.g. iou 0.7", "iou")
         if self.max_det < 1:
-            raise QuantsweepError(f"--max-det must be at least 1 (got {self.max_det})", "pass e.g. 300")
+            raise QuantsweepError(f"max_det must be at least 1 (got {self.max_det})", "use e.g. max_det 300", "max_det")
         if self.batch < 1:
-            raise QuantsweepError(f"--batch must be at least 1 (got {self.batch})", "pass e.g. --batch 1")
+            raise QuantsweepError(f"batch must be at least 1 (got {self.batch})", "use e.g. batch 1", "batch")
 
 
 def predict(model: Path, ds: Dataset, ids: Sequence[int], settings: EvalSettings,

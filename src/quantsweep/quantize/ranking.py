@@ -35,9 +35,10 @@ def compute_sensitivity(fp32: Path, pt: Path | None, calib: CalibSet, scheme_nam
         raise QuantsweepError(f"no sensitivity ranking for scheme {scheme_name!r}",
                               f"use one of {', '.join(sorted(K_SCHEMES))}")
     if images < 1:
-        raise QuantsweepError(f"--images must be at least 1 (got {images})", "pass e.g. 4")
+        raise QuantsweepError(f"images must be at least 1 (got {images})", "use e.g. images 4", "images")
     if probe_top < 0:
-        raise QuantsweepError(f"--probe-top must be 0 (every node) or positive (got {probe_top})", "pass e.g. 32")
+        raise QuantsweepError(f"probe_top must be 0 (every node) or positive (got {probe_top})", "use e.g. probe_top 32",
+                              "probe_top")
     scheme = make_scheme(scheme_name)
     if qdq_model is None:
         full = materialize(scheme, BuildContext(fp32, pt, calib, work / f"sens-work-{scheme_name}"),

@@ -72,14 +72,15 @@ class SweepConfig:
         positive = {"max_images": self.max_images, "calib_count": self.calib_count, "jobs": self.jobs,
                     "sensitivity_images": self.sensitivity_images}
         if not isinstance(self.sensitivity_probe_top, int) or self.sensitivity_probe_top < 0:
-            raise QuantsweepError(f"--sensitivity-probe-top must be 0 (all) or a positive integer "
-                                  f"(got {self.sensitivity_probe_top!r})", "pass e.g. 32, or 0 to probe every node")
+            raise QuantsweepError(f"sensitivity_probe_top must be 0 (all) or a positive integer "
+                                  f"(got {self.sensitivity_probe_top!r})", "use e.g. 32, or 0 to probe every node",
+                                  "sensitivity_probe_top")
         for name, value in positive.items():
             if not isinstance(value, int) or value < 1:
-                raise QuantsweepError(f"--{name.replace('_', '-')} must be a positive integer (got {value!r})",
-                                      "pass a positive integer")
+                raise QuantsweepError(f"{name} must be a positive integer (got {value!r})", "use a positive integer",
+                                      name)
         if self.budget < 0:
-            raise QuantsweepError(f"--budget must be >= 0 mAP points (got {self.budget})", "pass e.g. --budget 1.0")
+            raise QuantsweepError(f"budget must be >= 0 mAP points (got {self.budget})", "use e.g. budget 1.0", "budget")
 
     @classmethod
     def field_names(cls) -> list[str]:
@@ -126,7 +127,7 @@ class SweepConfig:
                     try:
                         out[k] = tuple(int(x) if not isinstance(x, int) else x for x in out[k])
                     except ValueError:
-                        raise QuantsweepError(f"--{k} must be integers (got {v!r})", "pass e.g. 0,5,10,20") from None
+                        raise QuantsweepError(f"{k} must be integers (got {v!r})", "use e.g. 0,5,10,20", k) from None
         return out
 
     def to_dict(self) -> dict[str, Any]:

@@ -49,10 +49,11 @@ def resolve_inputs(cfg: SweepConfig) -> Inputs:
 
     if cfg.model is not None:  # a user's model needs the user's data: check before any work
         if cfg.images is None and cfg.data is None:
-            raise QuantsweepError("a --model needs its dataset", "pass --images DIR --annotations FILE, or --data ROOT")
+            raise QuantsweepError("a model needs its dataset", "give images and annotations, or data (a COCO 2017 root)",
+                                  "model")
         if cfg.calib_dir is None:
             raise QuantsweepError("no calibration images given",
-                                  "pass --calib-dir with images disjoint from the evaluation subset")
+                                  "give calib_dir: a folder of images disjoint from the evaluation subset", "calib_dir")
     demo_dir = None
     if cfg.model is None or (cfg.images is None and cfg.data is None) or cfg.calib_dir is None:
         from quantsweep.demo import checkpoint_path
@@ -66,7 +67,8 @@ def resolve_inputs(cfg: SweepConfig) -> Inputs:
         eval_ds = load_dataset(*coco2017_paths(cfg.data))
     elif cfg.images is not None:
         if cfg.annotations is None:
-            raise QuantsweepError("--images needs --annotations", "pass the COCO instances JSON with --annotations")
+            raise QuantsweepError("an images folder needs its annotations file",
+                                  "give the COCO instances JSON as annotations", "annotations")
         eval_ds = load_dataset(cfg.images, cfg.annotations)
     else:
         eval_ds = load_dataset(demo_dir / "val" / "images", demo_dir / "val" / "annotations.json")  # type: ignore[operator]

@@ -54,7 +54,7 @@ def open_run(cfg: SweepConfig, run_dir: Path, on_event: Event | None = None) -> 
     new = cfg.result_key()
     if old != new:
         diff = sorted(k for k, v in new.items() if old.get(k) != v)
-        raise QuantsweepError(f"--resume {run_dir}: that run used different settings ({', '.join(diff)})",
+        raise QuantsweepError(f"resume {run_dir}: that run used different settings ({', '.join(diff)})",
                               "resume with the same settings (or none: they are read from config.yaml), "
                               "or start a new run")
     return StepStore(run_dir, on_event)

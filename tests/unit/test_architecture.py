@@ -1,0 +1,49 @@
+"""The architecture is checked, not described: the layers contract covers every package, a planted
+upward import breaks it, and README's table is generated from it."""
+
+import runpy
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parents[2]
+ARCH = runpy.run_path(str(ROOT / "scripts" / "architecture.py"))
+
+
+def test_every_module_of_the_package_sits_in_exactly_one_layer():
+    import pkgutil
+
+    import quantsweep
+
+    top = {f"quantsweep.{m.name}" for m in pkgutil.iter_modules(quantsweep.__path__) if m.name != "__main__"}
+    layered = [m for layer in ARCH["layers"]() for m in layer]
+    assert sorted(layered) == sorted(set(layered)), "a module is in two layers"
+    assert set(layered) == top, f"not in the contract: {sorted(top - set(layered))}"
+
+
+def test_readme_architecture_table_is_generated_from_the_contract():
+    assert ARCH["table"]() in (ROOT / "README.md").read_text(), "run: python scripts/architecture.py"
+
+
+@pytest.mark.parametrize("planted", [
+    ("model/graph.py", "from quantsweep.sweep import runner  # noqa: F401\n"),  # upward
+    ("report/plots.py", "from quantsweep.cli import main  # noqa: F401\n"),  # upward
+    ("evaluate/decode.py", "from quantsweep.bench import timing  # noqa: F401\n"),  # across independent siblings
+])
+def test_a_planted_upward_import_breaks_the_contract(tmp_path, planted):
+    lint = shutil.which("lint-imports", path=str(Path(sys.executable).parent))
+    if lint is None:
+        pytest.skip("import-linter is not installed (the [dev] extra)")
+    shutil.copytree(ROOT / "src" / "quantsweep", tmp_path / "quantsweep",
+                    ignore=shutil.ignore_patterns("__pycache__", "assets"))
+    shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
+    env = {"PYTHONPATH": str(tmp_path), "PATH": str(Path(sys.executable).parent)}
+    clean = subprocess.run([lint, "--no-cache"], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert clean.returncode == 0, clean.stdout[-2000:]
+    target = tmp_path / "quantsweep" / planted[0]
+    target.write_text(target.read_text() + "\n" + planted[1])
+    broken = subprocess.run([lint, "--no-cache"], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert broken.returncode != 0 and "BROKEN" in broken.stdout, broken.stdout[-2000:]
