@@ -1,5 +1,22 @@
 """quantsweep: from a trained detector to a measured low-precision deployment decision.
 
+Sub-packages by stage, importing one way only (checked by import-linter, see README
+"Architecture"): ``cli`` -> ``sweep`` -> ``report`` -> {``bench``, ``evaluate``, ``quantize``,
+``demo``} -> ``schemes`` -> {``data``, ``model``} -> leaves (``env``, ``files``, ``offline``,
+``troubleshooting``, ``errors``).
+
+Extending it:
+
+- a quantization scheme is one new module in :mod:`quantsweep.schemes` (a frozen dataclass
+  with ``name`` and ``build``, and a ``SPECS`` tuple declaring its registry entries) plus one
+  line in that package's ``_MODULES``;
+- a runtime to benchmark on is one new module in :mod:`quantsweep.bench` (a class with
+  ``name``, ``unavailable``, ``group`` and ``prepare``) plus one line in
+  :data:`quantsweep.bench.registry.BACKENDS`;
+- an executor (where build and evaluation steps run) implements
+  :class:`quantsweep.sweep.executors.Executor` over the run's
+  :class:`quantsweep.sweep.store.StepStore`, the only writer of a run folder.
+
 ``import quantsweep`` stays light: heavy libraries (torch, ultralytics, onnxruntime) are
 imported inside the functions that need them, and the public API below is loaded on first use.
 
