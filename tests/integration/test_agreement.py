@@ -7,6 +7,8 @@ from quantsweep.demo import DEMO_IMGSZ
 from quantsweep.evaluate.run import EvalSettings, evaluate
 from quantsweep.model.export import export_onnx
 
+pytestmark = pytest.mark.slow  # Ultralytics' own validator: tens of seconds each
+
 N_IMAGES = 100
 
 

@@ -14,6 +14,8 @@ from quantsweep.model.graph import decode_tail, float_compute_nodes, qdq_counts
 from quantsweep.quantize.build import materialize
 from quantsweep.schemes import REGISTRY, BuildContext, make_scheme
 
+pytestmark = pytest.mark.slow  # every scheme's build: tens of seconds each
+
 N_EVAL = 100
 # scheme -> minimum allowed delta mAP50-95 (points/100) vs FP32 on the demo subset
 BARS = {"int8": -0.010, "int8-u8w": -0.010, "w8a16": -0.005, "w8a16-graph": -0.005, "fp8": -0.010, "w4a16": -0.05,

@@ -14,6 +14,8 @@ from quantsweep.errors import QuantsweepError
 from quantsweep.sweep.config import SweepConfig
 from quantsweep.sweep.runner import open_run, run_sweep
 
+pytestmark = pytest.mark.slow  # full sweeps: tens of seconds each
+
 SMALL = dict(schemes=("int8", "w8a16"), ks=(0, 3), max_images=20, calib_count=8, bench_seconds=0.3,
              bootstrap=20, sensitivity_images=1, backends=("ort-cpu",))
 EXPECTED = ["config.yaml", "env.json", "manifest.json", "subset_ids.txt", "calib_ids.txt", "sensitivity.json",

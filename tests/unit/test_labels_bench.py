@@ -12,16 +12,25 @@ from quantsweep.errors import QuantsweepError
 
 
 @pytest.fixture(scope="module")
-def tiny_models(tmp_path_factory):
-    import subprocess
-    import sys
-
-    import numpy as np
-
+def tiny_ort(tmp_path_factory):
+    """The tiny FP32 convnet and its ORT int8 QDQ (a second)."""
     d = tmp_path_factory.mktemp("tiny")
     fp32 = _tiny_convnet(d / "fp32.onnx")
     _, data = tiny_ort_int8(fp32, d / "ort_int8.onnx")
+    import numpy as np
+
     np.save(d / "calib.npy", data[:, 0])
+    return d
+
+
+@pytest.fixture(scope="module")
+def tiny_models(tiny_ort):
+    """Plus ModelOpt's int8 and fp8 QDQ of it (~12 s: two ModelOpt processes)."""
+    import subprocess
+    import sys
+
+    d = tiny_ort
+    fp32 = d / "fp32.onnx"
     for mode in ("int8", "fp8"):  # ModelOpt patches ORT's quantizer process-wide: run it apart, as quantsweep does
         subprocess.run([sys.executable, "-m", "modelopt.onnx.quantization", "--onnx_path", str(fp32),
                         "--quantize_mode", mode, "--calibration_data_path", str(d / "calib.npy"),
@@ -30,6 +39,7 @@ def tiny_models(tmp_path_factory):
     return d
 
 
+@pytest.mark.slow
 def test_labels_come_from_the_optimized_graph(tiny_models):
     d = tiny_models
     models = [("fp32", d / "fp32.onnx"), ("ort-int8", d / "ort_int8.onnx"),
@@ -48,10 +58,10 @@ def test_labels_come_from_the_optimized_graph(tiny_models):
     assert res["env"]["cpu"]["flags"] and "onnxruntime" in res["rows"][0]["runtime"]
 
 
-def test_a_failing_model_or_backend_is_a_row(tiny_models, tmp_path):
+def test_a_failing_model_or_backend_is_a_row(tiny_ort, tmp_path):
     broken = tmp_path / "broken.onnx"
     broken.write_bytes(b"not onnx")
-    res = benchmark([("fp32", tiny_models / "fp32.onnx"), ("broken", broken)],
+    res = benchmark([("fp32", tiny_ort / "fp32.onnx"), ("broken", broken)],
                     BenchSettings(backends=("ort-cpu", "tensorrt"), iters=3, warmup=1))
     rows = {(r["candidate"], r["backend"]): r for r in res["rows"]}
     assert rows[("fp32", "ort-cpu")]["error"] is None and rows[("fp32", "ort-cpu")]["samples"] == 3
@@ -59,8 +69,8 @@ def test_a_failing_model_or_backend_is_a_row(tiny_models, tmp_path):
     assert "not available here" in rows[("fp32", "tensorrt")]["error"]
 
 
-def test_fixed_batch_is_reported_not_crashed(tiny_models):
-    res = benchmark([("fp32", tiny_models / "fp32.onnx")], BenchSettings(batches=(4,), iters=2, warmup=1))
+def test_fixed_batch_is_reported_not_crashed(tiny_ort):
+    res = benchmark([("fp32", tiny_ort / "fp32.onnx")], BenchSettings(batches=(4,), iters=2, warmup=1))
     assert "fixed batch of 1" in res["rows"][0]["error"]
 
 
@@ -100,6 +110,7 @@ def test_cuda_provider_runs_with_iobinding_and_qdq_is_emulated(tmp_path):
     assert rows["int8"]["error"] is None and rows["int8"]["label"] == "emulated", rows["int8"]
 
 
+@pytest.mark.slow
 def test_openvino_labels_from_the_executed_graph(tiny_models):
     pytest.importorskip("openvino")
     d = tiny_models
