@@ -15,10 +15,11 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from quantsweep.env import gpu_present
 from quantsweep.errors import QuantsweepError
 from quantsweep.model.info import inspect_onnx
 
-__all__ = ["Backend", "BenchSettings", "Prepared", "check_batch", "is_quantized"]
+__all__ = ["Backend", "BenchSettings", "Prepared", "check_batch", "is_quantized", "missing_gpu", "missing_module"]
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,24 @@ class Backend(Protocol):
     def prepare(self, model: Path, batch: int, work: Path, settings: BenchSettings) -> Prepared:
         """Open ``model`` for ``batch``: a callable running one batch, its label and evidence."""
         ...
+
+
+def missing_module(backend: str, module: str, fix: str) -> QuantsweepError | None:
+    """Why ``backend`` cannot run here when Python module ``module`` is not installed, else None."""
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:
+        return QuantsweepError(f"backend {backend} not available here: python module {module!r} is not installed",
+                               fix)
+    return None
+
+
+def missing_gpu(backend: str) -> QuantsweepError | None:
+    """Why ``backend`` cannot run here when no NVIDIA GPU answers, else None."""
+    if gpu_present():
+        return None
+    return QuantsweepError(f"backend {backend} not available here: no NVIDIA GPU answers",
+                           "run on a machine with an NVIDIA GPU")
 
 
 def check_batch(model: Path, batch: int) -> tuple[str, tuple[int, int]]:

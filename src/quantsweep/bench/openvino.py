@@ -8,12 +8,11 @@ folded away, weights decompressed) is ``emulated``.
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from quantsweep.bench.base import BenchSettings, Prepared, check_batch, is_quantized
+from quantsweep.bench.base import BenchSettings, Prepared, check_batch, is_quantized, missing_module
 from quantsweep.errors import QuantsweepError
 
 __all__ = ["OpenVinoBackend"]
@@ -27,10 +26,7 @@ class OpenVinoBackend:
     extra: str = "openvino"
 
     def unavailable(self) -> QuantsweepError | None:
-        if importlib.util.find_spec("openvino") is None:
-            return QuantsweepError(f"backend {self.name} not available here: python module 'openvino' is not "
-                                   "installed", "pip install 'quantsweep[openvino]'")
-        return None
+        return missing_module(self.name, "openvino", "pip install 'quantsweep[openvino]'")
 
     def group(self, models: Sequence[tuple[str, Path]], work: Path) -> list[tuple[str, Path]]:
         return list(models)

@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from quantsweep.bench.base import BenchSettings, Prepared, check_batch
+from quantsweep.bench.base import BenchSettings, Prepared, check_batch, missing_gpu
 from quantsweep.bench.labels import label_from_graphs
-from quantsweep.env import available_providers, gpu_present
+from quantsweep.env import available_providers
 from quantsweep.errors import QuantsweepError
 from quantsweep.model.session import PROVIDERS, open_ort
 
@@ -33,9 +33,8 @@ class OrtBackend:
     def unavailable(self) -> QuantsweepError | None:
         if self.provider == "cpu":
             return None
-        if not gpu_present():
-            return QuantsweepError(f"backend {self.name} not available here: no NVIDIA GPU answers",
-                                   "run on a machine with an NVIDIA GPU")
+        if no_gpu := missing_gpu(self.name):
+            return no_gpu
         if PROVIDERS[self.provider] not in available_providers():
             return QuantsweepError(f"backend {self.name} not available here: onnxruntime has no {self.provider} provider",
                                    "install onnxruntime-gpu")

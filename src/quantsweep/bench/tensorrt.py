@@ -25,9 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from quantsweep.bench.base import BenchSettings, Prepared, check_batch, is_quantized
+from quantsweep.bench.base import BenchSettings, Prepared, check_batch, is_quantized, missing_gpu, missing_module
 from quantsweep.bench.labels import label_from_trt_layers
-from quantsweep.env import gpu_present
 from quantsweep.errors import QuantsweepError
 from quantsweep.files import atomic_write_bytes
 
@@ -140,15 +139,7 @@ class TensorRtBackend:
     extra: str = "tensorrt (pip install tensorrt) on a GPU machine"
 
     def unavailable(self) -> QuantsweepError | None:
-        import importlib.util
-
-        if importlib.util.find_spec("tensorrt") is None:
-            return QuantsweepError(f"backend {self.name} not available here: python module 'tensorrt' is not "
-                                   "installed", f"install {self.extra}")
-        if not gpu_present():
-            return QuantsweepError(f"backend {self.name} not available here: no NVIDIA GPU answers",
-                                   "run on a machine with an NVIDIA GPU")
-        return None
+        return missing_module(self.name, "tensorrt", f"install {self.extra}") or missing_gpu(self.name)
 
     def group(self, models: Sequence[tuple[str, Path]], work: Path) -> list[tuple[str, Path]]:
         """TensorRT's FP32 reference plus its FP16 engine twin (strongly typed: an fp16 ONNX)."""
