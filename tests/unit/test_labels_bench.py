@@ -132,3 +132,34 @@ def test_tensorrt_engines_label_int8_accelerated_and_add_an_fp16_reference(tiny_
     assert all(r["error"] is None for r in rows.values()), rows
     assert rows["fp32"]["label"] == "float" and rows["modelopt-int8"]["label"] == "accelerated"
     assert (d / "trt" / "tensorrt.timing.cache").is_file()
+
+
+@pytest.mark.slow
+def test_openvino_labels_nncf_int8_accelerated_and_weight_only_emulated(tiny_ort, tmp_path):
+    """From the executed graph: NNCF's placement runs int8 convolutions; int8 weights decompressed
+    into float convolutions (weight-only) are not acceleration."""
+    pytest.importorskip("openvino")
+    pytest.importorskip("nncf")
+    import cv2
+    import numpy as np
+
+    from quantsweep.data.calibration import CalibSet
+    from quantsweep.quantize.build import materialize
+    from quantsweep.schemes import BuildContext, make_scheme
+
+    (tmp_path / "photos").mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(4):
+        cv2.imwrite(str(tmp_path / "photos" / f"{i}.png"), rng.integers(0, 256, (32, 32, 3), dtype=np.uint8))
+    ctx = BuildContext(tiny_ort / "fp32.onnx", None, CalibSet.from_folder(tmp_path / "photos", 4, (32, 32)),
+                       tmp_path / "work")
+    nncf_int8 = materialize(make_scheme("int8-ov"), ctx, tmp_path / "c")
+    weight_only = materialize(make_scheme("w8a16-graph"), ctx, tmp_path / "c")
+    assert nncf_int8.record["tool"].startswith("nncf.quantize") and nncf_int8.record["registry"] == "int8-ov"
+    res = benchmark([("fp32", tiny_ort / "fp32.onnx"), ("int8-ov", nncf_int8.onnx_path),
+                     ("w8a16-graph", weight_only.onnx_path)], BenchSettings(backends=("openvino",), iters=3, warmup=1))
+    rows = {r["candidate"]: r for r in res["rows"]}
+    assert {n: r["label"] for n, r in rows.items()} == {"fp32": "float", "int8-ov": "accelerated",
+                                                       "w8a16-graph": "emulated"}, res["rows"]
+    assert rows["int8-ov"]["evidence"]["compute_layer_activation_types"].get("u8", 0) >= 2
+    assert rows["w8a16-graph"]["evidence"]["low_precision_compute_layers"] == 0

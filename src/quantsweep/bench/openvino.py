@@ -8,14 +8,51 @@ folded away, weights decompressed) is ``emulated``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from quantsweep.bench.base import BenchSettings, Prepared, check_batch, is_quantized, missing_module
 from quantsweep.errors import QuantsweepError
 
-__all__ = ["OpenVinoBackend"]
+__all__ = ["OpenVinoBackend", "label_from_runtime_ops"]
+
+_COMPUTE = frozenset({"Convolution", "GroupConvolution", "Deconvolution", "MatMul", "FullyConnected"})
+_LOW = frozenset({"i8", "u8", "i4", "u4", "f8e4m3", "f8e5m2"})
+
+
+def _text(value: object) -> str:
+    return value.astype(str) if hasattr(value, "astype") else str(value)  # OVAny or plain
+
+
+def label_from_runtime_ops(ops: Iterable[Any], quantized: bool) -> tuple[str, dict[str, Any]]:
+    """Label a model from OpenVINO's executed graph (``compiled.get_runtime_model().get_ops()``).
+
+    A compute layer (convolution, matmul, fully connected) runs low precision only when the
+    activations it consumes (its first input) are int8/uint8/fp8: a layer that decompresses int8
+    weights into float compute (weight-only models) is float compute, so such a model is
+    ``emulated``, not ``accelerated``.
+
+    Returns:
+        ``(label, evidence)``; evidence tallies each compute layer's runtime precision and the
+        precision of its activation input.
+    """
+    precisions: dict[str, int] = {}
+    activations: dict[str, int] = {}
+    for op in ops:
+        rt = op.get_rt_info()
+        layer = _text(rt["layerType"]) if "layerType" in rt else op.get_type_name()
+        if layer not in _COMPUTE:
+            continue
+        prec = _text(rt["runtimePrecision"]) if "runtimePrecision" in rt else "?"
+        precisions[prec] = precisions.get(prec, 0) + 1
+        act = op.input(0).get_element_type().get_type_name() if op.get_input_size() else "?"
+        activations[act] = activations.get(act, 0) + 1
+    low = sum(n for a, n in activations.items() if a.lower() in _LOW)
+    label = "float" if not quantized else ("accelerated" if low else "emulated")
+    return label, {"compute_layer_precisions": precisions, "compute_layer_activation_types": activations,
+                   "low_precision_compute_layers": low}
 
 
 @dataclass(frozen=True)
@@ -42,19 +79,7 @@ class OpenVinoBackend:
         config = {"INFERENCE_NUM_THREADS": settings.threads} if settings.threads else {}
         compiled = core.compile_model(str(model), "CPU", config)
         request = compiled.create_infer_request()
-        # Label from the executed graph: which precision do the convolution/matmul layers run in?
-        compute_types = {"Convolution", "GroupConvolution", "Deconvolution", "MatMul", "FullyConnected"}
-        precisions: dict[str, int] = {}
-        for op in compiled.get_runtime_model().get_ops():
-            rt = op.get_rt_info()
-            layer = rt["layerType"].astype(str) if "layerType" in rt else op.get_type_name()
-            if layer not in compute_types:
-                continue
-            value = rt["runtimePrecision"] if "runtimePrecision" in rt else None
-            prec = "?" if value is None else (value.astype(str) if hasattr(value, "astype") else str(value))
-            precisions[prec] = precisions.get(prec, 0) + 1
-        low = sum(n for p, n in precisions.items() if p.lower() in ("i8", "u8", "i4", "u4", "f8e4m3", "f8e5m2"))
-        label = "float" if not is_quantized(model) else ("accelerated" if low else "emulated")
-        return Prepared(lambda x: request.infer({input_name: x}), label,
-                        {"compute_layer_precisions": precisions}, {"runtime": f"openvino {ov.__version__}", "provider": "CPU",
-                         "threads": settings.threads, "input_shape": [batch, 3, *hw]})
+        label, evidence = label_from_runtime_ops(compiled.get_runtime_model().get_ops(), is_quantized(model))
+        return Prepared(lambda x: request.infer({input_name: x}), label, evidence,
+                        {"runtime": f"openvino {ov.__version__}", "provider": "CPU", "threads": settings.threads,
+                         "input_shape": [batch, 3, *hw]})

@@ -15,14 +15,14 @@ from __future__ import annotations
 from typing import Any
 
 from quantsweep.errors import QuantsweepError, did_you_mean
-from quantsweep.schemes import brevitas_qcdq, graph_weight_only, modelopt_qdq, ort_int8
+from quantsweep.schemes import brevitas_qcdq, graph_weight_only, modelopt_qdq, nncf_int8, ort_int8
 from quantsweep.schemes.base import BuildContext, BuildResult, Scheme, SchemeSpec, scheme_to_dict
 
 __all__ = ["DEFAULT_SCHEMES", "K_SCHEMES", "REGISTRY", "BuildContext", "BuildResult", "Scheme", "SchemeSpec",
            "make_scheme", "register", "scheme_from_dict", "scheme_to_dict", "spec"]
 
 # one line per scheme module, in the order `quantsweep schemes` lists them
-_MODULES = (ort_int8, modelopt_qdq, brevitas_qcdq, graph_weight_only)
+_MODULES = (ort_int8, modelopt_qdq, nncf_int8, brevitas_qcdq, graph_weight_only)
 
 
 def register(specs: tuple[SchemeSpec, ...], registry: dict[str, SchemeSpec] | None = None) -> dict[str, SchemeSpec]:

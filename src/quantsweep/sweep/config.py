@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from quantsweep.errors import QuantsweepError, did_you_mean, first_line
+from quantsweep.schemes import DEFAULT_SCHEMES, REGISTRY
 
 __all__ = ["SweepConfig"]
 
@@ -35,7 +36,7 @@ class SweepConfig:
     calib_dir: Path | None = None
     calib_annotations: Path | None = None
     imgsz: int | None = None  # export size for a .pt (default: 320 for the demo, 640 otherwise)
-    schemes: tuple[str, ...] = ("int8", "int8-trt", "fp8", "w8a16", "w4a16", "w4a8")
+    schemes: tuple[str, ...] = DEFAULT_SCHEMES  # declared by each scheme's registry entry
     ks: tuple[int, ...] = (0, 5, 10, 20)
     backends: tuple[str, ...] | None = None  # None = every backend available here
     batches: tuple[int, ...] = (1,)
@@ -56,8 +57,6 @@ class SweepConfig:
     trust_checkpoint: bool = False  # fully unpickle a .pt that references more than model classes
 
     def __post_init__(self) -> None:
-        from quantsweep.schemes import REGISTRY
-
         for s in self.schemes:
             if s not in REGISTRY:
                 raise QuantsweepError(f"unknown scheme {s!r}; {did_you_mean(s, list(REGISTRY))}".strip(),
