@@ -17,8 +17,10 @@ from quantsweep.sweep.runner import open_run, run_sweep
 pytestmark = pytest.mark.slow  # full sweeps: tens of seconds each
 
 SMALL = dict(schemes=("int8", "w8a16"), ks=(0, 3), max_images=20, calib_count=8, bench_seconds=0.3,
-             bootstrap=20, sensitivity_images=1, backends=("ort-cpu",))
-EXPECTED = ["config.yaml", "env.json", "manifest.json", "subset_ids.txt", "calib_ids.txt", "sensitivity.json",
+             bootstrap=20, sensitivity_images=1, backends=("ort-cpu",), confirm_images=40, confirm_step=20,
+             finalists=2)
+EXPECTED = ["config.yaml", "env.json", "manifest.json", "search_ids.txt", "confirm_ids.txt", "calib_ids.txt",
+            "confirmation.json", "sensitivity.json",
             "candidates/fp32.onnx", "candidates/int8-qdq.onnx", "candidates/int8-qdq.scheme.json",
             "candidates/int8-qdq-k3.onnx", "candidates/w8a16.onnx", "candidates/logs/int8-qdq.log",
             "results/int8-qdq.metrics.json", "results/int8-qdq.ort-cpu.bench.json", "results/summary.csv",
@@ -45,6 +47,28 @@ def test_run_folder_has_everything(small_run):
     assert summary["w8a16"]["ok"] is True
     md = (small_run.run_dir / "results" / "summary.md").read_text()
     assert "map50_95 ↑" in md and "latency_p50_ms ↓" in md
+
+
+def test_finalists_are_confirmed_on_disjoint_recorded_images(small_run):
+    from quantsweep.data.coco import read_ids_file
+
+    d = small_run.run_dir
+    search, confirm = read_ids_file(d / "search_ids.txt"), read_ids_file(d / "confirm_ids.txt")
+    calib = set(read_ids_file(d / "calib_ids.txt"))
+    assert len(search) == 20 and len(confirm) == 40 and not set(search) & set(confirm) and not calib & set(confirm)
+    conf = json.loads((d / "confirmation.json").read_text())
+    assert conf["target"] == "ort-cpu" and conf["pool"] == 40 and len(conf["finalists"]) <= 2
+    summary = json.loads((d / "results" / "summary.json").read_text())
+    rows = {r["candidate"]: r for r in summary["rows"]}
+    for c in conf["results"]:  # each finalist: beat FP32, point estimate within budget on the search subset
+        assert rows[c["candidate"]]["speedup_vs_fp32"] > 1 and rows[c["candidate"]]["delta_map50_95"] >= -0.01
+        assert c["images"] in (20, 40) and c["verdict"] in ("pass", "fail", "undecided")
+        assert c["low"] <= c["delta"] <= c["high"]
+        assert c["verdict"] != "undecided" or c["images"] == 40  # more images were added until the pool ran out
+    passed = [c["candidate"] for c in conf["results"] if c["verdict"] == "pass"]
+    rec = summary["recommendation"]
+    assert rec["candidate"] == (passed[0] if passed else "fp32")
+    assert (d / "recommended").is_dir() == bool(passed)
 
 
 def test_report_is_self_contained(small_run):

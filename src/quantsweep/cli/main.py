@@ -217,7 +217,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 _RUN_FLAGS = ("trust_checkpoint", "model", "images", "annotations", "data", "max_images", "image_ids", "calib_count", "calib_dir",
               "calib_annotations", "imgsz", "schemes", "ks", "backends", "batches", "budget", "target_backend",
-              "bench_seconds", "sensitivity_images", "sensitivity_probe_top", "out", "jobs", "seed", "bootstrap")
+              "bench_seconds", "sensitivity_images", "sensitivity_probe_top", "out", "jobs", "seed", "bootstrap",
+              "confirm_images", "confirm_step", "finalists")
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -254,11 +255,17 @@ def cmd_run(args: argparse.Namespace) -> int:
         display.close()
     md = (result.run_dir / "results" / "summary.md").read_text()
     print(md)
+    from quantsweep.evaluate.confirm import Confirmation
+
     rec = result.recommendation
+    summary = _json.loads((result.run_dir / "results" / "summary.json").read_text())
+    for c in (summary.get("confirmation") or {}).get("results", []):
+        print(f"confirmation: {Confirmation.from_dict(c).text(cfg.budget)}")
     print(f"recommendation: {rec.candidate} — {rec.reason}")
-    verdict = _json.loads((result.run_dir / "results" / "summary.json").read_text()).get("w8a16")
-    if verdict:
-        print(f"W8A16 check: {verdict['verdict']}")
+    if summary.get("w8a16"):
+        print(f"W8A16 check: {summary['w8a16']['verdict']}")
+    if (result.run_dir / "recommended").is_dir():
+        print(f"deploy: {result.run_dir / 'recommended'} (README.md says how to run it)")
     print(f"report: {result.run_dir / 'report.html'}")
     print(result.run_dir)
     return 0

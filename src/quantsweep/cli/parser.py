@@ -92,7 +92,11 @@ def build_parser(handlers: dict[str, Callable[[argparse.Namespace], int]]) -> ar
     r.add_argument("--config", type=Path, help="YAML with the same keys as the flags (CLI wins)")
     r.add_argument("--model", type=Path, help=".pt or .onnx (default: the embedded demo detector)")
     add_data_args(r, subset=False)
-    r.add_argument("--max-images", type=int, help="evaluation subset size (default 100)")
+    r.add_argument("--max-images", type=int, help="search subset: every candidate is scored on these (default 100)")
+    r.add_argument("--confirm-images", type=int,
+                   help="held-out images (after the search subset) that re-score the finalists (default 400; 0 = off)")
+    r.add_argument("--confirm-step", type=int, help="confirmation images added per round until decided (default 100)")
+    r.add_argument("--finalists", type=int, help="candidates re-scored on the confirmation images (default 3)")
     r.add_argument("--image-ids", type=Path)
     r.add_argument("--calib-count", type=int, help="calibration image count (default 64)")
     r.add_argument("--calib-dir", type=Path,
@@ -100,7 +104,7 @@ def build_parser(handlers: dict[str, Callable[[argparse.Namespace], int]]) -> ar
     r.add_argument("--calib-annotations", type=Path,
                    help="optional COCO JSON of the calibration images (ids then name them in the run folder)")
     r.add_argument("--imgsz", type=int, help="export size for a .pt (default 320 demo / 640)")
-    r.add_argument("--schemes", help="comma-separated (default int8,int8-trt,fp8,w8a16,w4a16,w4a8)")
+    r.add_argument("--schemes", help="comma-separated (default: the registry's defaults, see quantsweep schemes)")
     r.add_argument("--ks", help="comma-separated K-set (default 0,5,10,20)")
     r.add_argument("--backends", help="comma-separated (default: every one available)")
     r.add_argument("--batches", help="comma-separated batch sizes to benchmark (default 1)")

@@ -24,10 +24,19 @@ def checkpoint_path() -> Path:
     return Path(str(resources.files("quantsweep.demo") / "assets" / "demo_yolov10n.pt"))
 
 
+def _complete(annotations: Path, count: int) -> bool:
+    """Whether a split's annotations exist and list ``count`` images (an older, smaller split is redone)."""
+    import json
+
+    if not annotations.is_file():
+        return False
+    return len(json.loads(annotations.read_text()).get("images", [])) == count
+
+
 def materialize(out: Path, splits: tuple[str, ...] = ("train", "val", "calib"),
                 yolo_labels: bool = False) -> dict[str, Path]:
     """Write the demo world under ``out`` (skipping parts already complete); return what it wrote."""
-    from quantsweep.demo.synth import write_split
+    from quantsweep.demo.synth import SPLITS, write_split
     from quantsweep.model.export import export_onnx
 
     out = Path(out)
@@ -43,7 +52,7 @@ def materialize(out: Path, splits: tuple[str, ...] = ("train", "val", "calib"),
     wrote["model.onnx"] = onnx_path
     for split in splits:
         ann = out / split / "annotations.json"
-        if not ann.exists():  # annotations are written last, so their presence means complete
+        if not _complete(ann, SPLITS[split]):  # annotations are written last: complete when they list all
             write_split(out / split, split, yolo_labels=yolo_labels)
         wrote[f"{split}/images"] = out / split / "images"
         wrote[f"{split}/annotations.json"] = ann

@@ -24,7 +24,7 @@ from typing import Any, NoReturn
 
 from quantsweep.errors import QuantsweepError
 
-__all__ = ["bootstrap_map"]
+__all__ = ["bootstrap_map", "delta_interval"]
 
 log = logging.getLogger(__name__)
 
@@ -100,3 +100,11 @@ def bootstrap_map(ground_truth: dict[str, Any], detections: dict[str, list[dict[
         resampler = _Resampler(gt, dets, ids)
         out[name] = [resampler.map50_95(list(s)) for s in samples]
     return {"map50_95": out, "resamples": len(samples), "seed": seed}
+
+
+def delta_interval(model: Sequence[float], reference: Sequence[float]) -> tuple[float, float]:
+    """The 95 % percentile interval of the paired differences ``model - reference`` (per resample)."""
+    import numpy as np
+
+    diffs = np.asarray(model) - np.asarray(reference)
+    return round(float(np.percentile(diffs, 2.5)), 5), round(float(np.percentile(diffs, 97.5)), 5)

@@ -6,9 +6,11 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from quantsweep.evaluate.confirm import Confirmation
 from quantsweep.report.table import Row
 
-__all__ = ["W8A16_SUSPECT_POINTS", "Decision", "decide", "w8a16_verdict"]
+__all__ = ["W8A16_SUSPECT_POINTS", "Decision", "decide", "decide_confirmed", "finalists", "pick_target",
+           "w8a16_verdict"]
 
 W8A16_SUSPECT_POINTS = 1.0
 
@@ -21,13 +23,14 @@ class Decision:
     backend: str | None
     reason: str
     closest: str | None = None  # when staying on FP32: the candidate that came nearest
+    confirmed: dict[str, Any] | None = None  # the chosen finalist's confirmation (evaluate.confirm.Confirmation)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Decision:
-        return cls(d.get("candidate"), d.get("backend"), d.get("reason", ""), d.get("closest"))
+        return cls(d.get("candidate"), d.get("backend"), d.get("reason", ""), d.get("closest"), d.get("confirmed"))
 
     def mark(self, rows: list[Row]) -> list[Row]:
         """``rows`` with ``recommended`` set on the chosen candidate's row on the target backend."""
@@ -40,6 +43,58 @@ def _low(r: Row) -> float | None:
     return r.delta_ci95_low if r.delta_ci95_low is not None else r.delta_map50_95
 
 
+def pick_target(rows: list[Row], requested: str | None = None) -> str | None:
+    """The backend a decision is for: ``requested``, else the one where FP32 runs fastest."""
+    if requested is not None:
+        return requested
+    measured = [r for r in rows if r.error is None and r.latency_p50_ms is not None]
+    fp32_rows = [r for r in measured if r.candidate == "fp32"]
+    return min(fp32_rows or measured, key=lambda r: r.latency_p50_ms or 0.0).backend if measured else None
+
+
+def finalists(rows: list[Row], budget_points: float, target: str | None, count: int) -> list[Row]:
+    """The ``count`` fastest candidates on ``target`` that beat FP32 there and whose *point* ΔmAP on
+    the search subset is within the budget: the ones worth confirming on held-out images."""
+    on_target = [r for r in rows if r.backend == target and r.error is None and r.latency_p50_ms is not None]
+    fp32 = next((r for r in on_target if r.candidate == "fp32"), None)
+    eligible = [r for r in on_target if r.candidate != "fp32" and not r.ablation and r.delta_map50_95 is not None
+                and r.delta_map50_95 >= -budget_points / 100.0
+                and (fp32 is None or (r.latency_p50_ms or 0.0) < (fp32.latency_p50_ms or 0.0))]
+    return sorted(eligible, key=lambda r: r.latency_p50_ms or 0.0)[:count]
+
+
+def decide_confirmed(rows: list[Row], confirmations: list[dict[str, Any]], budget_points: float,
+                     target: str | None) -> Decision:
+    """The fastest finalist whose confirmation interval's lower bound keeps the budget; else FP32.
+
+    ``confirmations`` are the finalists' :class:`~quantsweep.evaluate.confirm.Confirmation`
+    dicts, fastest finalist first.
+    """
+    by_name = {r.candidate: r for r in rows if r.backend == target}
+    for c in confirmations:
+        row = by_name.get(c["candidate"])
+        if c["verdict"] == "pass" and row is not None:
+            search = f"{100 * (row.delta_map50_95 or 0.0):+.2f}"
+            if row.delta_ci95_low is not None and row.delta_ci95_high is not None:
+                search += f" [{100 * row.delta_ci95_low:+.2f}, {100 * row.delta_ci95_high:+.2f}]"
+            return Decision(row.candidate, target,
+                            f"fastest on {target} ({row.latency_p50_ms or 0.0:.2f} ms p50, "
+                            f"{row.speedup_vs_fp32 or float('nan'):.2f}× FP32, {row.label}) among the finalists "
+                            f"confirmed on held-out images: ΔmAP50-95 {100 * c['delta']:+.2f} points "
+                            f"[{100 * c['low']:+.2f}, {100 * c['high']:+.2f}] on {c['images']} confirmation images, "
+                            f"within the {budget_points:.2f}-point budget (search subset: {search})", confirmed=c)
+    texts = "; ".join(_confirmation_text(c, budget_points) for c in confirmations)
+    fallback = decide(rows, budget_points, target)
+    reason = (f"no finalist on {target} kept the {budget_points:.2f}-point budget on held-out images: {texts}"
+              if confirmations else fallback.reason)
+    return Decision("fp32" if "fp32" in by_name else None, target, reason,
+                    confirmations[0]["candidate"] if confirmations else fallback.closest)
+
+
+def _confirmation_text(c: dict[str, Any], budget_points: float) -> str:
+    return Confirmation.from_dict(c).text(budget_points)
+
+
 def decide(rows: list[Row], budget_points: float, target_backend: str | None = None) -> Decision:
     """The fastest candidate on the target backend whose ΔmAP CI lower bound is within the budget.
 
@@ -49,9 +104,7 @@ def decide(rows: list[Row], budget_points: float, target_backend: str | None = N
     measured = [r for r in rows if r.error is None and r.latency_p50_ms is not None]
     if not measured:
         return Decision(None, None, "no candidate was benchmarked successfully")
-    if target_backend is None:
-        fp32_rows = [r for r in measured if r.candidate == "fp32"]
-        target_backend = min(fp32_rows or measured, key=lambda r: r.latency_p50_ms or 0.0).backend
+    target_backend = pick_target(rows, target_backend)
     on_target = [r for r in measured if r.backend == target_backend]
     budget = budget_points / 100.0
 

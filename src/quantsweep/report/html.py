@@ -42,8 +42,37 @@ def _table(rows: list[Row], columns: tuple[str, ...], arrows: dict[str, bool]) -
     return f'<table id="summary"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
 
 
+def _points(v: float | None) -> str:
+    return "" if v is None else f"{100 * v:+.2f}"
+
+
+def _confirmation_html(rows: list[Row], confirmation: dict[str, Any] | None) -> str:
+    """Search-subset and confirmation Δ side by side, so the optimism of selection is visible."""
+    if confirmation is None:
+        return "<p>Off (<code>--confirm-images 0</code>): the decision rests on the search subset.</p>"
+    if not confirmation["results"]:
+        return (f"<p>No finalist: no candidate on {html.escape(str(confirmation['target']))} beat FP32 with a "
+                "search-subset ΔmAP within the budget.</p>")
+    by_name = {r.candidate: r for r in rows if r.backend == confirmation["target"]}
+    body = []
+    for c in confirmation["results"]:
+        r = by_name.get(c["candidate"])
+        search = (f"{_points(r.delta_map50_95)} [{_points(r.delta_ci95_low)}, {_points(r.delta_ci95_high)}]"
+                  if r else "")
+        settle = f" (about {c['needed']} images would settle it)" if c.get("needed") else ""
+        body.append(f"<tr><td>{html.escape(c['candidate'])}</td><td>{search}</td>"
+                    f"<td>{_points(c['delta'])} [{_points(c['low'])}, {_points(c['high'])}]</td>"
+                    f"<td>{c['images']}</td><td>{html.escape(c['verdict'])}{settle}</td></tr>")
+    return (f"<p>Finalists on {html.escape(str(confirmation['target']))}, fastest first; ΔmAP50-95 in points with "
+            f"paired 95% intervals; confirmation pool {confirmation['pool']} images after the search subset, "
+            f"scored {confirmation['step']} at a time until decided.</p><table id=\"confirmation\"><tr>"
+            "<th>finalist</th><th>search subset Δ</th><th>confirmation Δ</th><th>images</th><th>verdict</th></tr>"
+            + "".join(body) + "</table>")
+
+
 def write_report(run_dir: Path, cfg: Any, rows: list[Row], decision: Decision,
-                 verdict: dict[str, Any] | None, sensitivity: dict[str, Any]) -> Path:
+                 verdict: dict[str, Any] | None, sensitivity: dict[str, Any],
+                 confirmation: dict[str, Any] | None = None) -> Path:
 
     env = json.loads((run_dir / "env.json").read_text()) if (run_dir / "env.json").exists() else {}
     sens_html = []
@@ -66,6 +95,7 @@ td,th{{border:1px solid #ccc;padding:3px 6px}}tr.rec{{background:#e6ffe6;font-we
 <h1>quantsweep report</h1>
 <h2>Recommendation</h2><p id="recommendation"><b>{html.escape(str(decision.candidate))}</b> —
 {html.escape(decision.reason)}</p>
+<h2>Confirmation on held-out images</h2>{_confirmation_html(rows, confirmation)}
 <h2>W8A16 sanity check</h2>{verdict_html}
 <h2>Summary</h2><p>mAP on {cfg.max_images} evaluation images; latency per batch; speed-up vs FP32 on the same
 backend, measured in the same interleaved rounds; ΔmAP 95% CI from a paired bootstrap over images.

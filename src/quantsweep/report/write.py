@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from quantsweep.files import atomic_write_json, atomic_write_text
-from quantsweep.report.decision import Decision, decide, w8a16_verdict
+from quantsweep.files import atomic_replace, atomic_write_json, atomic_write_text
+from quantsweep.report.decision import Decision, decide, decide_confirmed, w8a16_verdict
 from quantsweep.report.html import write_report
 from quantsweep.report.plots import k_curve_plot, pareto_plot
 from quantsweep.report.table import COLUMNS, HIGHER_IS_BETTER, Row, summary_rows, to_csv, to_markdown
@@ -17,9 +17,7 @@ __all__ = ["read_outputs", "write_outputs"]
 
 def _confidence_intervals(built: dict[str, Any], ds: Any, ids: list[int], resamples: int,
                           seed: int) -> dict[str, tuple[float, float]]:
-    import numpy as np
-
-    from quantsweep.evaluate.bootstrap import bootstrap_map
+    from quantsweep.evaluate.bootstrap import bootstrap_map, delta_interval
 
     dets = {}
     for name, e in built.items():
@@ -31,18 +29,24 @@ def _confidence_intervals(built: dict[str, Any], ds: Any, ids: list[int], resamp
     if "fp32" not in dets or resamples < 2:
         return {}
     boot = bootstrap_map(ds.coco, dets, ids, resamples, seed)["map50_95"]
-    base = np.asarray(boot["fp32"])
-    return {n: (round(float(np.percentile(np.asarray(v) - base, 2.5)), 5),
-                round(float(np.percentile(np.asarray(v) - base, 97.5)), 5)) for n, v in boot.items()}
+    return {n: delta_interval(v, boot["fp32"]) for n, v in boot.items()}
 
 
 def write_outputs(run_dir: Path, cfg: Any, plan: list[Any], built: dict[str, Any],
-                  benches: dict[str, dict[str, Any]], ds: Any, ids: list[int]) -> tuple[list[Row], Decision]:
-    """Write ``results/summary.*``, the plots and ``report.html``; return (rows, recommendation)."""
+                  benches: dict[str, dict[str, Any]], ds: Any, ids: list[int],
+                  confirmation: dict[str, Any] | None = None) -> tuple[list[Row], Decision]:
+    """Write ``results/summary.*``, the plots, ``report.html`` and ``recommended/``; return (rows, recommendation).
+
+    With a ``confirmation`` (see :mod:`quantsweep.evaluate.confirm`), the recommendation is the
+    fastest finalist confirmed on held-out images; without one, it is decided on the search subset.
+    """
     res = run_dir / "results"
     ci = _confidence_intervals(built, ds, ids, min(cfg.bootstrap, 1000), cfg.seed)
     rows = summary_rows(built, benches, ci)
-    decision = decide(rows, cfg.budget, cfg.target_backend)
+    if confirmation is not None:
+        decision = decide_confirmed(rows, confirmation["results"], cfg.budget, confirmation["target"])
+    else:
+        decision = decide(rows, cfg.budget, cfg.target_backend)
     rows = decision.mark(rows)
     verdict = w8a16_verdict(rows)
     atomic_write_text(res / "summary.csv", to_csv(rows))
@@ -50,15 +54,56 @@ def write_outputs(run_dir: Path, cfg: Any, plan: list[Any], built: dict[str, Any
     atomic_write_json(res / "summary.json", {
         "what": "one row per candidate x backend; mAP on the evaluation subset, latency per batch",
         "columns": list(COLUMNS), "higher_is_better": HIGHER_IS_BETTER, "rows": [r.to_dict() for r in rows],
-        "recommendation": decision.to_dict(), "w8a16": verdict,
+        "recommendation": decision.to_dict(), "w8a16": verdict, "confirmation": confirmation,
         "bootstrap": {"resamples": min(cfg.bootstrap, 1000), "seed": cfg.seed, "paired": True},
         "budget_points": cfg.budget})
     pareto_plot(rows, res / "pareto.png")
     k_curve_plot(rows, res / "k_curve.png")
     sens_path = run_dir / "sensitivity.json"
     sens = json.loads(sens_path.read_text()) if sens_path.exists() else {}
-    write_report(run_dir, cfg, rows, decision, verdict, sens)
+    write_report(run_dir, cfg, rows, decision, verdict, sens, confirmation)
+    _hand_back(run_dir, decision, rows)
     return rows, decision
+
+
+def _hand_back(run_dir: Path, decision: Decision, rows: list[Row]) -> None:
+    """``recommended/``: the chosen model, its scheme JSON and how to run it (nothing when FP32 stays)."""
+    if decision.candidate in (None, "fp32"):
+        return
+    name = decision.candidate
+    row = next(r for r in rows if r.candidate == name and r.backend == decision.backend)
+    out = run_dir / "recommended"
+    src = run_dir / "candidates"
+    atomic_replace(src / f"{name}.onnx", out / f"{name}.onnx", copy=True)
+    atomic_replace(src / f"{name}.scheme.json", out / f"{name}.scheme.json", copy=True)
+    runner = {"openvino": ("import numpy as np, openvino as ov\n"
+                           f"compiled = ov.Core().compile_model('{name}.onnx', 'CPU')\n"
+                           "outputs = compiled(np.zeros(tuple(compiled.inputs[0].shape), np.float32))[0]"),
+              "ort-cpu": ("import numpy as np, onnxruntime as ort\n"
+                          f"s = ort.InferenceSession('{name}.onnx', providers=['CPUExecutionProvider'])\n"
+                          "i = s.get_inputs()[0]\n"
+                          "outputs = s.run(None, {i.name: np.zeros(i.shape, np.float32)})[0]")}
+    snippet = runner.get(decision.backend or "", runner["ort-cpu"])
+    atomic_write_text(out / "README.md", f"""# {name} on {decision.backend}
+
+{decision.reason}
+
+Label on {decision.backend}: {row.label}; {row.latency_p50_ms} ms p50 per batch, {row.speedup_vs_fp32}× FP32 on the
+machine that ran the sweep. The exact scheme (tool, settings, calibration, kept-float nodes) is in
+`{name}.scheme.json`. Input: letterboxed RGB, /255, NCHW float32 (as `quantsweep eval`).
+
+Run it (from this folder):
+
+```bash
+python -c "{snippet.replace(chr(10), '; ')}"
+```
+
+Measure it against FP32 on this machine:
+
+```bash
+quantsweep bench --model ../candidates/fp32.onnx --model {name}.onnx --backend {decision.backend} --out bench.json
+```
+""")
 
 
 def read_outputs(run_dir: Path) -> tuple[list[Row], Decision]:

@@ -30,7 +30,7 @@ class SweepConfig:
     images: Path | None = None
     annotations: Path | None = None
     data: Path | None = None
-    max_images: int = 100
+    max_images: int = 100  # the search subset: every candidate is scored on these
     image_ids: Path | None = None
     calib_count: int = 64  # calibration images (the first N of --calib-dir)
     calib_dir: Path | None = None
@@ -49,6 +49,9 @@ class SweepConfig:
     conf: float = 0.001
     iou: float = 0.7
     max_det: int = 300
+    confirm_images: int = 400  # held-out confirmation pool for the finalists (0: decide on the search subset)
+    confirm_step: int = 100  # confirmation images added per round until the verdict is decided
+    finalists: int = 3  # fastest candidates within the budget on the search subset, re-scored
     bootstrap: int = 100  # paired resamples over images for the ΔmAP CI (~30 ms each per candidate)
     seed: int = 0
     jobs: int = 1
@@ -68,7 +71,13 @@ class SweepConfig:
             from quantsweep.bench.registry import check_backends
 
             check_backends(self.backends)
+        for name in ("confirm_images", "finalists"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise QuantsweepError(f"{name} must be 0 or a positive integer (got {value!r})",
+                                      "use 0 to turn confirmation off", name)
         positive = {"max_images": self.max_images, "calib_count": self.calib_count, "jobs": self.jobs,
+                    "confirm_step": self.confirm_step,
                     "sensitivity_images": self.sensitivity_images}
         if not isinstance(self.sensitivity_probe_top, int) or self.sensitivity_probe_top < 0:
             raise QuantsweepError(f"sensitivity_probe_top must be 0 (all) or a positive integer "

@@ -8,16 +8,20 @@ Stages: baseline -> sensitivity -> candidates -> evaluation -> benchmark -> repo
       env.json                 versions, CPU/GPU, providers, git hash (written first)
       manifest.json            every step's state, input hash and outputs (resume uses it)
       .lock                    held while a process writes this folder
-      subset_ids.txt           evaluation image ids (first N ascending, or --image-ids)
-      calib_ids.txt            calibration image ids (disjoint from the subset)
+      search_ids.txt           search subset: every candidate is scored on these (first N, or --image-ids)
+      confirm_ids.txt          confirmation pool: the next ids, disjoint; only finalists are scored on them
+      calib_ids.txt            calibration image ids (disjoint from both)
       sensitivity.json         per K-scheme ranking of nodes (see quantsweep.quantize.sensitivity)
       candidates/<name>.onnx   fp32 baseline and every candidate
       candidates/<name>.scheme.json
       candidates/logs/<name>.log   library output of each build
       results/<name>.metrics.json  COCO metrics (+ .ids.txt, .detections.json)
       results/<name>.<backend>.bench.json
+      results/confirm/<name>.c<i>.metrics.json   finalists (and FP32) on confirmation chunk i
+      confirmation.json        each finalist's Δ, interval, images and verdict on the confirmation pool
       results/summary.csv|md|json, results/pareto.png, results/k_curve.png
       report.html              self-contained report (images embedded)
+      recommended/             the chosen model, its scheme JSON and how to run it (absent: stay on FP32)
 
 Every file is written atomically; a finished step is never redone or overwritten on resume; a
 failed candidate or backend is a row with ``error`` set and the sweep goes on.

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from quantsweep.errors import QuantsweepError
+from quantsweep.evaluate.confirm import split_pool
 from quantsweep.files import atomic_write_json
 from quantsweep.report.decision import Decision
 from quantsweep.report.table import Row
@@ -79,26 +80,86 @@ def execute(r: StepStore, cfg: SweepConfig, inp: Inputs, executor: Executor) -> 
     info = inspect_onnx(fp32)
     hw = info.hw or (inp.imgsz, inp.imgsz)
     ids = select_ids(inp.eval_ds, cfg.max_images, cfg.image_ids)
-    calib = inp.calib_set(cfg.calib_count, hw, ids)
-    for ids_name, values in (("subset_ids.txt", ids), ("calib_ids.txt", calib.ids)):
+    chunks = split_pool(list(inp.eval_ds.images), ids, cfg.confirm_images, cfg.confirm_step)
+    confirm_ids = [i for c in chunks for i in c]
+    calib = inp.calib_set(cfg.calib_count, hw, ids + confirm_ids)
+    for ids_name, values in (("search_ids.txt", ids), ("confirm_ids.txt", confirm_ids), ("calib_ids.txt", calib.ids)):
         if not (r.dir / ids_name).exists():
             write_ids_file(r.dir / ids_name, values)
+    if cfg.confirm_images and not chunks:
+        r.on_event({"event": "note", "message": f"no evaluation images left after the {len(ids)} of the search "
+                    "subset: the decision rests on the search subset alone"})
     ctx = BuildContext(fp32, inp.pt, calib, r.dir / "work", cfg.trust_checkpoint)
     rankings = _sensitivities(r, cfg, plan, ctx)
     built = _build_and_evaluate(r, cfg, plan, ctx, inp, ids, rankings, executor)
     benches = _benchmarks(r, cfg, built)
-    rows, recommendation = _report(r, cfg, plan, built, benches, inp, ids)
+    confirmation = _confirm(r, cfg, built, benches, inp, chunks)
+    rows, recommendation = _report(r, cfg, plan, built, benches, inp, ids, confirmation)
     return RunResult(r.dir, rows, recommendation, r.seconds())
 
 
+def _confirm(r: StepStore, cfg: SweepConfig, built: dict[str, Any], benches: dict[str, dict[str, Any]],
+             inp: Inputs, chunks: list[list[int]]) -> dict[str, Any] | None:
+    """The finalists re-scored on the confirmation pool, chunk by chunk until decided.
+
+    Finalists: the fastest candidates on the target backend that beat FP32 there with a point
+    ΔmAP within the budget on the search subset (:func:`quantsweep.report.decision.finalists`).
+    Each chunk of each model (FP32 included) is a step; ``confirmation.json`` records the
+    verdicts (see :mod:`quantsweep.evaluate.confirm`).
+    """
+    if not chunks:
+        return None
+    from quantsweep.evaluate.bootstrap import bootstrap_map, delta_interval
+    from quantsweep.evaluate.confirm import confirm_adaptively
+    from quantsweep.evaluate.metrics import coco_map
+    from quantsweep.evaluate.run import EvalSettings, evaluate
+    from quantsweep.files import file_hash
+    from quantsweep.report.decision import finalists, pick_target
+    from quantsweep.report.table import summary_rows
+
+    rows = summary_rows(built, benches)
+    target = pick_target(rows, cfg.target_backend)
+    chosen = finalists(rows, cfg.budget, target, cfg.finalists)
+    settings = EvalSettings(conf=cfg.conf, iou=cfg.iou, max_det=cfg.max_det, provider="cpu")
+    out_dir = r.dir / "results" / "confirm"
+
+    def detections(name: str, upto: int) -> list[dict[str, Any]]:
+        dets: list[dict[str, Any]] = []
+        for i, chunk in enumerate(chunks[:upto]):
+            metrics = out_dir / f"{name}.c{i}.metrics.json"
+            onnx_path = built[name]["onnx"]
+            r.step(f"confirm:{name}:{i}", {"onnx": file_hash(onnx_path), "ids": chunk, "settings": str(settings)},
+                   [metrics], functools.partial(evaluate, onnx_path, inp.eval_ds, chunk, settings, metrics))
+            dets += json.loads(Path(json.loads(metrics.read_text())["detections_file"]).read_text())
+        return dets
+
+    def score(name: str, ids: list[int]) -> tuple[float, float, float]:
+        upto = next(i + 1 for i in range(len(chunks)) if sum(len(c) for c in chunks[:i + 1]) >= len(ids))
+        base, cand = detections("fp32", upto), detections(name, upto)
+        delta = (coco_map(inp.eval_ds.coco, cand, ids)["map50_95"] or 0.0) - \
+            (coco_map(inp.eval_ds.coco, base, ids)["map50_95"] or 0.0)
+        boot = bootstrap_map(inp.eval_ds.coco, {"fp32": base, name: cand}, ids, cfg.bootstrap, cfg.seed)["map50_95"]
+        low, high = delta_interval(boot[name], boot["fp32"])
+        return round(delta, 5), low, high
+
+    results = [confirm_adaptively(row.candidate, chunks, functools.partial(score, row.candidate), cfg.budget).to_dict()
+               for row in chosen]
+    record = {"what": "finalists re-scored on held-out confirmation images (paired bootstrap vs FP32)",
+              "target": target, "budget_points": cfg.budget, "pool": sum(len(c) for c in chunks),
+              "step": cfg.confirm_step, "finalists": [row.candidate for row in chosen], "results": results}
+    atomic_write_json(r.dir / "confirmation.json", record)
+    return record
+
+
 def _report(r: StepStore, cfg: SweepConfig, plan: list[Any], built: dict[str, Any],
-            benches: dict[str, dict[str, Any]], inp: Inputs, ids: list[int]) -> tuple[list[Row], Decision]:
+            benches: dict[str, dict[str, Any]], inp: Inputs, ids: list[int],
+            confirmation: dict[str, Any] | None) -> tuple[list[Row], Decision]:
     """The table, plots and report: a manifest step over every result file it reads."""
     from quantsweep.files import file_hash
     from quantsweep.report.write import read_outputs, write_outputs
 
     sources = sorted((r.dir / "results").glob("*.metrics.json")) + sorted((r.dir / "results").glob("*.bench.json"))
-    sources += [p for p in (r.dir / "sensitivity.json",) if p.exists()]
+    sources += [p for p in (r.dir / "sensitivity.json", r.dir / "confirmation.json") if p.exists()]
     inputs = {"files": {str(p.relative_to(r.dir)): file_hash(p) for p in sources},
               "errors": {n: e.get("error") for n, e in built.items()},
               "decision": [cfg.budget, cfg.target_backend, cfg.bootstrap, cfg.seed]}
@@ -106,7 +167,7 @@ def _report(r: StepStore, cfg: SweepConfig, plan: list[Any], built: dict[str, An
     outputs = [res / "summary.csv", res / "summary.md", res / "summary.json", res / "pareto.png",
                res / "k_curve.png", r.dir / "report.html"]
     made = r.step("report", inputs, outputs,
-                  lambda: write_outputs(r.dir, cfg, plan, built, benches, inp.eval_ds, ids))
+                  lambda: write_outputs(r.dir, cfg, plan, built, benches, inp.eval_ds, ids, confirmation))
     return made if made is not None else read_outputs(r.dir)  # None: finished earlier with the same inputs
 
 
