@@ -68,25 +68,51 @@ def file_hash(path: Path) -> str:
 
 
 @contextlib.contextmanager
+def _sigint_deferred() -> Iterator[None]:
+    """Hold back Ctrl-C (SIGINT) for a few system calls, so they cannot be cut in half."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+@contextlib.contextmanager
 def capture_output(log_path: Path) -> Iterator[None]:
-    """Send this process's stdout/stderr (C libraries included) to ``log_path`` for a while."""
+    """Send this process's stdout/stderr (C libraries included) to ``log_path`` for a while.
+
+    Redirecting and restoring happen with Ctrl-C held back: an interrupt that lands while the
+    streams are being switched still finds the terminal afterwards (its message is not lost in
+    the log).
+    """
     log_path.parent.mkdir(parents=True, exist_ok=True)
     sys.stdout.flush()
     sys.stderr.flush()
-    saved = os.dup(1), os.dup(2)
-    with open(log_path, "ab") as f:
-        os.dup2(f.fileno(), 1)
-        os.dup2(f.fileno(), 2)
+    with _sigint_deferred():
+        saved = os.dup(1), os.dup(2)
+        fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        os.close(fd)
         handler = logging.FileHandler(log_path)
         logging.getLogger().addHandler(handler)
-        try:
-            yield
-        finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            logging.getLogger().removeHandler(handler)
-            handler.close()
-            os.dup2(saved[0], 1)
-            os.dup2(saved[1], 2)
-            os.close(saved[0])
-            os.close(saved[1])
+    try:
+        yield
+    finally:
+        with _sigint_deferred():
+            try:
+                sys.stdout.flush()
+                sys.stderr.flush()
+            finally:
+                os.dup2(saved[0], 1)
+                os.dup2(saved[1], 2)
+                os.close(saved[0])
+                os.close(saved[1])
+                logging.getLogger().removeHandler(handler)
+                handler.close()

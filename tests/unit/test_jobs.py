@@ -54,3 +54,19 @@ def test_chains_run_in_order_and_stop_at_a_failure(tmp_path, n):
     make_executor(n).run_chains(runner2, chains[:1], lambda *a: None)  # finished steps are skipped
     assert [e["event"] for e in again] == ["skip"] * 3
     assert (tmp_path / "logs" / "b0.log").is_file()  # each step's output captured in its log
+
+
+def test_captured_output_goes_to_the_log_and_the_terminal_comes_back(tmp_path, capfd):
+    import os
+
+    from quantsweep.files import capture_output
+
+    log = tmp_path / "logs" / "step.log"
+    with pytest.raises(KeyboardInterrupt):
+        with capture_output(log):
+            os.write(1, b"from C\n")
+            os.write(2, b"to stderr\n")
+            raise KeyboardInterrupt  # what Ctrl-C does in the middle of a step
+    os.write(2, b"resume with: ...\n")
+    assert log.read_text() == "from C\nto stderr\n"
+    assert "resume with" in capfd.readouterr().err
