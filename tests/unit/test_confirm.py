@@ -66,3 +66,32 @@ def test_the_recommendation_is_the_fastest_confirmed_finalist():
     d = decide_confirmed(rows, confirmations[:1], 1.0, "openvino")
     assert d.candidate == "fp32" and "undecided at 400 images; about 900 would settle it" in d.reason
     assert [r.candidate for r in d.mark(rows) if r.recommended] == ["fp32"]
+
+
+@pytest.mark.parametrize("backend", ["ort-cpu", "openvino"])
+def test_the_recommended_folder_holds_the_model_and_a_command_that_runs_it(tmp_path, backend):
+    import re
+    import shutil
+    import subprocess
+    import sys
+
+    from tests.conftest import tiny_convnet
+
+    from quantsweep.report.decision import Decision
+    from quantsweep.report.write import hand_back
+
+    if backend == "openvino":
+        pytest.importorskip("openvino")
+    (tmp_path / "candidates").mkdir()
+    tiny_convnet(tmp_path / "candidates" / "int8-x.onnx")
+    (tmp_path / "candidates" / "int8-x.scheme.json").write_text("{}")
+    rows = [_row("int8-x", 5.0, -0.002, backend=backend)]
+    hand_back(tmp_path, Decision("int8-x", backend, "because"), rows)
+    out = tmp_path / "recommended"
+    assert sorted(p.name for p in out.iterdir()) == ["README.md", "int8-x.onnx", "int8-x.scheme.json"]
+    command = re.search(r'python -c "(.*)"', (out / "README.md").read_text()).group(1)
+    done = subprocess.run([sys.executable, "-c", command], cwd=out, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-1000:]
+    hand_back(tmp_path / "none", Decision("fp32", backend, "stay"), rows)  # nothing to hand back
+    assert not (tmp_path / "none" / "recommended").exists()
+    shutil.rmtree(out)

@@ -12,7 +12,7 @@ from quantsweep.report.html import write_report
 from quantsweep.report.plots import k_curve_plot, pareto_plot
 from quantsweep.report.table import COLUMNS, HIGHER_IS_BETTER, Row, summary_rows, to_csv, to_markdown
 
-__all__ = ["read_outputs", "write_outputs"]
+__all__ = ["hand_back", "read_outputs", "write_outputs"]
 
 
 def _confidence_intervals(built: dict[str, Any], ds: Any, ids: list[int], resamples: int,
@@ -62,11 +62,11 @@ def write_outputs(run_dir: Path, cfg: Any, plan: list[Any], built: dict[str, Any
     sens_path = run_dir / "sensitivity.json"
     sens = json.loads(sens_path.read_text()) if sens_path.exists() else {}
     write_report(run_dir, cfg, rows, decision, verdict, sens, confirmation)
-    _hand_back(run_dir, decision, rows)
+    hand_back(run_dir, decision, rows)
     return rows, decision
 
 
-def _hand_back(run_dir: Path, decision: Decision, rows: list[Row]) -> None:
+def hand_back(run_dir: Path, decision: Decision, rows: list[Row]) -> None:
     """``recommended/``: the chosen model, its scheme JSON and how to run it (nothing when FP32 stays)."""
     if decision.candidate in (None, "fp32"):
         return

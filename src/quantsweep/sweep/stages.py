@@ -69,9 +69,10 @@ def execute(r: StepStore, cfg: SweepConfig, inp: Inputs, executor: Executor) -> 
     n_sens = len({s.registry for s in plan if s.k > 0})
     n_backends = len(cfg.backends or available_backends())
     n_k0 = len({s.registry for s in plan if s.k == 0} & {s.registry for s in plan if s.k > 0})
+    n_confirm = (cfg.finalists + 1) * -(-cfg.confirm_images // cfg.confirm_step) if cfg.finalists else 0
     # events: baseline, K=0 builds ranked early (seen again later as skips), rankings, a build per
-    # candidate, an evaluation per model, a benchmark per backend, the report
-    r.on_event({"event": "plan", "steps": 1 + n_k0 + n_sens + len(plan) + len(plan) + 1 + n_backends + 1,
+    # candidate, an evaluation per model, a benchmark per backend, confirmation rounds (at most), the report
+    r.on_event({"event": "plan", "steps": 1 + n_k0 + n_sens + len(plan) + len(plan) + 1 + n_backends + n_confirm + 1,
                 "candidates": [s.name for s in plan]})
     fp32 = cand_dir / "fp32.onnx"
     r.step("baseline", {"model": file_hash(inp.model), "imgsz": inp.imgsz}, [fp32],
@@ -123,15 +124,18 @@ def _confirm(r: StepStore, cfg: SweepConfig, built: dict[str, Any], benches: dic
     settings = EvalSettings(conf=cfg.conf, iou=cfg.iou, max_det=cfg.max_det, provider="cpu")
     out_dir = r.dir / "results" / "confirm"
 
+    scored: dict[tuple[str, int], list[dict[str, Any]]] = {}  # (model, chunk) -> its detections
+
     def detections(name: str, upto: int) -> list[dict[str, Any]]:
-        dets: list[dict[str, Any]] = []
         for i, chunk in enumerate(chunks[:upto]):
+            if (name, i) in scored:
+                continue
             metrics = out_dir / f"{name}.c{i}.metrics.json"
             onnx_path = built[name]["onnx"]
             r.step(f"confirm:{name}:{i}", {"onnx": file_hash(onnx_path), "ids": chunk, "settings": str(settings)},
                    [metrics], functools.partial(evaluate, onnx_path, inp.eval_ds, chunk, settings, metrics))
-            dets += json.loads(Path(json.loads(metrics.read_text())["detections_file"]).read_text())
-        return dets
+            scored[name, i] = json.loads(Path(json.loads(metrics.read_text())["detections_file"]).read_text())
+        return [d for i in range(upto) for d in scored[name, i]]
 
     def score(name: str, ids: list[int]) -> tuple[float, float, float]:
         upto = next(i + 1 for i in range(len(chunks)) if sum(len(c) for c in chunks[:i + 1]) >= len(ids))
