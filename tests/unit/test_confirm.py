@@ -95,3 +95,12 @@ def test_the_recommended_folder_holds_the_model_and_a_command_that_runs_it(tmp_p
     hand_back(tmp_path / "none", Decision("fp32", backend, "stay"), rows)  # nothing to hand back
     assert not (tmp_path / "none" / "recommended").exists()
     shutil.rmtree(out)
+
+
+def test_a_finalist_that_cannot_be_scored_is_a_verdict_not_the_answer():
+    rows = [_row("fp32", 10.0, 0.0), _row("a", 6.0, -0.004)]
+    broken = Confirmation("a", 0, 0.0, 0.0, 0.0, "error", error="evaluation failed: disk full").to_dict()
+    assert "could not be scored on the confirmation images (evaluation failed: disk full)" in \
+        Confirmation.from_dict(broken).text(1.0)
+    d = decide_confirmed(rows, [broken], 1.0, "openvino")
+    assert d.candidate == "fp32" and "disk full" in d.reason

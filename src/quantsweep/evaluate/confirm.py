@@ -41,8 +41,9 @@ class Confirmation:
     delta: float
     low: float
     high: float
-    verdict: str  # "pass" | "fail" | "undecided"
+    verdict: str  # "pass" | "fail" | "undecided" | "error"
     needed: int | None = None  # undecided: about how many images would settle it
+    error: str | None = None  # why it could not be scored
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -54,6 +55,8 @@ class Confirmation:
 
     def text(self, budget_points: float) -> str:
         """One line: what was measured on how many images, and the verdict."""
+        if self.verdict == "error":
+            return f"{self.candidate}: could not be scored on the confirmation images ({self.error})"
         base = (f"{self.candidate}: Δ {100 * self.delta:+.2f} points [{100 * self.low:+.2f}, {100 * self.high:+.2f}] "
                 f"on {self.images} confirmation images")
         if self.verdict == "pass":

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from quantsweep.errors import QuantsweepError
+from quantsweep.errors import QuantsweepError, first_line
 from quantsweep.evaluate.confirm import split_pool
 from quantsweep.files import atomic_write_json
 from quantsweep.report.decision import Decision
@@ -111,7 +111,7 @@ def _confirm(r: StepStore, cfg: SweepConfig, built: dict[str, Any], benches: dic
     if not chunks:
         return None
     from quantsweep.evaluate.bootstrap import bootstrap_map, delta_interval
-    from quantsweep.evaluate.confirm import confirm_adaptively
+    from quantsweep.evaluate.confirm import Confirmation, confirm_adaptively
     from quantsweep.evaluate.metrics import coco_map
     from quantsweep.evaluate.run import EvalSettings, evaluate
     from quantsweep.files import file_hash
@@ -146,8 +146,13 @@ def _confirm(r: StepStore, cfg: SweepConfig, built: dict[str, Any], benches: dic
         low, high = delta_interval(boot[name], boot["fp32"])
         return round(delta, 5), low, high
 
-    results = [confirm_adaptively(row.candidate, chunks, functools.partial(score, row.candidate), cfg.budget).to_dict()
-               for row in chosen]
+    results = []
+    for row in chosen:
+        try:
+            results.append(confirm_adaptively(row.candidate, chunks, functools.partial(score, row.candidate),
+                                              cfg.budget).to_dict())
+        except Exception as exc:  # noqa: BLE001 - a finalist that cannot be scored is a verdict, not a crash
+            results.append(Confirmation(row.candidate, 0, 0.0, 0.0, 0.0, "error", error=first_line(exc)).to_dict())
     record = {"what": "finalists re-scored on held-out confirmation images (paired bootstrap vs FP32)",
               "target": target, "budget_points": cfg.budget, "pool": sum(len(c) for c in chunks),
               "step": cfg.confirm_step, "finalists": [row.candidate for row in chosen], "results": results}
