@@ -29,7 +29,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Confirmation", "confirm_adaptively", "images_to_settle", "judge", "split_pool"]
+__all__ = ["Confirmation", "confirm_adaptively", "images_to_settle", "judge", "points", "split_pool"]
+
+
+def points(delta: float, low: float | None = None, high: float | None = None, unit: str = "") -> str:
+    """A ΔmAP fraction in signed points, with its interval when given: ``-0.60 points [-1.00, -0.22]``."""
+    text = f"{100 * delta:+.2f}{unit}"
+    return text if low is None or high is None else f"{text} [{100 * low:+.2f}, {100 * high:+.2f}]"
 
 
 @dataclass(frozen=True)
@@ -57,8 +63,7 @@ class Confirmation:
         """One line: what was measured on how many images, and the verdict."""
         if self.verdict == "error":
             return f"{self.candidate}: could not be scored on the confirmation images ({self.error})"
-        base = (f"{self.candidate}: Δ {100 * self.delta:+.2f} points [{100 * self.low:+.2f}, {100 * self.high:+.2f}] "
-                f"on {self.images} confirmation images")
+        base = f"{self.candidate}: Δ {points(self.delta, self.low, self.high, ' points')} on {self.images} confirmation images"
         if self.verdict == "pass":
             return f"{base} — within the {budget_points:.2f}-point budget"
         if self.verdict == "fail":

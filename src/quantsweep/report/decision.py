@@ -6,7 +6,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from quantsweep.evaluate.confirm import Confirmation
+from quantsweep.evaluate.confirm import Confirmation, points
 from quantsweep.report.table import Row
 
 __all__ = ["W8A16_SUSPECT_POINTS", "Decision", "decide", "decide_confirmed", "finalists", "pick_target",
@@ -70,29 +70,23 @@ def decide_confirmed(rows: list[Row], confirmations: list[dict[str, Any]], budge
     ``confirmations`` are the finalists' :class:`~quantsweep.evaluate.confirm.Confirmation`
     dicts, fastest finalist first.
     """
+    if not confirmations:  # no finalist to confirm: the search subset decides
+        return decide(rows, budget_points, target)
     by_name = {r.candidate: r for r in rows if r.backend == target}
     for c in confirmations:
         row = by_name.get(c["candidate"])
         if c["verdict"] == "pass" and row is not None:
-            search = f"{100 * (row.delta_map50_95 or 0.0):+.2f}"
-            if row.delta_ci95_low is not None and row.delta_ci95_high is not None:
-                search += f" [{100 * row.delta_ci95_low:+.2f}, {100 * row.delta_ci95_high:+.2f}]"
+            search = points(row.delta_map50_95 or 0.0, row.delta_ci95_low, row.delta_ci95_high)
             return Decision(row.candidate, target,
                             f"fastest on {target} ({row.latency_p50_ms or 0.0:.2f} ms p50, "
                             f"{row.speedup_vs_fp32 or float('nan'):.2f}× FP32, {row.label}) among the finalists "
-                            f"confirmed on held-out images: ΔmAP50-95 {100 * c['delta']:+.2f} points "
-                            f"[{100 * c['low']:+.2f}, {100 * c['high']:+.2f}] on {c['images']} confirmation images, "
-                            f"within the {budget_points:.2f}-point budget (search subset: {search})", confirmed=c)
-    texts = "; ".join(_confirmation_text(c, budget_points) for c in confirmations)
-    fallback = decide(rows, budget_points, target)
-    reason = (f"no finalist on {target} kept the {budget_points:.2f}-point budget on held-out images: {texts}"
-              if confirmations else fallback.reason)
-    return Decision("fp32" if "fp32" in by_name else None, target, reason,
-                    confirmations[0]["candidate"] if confirmations else fallback.closest)
-
-
-def _confirmation_text(c: dict[str, Any], budget_points: float) -> str:
-    return Confirmation.from_dict(c).text(budget_points)
+                            f"confirmed on held-out images: ΔmAP50-95 {points(c['delta'], c['low'], c['high'], ' points')}"
+                            f" on {c['images']} confirmation images, within the {budget_points:.2f}-point budget "
+                            f"(search subset: {search})", confirmed=c)
+    texts = "; ".join(Confirmation.from_dict(c).text(budget_points) for c in confirmations)
+    return Decision("fp32" if "fp32" in by_name else None, target,
+                    f"no finalist on {target} kept the {budget_points:.2f}-point budget on held-out images: {texts}",
+                    confirmations[0]["candidate"])
 
 
 def decide(rows: list[Row], budget_points: float, target_backend: str | None = None) -> Decision:

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from quantsweep.evaluate.confirm import points
 from quantsweep.files import atomic_write_text
 from quantsweep.quantize.sensitivity import score_text
 from quantsweep.report.decision import Decision
@@ -42,10 +43,6 @@ def _table(rows: list[Row], columns: tuple[str, ...], arrows: dict[str, bool]) -
     return f'<table id="summary"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
 
 
-def _points(v: float | None) -> str:
-    return "" if v is None else f"{100 * v:+.2f}"
-
-
 def _confirmation_html(rows: list[Row], confirmation: dict[str, Any] | None) -> str:
     """Search-subset and confirmation Δ side by side, so the optimism of selection is visible."""
     if confirmation is None:
@@ -57,11 +54,11 @@ def _confirmation_html(rows: list[Row], confirmation: dict[str, Any] | None) -> 
     body = []
     for c in confirmation["results"]:
         r = by_name.get(c["candidate"])
-        search = (f"{_points(r.delta_map50_95)} [{_points(r.delta_ci95_low)}, {_points(r.delta_ci95_high)}]"
-                  if r else "")
+        search = (points(r.delta_map50_95, r.delta_ci95_low, r.delta_ci95_high)
+                  if r and r.delta_map50_95 is not None else "")
         settle = f" (about {c['needed']} images would settle it)" if c.get("needed") else ""
         body.append(f"<tr><td>{html.escape(c['candidate'])}</td><td>{search}</td>"
-                    f"<td>{_points(c['delta'])} [{_points(c['low'])}, {_points(c['high'])}]</td>"
+                    f"<td>{points(c['delta'], c['low'], c['high'])}</td>"
                     f"<td>{c['images']}</td><td>{html.escape(c['verdict'])}{settle}</td></tr>")
     return (f"<p>Finalists on {html.escape(str(confirmation['target']))}, fastest first; ΔmAP50-95 in points with "
             f"paired 95% intervals; confirmation pool {confirmation['pool']} images after the search subset, "

@@ -7,6 +7,7 @@ the benchmarks (so their interleaved timings are not disturbed) and the report r
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import logging
 from dataclasses import dataclass, field
@@ -137,14 +138,22 @@ def _confirm(r: StepStore, cfg: SweepConfig, built: dict[str, Any], benches: dic
             scored[name, i] = json.loads(Path(json.loads(metrics.read_text())["detections_file"]).read_text())
         return [d for i in range(upto) for d in scored[name, i]]
 
+    # FP32 on a prefix of the pool, shared by every finalist: its mAP and its bootstrap resamples
+    # (the resampled image multisets depend only on the ids and the seed, so pairing holds)
+    reference: dict[int, tuple[float, list[float]]] = {}
+
+    def map_and_resamples(name: str, ids: list[int], upto: int) -> tuple[float, list[float]]:
+        dets = detections(name, upto)
+        boot = bootstrap_map(inp.eval_ds.coco, {name: dets}, ids, cfg.bootstrap, cfg.seed)["map50_95"][name]
+        return coco_map(inp.eval_ds.coco, dets, ids)["map50_95"] or 0.0, boot
+
     def score(name: str, ids: list[int]) -> tuple[float, float, float]:
-        upto = next(i + 1 for i in range(len(chunks)) if sum(len(c) for c in chunks[:i + 1]) >= len(ids))
-        base, cand = detections("fp32", upto), detections(name, upto)
-        delta = (coco_map(inp.eval_ds.coco, cand, ids)["map50_95"] or 0.0) - \
-            (coco_map(inp.eval_ds.coco, base, ids)["map50_95"] or 0.0)
-        boot = bootstrap_map(inp.eval_ds.coco, {"fp32": base, name: cand}, ids, cfg.bootstrap, cfg.seed)["map50_95"]
-        low, high = delta_interval(boot[name], boot["fp32"])
-        return round(delta, 5), low, high
+        upto = next(i + 1 for i, n in enumerate(itertools.accumulate(map(len, chunks))) if n >= len(ids))
+        if len(ids) not in reference:
+            reference[len(ids)] = map_and_resamples("fp32", ids, upto)
+        (base_map, base_boot), (cand_map, cand_boot) = reference[len(ids)], map_and_resamples(name, ids, upto)
+        low, high = delta_interval(cand_boot, base_boot)
+        return round(cand_map - base_map, 5), low, high
 
     results = []
     for row in chosen:
