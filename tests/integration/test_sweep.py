@@ -16,7 +16,7 @@ from quantsweep.sweep.runner import open_run, run_sweep
 
 pytestmark = pytest.mark.slow  # full sweeps: tens of seconds each
 
-SMALL = dict(schemes=("int8", "w8a16"), ks=(0, 3), max_images=20, calib_count=8, bench_seconds=0.3,
+SMALL = dict(grid=True, schemes=("int8", "w8a16"), ks=(0, 3), max_images=20, calib_count=8, bench_seconds=0.3,
              bootstrap=20, sensitivity_images=1, backends=("ort-cpu",), confirm_images=40, confirm_step=20,
              finalists=2)
 EXPECTED = ["config.yaml", "env.json", "manifest.json", "search_ids.txt", "confirm_ids.txt", "calib_ids.txt",
@@ -212,3 +212,68 @@ def test_same_config_gives_identical_candidates_and_metrics(small_run, tmp_path)
                {k: y[k] for k in ("map50_95", "map50", "map75", "num_detections")}
     assert json.loads((a / "sensitivity.json").read_text())["int8"]["ranking"] == \
         json.loads((b / "sensitivity.json").read_text())["int8"]["ranking"]
+
+
+# the search (the default): one K-capable placement whose K=0 misses a tight budget, so K is searched
+SEARCH = dict(schemes=("int8",), max_images=20, calib_count=8, bench_seconds=0.3, bootstrap=20,
+              sensitivity_images=1, backends=("ort-cpu",), confirm_images=40, confirm_step=20, finalists=2,
+              budget=0.5, max_evals=4, ablation=False)
+
+
+@pytest.fixture(scope="module")
+def search_run(tmp_path_factory):
+    return run_sweep(SweepConfig(out=tmp_path_factory.mktemp("search"), **SEARCH))
+
+
+def _trace(run_dir, timings=False):
+    keep = ("placement", "candidate", "k", "kept_float", "delta", "low", "high", "expected_low", "qualifies")
+    keep += ("latency_ms", "speedup_vs_fp32", "label") if timings else ()
+    return [tuple(str(t[k]) for k in keep) for t in json.loads((Path(run_dir) / "search.json").read_text())["trace"]]
+
+
+def test_search_probes_are_measured_steps_and_the_smallest_qualifier_wins(search_run):
+    d = search_run.run_dir
+    s = json.loads((d / "search.json").read_text())
+    ranking = [n["node"] for n in json.loads((d / "sensitivity.json").read_text())["int8"]["ranking"]]
+    assert s["target"] == "ort-cpu" and s["search_images"] == 20 and s["confirm_pool"] == 40
+    trace = s["trace"]
+    assert trace[0]["k"] == 0 and not trace[0]["qualifies"]  # a 0.5-point budget: K=0 misses on this model
+    assert 1 <= s["evaluations"] == len(trace) - 1 <= SEARCH["max_evals"]
+    steps = json.loads((d / "manifest.json").read_text())["steps"]
+    for t in trace[1:]:  # each probe: built, scored on the search subset, timed on the target with FP32
+        name = t["candidate"]
+        assert t["kept_float"] == ranking[:t["k"]]
+        for step in (f"build:{name}", f"eval:{name}", f"bench:ort-cpu:{name}"):
+            assert steps[step]["state"] == "done", step
+        assert t["speedup_vs_fp32"] > 0 and t["label"] == "accelerated" and t["seconds"] > 0
+        expected = t["delta"] - s["shrink"] * (t["delta"] - t["low"])
+        assert t["qualifies"] == (expected >= -SEARCH["budget"] / 100 - 1e-12)
+    item = s["placements"][0]
+    hits = [t["k"] for t in trace if t["qualifies"]]
+    if hits:  # the best is the smallest K that qualified
+        assert item["best"] == next(t["candidate"] for t in trace if t["k"] == min(hits))
+    rows = {r.candidate for r in search_run.rows}
+    assert {t["candidate"] for t in trace} <= rows  # every probe is a row of the table
+    assert 'id="search"' in (d / "report.html").read_text()
+
+
+@pytest.mark.slow
+def test_sigkill_mid_search_then_resume_replays_the_same_trace_and_decision(search_run, tmp_path):
+    second = next(t["candidate"] for t in json.loads((search_run.run_dir / "search.json").read_text())["trace"][2:3])
+    proc, run_dir = _start_until(search_run, tmp_path, f"eval:{second}", start_new_session=True)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (run_dir / "search.json").exists()
+    resume = [sys.executable, "-m", "quantsweep", "run", "--resume", str(run_dir), "--quiet"]
+    done = subprocess.run(resume, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert _trace(run_dir) == _trace(search_run.run_dir)  # same probes, same measured accuracy
+    first = (_trace(run_dir, timings=True), (run_dir / "results" / "summary.json").read_text())
+    again = subprocess.run(resume, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert (_trace(run_dir, timings=True), (run_dir / "results" / "summary.json").read_text()) == first
+
+
+def test_grid_mode_builds_every_k_and_writes_no_search(small_run):
+    assert not (small_run.run_dir / "search.json").exists()
+    assert {"int8-qdq", "int8-qdq-k3"} <= {r.candidate for r in small_run.rows}

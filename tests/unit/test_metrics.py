@@ -76,3 +76,12 @@ def test_bootstrap_fails_loudly_when_faster_coco_eval_internals_move(monkeypatch
     dets = [{"image_id": 1, "category_id": 1, "bbox": [10, 10, 50, 50], "score": 0.9}]
     with pytest.raises(QuantsweepError, match="faster-coco-eval .* no longer has _C.COCOevalEvaluateAccumulate"):
         bootstrap_map(GT, {"m": dets}, [1, 2], resamples=2)
+
+
+def test_per_class_ap_names_the_class_that_was_missed():
+    from quantsweep.evaluate.metrics import per_class_ap
+
+    dets = [{"image_id": 1, "category_id": 1, "bbox": [10, 10, 50, 50], "score": 0.9}]
+    assert per_class_ap(GT, dets, [1, 2]) == {"1": pytest.approx(1.0), "2": pytest.approx(0.0)}
+    assert per_class_ap(GT, dets, [1]) == {"1": pytest.approx(1.0)}  # class 2 has no ground truth there
+    assert per_class_ap(GT, [], [1, 2]) == {"1": 0.0, "2": 0.0}

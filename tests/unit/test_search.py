@@ -2,7 +2,9 @@
 
 import pytest
 
-from quantsweep.sweep.search import Probe, search_k
+from quantsweep.sweep.search import Probe, search_k, within_budget
+
+BUDGET = within_budget(1.0)
 
 
 def _counting(curve):
@@ -10,7 +12,7 @@ def _counting(curve):
 
     def evaluate(k):
         calls.append(k)
-        return Probe(k, delta_low=curve(k))
+        return Probe(k, curve(k))
 
     return evaluate, calls
 
@@ -19,7 +21,7 @@ def _counting(curve):
 def test_monotone_accuracy_finds_the_smallest_qualifying_k(threshold):
     # the loss shrinks with K and crosses the 1-point budget exactly at `threshold`
     evaluate, calls = _counting(lambda k: -0.005 if k >= threshold else -0.02)
-    r = search_k(evaluate, budget_points=1.0, k_max=40, max_evals=20)
+    r = search_k(evaluate, BUDGET, k_max=40, max_evals=20)
     assert r.best is not None and r.best.k == threshold and r.stopped == "smallest qualifying K found"
     assert calls == [p.k for p in r.trace] and len(set(calls)) == len(calls)  # each K measured once, in order
     assert len(calls) <= 2 + 2 * threshold.bit_length()  # logarithmic, not a sweep over K
@@ -27,7 +29,7 @@ def test_monotone_accuracy_finds_the_smallest_qualifying_k(threshold):
 
 def test_already_within_budget_stops_at_k0():
     evaluate, calls = _counting(lambda k: -0.002)
-    r = search_k(evaluate, 1.0, k_max=40)
+    r = search_k(evaluate, BUDGET, k_max=40)
     assert r.best.k == 0 and calls == [0] and r.stopped == "qualified at K=0"
 
 
@@ -35,29 +37,37 @@ def test_non_monotone_accuracy_returns_the_smallest_measured_qualifier():
     # K=4 qualifies, K=5..7 do not (noise), K>=8 do: bisection between 2 and 4 lands on 3 or 4
     curve = {0: -0.03, 1: -0.02, 2: -0.015, 3: -0.011, 4: -0.009, 5: -0.012, 6: -0.013, 7: -0.011}
     evaluate, calls = _counting(lambda k: curve.get(k, -0.004))
-    r = search_k(evaluate, 1.0, k_max=40)
-    assert r.best.k == 4 and all(not p.qualifies(1.0) for p in r.trace if p.k < 4)
+    r = search_k(evaluate, BUDGET, k_max=40)
+    assert r.best.k == 4 and all(not BUDGET(p) for p in r.trace if p.k < 4)
     assert 4 in calls and 8 not in calls  # the doubling stopped at the first qualifier
 
 
 def test_a_placement_that_never_qualifies_says_so():
     evaluate, calls = _counting(lambda k: -0.05)
-    r = search_k(evaluate, 1.0, k_max=20, max_evals=20)
+    r = search_k(evaluate, BUDGET, k_max=20, max_evals=20)
     assert r.best is None and r.stopped == "no K qualifies" and calls == [0, 1, 2, 4, 8, 16, 20]
 
 
 def test_the_evaluation_cap_is_respected_and_reported():
     evaluate, calls = _counting(lambda k: -0.005 if k >= 11 else -0.02)
-    r = search_k(evaluate, 1.0, k_max=40, max_evals=4)
+    r = search_k(evaluate, BUDGET, k_max=40, max_evals=4)
     assert len(calls) == 4 and r.stopped == "max_evals reached" and r.best is None
-    r = search_k(_counting(lambda k: -0.005 if k >= 11 else -0.02)[0], 1.0, k_max=40, max_evals=6)
+    r = search_k(_counting(lambda k: -0.005 if k >= 11 else -0.02)[0], BUDGET, k_max=40, max_evals=6)
     assert r.stopped == "max_evals reached" and r.best.k == 16  # qualified, not yet narrowed down
-    assert search_k(evaluate, 1.0, k_max=40, max_evals=0).evaluations == 0
+    assert search_k(evaluate, BUDGET, k_max=40, max_evals=0).evaluations == 0
 
 
 def test_a_failed_probe_never_qualifies():
     def evaluate(k):
         return Probe(k, None, error="build failed") if k == 2 else Probe(k, -0.005 if k >= 2 else -0.02)
 
-    r = search_k(evaluate, 1.0, k_max=40)
+    r = search_k(evaluate, BUDGET, k_max=40)
     assert r.best.k == 3 and any(p.error for p in r.trace)
+
+
+def test_the_expected_confirmation_bound_sits_between_the_point_and_the_search_bound():
+    p = Probe(0, -0.006, low=-0.014, high=0.002)  # point -0.6, search lower bound -1.4 points
+    assert within_budget(1.0)(p) and not within_budget(1.0, shrink=1.0)(p)
+    assert within_budget(1.0, shrink=0.5)(p)  # -0.6 - 0.5 * 0.8 = -1.0: exactly at the budget
+    assert not within_budget(1.0, shrink=0.6)(p)
+    assert not within_budget(1.0)(Probe(0, None, error="build failed"))

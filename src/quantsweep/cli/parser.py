@@ -105,7 +105,11 @@ def build_parser(handlers: dict[str, Callable[[argparse.Namespace], int]]) -> ar
                    help="optional COCO JSON of the calibration images (ids then name them in the run folder)")
     r.add_argument("--imgsz", type=int, help="export size for a .pt (default 320 demo / 640)")
     r.add_argument("--schemes", help="comma-separated (default: the registry's defaults, see quantsweep schemes)")
-    r.add_argument("--ks", help="comma-separated K-set (default 0,5,10,20)")
+    r.add_argument("--grid", action="store_true", default=None,
+                   help="build the fixed grid (every scheme at every K of --ks) instead of searching K per runtime")
+    r.add_argument("--ks", help="with --grid: comma-separated K-set (default 0,5,10,20)")
+    r.add_argument("--max-evals", type=int,
+                   help="the search's cap on K>0 probes, each built, scored and timed (default 8)")
     r.add_argument("--backends", help="comma-separated (default: every one available)")
     r.add_argument("--batches", help="comma-separated batch sizes to benchmark (default 1)")
     r.add_argument("--budget", type=float, help="max mAP50-95 loss in points (default 1.0)")

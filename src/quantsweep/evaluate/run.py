@@ -20,7 +20,7 @@ from quantsweep.data.coco import Dataset, write_ids_file
 from quantsweep.data.letterbox import iter_batches
 from quantsweep.errors import QuantsweepError
 from quantsweep.evaluate.decode import decode, to_coco
-from quantsweep.evaluate.metrics import coco_map
+from quantsweep.evaluate.metrics import coco_map, per_class_ap
 from quantsweep.files import atomic_write_json, sha256_file
 from quantsweep.model.info import inspect_onnx
 from quantsweep.model.layout import Layout, detect_layout
@@ -118,7 +118,8 @@ def evaluate(model: Path, ds: Dataset, ids: Sequence[int], settings: EvalSetting
 
     Also writes ``<out stem>.ids.txt`` (the subset) and ``<out stem>.detections.json`` next to
     ``out``. Returns the metrics JSON as a dict: the named mAPs of
-    :data:`quantsweep.evaluate.metrics.METRIC_KEYS` (``map50_95``, ...), ``num_images``,
+    :data:`quantsweep.evaluate.metrics.METRIC_KEYS` (``map50_95``, ...), ``ap_per_class``
+    (category id -> AP50-95, for the collapse guard), ``num_images``,
     ``num_detections``, ``settings``, ``run`` (layout, provider, timings), ``model``
     (path, sha256) and ``dataset`` (annotations, ids file).
     """
@@ -126,6 +127,7 @@ def evaluate(model: Path, ds: Dataset, ids: Sequence[int], settings: EvalSetting
     detections, facts = predict(model, ds, ids, settings, progress)
     t = time.perf_counter()
     metrics = coco_map(ds.coco, detections, ids)
+    per_class = per_class_ap(ds.coco, detections, ids)
     facts["scoring_s"] = round(time.perf_counter() - t, 4)
     warnings = []
     if facts.get("provider") == "CPUExecutionProvider" and _has_fp16_qdq(model):
@@ -138,6 +140,7 @@ def evaluate(model: Path, ds: Dataset, ids: Sequence[int], settings: EvalSetting
     result: dict[str, Any] = {
         "what": "COCO bbox mAP (faster-coco-eval COCOeval) of an ONNX detector on a fixed subset",
         **metrics,
+        "ap_per_class": per_class,
         "num_images": len(ids),
         "num_detections": len(detections),
         "settings": asdict(settings),

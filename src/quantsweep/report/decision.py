@@ -57,10 +57,29 @@ def finalists(rows: list[Row], budget_points: float, target: str | None, count: 
     the search subset is within the budget: the ones worth confirming on held-out images."""
     on_target = [r for r in rows if r.backend == target and r.error is None and r.latency_p50_ms is not None]
     fp32 = next((r for r in on_target if r.candidate == "fp32"), None)
-    eligible = [r for r in on_target if r.candidate != "fp32" and not r.ablation and r.delta_map50_95 is not None
-                and r.delta_map50_95 >= -budget_points / 100.0
-                and (fp32 is None or (r.latency_p50_ms or 0.0) < (fp32.latency_p50_ms or 0.0))]
-    return sorted(eligible, key=lambda r: r.latency_p50_ms or 0.0)[:count]
+    eligible = [r for r in on_target if r.candidate != "fp32" and not r.ablation and not r.collapsed
+                and r.delta_map50_95 is not None and r.delta_map50_95 >= -budget_points / 100.0
+                and _faster(r, fp32)]
+    return sorted(eligible, key=_speed, reverse=True)[:count]
+
+
+def _speed(r: Row) -> float:
+    """How fast a row runs relative to FP32: its interleaved speed-up when measured, else 1/p50.
+
+    Candidates benchmarked in different sessions (the search's probes) compare by the ratio to the
+    FP32 run interleaved with each, not by absolute milliseconds taken minutes apart.
+    """
+    if r.speedup_vs_fp32 is not None:
+        return r.speedup_vs_fp32
+    return 1.0 / r.latency_p50_ms if r.latency_p50_ms else 0.0
+
+
+def _faster(r: Row, fp32: Row | None) -> bool:
+    if fp32 is None:
+        return True
+    if r.speedup_vs_fp32 is not None:
+        return r.speedup_vs_fp32 > 1.0
+    return (r.latency_p50_ms or 0.0) < (fp32.latency_p50_ms or 0.0)
 
 
 def decide_confirmed(rows: list[Row], confirmations: list[dict[str, Any]], budget_points: float,
@@ -107,19 +126,19 @@ def decide(rows: list[Row], budget_points: float, target_backend: str | None = N
 
     fp32 = next((r for r in on_target if r.candidate == "fp32"), None)
     # ablation rows (head policy off) are diagnostics, not deployment candidates
-    eligible = [r for r in on_target if r.candidate != "fp32" and not r.ablation]
+    eligible = [r for r in on_target if r.candidate != "fp32" and not r.ablation and not r.collapsed]
     judged = [(r, low) for r in eligible if (low := _low(r)) is not None]
     qualifying = [(r, low) for r, low in judged if low >= -budget]
-    faster = [(r, low) for r, low in qualifying if fp32 is None or p50(r) < p50(fp32)]
+    faster = [(r, low) for r, low in qualifying if _faster(r, fp32)]
     if faster:
-        best, low = min(faster, key=lambda rl: p50(rl[0]))
+        best, low = max(faster, key=lambda rl: _speed(rl[0]))
         return Decision(best.candidate, target_backend,
                         f"fastest on {target_backend} ({p50(best):.2f} ms p50, {best.speedup_vs_fp32 or float('nan'):.2f}× "
                         f"FP32, {best.label}) among candidates whose ΔmAP50-95 95% CI lower bound "
                         f"({100 * low:+.2f} points) is within the {budget_points:.2f}-point budget")
     reason = (f"no candidate on {target_backend} is both faster than FP32 and within the "
               f"{budget_points:.2f}-point budget")
-    speedier = [(r, low) for r, low in judged if low < -budget and (fp32 is None or p50(r) < p50(fp32))]
+    speedier = [(r, low) for r, low in judged if low < -budget and _faster(r, fp32)]
     near = max(speedier, key=lambda rl: rl[1], default=None)  # the faster candidate that misses the budget least
     if near is not None:
         r, low = near

@@ -67,9 +67,33 @@ def _confirmation_html(rows: list[Row], confirmation: dict[str, Any] | None) -> 
             + "".join(body) + "</table>")
 
 
+def _search_html(search: dict[str, Any] | None) -> str:
+    """The search trace: every probe, per placement, with why each placement stopped."""
+    if search is None:
+        return "<p>No search in this run (<code>--grid</code>, or no runtime was measured).</p>"
+    stops = "".join(f"<li><b>{html.escape(p['placement'])}</b> ({p['k0_speedup']:.2f}× FP32 at K=0): "
+                    f"{html.escape(p.get('stopped', ''))}{' → ' + html.escape(p['best']) if p.get('best') else ''}</li>"
+                    for p in search["placements"])
+    body = []
+    for t in search["trace"]:
+        delta = points(t["delta"], t["low"], t["high"]) if t["delta"] is not None else html.escape(str(t["error"]))
+        speed = f"{t['speedup_vs_fp32']:.2f}×" if t.get("speedup_vs_fp32") else ""
+        kept = html.escape(", ".join(t["kept_float"][-3:])) + (" …" if len(t["kept_float"]) > 3 else "")
+        expected = "" if t["expected_low"] is None else f"{100 * t['expected_low']:+.2f}"
+        body.append(f"<tr><td>{html.escape(t['placement'])}</td><td>{t['k']}</td><td>{delta}</td>"
+                    f"<td>{expected}</td>"
+                    f"<td>{'yes' if t['qualifies'] else 'no'}</td><td>{speed}</td><td>{html.escape(str(t['label']))}</td>"
+                    f"<td>{t['seconds']:.0f}</td><td><small>{kept}</small></td></tr>")
+    return (f"<p>Target <b>{html.escape(str(search['target']))}</b>; {search['evaluations']} probe(s) beyond K=0 "
+            f"(cap {search['max_evals']}), {search['seconds']:.0f} s. {html.escape(search['rule'])}.</p>"
+            f"<ul>{stops}</ul><table id=\"search\"><tr><th>placement</th><th>K</th><th>search Δ (points)</th>"
+            "<th>expected low</th><th>qualifies</th><th>speed-up</th><th>label</th><th>s</th>"
+            f"<th>last kept-float nodes</th></tr>{''.join(body)}</table>")
+
+
 def write_report(run_dir: Path, cfg: Any, rows: list[Row], decision: Decision,
                  verdict: dict[str, Any] | None, sensitivity: dict[str, Any],
-                 confirmation: dict[str, Any] | None = None) -> Path:
+                 confirmation: dict[str, Any] | None = None, search: dict[str, Any] | None = None) -> Path:
 
     env = json.loads((run_dir / "env.json").read_text()) if (run_dir / "env.json").exists() else {}
     sens_html = []
@@ -93,6 +117,7 @@ td,th{{border:1px solid #ccc;padding:3px 6px}}tr.rec{{background:#e6ffe6;font-we
 <h2>Recommendation</h2><p id="recommendation"><b>{html.escape(str(decision.candidate))}</b> —
 {html.escape(decision.reason)}</p>
 <h2>Confirmation on held-out images</h2>{_confirmation_html(rows, confirmation)}
+<h2>Search</h2>{_search_html(search)}
 <h2>W8A16 sanity check</h2>{verdict_html}
 <h2>Summary</h2><p>mAP on {cfg.max_images} evaluation images; latency per batch; speed-up vs FP32 on the same
 backend, measured in the same interleaved rounds; ΔmAP 95% CI from a paired bootstrap over images.

@@ -13,7 +13,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["COLUMNS", "HIGHER_IS_BETTER", "Row", "pareto_flags", "summary_rows", "to_csv", "to_markdown"]
+__all__ = ["COLLAPSE_FRACTION", "COLLAPSE_MIN_AP", "COLUMNS", "HIGHER_IS_BETTER", "Row", "collapsed_classes",
+           "pareto_flags", "summary_rows", "to_csv", "to_markdown"]
+
+COLLAPSE_FRACTION = 0.5  # a class keeping less than this share of its FP32 AP has collapsed
+COLLAPSE_MIN_AP = 0.05  # classes FP32 itself scores below this are too noisy to judge
+
+
+def collapsed_classes(candidate: dict[str, float] | None, fp32: dict[str, float] | None) -> str | None:
+    """The classes whose AP50-95 fell below half of FP32's (``"3: 0.36→0.12"``, ...), or None.
+
+    A mean ΔmAP can look fine while one class is lost; this flags it. Classes FP32 scores below
+    :data:`COLLAPSE_MIN_AP` are not judged (their AP is mostly noise on a subset).
+    """
+    if not candidate or not fp32:
+        return None
+    lost = [f"{c}: {b:.2f}→{candidate.get(c, 0.0):.2f}" for c, b in sorted(fp32.items(), key=lambda kv: kv[0])
+            if b >= COLLAPSE_MIN_AP and candidate.get(c, 0.0) < COLLAPSE_FRACTION * b]
+    return "; ".join(lost) or None
 
 @dataclass(frozen=True)
 class Row:
@@ -44,6 +61,7 @@ class Row:
     error: str | None = None
     batch: int | None = None
     ablation: bool = False  # head policy off: a diagnostic, never a deployment candidate
+    collapsed: str | None = None  # classes that lost more than half their AP (never recommended)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -65,6 +83,7 @@ def summary_rows(built: dict[str, Any], benches: dict[str, dict[str, Any]],
                  ci: dict[str, tuple[float, float]] | None = None) -> list[Row]:
     """One row per candidate x backend (a candidate with no bench row still gets one row)."""
     base = (built.get("fp32", {}).get("metrics") or {}).get("map50_95")
+    base_classes = (built.get("fp32", {}).get("metrics") or {}).get("ap_per_class")
     rows = []
     for name, entry in built.items():
         scheme = entry.get("scheme")
@@ -82,6 +101,7 @@ def summary_rows(built: dict[str, Any], benches: dict[str, dict[str, Any]],
                                if base is not None and metrics.get("map50_95") is not None else None),
             "delta_ci95_low": low, "delta_ci95_high": high,
             "ablation": scheme is not None and not scheme.head_policy,
+            "collapsed": None if scheme is None else collapsed_classes(metrics.get("ap_per_class"), base_classes),
         }
         per_backend: list[dict[str, Any]] = []
         for backend, res in benches.items():

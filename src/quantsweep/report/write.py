@@ -41,6 +41,8 @@ def write_outputs(run_dir: Path, cfg: Any, plan: list[Any], built: dict[str, Any
     fastest finalist confirmed on held-out images; without one, it is decided on the search subset.
     """
     res = run_dir / "results"
+    search_path = run_dir / "search.json"
+    search = json.loads(search_path.read_text()) if search_path.exists() else None
     ci = _confidence_intervals(built, ds, ids, min(cfg.bootstrap, 1000), cfg.seed)
     rows = summary_rows(built, benches, ci)
     if confirmation is not None:
@@ -54,14 +56,14 @@ def write_outputs(run_dir: Path, cfg: Any, plan: list[Any], built: dict[str, Any
     atomic_write_json(res / "summary.json", {
         "what": "one row per candidate x backend; mAP on the evaluation subset, latency per batch",
         "columns": list(COLUMNS), "higher_is_better": HIGHER_IS_BETTER, "rows": [r.to_dict() for r in rows],
-        "recommendation": decision.to_dict(), "w8a16": verdict, "confirmation": confirmation,
+        "recommendation": decision.to_dict(), "w8a16": verdict, "confirmation": confirmation, "search": search,
         "bootstrap": {"resamples": min(cfg.bootstrap, 1000), "seed": cfg.seed, "paired": True},
         "budget_points": cfg.budget})
     pareto_plot(rows, res / "pareto.png")
     k_curve_plot(rows, res / "k_curve.png")
     sens_path = run_dir / "sensitivity.json"
     sens = json.loads(sens_path.read_text()) if sens_path.exists() else {}
-    write_report(run_dir, cfg, rows, decision, verdict, sens, confirmation)
+    write_report(run_dir, cfg, rows, decision, verdict, sens, confirmation, search)
     hand_back(run_dir, decision, rows)
     return rows, decision
 

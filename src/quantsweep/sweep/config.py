@@ -37,7 +37,9 @@ class SweepConfig:
     calib_annotations: Path | None = None
     imgsz: int | None = None  # export size for a .pt (default: 320 for the demo, 640 otherwise)
     schemes: tuple[str, ...] = DEFAULT_SCHEMES  # declared by each scheme's registry entry
-    ks: tuple[int, ...] = (0, 5, 10, 20)
+    grid: bool = False  # True: the fixed grid (every scheme at every K of ks); False: the search per target
+    ks: tuple[int, ...] = (0, 5, 10, 20)  # the grid's K-set (--grid only)
+    max_evals: int = 8  # the search's cap: K>0 probes (build + score + time) per run
     backends: tuple[str, ...] | None = None  # None = every backend available here
     batches: tuple[int, ...] = (1,)
     budget: float = 1.0  # max mAP50-95 loss in points for the recommendation
@@ -76,6 +78,9 @@ class SweepConfig:
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise QuantsweepError(f"{name} must be 0 or a positive integer (got {value!r})",
                                       "use 0 to turn confirmation off", name)
+        if not isinstance(self.max_evals, int) or isinstance(self.max_evals, bool) or self.max_evals < 0:
+            raise QuantsweepError(f"max_evals must be 0 or a positive integer (got {self.max_evals!r})",
+                                  "use e.g. --max-evals 8 (0: keep every placement at K=0)", "max_evals")
         positive = {"max_images": self.max_images, "calib_count": self.calib_count, "jobs": self.jobs,
                     "confirm_step": self.confirm_step,
                     "sensitivity_images": self.sensitivity_images}

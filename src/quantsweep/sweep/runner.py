@@ -1,6 +1,7 @@
 """Run or resume a sweep: one run folder, written only through its :class:`StepStore`.
 
-Stages: baseline -> sensitivity -> candidates -> evaluation -> benchmark -> report
+Stages: baseline -> candidates (K=0, or the whole grid with ``--grid``) -> evaluation ->
+benchmark -> search (K per placement on the target runtime) -> confirmation -> report
 (:mod:`quantsweep.sweep.stages`). The run folder's layout::
 
     runs/<model>/<run-id>/
@@ -12,11 +13,12 @@ Stages: baseline -> sensitivity -> candidates -> evaluation -> benchmark -> repo
       confirm_ids.txt          confirmation pool: the next ids, disjoint; only finalists are scored on them
       calib_ids.txt            calibration image ids (disjoint from both)
       sensitivity.json         per K-scheme ranking of nodes (see quantsweep.quantize.sensitivity)
+      search.json              the search's placements, why each stopped, and every probe (the trace)
       candidates/<name>.onnx   fp32 baseline and every candidate
       candidates/<name>.scheme.json
       candidates/logs/<name>.log   library output of each build
       results/<name>.metrics.json  COCO metrics (+ .ids.txt, .detections.json)
-      results/<name>.<backend>.bench.json
+      results/<name>.<backend>.bench.json   (a search probe: timed on the target with FP32 only)
       results/confirm/<name>.c<i>.metrics.json   finalists (and FP32) on confirmation chunk i
       confirmation.json        each finalist's Δ, interval, images and verdict on the confirmation pool
       results/summary.csv|md|json, results/pareto.png, results/k_curve.png

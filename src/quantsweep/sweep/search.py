@@ -7,11 +7,19 @@ is a *measured* evaluation, recorded in order in the trace; the search stops at 
 probes. Accuracy need not be monotone in K: the answer is the smallest probed K that qualified,
 and the trace shows every probe, so a non-monotone curve is visible rather than assumed away.
 
+What "qualifies" means is the caller's predicate; :func:`within_budget` builds the usual one: the
+ΔmAP interval's lower bound *expected on the confirmation images* keeps the budget. The search
+subset is small, so its own lower bound is too wide to decide on (at 100 images it is about as
+wide as a 1-point budget); the point estimate alone ignores that the finalists must then pass a
+held-out interval. The expected bound shrinks the search interval's half-width by
+``sqrt(n_search / n_confirm)`` (the standard error's scaling with images): a probe qualifies when
+it leaves room for the interval the confirmation will measure.
+
 This module is pure logic over an ``evaluate(k) -> Probe`` callable: the sweep supplies one that
-builds, scores and times the candidate (and caches finished probes in its step store).
+builds and scores the candidate (and caches finished probes in its step store).
 
 Example:
-    >>> result = search_k(lambda k: Probe(k, delta_low=-0.02 + 0.004 * k), budget_points=1.0, k_max=40)
+    >>> result = search_k(lambda k: Probe(k, delta=-0.02 + 0.004 * k), within_budget(1.0), k_max=40)
     >>> result.best.k, [p.k for p in result.trace]
     (3, [0, 1, 2, 4, 3])
 """
@@ -21,7 +29,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-__all__ = ["Probe", "SearchResult", "search_k"]
+__all__ = ["Probe", "SearchResult", "search_k", "within_budget"]
 
 
 @dataclass(frozen=True)
@@ -30,23 +38,32 @@ class Probe:
 
     Attributes:
         k: nodes kept in float beyond the head policy.
-        delta_low: the lower bound of ΔmAP50-95's interval (a fraction: -0.01 = one point); None
-            when the candidate could not be evaluated.
-        delta: ΔmAP50-95's point estimate.
-        latency_ms: p50 latency on the target runtime.
-        label: how the target runtime ran it (``accelerated``, ``emulated``, ...).
+        delta: ΔmAP50-95's point estimate vs FP32 (a fraction: -0.01 = one point); None when the
+            candidate could not be evaluated.
+        low, high: its paired 95 % interval on the search subset (None: not computed).
         error: why the probe failed, when it did.
     """
 
     k: int
-    delta_low: float | None
-    delta: float | None = None
-    latency_ms: float | None = None
-    label: str | None = None
+    delta: float | None
+    low: float | None = None
+    high: float | None = None
     error: str | None = None
 
-    def qualifies(self, budget_points: float) -> bool:
-        return self.error is None and self.delta_low is not None and self.delta_low >= -budget_points / 100.0
+
+def within_budget(budget_points: float, shrink: float = 0.0) -> Callable[[Probe], bool]:
+    """A probe qualifies when ``delta - shrink * (delta - low)`` keeps the budget.
+
+    ``shrink`` = 0 judges the point estimate, 1 the search subset's own lower bound, and
+    ``sqrt(n_search / n_confirm)`` the lower bound expected on ``n_confirm`` confirmation images.
+    """
+    def accept(p: Probe) -> bool:
+        if p.error is not None or p.delta is None:
+            return False
+        low = p.delta - shrink * (p.delta - p.low) if p.low is not None else p.delta
+        return low >= -budget_points / 100.0 - 1e-12
+
+    return accept
 
 
 @dataclass(frozen=True)
@@ -62,13 +79,13 @@ class SearchResult:
         object.__setattr__(self, "evaluations", len(self.trace))
 
 
-def search_k(evaluate: Callable[[int], Probe], budget_points: float, k_max: int,
+def search_k(evaluate: Callable[[int], Probe], accept: Callable[[Probe], bool], k_max: int,
              max_evals: int = 8) -> SearchResult:
-    """Find the smallest K in ``[0, k_max]`` whose probe keeps the budget, with measured probes.
+    """Find the smallest K in ``[0, k_max]`` whose probe is accepted, with measured probes.
 
     Args:
         evaluate: builds and measures the candidate with K float-kept nodes.
-        budget_points: the largest accepted mAP50-95 loss, in points (judged on ``delta_low``).
+        accept: whether a probe keeps the budget (e.g. :func:`within_budget`).
         k_max: the largest K there is (rankable nodes of the model).
         max_evals: at most this many probes.
 
@@ -85,19 +102,19 @@ def search_k(evaluate: Callable[[int], Probe], budget_points: float, k_max: int,
         return seen[k]
 
     def smallest() -> Probe | None:
-        hits = [p for p in trace if p.qualifies(budget_points)]
+        hits = [p for p in trace if accept(p)]
         return min(hits, key=lambda p: p.k) if hits else None
 
     if max_evals < 1:
         return SearchResult((), None, "max_evals reached")
-    if probe(0).qualifies(budget_points):
+    if accept(probe(0)):
         return SearchResult(tuple(trace), trace[0], "qualified at K=0")
     miss, hit, k = 0, None, 1
     while hit is None:  # grow K geometrically until a probe qualifies
         if len(trace) >= max_evals:
             return SearchResult(tuple(trace), smallest(), "max_evals reached")
         k = min(k, k_max)
-        if probe(k).qualifies(budget_points):
+        if accept(probe(k)):
             hit = k
         elif k >= k_max:
             return SearchResult(tuple(trace), None, "no K qualifies")
@@ -107,7 +124,7 @@ def search_k(evaluate: Callable[[int], Probe], budget_points: float, k_max: int,
         if len(trace) >= max_evals:
             return SearchResult(tuple(trace), smallest(), "max_evals reached")
         mid = (miss + hit) // 2
-        if probe(mid).qualifies(budget_points):
+        if accept(probe(mid)):
             hit = mid
         else:
             miss = mid

@@ -30,12 +30,13 @@ log = logging.getLogger(__name__)
 
 
 def _plan(cfg: SweepConfig, onnx_only: bool) -> list[Any]:
+    """The candidates built up front: every scheme at every K of the grid, or at K=0 for the search."""
     from quantsweep.schemes import K_SCHEMES, make_scheme
 
     plan: list[Any] = []
     for name in cfg.schemes:
         if name in K_SCHEMES:
-            plan += [make_scheme(name, onnx_only=onnx_only, k=k) for k in cfg.ks]
+            plan += [make_scheme(name, onnx_only=onnx_only, k=k) for k in (cfg.ks if cfg.grid else (0,))]
         else:
             plan.append(make_scheme(name, onnx_only=onnx_only))
     if cfg.ablation and "int8" in cfg.schemes:
@@ -71,10 +72,12 @@ def execute(r: StepStore, cfg: SweepConfig, inp: Inputs, executor: Executor) -> 
     n_backends = len(cfg.backends or available_backends())
     n_k0 = len({s.registry for s in plan if s.k == 0} & {s.registry for s in plan if s.k > 0})
     n_confirm = (cfg.finalists + 1) * -(-cfg.confirm_images // cfg.confirm_step) if cfg.finalists else 0
+    # the search's steps at most: a ranking per placement and a build, evaluation and timing per probe
+    n_search = 0 if cfg.grid else len({s.registry for s in plan if s.registry in _k_schemes()}) + 3 * cfg.max_evals
     # events: baseline, K=0 builds ranked early (seen again later as skips), rankings, a build per
     # candidate, an evaluation per model, a benchmark per backend, confirmation rounds (at most), the report
-    r.on_event({"event": "plan", "steps": 1 + n_k0 + n_sens + len(plan) + len(plan) + 1 + n_backends + n_confirm + 1,
-                "candidates": [s.name for s in plan]})
+    r.on_event({"event": "plan", "steps": 1 + n_k0 + n_sens + len(plan) + len(plan) + 1 + n_backends + n_search
+                + n_confirm + 1, "candidates": [s.name for s in plan]})
     fp32 = cand_dir / "fp32.onnx"
     r.step("baseline", {"model": file_hash(inp.model), "imgsz": inp.imgsz}, [fp32],
            lambda: export_onnx(inp.model, fp32, imgsz=inp.imgsz, head="e2e",
@@ -95,9 +98,176 @@ def execute(r: StepStore, cfg: SweepConfig, inp: Inputs, executor: Executor) -> 
     rankings = _sensitivities(r, cfg, plan, ctx)
     built = _build_and_evaluate(r, cfg, plan, ctx, inp, ids, rankings, executor)
     benches = _benchmarks(r, cfg, built)
+    if not cfg.grid:
+        _search(r, cfg, plan, ctx, inp, ids, built, benches, executor, len(confirm_ids))
     confirmation = _confirm(r, cfg, built, benches, inp, chunks)
     rows, recommendation = _report(r, cfg, plan, built, benches, inp, ids, confirmation)
     return RunResult(r.dir, rows, recommendation, r.seconds())
+
+
+def _k_schemes() -> frozenset[str]:
+    from quantsweep.schemes import K_SCHEMES
+
+    return K_SCHEMES
+
+
+def _search(r: StepStore, cfg: SweepConfig, plan: list[Any], ctx: Any, inp: Inputs, ids: list[int],
+            built: dict[str, Any], benches: dict[str, dict[str, Any]], executor: Executor, pool: int) -> None:
+    """The K search on the target runtime; probes join ``built`` and ``benches``; writes ``search.json``.
+
+    Placements: the K-capable candidates (head policy on) that the target runs ``accelerated``
+    and faster than FP32, fastest first. A placement no faster at K=0 than a candidate already
+    found within the budget is not searched (restoring float nodes only slows it). Otherwise,
+    when its K=0 candidate misses the budget, :func:`quantsweep.sweep.search.search_k` restores
+    the ranking's most damaging nodes to float, each probe built, scored on the search subset and
+    timed on the target interleaved with FP32 (all steps, so a resumed run replays the same trace).
+    A probe qualifies when the lower bound *expected* on the confirmation pool keeps the budget
+    (:func:`~quantsweep.sweep.search.within_budget`, shrink ``sqrt(search / pool)``).
+    """
+    import math
+
+    from quantsweep.bench.base import BenchSettings
+    from quantsweep.bench.measure import benchmark
+    from quantsweep.evaluate.bootstrap import bootstrap_map, delta_interval
+    from quantsweep.files import file_hash
+    from quantsweep.report.decision import pick_target
+    from quantsweep.report.table import summary_rows
+    from quantsweep.schemes import make_scheme
+    from quantsweep.sweep.search import Probe, search_k, within_budget
+
+    rows = summary_rows(built, benches)
+    target = pick_target(rows, cfg.target_backend)
+    fp32_metrics = built.get("fp32", {}).get("metrics")
+    if target is None or not isinstance(benches.get(target), dict) or "error" in benches[target] or not fp32_metrics:
+        return
+    on_target = {row.candidate: row for row in rows if row.backend == target}
+    shrink = math.sqrt(len(ids) / pool) if pool else 1.0
+    accept = within_budget(cfg.budget, shrink)
+    res_dir = r.dir / "results"
+    boot: dict[str, list[float]] = {}
+
+    def dets(name: str) -> list[dict[str, Any]]:
+        return json.loads(Path(built[name]["metrics"]["detections_file"]).read_text())
+
+    def measured(name: str, k: int) -> Probe:
+        entry = built.get(name) or {}
+        if entry.get("error") or not entry.get("metrics"):
+            return Probe(k, None, error=entry.get("error") or "not evaluated")
+        if "fp32" not in boot:
+            boot["fp32"] = bootstrap_map(inp.eval_ds.coco, {"fp32": dets("fp32")}, ids, cfg.bootstrap,
+                                         cfg.seed)["map50_95"]["fp32"]
+        cand = bootstrap_map(inp.eval_ds.coco, {name: dets(name)}, ids, cfg.bootstrap, cfg.seed)["map50_95"][name]
+        low, high = delta_interval(cand, boot["fp32"])
+        return Probe(k, round(entry["metrics"]["map50_95"] - fp32_metrics["map50_95"], 5), low, high)
+
+    def time_on_target(name: str) -> None:
+        out = res_dir / f"{name}.{target}.bench.json"
+        models = [("fp32", built["fp32"]["onnx"]), (name, built[name]["onnx"])]
+
+        def measure() -> None:
+            settings = BenchSettings(backends=(target,), batches=cfg.batches, warmup=cfg.bench_warmup,
+                                     seconds=cfg.bench_seconds)
+            res = benchmark(models, settings, r.dir / "work" / "bench")
+            atomic_write_json(out, {**{k: v for k, v in res.items() if k != "rows"},
+                                    "rows": [row for row in res["rows"] if row["candidate"] == name]})
+
+        try:
+            r.step(f"bench:{target}:{name}", {"models": {n: file_hash(p) for n, p in models},
+                                              "batches": list(cfg.batches), "seconds": cfg.bench_seconds},
+                   [out], measure)
+            benches[target][name] = json.loads(out.read_text())
+        except KeyboardInterrupt:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a probe that cannot be timed is a row with its error
+            built[name]["error"] = built[name].get("error") or f"benchmark on {target} failed: {first_line(exc)}"
+
+    def speed(name: str) -> float | None:
+        rows_ = (benches[target].get(name) or {}).get("rows") or [{}]
+        return rows_[0].get("speedup_vs_fp32")
+
+    trace: list[dict[str, Any]] = []
+
+    def trace_row(fam: str, name: str, p: Probe, kept: list[str]) -> None:
+        b = ((benches[target].get(name) or {}).get("rows") or [{}])[0]
+        steps = r.seconds()
+        trace.append({"placement": fam, "candidate": name, "k": p.k, "kept_float": kept, "delta": p.delta,
+                      "low": p.low, "high": p.high,
+                      "expected_low": (None if p.delta is None or p.low is None
+                                       else round(p.delta - shrink * (p.delta - p.low), 5)),
+                      "qualifies": accept(p), "latency_ms": b.get("latency_p50_ms"),
+                      "speedup_vs_fp32": b.get("speedup_vs_fp32"), "label": b.get("label"), "error": p.error,
+                      "seconds": round(sum(steps.get(f"{what}:{name}", 0.0) for what in ("build", "eval"))
+                                       + steps.get(f"bench:{target}:{name}", 0.0), 2)})
+
+    placements = []
+    for s0 in plan:
+        row0 = on_target.get(s0.name)
+        if (s0.k == 0 and s0.registry in _k_schemes() and s0.head_policy and row0 is not None
+                and row0.error is None and row0.label == "accelerated" and (row0.speedup_vs_fp32 or 0.0) > 1.0):
+            placements.append((s0, row0))
+    placements.sort(key=lambda sr: -(sr[1].speedup_vs_fp32 or 0.0))
+    record: dict[str, Any] = {
+        "what": "the K search on the target runtime: every probe built, scored on the search subset and timed",
+        "target": target, "budget_points": cfg.budget, "search_images": len(ids), "confirm_pool": pool,
+        "rule": (f"a probe qualifies when ΔmAP - {shrink:.2f} × (ΔmAP - interval low) >= -{cfg.budget:g} points: "
+                 "the lower bound expected on the confirmation pool"), "shrink": round(shrink, 4),
+        "max_evals": cfg.max_evals, "placements": [], "trace": trace}
+    best: tuple[str, float] | None = None  # the fastest candidate found within the budget so far
+    left = cfg.max_evals
+    for s0, row0 in placements:
+        fam, k0_speed = s0.registry, row0.speedup_vs_fp32 or 0.0
+        item: dict[str, Any] = {"placement": fam, "k0": s0.name, "k0_speedup": k0_speed}
+        record["placements"].append(item)
+        if best is not None and k0_speed <= best[1]:
+            item["stopped"] = (f"not searched: no faster at K=0 ({k0_speed:.2f}× FP32) than {best[0]} "
+                               f"({best[1]:.2f}×), already within the budget")
+            continue
+        p0 = measured(s0.name, 0)
+        trace_row(fam, s0.name, p0, [])
+        if accept(p0):
+            item.update(stopped="qualified at K=0", best=s0.name)
+            best = (s0.name, k0_speed) if best is None or k0_speed > best[1] else best
+            continue
+        if left <= 0:
+            item["stopped"] = "not searched: --max-evals reached"
+            continue
+        sens = _sensitivities(r, cfg, [s0, make_scheme(fam, onnx_only=inp.pt is None, k=1)], ctx).get(fam, {})
+        if "ranking" not in sens:
+            item["stopped"] = f"not searched: no sensitivity ranking ({sens.get('error', 'not computed')})"
+            continue
+        ranking = sens["ranking"]
+
+        def evaluate(k: int, s0: Any = s0, fam: str = fam, p0: Probe = p0, ranking: list[Any] = ranking) -> Probe:
+            if k == 0:
+                return p0
+            scheme = make_scheme(fam, onnx_only=inp.pt is None, k=k)
+            built.update(_build_and_evaluate(r, cfg, [scheme], ctx, inp, ids, {fam: {"ranking": ranking}},
+                                             executor, with_fp32=False))
+            if built[scheme.name].get("error") is None:
+                time_on_target(scheme.name)
+            p = measured(scheme.name, k)
+            trace_row(fam, scheme.name, p, [n["node"] for n in ranking[:k]])
+            return p
+
+        result = search_k(evaluate, accept, k_max=len(ranking), max_evals=left + 1)
+        left -= result.evaluations - 1
+        item["stopped"] = result.stopped
+        if result.best is not None:
+            name = s0.name if result.best.k == 0 else make_scheme(fam, onnx_only=inp.pt is None, k=result.best.k).name
+            item["best"] = name
+            sp = speed(name)
+            if sp is not None and sp > 1.0 and (best is None or sp > best[1]):
+                best = (name, sp)
+    # seconds the search's steps took (from the manifest, so a resumed run reports the same)
+    steps = r.seconds()
+    spent = sum(t["seconds"] for t in trace if t["k"] > 0)
+    spent += sum(steps.get(f"sensitivity:{p['placement']}", 0.0) for p in record["placements"]
+                 if p.get("stopped", "").startswith(("smallest", "no K", "max_evals")))
+    record.update(evaluations=len([t for t in trace if t["k"] > 0]), best=best[0] if best else None,
+                  seconds=round(spent, 2))
+    atomic_write_json(r.dir / "search.json", record)
+    r.on_event({"event": "note", "message": f"search on {target}: {record['evaluations']} probe(s) beyond K=0, "
+                f"{record['seconds']:.0f} s; best within the budget on the search subset: {record['best'] or 'none'}"})
 
 
 def _confirm(r: StepStore, cfg: SweepConfig, built: dict[str, Any], benches: dict[str, dict[str, Any]],
@@ -177,7 +347,8 @@ def _report(r: StepStore, cfg: SweepConfig, plan: list[Any], built: dict[str, An
     from quantsweep.report.write import read_outputs, write_outputs
 
     sources = sorted((r.dir / "results").glob("*.metrics.json")) + sorted((r.dir / "results").glob("*.bench.json"))
-    sources += [p for p in (r.dir / "sensitivity.json", r.dir / "confirmation.json") if p.exists()]
+    sources += [p for p in (r.dir / "sensitivity.json", r.dir / "search.json", r.dir / "confirmation.json")
+                if p.exists()]
     inputs = {"files": {str(p.relative_to(r.dir)): file_hash(p) for p in sources},
               "errors": {n: e.get("error") for n, e in built.items()},
               "decision": [cfg.budget, cfg.target_backend, cfg.bootstrap, cfg.seed]}
@@ -261,8 +432,9 @@ def _eval_inputs(onnx_path: Path, ids: list[int], settings: str) -> dict[str, An
 
 
 def _build_and_evaluate(r: StepStore, cfg: SweepConfig, plan: list[Any], ctx: Any, inp: Inputs,
-                        ids: list[int], rankings: dict[str, Any], executor: Executor) -> dict[str, Any]:
-    """Build and evaluate every candidate: one chain (build, eval) each, ``cfg.jobs`` at a time."""
+                        ids: list[int], rankings: dict[str, Any], executor: Executor,
+                        with_fp32: bool = True) -> dict[str, Any]:
+    """Build and evaluate every candidate (and FP32): one chain (build, eval) each, ``cfg.jobs`` at a time."""
     from quantsweep.evaluate.run import EvalSettings, evaluate
 
     settings = EvalSettings(conf=cfg.conf, iou=cfg.iou, max_det=cfg.max_det, provider="cpu")
@@ -270,7 +442,7 @@ def _build_and_evaluate(r: StepStore, cfg: SweepConfig, plan: list[Any], ctx: An
     built: dict[str, Any] = {}
     chains: list[list[Task]] = []
     owners: list[str] = []
-    for name, scheme in [("fp32", None)] + [(s.name, s) for s in plan]:
+    for name, scheme in [("fp32", None)] * with_fp32 + [(s.name, s) for s in plan]:
         entry: dict[str, Any] = {"name": name, "scheme": scheme, "error": None}
         built[name] = entry
         onnx_path, metrics = cand_dir / f"{name}.onnx", res_dir / f"{name}.metrics.json"
