@@ -56,3 +56,20 @@ def test_eval_writes_metrics_json(demo_dir, demo_val, tmp_path):
     assert saved["num_images"] == 20 and saved["model"]["sha256"] == m["model"]["sha256"]
     assert (tmp_path / "m.ids.txt").read_text().split() == [str(i) for i in ids]
     assert saved["run"]["layout"] == "e2e" and saved["run"]["provider"] == "CPUExecutionProvider"
+
+
+def test_sharded_evaluation_gives_the_same_detections_and_metrics(tmp_path, demo_dir, demo_val):
+    from quantsweep.data.coco import select_ids
+    from quantsweep.evaluate.run import EvalSettings, evaluate, shards_of
+    from quantsweep.sweep.executors import local_map
+
+    ds = demo_val
+    ids = select_ids(ds, 13)
+    assert shards_of(ids, 3, 2) == [ids[0:6], ids[6:12], ids[12:13]]  # whole batches per shard
+    one = evaluate(demo_dir / "model.onnx", ds, ids, EvalSettings(batch=2), tmp_path / "one.json")
+    many = evaluate(demo_dir / "model.onnx", ds, ids, EvalSettings(batch=2), tmp_path / "many.json",
+                    shards=3, shard_map=local_map)
+    assert many["run"]["shards"] == 3
+    assert (tmp_path / "one.detections.json").read_bytes() == (tmp_path / "many.detections.json").read_bytes()
+    assert {k: v for k, v in one.items() if k not in ("run", "detections_file", "dataset")} == \
+           {k: v for k, v in many.items() if k not in ("run", "detections_file", "dataset")}

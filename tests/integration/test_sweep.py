@@ -1,7 +1,9 @@
 """The sweep end to end on the demo: run folder, table, report, failure rows, lock, resume."""
 
+import html as html_lib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -25,6 +27,7 @@ EXPECTED = ["config.yaml", "env.json", "manifest.json", "search_ids.txt", "confi
             "candidates/int8-qdq-k3.onnx", "candidates/w8a16.onnx", "candidates/logs/int8-qdq.log",
             "results/int8-qdq.metrics.json", "results/int8-qdq.ort-cpu.bench.json", "results/summary.csv",
             "results/summary.md", "results/summary.json", "results/pareto.png", "results/k_curve.png",
+            "results/pareto.svg", "results/k_curve.svg",
             "report.html"]
 
 
@@ -73,25 +76,53 @@ def test_finalists_are_confirmed_on_disjoint_recorded_images(small_run):
 
 def test_report_is_self_contained(small_run):
     page = (small_run.run_dir / "report.html").read_text()
-    assert page.count("data:image/png;base64,") == 2 and 'id="summary"' in page and "int8-qdq-k3" in page
+    assert page.count("data:image/png;base64,") >= 2 and 'id="summary"' in page and "int8-qdq-k3" in page
+    assert "http://" not in page and "https://" not in page  # nothing fetched from a CDN
 
 
-def test_report_renders_in_headless_chromium(small_run, tmp_path):
+def _chromium(page, tmp_path, *flags):
     import shutil
 
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
         pytest.skip("Debian's chromium is not installed (.ci/run installs it)")
+    return subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                           "--disable-component-update", "--disable-sync", "--no-first-run", "--enable-logging=stderr",
+                           "--v=0", f"--user-data-dir={tmp_path / 'profile'}", *flags, page.as_uri()],
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("which", ["small", "search"])
+def test_report_renders_in_headless_chromium_with_the_decision_above_the_fold(small_run, search_run, tmp_path, which):
+    run_dir = (small_run if which == "small" else search_run).run_dir
+    page = run_dir / "report.html"
+    dom = _chromium(page, tmp_path, "--window-size=1280,900", "--virtual-time-budget=5000", "--dump-dom")
+    check = json.loads(html_lib.unescape(re.search(r'data-check="([^"]*)"', dom.stdout).group(1)))
+    assert 0 < check["card_bottom"] <= 900, check  # the decision card lies inside the first viewport
+    assert len(check["images"]) >= 2 and all(w > 0 for w in check["images"]), check  # every image decodes
+    console = [x for x in dom.stderr.splitlines() if "CONSOLE" in x or "Uncaught" in x]
+    assert not console, console
+    card = re.search(r'<section id="decision".*?</section>', dom.stdout, re.S).group(0)
+    if (run_dir / "recommended").is_dir():  # the card's command runs the shipped file
+        command = html_lib.unescape(re.search(r'<pre id="deploy-cmd">(.*?)</pre>', card, re.S).group(1))
+        done = subprocess.run(command, shell=True, cwd=run_dir / "recommended", capture_output=True, text=True,
+                              timeout=120, env={**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"})
+        assert done.returncode == 0 and "output" in done.stdout, done.stderr[-1000:]
+    else:
+        assert "Stay on FP32" in card
     shot = tmp_path / "report.png"
-    dom = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                          "--disable-component-update", "--disable-sync", "--no-first-run",
-                          f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom",
-                          (small_run.run_dir / "report.html").as_uri()], capture_output=True, text=True, timeout=120)
-    assert 'id="summary"' in dom.stdout and "<img" in dom.stdout
-    subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                    f"--user-data-dir={tmp_path / 'profile2'}", f"--screenshot={shot}", "--window-size=1400,2400",
-                    (small_run.run_dir / "report.html").as_uri()], capture_output=True, timeout=120)
-    assert shot.is_file() and shot.stat().st_size > 20_000  # a rendered page with plots, not a blank one
+    _chromium(page, tmp_path, f"--screenshot={shot}", "--window-size=1280,900")
+    assert shot.is_file() and shot.stat().st_size > 20_000  # a rendered page, not a blank one
+
+
+def test_the_terminal_summary_fits_thirty_lines_at_100_columns(small_run):
+    done = subprocess.run([sys.executable, "-m", "quantsweep", "run", "--resume", str(small_run.run_dir), "--quiet"],
+                          capture_output=True, text=True, timeout=300, env={**os.environ, "COLUMNS": "100"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.rstrip().splitlines()
+    assert len(lines) <= 30 and max(map(len, lines)) <= 100, done.stdout
+    assert lines[0].startswith(("DEPLOY ", "STAY ON FP32")) and lines[-1] == str(small_run.run_dir)
+    assert any(line.startswith("W8A16 check:") for line in lines)
 
 
 def test_resume_of_a_finished_run_redoes_nothing(small_run):

@@ -14,7 +14,7 @@ from quantsweep.bench.ort import OrtBackend
 from quantsweep.bench.tensorrt import TensorRtBackend
 from quantsweep.errors import QuantsweepError, did_you_mean
 
-__all__ = ["BACKENDS", "available_backends", "check_backends", "get_backend"]
+__all__ = ["BACKENDS", "available_backends", "check_backends", "eval_provider", "get_backend"]
 
 BACKENDS: dict[str, Backend] = {
     "ort-cpu": OrtBackend("ort-cpu", "cpu"),
@@ -45,3 +45,16 @@ def available_backends(registry: dict[str, Backend] | None = None) -> list[str]:
     """Backends that can run here, in registry order (ort-cpu always; GPU ones when a GPU answers)."""
     reg = BACKENDS if registry is None else registry
     return [name for name, b in reg.items() if b.unavailable() is None]
+
+
+def eval_provider(backend: str | None) -> str:
+    """The evaluation provider that computes as ``backend`` does (``quantsweep eval --provider``).
+
+    Accuracy is scored by the runtime a candidate is deployed on: ONNX Runtime backends by their
+    provider, OpenVINO by OpenVINO; TensorRT engines by ONNX Runtime's TensorRT provider (the
+    nearest runtime that reads the ONNX).
+    """
+    b = BACKENDS.get(backend or "")
+    if isinstance(b, OrtBackend):
+        return b.provider
+    return {"openvino": "openvino", "tensorrt": "tensorrt"}.get(backend or "", "cpu")

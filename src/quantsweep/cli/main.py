@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shutil
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -218,7 +219,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
 _RUN_FLAGS = ("trust_checkpoint", "model", "images", "annotations", "data", "max_images", "image_ids", "calib_count", "calib_dir",
               "calib_annotations", "imgsz", "schemes", "ks", "backends", "batches", "budget", "target_backend",
               "bench_seconds", "sensitivity_images", "sensitivity_probe_top", "out", "jobs", "seed", "bootstrap",
-              "confirm_images", "confirm_step", "finalists", "grid", "max_evals")
+              "confirm_images", "confirm_step", "finalists", "grid", "max_evals", "executor",
+              "ray_address", "eval_shards", "bench_on")
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -253,20 +255,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 130
     finally:
         display.close()
-    md = (result.run_dir / "results" / "summary.md").read_text()
-    print(md)
-    from quantsweep.evaluate.confirm import Confirmation
+    from quantsweep.report.terminal import terminal_summary
 
-    rec = result.recommendation
     summary = _json.loads((result.run_dir / "results" / "summary.json").read_text())
-    for c in (summary.get("confirmation") or {}).get("results", []):
-        print(f"confirmation: {Confirmation.from_dict(c).text(cfg.budget)}")
-    print(f"recommendation: {rec.candidate} — {rec.reason}")
-    if summary.get("w8a16"):
-        print(f"W8A16 check: {summary['w8a16']['verdict']}")
-    if (result.run_dir / "recommended").is_dir():
-        print(f"deploy: {result.run_dir / 'recommended'} (README.md says how to run it)")
-    print(f"report: {result.run_dir / 'report.html'}")
+    print(terminal_summary(summary, result.run_dir, shutil.get_terminal_size((100, 24)).columns))
     print(result.run_dir)
     return 0
 
@@ -285,7 +277,8 @@ def cmd_env(args: argparse.Namespace) -> int:
 # what each install extra brings beyond the registries' schemes and backends
 _EXTRA_ALSO = {"ultralytics": (("torch", "ultralytics"), ".pt models (export, checkpoints) and the demo"),
                "modelopt": (("modelopt",), "--float-dtype fp16 conversion"),
-               "openvino": (("openvino", "nncf"), "")}
+               "openvino": (("openvino", "nncf"), ""),
+               "ray": (("ray",), "--executor ray: a sweep on a Ray cluster (sharded evaluations, --bench-on)")}
 
 
 def extras_table() -> str:

@@ -11,21 +11,21 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from quantsweep import __version__
 from quantsweep.data.coco import Dataset, write_ids_file
 from quantsweep.data.letterbox import iter_batches
-from quantsweep.errors import QuantsweepError
+from quantsweep.errors import QuantsweepError, first_line
 from quantsweep.evaluate.decode import decode, to_coco
 from quantsweep.evaluate.metrics import coco_map, per_class_ap
 from quantsweep.files import atomic_write_json, sha256_file
 from quantsweep.model.info import inspect_onnx
 from quantsweep.model.layout import Layout, detect_layout
 
-__all__ = ["EvalSettings", "evaluate", "predict"]
+__all__ = ["EvalSettings", "evaluate", "predict", "predict_sharded", "shards_of"]
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ def predict(model: Path, ds: Dataset, ids: Sequence[int], settings: EvalSettings
 
     Run facts: layout, provider, batch, input size, pure inference seconds, wall seconds.
     """
-    from quantsweep.model.session import open_ort
+    from quantsweep.model.session import open_session
 
     info = inspect_onnx(model, settings.imgsz)
     hw = info.hw or ((settings.imgsz, settings.imgsz) if settings.imgsz else None)
@@ -75,7 +75,7 @@ def predict(model: Path, ds: Dataset, ids: Sequence[int], settings: EvalSettings
         raise QuantsweepError(
             f"{model} predicts {info.num_classes} classes but {ds.annotations} has {ds.num_classes} categories",
             "evaluate on the dataset the model was trained for")
-    sess = open_ort(model, settings.provider, settings.threads, settings.graph_optimization)
+    sess = open_session(model, settings.provider, settings.threads, settings.graph_optimization)
     layout: Layout | None = info.layout
     detections: list[dict[str, Any]] = []
     infer_s = 0.0
@@ -112,9 +112,40 @@ def _has_fp16_qdq(model: Path) -> bool:
     return any(n.op_type == "QuantizeLinear" and len(n.input) > 1 and n.input[1] in fp16 for n in m.graph.node)
 
 
+def shards_of(ids: Sequence[int], shards: int, batch: int = 1) -> list[list[int]]:
+    """``ids`` cut into at most ``shards`` contiguous pieces, each a multiple of ``batch`` long (the
+    last aside), so every image meets the same batch mates as in one pass."""
+    ids = list(ids)
+    batches = -(-len(ids) // batch)
+    per = max(1, -(-batches // max(shards, 1))) * batch
+    return [ids[i:i + per] for i in range(0, len(ids), per)]
+
+
+def predict_sharded(model: Path, ds: Dataset, ids: Sequence[int], settings: EvalSettings, shards: int,
+                    shard_map: Callable[..., list[Any]]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """:func:`predict` over image shards through ``shard_map`` (e.g. Ray tasks), merged in id order.
+
+    The detections are those of one pass (same images, same batch mates, same order).
+    """
+    t0 = time.perf_counter()
+    parts = shard_map(predict, [(model, ds, shard, settings) for shard in shards_of(ids, shards, settings.batch)])
+    detections = [d for dets, _ in parts for d in dets]
+    facts = dict(parts[0][1]) if parts else {}
+    facts.update(inference_s=round(sum(f["inference_s"] for _, f in parts), 4),
+                 wall_s=round(time.perf_counter() - t0, 4), shards=len(parts))
+    return detections, facts
+
+
 def evaluate(model: Path, ds: Dataset, ids: Sequence[int], settings: EvalSettings,
-             out: Path | None = None, progress: Callable[[int], None] | None = None) -> dict[str, Any]:
+             out: Path | None = None, progress: Callable[[int], None] | None = None,
+             shards: int = 1, shard_map: Callable[..., list[Any]] | None = None,
+             fallback: str | None = None) -> dict[str, Any]:
     """Evaluate ``model`` on ``ids`` of ``ds``; write ``out`` (metrics JSON) when given.
+
+    With ``shards`` > 1 and a ``shard_map`` (e.g. an executor's), the images are predicted in
+    shards (:func:`predict_sharded`) and scored once: the same detections and metrics. With a
+    ``fallback`` provider, a model the requested runtime cannot run is scored there instead (a
+    warning in the metrics says so).
 
     Also writes ``<out stem>.ids.txt`` (the subset) and ``<out stem>.detections.json`` next to
     ``out``. Returns the metrics JSON as a dict: the named mAPs of
@@ -124,12 +155,25 @@ def evaluate(model: Path, ds: Dataset, ids: Sequence[int], settings: EvalSetting
     (path, sha256) and ``dataset`` (annotations, ids file).
     """
     model = Path(model)
-    detections, facts = predict(model, ds, ids, settings, progress)
+    warnings = []
+
+    def run(s: EvalSettings) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        if shards > 1 and shard_map is not None:
+            return predict_sharded(model, ds, ids, s, shards, shard_map)
+        return predict(model, ds, ids, s, progress)
+
+    try:
+        detections, facts = run(settings)
+    except QuantsweepError as exc:  # the target runtime cannot run it: score it where it runs, and say so
+        if fallback is None or fallback == settings.provider or "cannot" not in str(exc):
+            raise
+        warnings.append(f"scored on the {fallback!r} provider instead: {first_line(exc, 200)}")
+        log.warning(warnings[-1])
+        detections, facts = run(replace(settings, provider=fallback))
     t = time.perf_counter()
     metrics = coco_map(ds.coco, detections, ids)
     per_class = per_class_ap(ds.coco, detections, ids)
     facts["scoring_s"] = round(time.perf_counter() - t, 4)
-    warnings = []
     if facts.get("provider") == "CPUExecutionProvider" and _has_fp16_qdq(model):
         warnings.append("fp16 QDQ graph scored on ONNX Runtime's CPU provider: onnxruntime-gpu 1.24.4's CPU "
                         "kernels were measured to mis-compute such graphs on a CPU without AVX512-FP16 "

@@ -1,7 +1,10 @@
 """Runtimes that execute a candidate ONNX. Heavy imports happen inside the functions.
 
 Provider names on the CLI: ``cpu``, ``cuda``, ``tensorrt``, or ``auto`` (CUDA when ONNX Runtime
-has it and a GPU answers, else CPU).
+has it and a GPU answers, else CPU) for ONNX Runtime, and ``openvino`` (OpenVINO's CPU plugin):
+a candidate is scored by the runtime it will be deployed on, because runtimes do not compute
+the same low-precision graph alike (OpenVINO's int8 kernels on a CPU without VNNI saturate where
+ONNX Runtime's do not).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from typing import Any
 from quantsweep.env import available_providers, gpu_present, worker_threads
 from quantsweep.errors import QuantsweepError, did_you_mean, first_line
 
-__all__ = ["PROVIDERS", "OrtSession", "open_ort", "resolve_provider"]
+__all__ = ["PROVIDERS", "OrtSession", "OvSession", "open_ort", "open_openvino", "open_session", "resolve_provider"]
 
 log = logging.getLogger(__name__)
 
@@ -118,3 +121,47 @@ def open_ort(model: Path, provider: str = "cpu", threads: int | None = None,
                                   "check that the file is a valid ONNX model for this runtime") from None
     return OrtSession(sess, sess.get_providers()[0], opts.intra_op_num_threads, used,
                       sess.get_inputs()[0].name)
+
+
+@dataclass
+class OvSession:
+    """An OpenVINO CPU compiled model, with :class:`OrtSession`'s interface."""
+
+    compiled: Any
+    provider: str
+    threads: int
+    graph_optimization: str
+    input_name: str
+
+    def run(self, pixels: Any) -> Any:
+        return self.compiled(pixels)[self.compiled.outputs[0]]
+
+
+def open_openvino(model: Path, threads: int | None = None) -> OvSession:
+    """Compile ``model`` (ONNX) for OpenVINO's CPU plugin with ``threads`` inference threads.
+
+    Raises:
+        QuantsweepError: OpenVINO is not installed, or cannot compile the model.
+    """
+    try:
+        import openvino as ov
+    except ImportError:
+        raise QuantsweepError("OpenVINO is not installed: scoring on OpenVINO needs it",
+                              "pip install 'quantsweep[openvino]'") from None
+    n = threads or worker_threads()
+    try:
+        # the plugin's defaults otherwise, as the benchmark and the deployed command compile it
+        compiled = ov.Core().compile_model(str(model), "CPU", {"INFERENCE_NUM_THREADS": n})
+    except Exception as exc:
+        raise QuantsweepError(f"OpenVINO cannot compile {model}: {first_line(exc, 200, type(exc).__name__)}",
+                              "score it on ONNX Runtime (--provider cpu)") from None
+    return OvSession(compiled, f"OpenVINO {ov.__version__.split('-')[0]} CPU", n, "openvino default",
+                     compiled.inputs[0].get_any_name())
+
+
+def open_session(model: Path, provider: str = "cpu", threads: int | None = None,
+                 graph_optimization: str = "all") -> OrtSession | OvSession:
+    """:func:`open_openvino` for ``openvino``, else :func:`open_ort`."""
+    if provider == "openvino":
+        return open_openvino(model, threads)
+    return open_ort(model, provider, threads, graph_optimization)

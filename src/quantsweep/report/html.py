@@ -1,4 +1,15 @@
-"""``report.html``: one self-contained page (images embedded) with the decision and its evidence."""
+"""``report.html``: one self-contained page (images embedded, no CDN), the decision first.
+
+Above the fold, a card: what to deploy on which runtime, its evidence (search-subset and
+confirmation ΔmAP with intervals, speed-up, label), the file and the one command that runs it,
+and why the faster candidates were not chosen. Then the plots, the confirmation and the search,
+the table grouped by runtime (Δ in points with intervals, emulated rows set apart), and, collapsed,
+the settings, versions, machine, subsets and reproduce commands.
+
+A small inline script records, once the page has loaded, the card's position and every image's
+decoded width in ``<html data-check=...>`` (the headless-browser test reads it; nothing is sent
+anywhere).
+"""
 
 from __future__ import annotations
 
@@ -12,35 +23,68 @@ from quantsweep.evaluate.confirm import points
 from quantsweep.files import atomic_write_text
 from quantsweep.quantize.sensitivity import score_text
 from quantsweep.report.decision import Decision
-from quantsweep.report.table import COLUMNS, HIGHER_IS_BETTER, Row
+from quantsweep.report.table import Row
 
 __all__ = ["write_report"]
+
+_E = html.escape
 
 
 def _img(path: Path, alt: str) -> str:
     if not path.is_file():
-        return f"<p>({alt}: not produced)</p>"
+        return f"<p>({_E(alt)}: not produced)</p>"
     data = base64.b64encode(path.read_bytes()).decode()
-    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}" style="max-width:100%">'
+    return f'<img alt="{_E(alt)}" src="data:image/png;base64,{data}">'
 
 
-def _table(rows: list[Row], columns: tuple[str, ...], arrows: dict[str, bool]) -> str:
-    head = "".join(f"<th>{html.escape(c)}{' ↑' if arrows.get(c) else (' ↓' if c in arrows else '')}</th>"
-                   for c in columns)
-    body = []
-    for r in rows:
-        cls = ' class="rec"' if r.recommended else (' class="err"' if r.error else "")
-        cells = []
-        for c in columns:
-            v = getattr(r, c)
-            text = "" if v is None else ("✓" if v is True else "" if v is False else
-                                         (f"{v:.4g}" if isinstance(v, float) else str(v)))
-            if c == "error" and len(text) > 90:  # full text on hover, the row stays one line
-                cells.append(f'<td title="{html.escape(text)}">{html.escape(text[:90])}…</td>')
-                continue
-            cells.append(f"<td>{html.escape(text)}</td>")
-        body.append(f"<tr{cls}>{''.join(cells)}</tr>")
-    return f'<table id="summary"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
+def _pts(r: Row) -> str:
+    if r.delta_map50_95 is None:
+        return ""
+    return points(r.delta_map50_95, r.delta_ci95_low, r.delta_ci95_high)
+
+
+def _why_not(r: Row, chosen: Row | None, budget: float, confirmed: dict[str, dict[str, Any]]) -> str:
+    """Why a candidate at least as fast as the chosen one was not recommended."""
+    if r.collapsed:
+        return f"a class collapsed ({r.collapsed})"
+    if r.label not in ("accelerated", "float"):
+        return f"{r.label} here"
+    c = confirmed.get(r.candidate)
+    if c is not None and c["verdict"] != "pass":
+        return f"confirmation {c['verdict']}: Δ {points(c['delta'], c['low'], c['high'])} on {c['images']} images"
+    if r.delta_map50_95 is not None and r.delta_map50_95 < -budget / 100:
+        return f"Δ {_pts(r)} misses the {budget:g}-point budget on the search subset"
+    if r.ablation:
+        return "ablation (head policy off), a diagnostic"
+    return "not a finalist"
+
+
+def _card(rows: list[Row], decision: Decision, budget: float, command: str | None,
+          confirmation: dict[str, Any] | None) -> str:
+    target = decision.backend
+    chosen = next((r for r in rows if r.recommended), None)
+    confirmed = {c["candidate"]: c for c in (confirmation or {}).get("results", [])}
+    on_target = [r for r in rows if r.backend == target and r.candidate != "fp32" and r.speedup_vs_fp32]
+    bar = chosen.speedup_vs_fp32 if chosen is not None and chosen.speedup_vs_fp32 else 1.0
+    faster = sorted((r for r in on_target if r is not chosen and (r.speedup_vs_fp32 or 0) >= bar and r.error is None),
+                    key=lambda r: -(r.speedup_vs_fp32 or 0))[:4]
+    rejected = "".join(f"<li>{_E(r.candidate)} ({r.speedup_vs_fp32:.2f}×): {_E(_why_not(r, chosen, budget, confirmed))}"
+                       "</li>" for r in faster)
+    rejected_html = f"<p>Faster, not chosen:</p><ul>{rejected}</ul>" if rejected else ""
+    if chosen is None or decision.candidate in (None, "fp32"):
+        return (f'<section id="decision" class="card stay"><h1>Stay on FP32 on {_E(str(target))}</h1>'
+                f"<p>{_E(decision.reason)}</p>{rejected_html}</section>")
+    c = decision.confirmed or {}
+    held = (f"<b>{points(c['delta'], c['low'], c['high'])}</b> points on {c['images']} held-out images "
+            f"(<b>confirmed</b> within the {budget:g}-point budget)" if c else
+            "<b>not confirmed</b> on held-out images")
+    return f"""<section id="decision" class="card"><h1>Deploy <code>{_E(chosen.candidate)}</code> on {_E(str(target))}</h1>
+<table class="facts"><tr><th>speed-up</th><td><b>{chosen.speedup_vs_fp32:.2f}×</b> FP32 ({chosen.latency_p50_ms:.2f} ms p50,
+{chosen.latency_p90_ms or 0:.2f} ms p90, batch {chosen.batch or 1}; interleaved with FP32 on this machine)</td></tr>
+<tr><th>ΔmAP50-95</th><td>{held}; search subset: {_pts(chosen)}</td></tr>
+<tr><th>how it runs</th><td>{_E(str(chosen.label))} on {_E(str(target))} (read from the executed graph)</td></tr>
+<tr><th>file</th><td><code>recommended/{_E(chosen.candidate)}.onnx</code> with its scheme JSON and README</td></tr></table>
+<p>Run it (from <code>recommended/</code>):</p><pre id="deploy-cmd">{_E(command or '')}</pre>{rejected_html}</section>"""
 
 
 def _confirmation_html(rows: list[Row], confirmation: dict[str, Any] | None) -> str:
@@ -48,19 +92,17 @@ def _confirmation_html(rows: list[Row], confirmation: dict[str, Any] | None) -> 
     if confirmation is None:
         return "<p>Off (<code>--confirm-images 0</code>): the decision rests on the search subset.</p>"
     if not confirmation["results"]:
-        return (f"<p>No finalist: no candidate on {html.escape(str(confirmation['target']))} beat FP32 with a "
+        return (f"<p>No finalist: no candidate on {_E(str(confirmation['target']))} beat FP32 with a "
                 "search-subset ΔmAP within the budget.</p>")
     by_name = {r.candidate: r for r in rows if r.backend == confirmation["target"]}
     body = []
     for c in confirmation["results"]:
         r = by_name.get(c["candidate"])
-        search = (points(r.delta_map50_95, r.delta_ci95_low, r.delta_ci95_high)
-                  if r and r.delta_map50_95 is not None else "")
         settle = f" (about {c['needed']} images would settle it)" if c.get("needed") else ""
-        body.append(f"<tr><td>{html.escape(c['candidate'])}</td><td>{search}</td>"
+        body.append(f"<tr><td>{_E(c['candidate'])}</td><td>{_pts(r) if r else ''}</td>"
                     f"<td>{points(c['delta'], c['low'], c['high'])}</td>"
-                    f"<td>{c['images']}</td><td>{html.escape(c['verdict'])}{settle}</td></tr>")
-    return (f"<p>Finalists on {html.escape(str(confirmation['target']))}, fastest first; ΔmAP50-95 in points with "
+                    f"<td>{c['images']}</td><td>{_E(c['verdict'])}{settle}</td></tr>")
+    return (f"<p>Finalists on {_E(str(confirmation['target']))}, fastest first; ΔmAP50-95 in points with "
             f"paired 95% intervals; confirmation pool {confirmation['pool']} images after the search subset, "
             f"scored {confirmation['step']} at a time until decided.</p><table id=\"confirmation\"><tr>"
             "<th>finalist</th><th>search subset Δ</th><th>confirmation Δ</th><th>images</th><th>verdict</th></tr>"
@@ -71,64 +113,117 @@ def _search_html(search: dict[str, Any] | None) -> str:
     """The search trace: every probe, per placement, with why each placement stopped."""
     if search is None:
         return "<p>No search in this run (<code>--grid</code>, or no runtime was measured).</p>"
-    stops = "".join(f"<li><b>{html.escape(p['placement'])}</b> ({p['k0_speedup']:.2f}× FP32 at K=0): "
-                    f"{html.escape(p.get('stopped', ''))}{' → ' + html.escape(p['best']) if p.get('best') else ''}</li>"
+    stops = "".join(f"<li><b>{_E(p['placement'])}</b> ({p['k0_speedup']:.2f}× FP32 at K=0): "
+                    f"{_E(p.get('stopped', ''))}{' → ' + _E(p['best']) if p.get('best') else ''}</li>"
                     for p in search["placements"])
     body = []
     for t in search["trace"]:
-        delta = points(t["delta"], t["low"], t["high"]) if t["delta"] is not None else html.escape(str(t["error"]))
+        delta = points(t["delta"], t["low"], t["high"]) if t["delta"] is not None else _E(str(t["error"]))
         speed = f"{t['speedup_vs_fp32']:.2f}×" if t.get("speedup_vs_fp32") else ""
-        kept = html.escape(", ".join(t["kept_float"][-3:])) + (" …" if len(t["kept_float"]) > 3 else "")
+        kept = _E(", ".join(t["kept_float"][-3:])) + (" …" if len(t["kept_float"]) > 3 else "")
         expected = "" if t["expected_low"] is None else f"{100 * t['expected_low']:+.2f}"
-        body.append(f"<tr><td>{html.escape(t['placement'])}</td><td>{t['k']}</td><td>{delta}</td>"
-                    f"<td>{expected}</td>"
-                    f"<td>{'yes' if t['qualifies'] else 'no'}</td><td>{speed}</td><td>{html.escape(str(t['label']))}</td>"
+        body.append(f"<tr><td>{_E(t['placement'])}</td><td>{t['k']}</td><td>{delta}</td><td>{expected}</td>"
+                    f"<td>{'yes' if t['qualifies'] else 'no'}</td><td>{speed}</td><td>{_E(str(t['label']))}</td>"
                     f"<td>{t['seconds']:.0f}</td><td><small>{kept}</small></td></tr>")
-    return (f"<p>Target <b>{html.escape(str(search['target']))}</b>; {search['evaluations']} probe(s) beyond K=0 "
-            f"(cap {search['max_evals']}), {search['seconds']:.0f} s. {html.escape(search['rule'])}.</p>"
+    return (f"<p>Target <b>{_E(str(search['target']))}</b>; {search['evaluations']} probe(s) beyond K=0 "
+            f"(cap {search['max_evals']}), {search['seconds']:.0f} s. {_E(search['rule'])}.</p>"
             f"<ul>{stops}</ul><table id=\"search\"><tr><th>placement</th><th>K</th><th>search Δ (points)</th>"
             "<th>expected low</th><th>qualifies</th><th>speed-up</th><th>label</th><th>s</th>"
             f"<th>last kept-float nodes</th></tr>{''.join(body)}</table>")
 
 
+def _table(rows: list[Row], target: str | None) -> str:
+    """One table per runtime (the decision's first): Δ in points with intervals, emulated rows set apart."""
+    out = []
+    for backend in sorted({r.backend for r in rows}, key=lambda b: (b != target, str(b))):
+        on = sorted((r for r in rows if r.backend == backend),
+                    key=lambda r: (r.label not in ("accelerated", "float"), -(r.speedup_vs_fp32 or 0)))
+        body = []
+        for r in on:
+            cls = ("rec" if r.recommended else "err" if r.error else
+                   "apart" if r.label not in ("accelerated", "float") or r.ablation else "")
+            err = _E(r.error or "")
+            err_cell = f'<td title="{err}">{err[:70]}{"…" if len(err) > 70 else ""}</td>'
+            body.append(
+                f'<tr class="{cls}"><td>{_E(r.candidate)}</td><td>{_E(r.precision)}</td><td>{r.k}</td>'
+                f"<td>{_E(str(r.label or ''))}</td><td>{'' if r.map50_95 is None else f'{r.map50_95:.4f}'}</td>"
+                f"<td>{_pts(r)}</td><td>{'' if r.speedup_vs_fp32 is None else f'{r.speedup_vs_fp32:.2f}×'}</td>"
+                f"<td>{'' if r.latency_p50_ms is None else f'{r.latency_p50_ms:.2f}'}</td>"
+                f"<td>{'' if r.size_mb is None else f'{r.size_mb:.2f}'}</td><td>{'✓' if r.pareto else ''}</td>"
+                f"<td>{_E(r.collapsed or '')}</td>{err_cell}</tr>")
+        out.append(f"<h3>{_E(str(backend))}{' (the decision’s runtime)' if backend == target else ''}</h3>"
+                   f'<table class="summary" id="summary-{_E(str(backend))}"><tr><th>candidate</th><th>precision</th>'
+                   "<th>K</th><th>label</th><th>mAP50-95 ↑</th><th>Δ points [95%] ↑</th><th>speed-up ↑</th>"
+                   "<th>p50 ms ↓</th><th>MB ↓</th><th>Pareto</th><th>collapsed class</th><th>error</th></tr>"
+                   f"{''.join(body)}</table>")
+    return '<div id="summary">' + "".join(out) + "</div>"
+
+
+_CHECK = """<script>
+window.addEventListener('load', function () {
+  var card = document.getElementById('decision');
+  var imgs = Array.prototype.map.call(document.images, function (i) { return i.naturalWidth; });
+  document.documentElement.setAttribute('data-check', JSON.stringify({
+    card_bottom: card ? card.getBoundingClientRect().bottom + window.scrollY : null, images: imgs}));
+});
+</script>"""
+
+
 def write_report(run_dir: Path, cfg: Any, rows: list[Row], decision: Decision,
                  verdict: dict[str, Any] | None, sensitivity: dict[str, Any],
-                 confirmation: dict[str, Any] | None = None, search: dict[str, Any] | None = None) -> Path:
-
+                 confirmation: dict[str, Any] | None = None, search: dict[str, Any] | None = None,
+                 command: str | None = None) -> Path:
+    """Write ``run_dir/report.html``; ``command`` runs the recommended model from ``recommended/``."""
     env = json.loads((run_dir / "env.json").read_text()) if (run_dir / "env.json").exists() else {}
     sens_html = []
     for fam, res in sensitivity.items():
         if "ranking" not in res:
-            sens_html.append(f"<h3>{html.escape(fam)}</h3><p>error: {html.escape(str(res.get('error')))}</p>")
+            sens_html.append(f"<h3>{_E(fam)}</h3><p>error: {_E(str(res.get('error')))}</p>")
             continue
-        top = "".join(f"<tr><td>{r['rank']}</td><td><code>{html.escape(r['node'])}</code></td><td>{r['op']}</td>"
+        top = "".join(f"<tr><td>{r['rank']}</td><td><code>{_E(r['node'])}</code></td><td>{r['op']}</td>"
                       f"<td>{score_text(r)}</td></tr>" for r in res["ranking"][:20])
-        sens_html.append(f"<h3>{html.escape(fam)} — top 20 of {len(res['ranking'])} nodes "
+        sens_html.append(f"<h3>{_E(fam)} — top 20 of {len(res['ranking'])} nodes "
                          f"({res['images']} calibration images)</h3><table><tr><th>rank</th><th>node</th>"
                          f"<th>op</th><th>score ↑</th></tr>{top}</table>")
-    verdict_html = (f'<p class="{"ok" if verdict["ok"] else "bad"}">{html.escape(verdict["verdict"])}</p>'
+    verdict_html = (f'<p class="{"ok" if verdict["ok"] else "bad"}">{_E(verdict["verdict"])}</p>'
                     if verdict else "<p>No W8A16 candidate in this sweep.</p>")
     cpu = env.get("cpu", {})
-    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>quantsweep report</title>
-<style>body{{font-family:sans-serif;margin:2em;max-width:1400px}}table{{border-collapse:collapse;font-size:12px}}
-td,th{{border:1px solid #ccc;padding:3px 6px}}tr.rec{{background:#e6ffe6;font-weight:bold}}tr.err{{color:#a00}}
-.ok{{color:#060}}.bad{{color:#a00;font-weight:bold}}pre{{background:#f6f6f6;padding:1em}}</style></head><body>
-<h1>quantsweep report</h1>
-<h2>Recommendation</h2><p id="recommendation"><b>{html.escape(str(decision.candidate))}</b> —
-{html.escape(decision.reason)}</p>
+    res = run_dir / "results"
+    summary_path = res / "summary.json"
+    scored_by = json.loads(summary_path.read_text()).get("scored_by") if summary_path.is_file() else None
+    ids = {name: (run_dir / name).read_text().split() for name in ("search_ids.txt", "confirm_ids.txt", "calib_ids.txt")
+           if (run_dir / name).exists()}
+    ids_html = "".join(f"<p>{_E(n)} ({len(v)}): {_E(' '.join(v[:40]))}{' …' if len(v) > 40 else ''}</p>"
+                       for n, v in ids.items())
+    page = f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>quantsweep report</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>body{{font-family:system-ui,sans-serif;margin:1.2em auto;max-width:1200px;padding:0 1em;color:#222}}
+table{{border-collapse:collapse;font-size:12px;margin:.4em 0}}td,th{{border:1px solid #ccc;padding:2px 6px;text-align:left}}
+tr.rec{{background:#e6ffe6;font-weight:bold}}tr.err{{color:#a00}}tr.apart{{color:#888;font-style:italic}}
+.card{{border:2px solid #2a7;border-radius:8px;padding:.6em 1em;background:#f4fff8}}.card.stay{{border-color:#c80;background:#fffaf0}}
+.card h1{{font-size:1.5em;margin:.2em 0}}.facts th{{width:8em;background:#eef}}.ok{{color:#060}}.bad{{color:#a00;font-weight:bold}}
+pre{{background:#f6f6f6;padding:.6em;white-space:pre-wrap;font-size:12px}}img{{max-width:100%}}
+@media print{{details{{display:block}}.card{{break-inside:avoid}}}}</style></head><body>
+{_card(rows, decision, cfg.budget, command, confirmation)}
+<p id="recommendation"><small>{_E(decision.reason)}</small></p>
+<h2>Accuracy vs speed</h2>{_img(res / 'pareto.png', 'ΔmAP vs speed-up per runtime')}
 <h2>Confirmation on held-out images</h2>{_confirmation_html(rows, confirmation)}
 <h2>Search</h2>{_search_html(search)}
+{_img(res / 'k_curve.png', 'ΔmAP and speed-up against K')}
+{_img(res / 'kept_float.png', 'where the float-kept nodes sit') if (res / 'kept_float.png').exists() else ''}
 <h2>W8A16 sanity check</h2>{verdict_html}
-<h2>Summary</h2><p>mAP on {cfg.max_images} evaluation images; latency per batch; speed-up vs FP32 on the same
-backend, measured in the same interleaved rounds; ΔmAP 95% CI from a paired bootstrap over images.
-Machine: {html.escape(str(cpu.get('model')))}, {cpu.get('physical_cores')} cores, VNNI {cpu.get('vnni')}.</p>
-{_table(rows, COLUMNS, HIGHER_IS_BETTER)}
-<h2>Accuracy vs latency</h2>{_img(run_dir / 'results' / 'pareto.png', 'Pareto plot')}
-<h2>K curve</h2>{_img(run_dir / 'results' / 'k_curve.png', 'K curve')}
-<h2>Sensitivity</h2>{''.join(sens_html) or '<p>No K-sets in this sweep.</p>'}
-<h2>Settings</h2><pre>{html.escape(cfg.to_yaml())}</pre>
-<h2>Environment</h2><pre>{html.escape(json.dumps(env, indent=1))}</pre>
-</body></html>"""
+<h2>All candidates</h2><p>mAP on {cfg.max_images} search images, scored by {_E(str(scored_by))} (the decision's
+runtime: runtimes do not compute a low-precision graph alike); ΔmAP in points with a paired bootstrap 95% interval;
+speed-up vs FP32 on the same runtime, measured in the same interleaved rounds; grey italic rows are emulated,
+unsupported or ablations (not deployable there). Full table: <code>results/summary.csv</code>.</p>
+{_table(rows, decision.backend)}
+<h2>Sensitivity</h2>{''.join(sens_html) or '<p>No ranking in this run.</p>'}
+<details><summary>Settings, machine, subsets, reproduce</summary>
+<p>Machine: {_E(str(cpu.get('model')))}, {cpu.get('physical_cores')} cores, VNNI {cpu.get('vnni')}.</p>
+<p>Reproduce: <code>quantsweep run --config {_E(str(run_dir / 'config.yaml'))} --out NEW_FOLDER</code>;
+finish an interrupted run: <code>quantsweep run --resume {_E(str(run_dir))}</code>.</p>
+<pre>{_E(cfg.to_yaml())}</pre>{ids_html}<pre>{_E(json.dumps(env, indent=1))}</pre></details>
+{_CHECK}</body></html>"""
     out = run_dir / "report.html"
     atomic_write_text(out, page)
     return out

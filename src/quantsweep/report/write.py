@@ -9,10 +9,10 @@ from typing import Any
 from quantsweep.files import atomic_replace, atomic_write_json, atomic_write_text
 from quantsweep.report.decision import Decision, decide, decide_confirmed, w8a16_verdict
 from quantsweep.report.html import write_report
-from quantsweep.report.plots import k_curve_plot, pareto_plot
+from quantsweep.report.plots import k_curve_plot, kept_float_strip, pareto_plot
 from quantsweep.report.table import COLUMNS, HIGHER_IS_BETTER, Row, summary_rows, to_csv, to_markdown
 
-__all__ = ["hand_back", "read_outputs", "write_outputs"]
+__all__ = ["hand_back", "read_outputs", "run_command", "write_outputs"]
 
 
 def _confidence_intervals(built: dict[str, Any], ds: Any, ids: list[int], resamples: int,
@@ -34,7 +34,8 @@ def _confidence_intervals(built: dict[str, Any], ds: Any, ids: list[int], resamp
 
 def write_outputs(run_dir: Path, cfg: Any, plan: list[Any], built: dict[str, Any],
                   benches: dict[str, dict[str, Any]], ds: Any, ids: list[int],
-                  confirmation: dict[str, Any] | None = None) -> tuple[list[Row], Decision]:
+                  confirmation: dict[str, Any] | None = None,
+                  target: str | None = None) -> tuple[list[Row], Decision]:
     """Write ``results/summary.*``, the plots, ``report.html`` and ``recommended/``; return (rows, recommendation).
 
     With a ``confirmation`` (see :mod:`quantsweep.evaluate.confirm`), the recommendation is the
@@ -48,7 +49,7 @@ def write_outputs(run_dir: Path, cfg: Any, plan: list[Any], built: dict[str, Any
     if confirmation is not None:
         decision = decide_confirmed(rows, confirmation["results"], cfg.budget, confirmation["target"])
     else:
-        decision = decide(rows, cfg.budget, cfg.target_backend)
+        decision = decide(rows, cfg.budget, target or cfg.target_backend)
     rows = decision.mark(rows)
     verdict = w8a16_verdict(rows)
     atomic_write_text(res / "summary.csv", to_csv(rows))
@@ -58,14 +59,39 @@ def write_outputs(run_dir: Path, cfg: Any, plan: list[Any], built: dict[str, Any
         "columns": list(COLUMNS), "higher_is_better": HIGHER_IS_BETTER, "rows": [r.to_dict() for r in rows],
         "recommendation": decision.to_dict(), "w8a16": verdict, "confirmation": confirmation, "search": search,
         "bootstrap": {"resamples": min(cfg.bootstrap, 1000), "seed": cfg.seed, "paired": True},
-        "budget_points": cfg.budget})
-    pareto_plot(rows, res / "pareto.png")
-    k_curve_plot(rows, res / "k_curve.png")
+        "budget_points": cfg.budget, "search_images": len(ids),
+        "scored_by": (built.get("fp32", {}).get("metrics") or {}).get("run", {}).get("provider")})
+    pareto_plot(rows, res / "pareto.png", cfg.budget, decision.backend)
+    k_curve_plot(rows, res / "k_curve.png", decision.backend)
+    scheme_path = run_dir / "candidates" / f"{decision.candidate}.scheme.json"
+    strip = kept_float_strip(run_dir / "candidates" / "fp32.onnx",
+                             json.loads(scheme_path.read_text()) if scheme_path.is_file() else None,
+                             res / "kept_float.png")
+    if strip is None:
+        for stale in (res / "kept_float.png", res / "kept_float.svg"):
+            stale.unlink(missing_ok=True)
     sens_path = run_dir / "sensitivity.json"
     sens = json.loads(sens_path.read_text()) if sens_path.exists() else {}
-    write_report(run_dir, cfg, rows, decision, verdict, sens, confirmation, search)
+    command = None
+    if decision.candidate not in (None, "fp32"):
+        command = run_command(decision.candidate, decision.backend)
+    write_report(run_dir, cfg, rows, decision, verdict, sens, confirmation, search, command)
     hand_back(run_dir, decision, rows)
     return rows, decision
+
+
+def run_command(name: str, backend: str | None) -> str:
+    """The shell command that runs ``recommended/<name>.onnx`` once on ``backend`` (from that folder)."""
+    runner = {"openvino": ("import numpy as np, openvino as ov; "
+                           f"compiled = ov.Core().compile_model('{name}.onnx', 'CPU'); "
+                           "out = compiled(np.zeros(tuple(compiled.inputs[0].shape), np.float32))[0]; "
+                           "print('output', out.shape)"),
+              "ort-cpu": ("import numpy as np, onnxruntime as ort; "
+                          f"s = ort.InferenceSession('{name}.onnx', providers=['CPUExecutionProvider']); "
+                          "i = s.get_inputs()[0]; out = s.run(None, {i.name: np.zeros(i.shape, np.float32)})[0]; "
+                          "print('output', out.shape)")}
+    return f'python -c "{runner.get(backend or "", runner["ort-cpu"])}"'
+
 
 
 def hand_back(run_dir: Path, decision: Decision, rows: list[Row]) -> None:
@@ -78,14 +104,6 @@ def hand_back(run_dir: Path, decision: Decision, rows: list[Row]) -> None:
     src = run_dir / "candidates"
     atomic_replace(src / f"{name}.onnx", out / f"{name}.onnx", copy=True)
     atomic_replace(src / f"{name}.scheme.json", out / f"{name}.scheme.json", copy=True)
-    runner = {"openvino": ("import numpy as np, openvino as ov\n"
-                           f"compiled = ov.Core().compile_model('{name}.onnx', 'CPU')\n"
-                           "outputs = compiled(np.zeros(tuple(compiled.inputs[0].shape), np.float32))[0]"),
-              "ort-cpu": ("import numpy as np, onnxruntime as ort\n"
-                          f"s = ort.InferenceSession('{name}.onnx', providers=['CPUExecutionProvider'])\n"
-                          "i = s.get_inputs()[0]\n"
-                          "outputs = s.run(None, {i.name: np.zeros(i.shape, np.float32)})[0]")}
-    snippet = runner.get(decision.backend or "", runner["ort-cpu"])
     atomic_write_text(out / "README.md", f"""# {name} on {decision.backend}
 
 {decision.reason}
@@ -97,7 +115,7 @@ machine that ran the sweep. The exact scheme (tool, settings, calibration, kept-
 Run it (from this folder):
 
 ```bash
-python -c "{snippet.replace(chr(10), '; ')}"
+{run_command(name, decision.backend)}
 ```
 
 Measure it against FP32 on this machine:

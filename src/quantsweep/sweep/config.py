@@ -19,7 +19,7 @@ from quantsweep.schemes import DEFAULT_SCHEMES, REGISTRY
 __all__ = ["SweepConfig"]
 
 _PATHS = {"model", "images", "annotations", "data", "image_ids", "calib_dir", "calib_annotations", "out"}
-_TUPLES = {"schemes", "ks", "backends", "batches"}
+_TUPLES = {"schemes", "ks", "backends", "batches", "bench_on"}
 
 
 @dataclass(frozen=True)
@@ -57,6 +57,10 @@ class SweepConfig:
     bootstrap: int = 100  # paired resamples over images for the ΔmAP CI (~30 ms each per candidate)
     seed: int = 0
     jobs: int = 1
+    executor: str = "local"  # local (this machine: --jobs processes) | ray (a Ray cluster)
+    ray_address: str | None = None  # auto | HOST:PORT | ray://HOST:PORT; None: a private local Ray
+    eval_shards: int = 1  # one candidate's evaluation split into this many image shards (parallel on Ray)
+    bench_on: tuple[str, ...] | None = None  # BACKEND=RESOURCE: that backend is timed only on nodes with RESOURCE
     out: Path = Path("runs")
     ablation: bool = True  # also build the int8 candidate without the head policy
     trust_checkpoint: bool = False  # fully unpickle a .pt that references more than model classes
@@ -81,7 +85,14 @@ class SweepConfig:
         if not isinstance(self.max_evals, int) or isinstance(self.max_evals, bool) or self.max_evals < 0:
             raise QuantsweepError(f"max_evals must be 0 or a positive integer (got {self.max_evals!r})",
                                   "use e.g. --max-evals 8 (0: keep every placement at K=0)", "max_evals")
-        positive = {"max_images": self.max_images, "calib_count": self.calib_count, "jobs": self.jobs,
+        if self.executor not in ("local", "ray"):
+            raise QuantsweepError(f"unknown executor {self.executor!r}", "use --executor local or ray", "executor")
+        for binding in self.bench_on or ():
+            backend, _, resource = binding.partition("=")
+            if not backend or not resource:
+                raise QuantsweepError(f"bench_on entry {binding!r} is not BACKEND=RESOURCE",
+                                      "use e.g. --bench-on openvino=openvino_node", "bench_on")
+        positive = {"max_images": self.max_images, "eval_shards": self.eval_shards, "calib_count": self.calib_count, "jobs": self.jobs,
                     "confirm_step": self.confirm_step,
                     "sensitivity_images": self.sensitivity_images}
         if not isinstance(self.sensitivity_probe_top, int) or self.sensitivity_probe_top < 0:
@@ -143,6 +154,14 @@ class SweepConfig:
                         raise QuantsweepError(f"{k} must be integers (got {v!r})", "use e.g. 0,5,10,20", k) from None
         return out
 
+    def bench_resources(self, backend: str) -> dict[str, float] | None:
+        """The cluster resource ``backend`` is bound to by ``bench_on`` (None: timed by the driver)."""
+        for binding in self.bench_on or ():
+            name, _, resource = binding.partition("=")
+            if name.strip() == backend:
+                return {resource.strip(): 1.0}
+        return None
+
     def to_dict(self) -> dict[str, Any]:
         """Plain types, for YAML/JSON (paths as strings, tuples as lists)."""
         d = dataclasses.asdict(self)
@@ -161,6 +180,7 @@ class SweepConfig:
     def result_key(self) -> dict[str, Any]:
         """The settings that decide results (not where they are written, nor parallelism)."""
         d = self.to_dict()
-        for k in ("out", "jobs", "bench_seconds", "bench_warmup", "trust_checkpoint"):
+        for k in ("out", "jobs", "bench_seconds", "bench_warmup", "trust_checkpoint", "executor", "ray_address",
+                  "eval_shards", "bench_on"):
             d.pop(k, None)
         return d

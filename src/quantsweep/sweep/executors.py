@@ -10,8 +10,15 @@ first failure; chains are independent. Every executor implements :class:`Executo
   :data:`JOB_MEMORY_GB` per job, the measured peak of a build or an evaluation of a small
   detector plus headroom).
 
-A cluster executor plugs in here: it receives the same tasks (module-level functions and
-picklable arguments) and reports each finished step to the store, which stays the only writer.
+- :class:`RayExecutor` runs them as Ray tasks on a cluster (``--executor ray``), each asking for
+  its share of CPUs and :data:`JOB_MEMORY_GB` of memory; a task whose worker dies is retried
+  (Ray's ``max_retries``), one that raises is its candidate's failed row. Workers write the step's
+  files into the run folder, which must be on a path every node sees (a local cluster, or a
+  shared filesystem); the driver alone writes the manifest.
+
+Every executor also offers ``shard_map(func, arglists)`` (one candidate's evaluation split over
+image shards: in order here, as parallel tasks on Ray) and ``call(func, args, resources)`` (a
+function run where ``resources`` are: the benchmarks bound to a node with ``--bench-on``).
 
 Example:
     >>> make_executor(2).run_chains(store, [[Task("build:x", lambda: {}, [out], materialize,
@@ -32,7 +39,8 @@ from typing import Any, Protocol
 from quantsweep.files import capture_output
 from quantsweep.sweep.store import StepStore
 
-__all__ = ["JOB_MEMORY_GB", "Executor", "LocalExecutor", "PoolExecutor", "Task", "effective_jobs", "make_executor"]
+__all__ = ["JOB_MEMORY_GB", "Executor", "LocalExecutor", "PoolExecutor", "RayExecutor", "Task", "effective_jobs",
+           "make_executor", "node_facts"]
 
 JOB_MEMORY_GB = 2.5
 
@@ -110,6 +118,27 @@ def _worker_call(func: Callable[..., Any], args: tuple[Any, ...], log: Path | No
 OnFail = Callable[[int, Task, BaseException], None]
 
 
+def local_map(func: Callable[..., Any], arglists: Sequence[tuple[Any, ...]]) -> list[Any]:
+    """``[func(*args) for args in arglists]``, in this process, in order."""
+    return [func(*args) for args in arglists]
+
+
+def node_facts() -> dict[str, Any]:
+    """Where this code runs: hostname, and the Ray node id when inside a Ray worker."""
+    import socket
+
+    facts: dict[str, Any] = {"hostname": socket.gethostname()}
+    try:
+        import ray
+
+        if ray.is_initialized():
+            facts["ray_node_id"] = ray.get_runtime_context().get_node_id()
+            facts["ray_node_ip"] = ray.util.get_node_ip_address()
+    except ImportError:
+        pass
+    return facts
+
+
 class Executor(Protocol):
     """Runs chains of tasks through a step store (skipping finished steps)."""
 
@@ -117,8 +146,40 @@ class Executor(Protocol):
         """Run every chain; ``on_fail(chain index, task, error)`` when a step fails (its chain stops)."""
         ...
 
+    #: ``shard_map(func, arglists)``: ``func(*args)`` for each args, results in order (evaluation
+    #: shards); a module-level callable, so a step running elsewhere can take it along
+    shard_map: Callable[..., list[Any]]
 
-class LocalExecutor:
+    def call(self, func: Callable[..., Any], args: tuple[Any, ...], resources: dict[str, float] | None) -> Any:
+        """``(func(*args), node facts)`` where ``resources`` are (``None``: anywhere; this process for
+        the local executors, which refuse resources)."""
+        ...
+
+
+def ray_shard_map(threads: int, retries: int, func: Callable[..., Any],
+                  arglists: Sequence[tuple[Any, ...]]) -> list[Any]:
+    """``func(*args)`` for each args as parallel Ray tasks (from the driver or from inside a task)."""
+    import ray
+
+    remote = ray.remote(_ray_apply).options(num_cpus=threads, max_retries=retries)
+    return list(ray.get([remote.remote(func, args) for args in arglists]))
+
+
+class _InProcess:
+    """``shard_map`` and ``call`` in this process (the local executors')."""
+
+    shard_map: Callable[..., list[Any]] = staticmethod(local_map)
+
+    def call(self, func: Callable[..., Any], args: tuple[Any, ...], resources: dict[str, float] | None) -> Any:
+        if resources:
+            from quantsweep.errors import QuantsweepError
+
+            raise QuantsweepError(f"resources {sorted(resources)} need a cluster", "use --executor ray",
+                                  "bench_on")
+        return func(*args), node_facts()
+
+
+class LocalExecutor(_InProcess):
     """Every step in this process, chain after chain."""
 
     def run_chains(self, store: StepStore, chains: Sequence[Sequence[Task]], on_fail: OnFail) -> None:
@@ -135,7 +196,7 @@ class LocalExecutor:
 
 
 @dataclass(frozen=True)
-class PoolExecutor:
+class PoolExecutor(_InProcess):
     """Steps in ``jobs`` spawned worker processes; this process alone writes the manifest."""
 
     jobs: int
@@ -189,6 +250,125 @@ class PoolExecutor:
             pool.join()
 
 
-def make_executor(jobs: int) -> Executor:
-    """:class:`LocalExecutor` for one job, else a :class:`PoolExecutor` (``jobs`` already capped)."""
+def _ray_call(func: Callable[..., Any], args: tuple[Any, ...], log: Path | None, threads: int) -> None:
+    os.environ["QUANTSWEEP_THREADS"] = str(threads)
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    _worker_call(func, args, log)
+
+
+def _ray_apply(func: Callable[..., Any], args: tuple[Any, ...]) -> Any:
+    return func(*args)
+
+
+def _ray_apply_here(func: Callable[..., Any], args: tuple[Any, ...]) -> tuple[Any, dict[str, Any]]:
+    return func(*args), node_facts()
+
+
+class RayExecutor:
+    """Steps as Ray tasks on the cluster at ``address`` (None: a private local Ray, stopped after).
+
+    Each step asks for ``threads`` CPUs and :data:`JOB_MEMORY_GB` of memory; a worker that dies
+    is retried up to ``retries`` times; an exception is the step's failure (not retried).
+    """
+
+    def __init__(self, address: str | None = None, threads: int = 1, retries: int = 2) -> None:
+        try:
+            import ray
+        except ImportError:
+            from quantsweep.errors import QuantsweepError
+
+            raise QuantsweepError("--executor ray needs Ray, which is not installed",
+                                  "pip install 'quantsweep[ray]'", "executor") from None
+        self.threads, self.retries = threads, retries
+        self._started = not ray.is_initialized()
+        if self._started:
+            # a private Ray (no address) and a cluster on this machine stay on the loopback address
+            host = (address or "127.0.0.1").split("://")[-1].rsplit(":", 1)[0]
+            loopback = host in ("127.0.0.1", "localhost")
+            if loopback:
+                # Ray rewrites a 127.0.0.1 address to this machine's routable IP before connecting,
+                # which a cluster bound to the loopback address does not listen on; its own switch
+                # for loopback-only (laptop) clusters keeps the address as given.
+                import ray._private.ray_constants as ray_constants
+
+                ray_constants.ENABLE_RAY_CLUSTER = False
+                ray.init(address=address, include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1")
+            else:
+                ray.init(address=address, include_dashboard=False, log_to_driver=False)
+        self._ray = ray
+        self._step = ray.remote(_ray_call)
+        self._apply_here = ray.remote(_ray_apply_here)
+        self.shard_map: Callable[..., list[Any]] = functools.partial(ray_shard_map, threads, retries)
+
+    def close(self) -> None:
+        if self._started and self._ray.is_initialized():
+            self._ray.shutdown()
+
+    def run_chains(self, store: StepStore, chains: Sequence[Sequence[Task]], on_fail: OnFail) -> None:
+        ray = self._ray
+        options = {"num_cpus": self.threads, "memory": int(JOB_MEMORY_GB * 1024 ** 3), "max_retries": self.retries}
+        pending: dict[Any, tuple[int, Task, Any, float]] = {}
+        position = [0] * len(chains)
+
+        def advance(ci: int) -> None:
+            while position[ci] < len(chains[ci]):
+                task = chains[ci][position[ci]]
+                inputs = task.inputs()
+                if store.is_done(task.step, inputs, task.outputs):
+                    store.on_event({"event": "skip", "step": task.step})
+                    position[ci] += 1
+                    continue
+                store.on_event({"event": "start", "step": task.step})
+                ref = self._step.options(**options).remote(task.func, task.args, task.log, self.threads)
+                pending[ref] = (ci, task, inputs, time.perf_counter())
+                return
+
+        try:
+            for ci in range(len(chains)):
+                advance(ci)
+            while pending:
+                ready, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)
+                for ref in ready:
+                    ci, task, inputs, t0 = pending.pop(ref)
+                    try:
+                        ray.get(ref)
+                    except Exception as exc:  # noqa: BLE001 - a failed step is its candidate's row
+                        cause = getattr(exc, "cause", None) or exc
+                        store.record(task.step, inputs, task.outputs, time.perf_counter() - t0, cause)
+                        on_fail(ci, task, cause)
+                        continue
+                    store.record(task.step, inputs, task.outputs, time.perf_counter() - t0)
+                    position[ci] += 1
+                    advance(ci)
+        except BaseException:
+            for ref in pending:
+                ray.cancel(ref, force=True)
+            raise
+
+    def call(self, func: Callable[..., Any], args: tuple[Any, ...], resources: dict[str, float] | None) -> Any:
+        """``func(*args)`` on a node holding ``resources`` (the whole of each, so one at a time there);
+        returns ``(result, node facts)``.
+
+        Raises:
+            QuantsweepError: no node of the cluster carries one of ``resources``.
+        """
+        if resources:
+            have = self._ray.cluster_resources()
+            missing = [r for r in resources if have.get(r, 0) < resources[r]]
+            if missing:
+                from quantsweep.errors import QuantsweepError
+
+                raise QuantsweepError(f"no node of the Ray cluster carries resource {missing[0]!r}",
+                                      f"start a node with --resources '{{\"{missing[0]}\": 1}}', or drop --bench-on",
+                                      "bench_on")
+        ref = self._apply_here.options(num_cpus=self.threads, resources=resources or {},
+                                       max_retries=self.retries).remote(func, args)
+        return self._ray.get(ref)
+
+
+def make_executor(jobs: int, kind: str = "local", address: str | None = None) -> Executor:
+    """:class:`LocalExecutor` for one job, a :class:`PoolExecutor` for more (``jobs`` already capped),
+    or a :class:`RayExecutor` (each task asking for one CPU)."""
+    if kind == "ray":
+        return RayExecutor(address)
     return LocalExecutor() if jobs <= 1 else PoolExecutor(jobs)

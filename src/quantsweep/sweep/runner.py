@@ -1,6 +1,6 @@
 """Run or resume a sweep: one run folder, written only through its :class:`StepStore`.
 
-Stages: baseline -> candidates (K=0, or the whole grid with ``--grid``) -> evaluation ->
+Stages: baseline -> target runtime -> candidates (K=0, or the whole grid with ``--grid``) -> evaluation ->
 benchmark -> search (K per placement on the target runtime) -> confirmation -> report
 (:mod:`quantsweep.sweep.stages`). The run folder's layout::
 
@@ -12,6 +12,8 @@ benchmark -> search (K per placement on the target runtime) -> confirmation -> r
       search_ids.txt           search subset: every candidate is scored on these (first N, or --image-ids)
       confirm_ids.txt          confirmation pool: the next ids, disjoint; only finalists are scored on them
       calib_ids.txt            calibration image ids (disjoint from both)
+      target.json              the decision's runtime (FP32 fastest there), chosen before scoring:
+                               every candidate is scored by that runtime (ORT CPU where it cannot run one)
       sensitivity.json         per K-scheme ranking of nodes (see quantsweep.quantize.sensitivity)
       search.json              the search's placements, why each stopped, and every probe (the trace)
       candidates/<name>.onnx   fp32 baseline and every candidate
@@ -21,7 +23,10 @@ benchmark -> search (K per placement on the target runtime) -> confirmation -> r
       results/<name>.<backend>.bench.json   (a search probe: timed on the target with FP32 only)
       results/confirm/<name>.c<i>.metrics.json   finalists (and FP32) on confirmation chunk i
       confirmation.json        each finalist's Δ, interval, images and verdict on the confirmation pool
-      results/summary.csv|md|json, results/pareto.png, results/k_curve.png
+      results/summary.csv|md|json
+      results/pareto.png|svg   ΔmAP (interval) vs speed-up per runtime, the budget band, the front
+      results/k_curve.png|svg  ΔmAP and speed-up against K per placement
+      results/kept_float.png|svg  where the recommended model's float-kept nodes sit (when one is chosen)
       report.html              self-contained report (images embedded)
       recommended/             the chosen model, its scheme JSON and how to run it (absent: stay on FP32)
 
@@ -73,6 +78,12 @@ def run_sweep(cfg: SweepConfig, resume: Path | None = None, on_event: Event | No
         >>> result = run_sweep(SweepConfig())  # doctest: +SKIP  (the embedded demo)
         >>> result.recommendation.candidate  # doctest: +SKIP
     """
+    if cfg.executor == "ray":
+        import importlib.util
+
+        if importlib.util.find_spec("ray") is None:
+            raise QuantsweepError("--executor ray needs Ray, which is not installed", "pip install 'quantsweep[ray]'",
+                                  "executor")
     inputs = resolve_inputs(cfg)  # bad inputs fail before a run folder is created or locked
     if resume is not None:
         store = open_run(cfg, resume, on_event)
@@ -84,5 +95,11 @@ def run_sweep(cfg: SweepConfig, resume: Path | None = None, on_event: Event | No
     jobs, why = effective_jobs(cfg.jobs)
     if why:
         store.on_event({"event": "note", "message": why})
-    with store.locked():
-        return execute(store, cfg, inputs, make_executor(jobs))
+    executor = make_executor(jobs, cfg.executor, cfg.ray_address)
+    try:
+        with store.locked():
+            return execute(store, cfg, inputs, executor)
+    finally:
+        close = getattr(executor, "close", None)
+        if close is not None:
+            close()

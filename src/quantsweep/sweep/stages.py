@@ -76,7 +76,7 @@ def execute(r: StepStore, cfg: SweepConfig, inp: Inputs, executor: Executor) -> 
     n_search = 0 if cfg.grid else len({s.registry for s in plan if s.registry in _k_schemes()}) + 3 * cfg.max_evals
     # events: baseline, K=0 builds ranked early (seen again later as skips), rankings, a build per
     # candidate, an evaluation per model, a benchmark per backend, confirmation rounds (at most), the report
-    r.on_event({"event": "plan", "steps": 1 + n_k0 + n_sens + len(plan) + len(plan) + 1 + n_backends + n_search
+    r.on_event({"event": "plan", "steps": 2 + n_k0 + n_sens + len(plan) + len(plan) + 1 + n_backends + n_search
                 + n_confirm + 1, "candidates": [s.name for s in plan]})
     fp32 = cand_dir / "fp32.onnx"
     r.step("baseline", {"model": file_hash(inp.model), "imgsz": inp.imgsz}, [fp32],
@@ -95,14 +95,61 @@ def execute(r: StepStore, cfg: SweepConfig, inp: Inputs, executor: Executor) -> 
         r.on_event({"event": "note", "message": f"no evaluation images left after the {len(ids)} of the search "
                     "subset: the decision rests on the search subset alone"})
     ctx = BuildContext(fp32, inp.pt, calib, r.dir / "work", cfg.trust_checkpoint)
+    target = _target(r, cfg, fp32, executor)
+    settings = _eval_settings(cfg, target)
     rankings = _sensitivities(r, cfg, plan, ctx)
-    built = _build_and_evaluate(r, cfg, plan, ctx, inp, ids, rankings, executor)
-    benches = _benchmarks(r, cfg, built)
+    built = _build_and_evaluate(r, cfg, plan, ctx, inp, ids, rankings, executor, settings)
+    benches = _benchmarks(r, cfg, built, executor)
     if not cfg.grid:
-        _search(r, cfg, plan, ctx, inp, ids, built, benches, executor, len(confirm_ids))
-    confirmation = _confirm(r, cfg, built, benches, inp, chunks)
-    rows, recommendation = _report(r, cfg, plan, built, benches, inp, ids, confirmation)
+        _search(r, cfg, plan, ctx, inp, ids, built, benches, executor, len(confirm_ids), target, settings)
+    confirmation = _confirm(r, cfg, built, benches, inp, chunks, target, settings)
+    rows, recommendation = _report(r, cfg, plan, built, benches, inp, ids, confirmation, target)
     return RunResult(r.dir, rows, recommendation, r.seconds())
+
+
+def _target(r: StepStore, cfg: SweepConfig, fp32: Path, executor: Executor) -> str | None:
+    """The decision's runtime, chosen before any candidate is scored (so each is scored by it):
+    ``--target-backend``, else the backend where FP32 runs fastest (``target.json``)."""
+    if cfg.target_backend is not None:
+        return cfg.target_backend
+    from quantsweep.bench.base import BenchSettings
+    from quantsweep.bench.measure import benchmark
+    from quantsweep.bench.registry import available_backends
+    from quantsweep.files import file_hash
+
+    path = r.dir / "target.json"
+    backends = list(cfg.backends or available_backends())
+
+    def measure() -> None:
+        rows: list[dict[str, Any]] = []
+        for b in backends:
+            settings = BenchSettings(backends=(b,), batches=(1,), warmup=cfg.bench_warmup,
+                                     seconds=min(cfg.bench_seconds, 2.0))
+            try:
+                res, node = executor.call(benchmark, ([("fp32", fp32)], settings, r.dir / "work" / "bench"),
+                                          cfg.bench_resources(b))
+                rows += [{**row, "node": node} for row in res["rows"]]
+            except Exception as exc:  # noqa: BLE001 - a backend that cannot time FP32 is not the target
+                rows.append({"backend": b, "error": first_line(exc)})
+        ok = [row for row in rows if not row.get("error") and row.get("latency_p50_ms")]
+        choice = min(ok, key=lambda row: row["latency_p50_ms"])["backend"] if ok else None
+        atomic_write_json(path, {"what": "the decision's runtime: where FP32 runs fastest, timed before the "
+                                 "candidates so that each is scored by that runtime", "target": choice,
+                                 "fp32": rows})
+
+    r.step("target", {"fp32": file_hash(fp32), "backends": backends}, [path], measure)
+    target: str | None = json.loads(path.read_text())["target"]
+    r.on_event({"event": "note", "message": f"target runtime: {target} (FP32 fastest there); "
+                f"candidates are scored by it"})
+    return target
+
+
+def _eval_settings(cfg: SweepConfig, target: str | None) -> Any:
+    """Evaluation settings scoring as the target runtime computes (ORT CPU when there is none)."""
+    from quantsweep.bench.registry import eval_provider
+    from quantsweep.evaluate.run import EvalSettings
+
+    return EvalSettings(conf=cfg.conf, iou=cfg.iou, max_det=cfg.max_det, provider=eval_provider(target))
 
 
 def _k_schemes() -> frozenset[str]:
@@ -112,7 +159,8 @@ def _k_schemes() -> frozenset[str]:
 
 
 def _search(r: StepStore, cfg: SweepConfig, plan: list[Any], ctx: Any, inp: Inputs, ids: list[int],
-            built: dict[str, Any], benches: dict[str, dict[str, Any]], executor: Executor, pool: int) -> None:
+            built: dict[str, Any], benches: dict[str, dict[str, Any]], executor: Executor, pool: int,
+            target: str | None, settings: Any) -> None:
     """The K search on the target runtime; probes join ``built`` and ``benches``; writes ``search.json``.
 
     Placements: the K-capable candidates (head policy on) that the target runs ``accelerated``
@@ -126,17 +174,13 @@ def _search(r: StepStore, cfg: SweepConfig, plan: list[Any], ctx: Any, inp: Inpu
     """
     import math
 
-    from quantsweep.bench.base import BenchSettings
-    from quantsweep.bench.measure import benchmark
     from quantsweep.evaluate.bootstrap import bootstrap_map, delta_interval
     from quantsweep.files import file_hash
-    from quantsweep.report.decision import pick_target
     from quantsweep.report.table import summary_rows
     from quantsweep.schemes import make_scheme
     from quantsweep.sweep.search import Probe, search_k, within_budget
 
     rows = summary_rows(built, benches)
-    target = pick_target(rows, cfg.target_backend)
     fp32_metrics = built.get("fp32", {}).get("metrics")
     if target is None or not isinstance(benches.get(target), dict) or "error" in benches[target] or not fp32_metrics:
         return
@@ -165,9 +209,7 @@ def _search(r: StepStore, cfg: SweepConfig, plan: list[Any], ctx: Any, inp: Inpu
         models = [("fp32", built["fp32"]["onnx"]), (name, built[name]["onnx"])]
 
         def measure() -> None:
-            settings = BenchSettings(backends=(target,), batches=cfg.batches, warmup=cfg.bench_warmup,
-                                     seconds=cfg.bench_seconds)
-            res = benchmark(models, settings, r.dir / "work" / "bench")
+            res = _bench(executor, cfg, target, models, r.dir / "work" / "bench")
             atomic_write_json(out, {**{k: v for k, v in res.items() if k != "rows"},
                                     "rows": [row for row in res["rows"] if row["candidate"] == name]})
 
@@ -242,7 +284,7 @@ def _search(r: StepStore, cfg: SweepConfig, plan: list[Any], ctx: Any, inp: Inpu
                 return p0
             scheme = make_scheme(fam, onnx_only=inp.pt is None, k=k)
             built.update(_build_and_evaluate(r, cfg, [scheme], ctx, inp, ids, {fam: {"ranking": ranking}},
-                                             executor, with_fp32=False))
+                                             executor, settings, with_fp32=False))
             if built[scheme.name].get("error") is None:
                 time_on_target(scheme.name)
             p = measured(scheme.name, k)
@@ -271,7 +313,7 @@ def _search(r: StepStore, cfg: SweepConfig, plan: list[Any], ctx: Any, inp: Inpu
 
 
 def _confirm(r: StepStore, cfg: SweepConfig, built: dict[str, Any], benches: dict[str, dict[str, Any]],
-             inp: Inputs, chunks: list[list[int]]) -> dict[str, Any] | None:
+             inp: Inputs, chunks: list[list[int]], target: str | None, settings: Any) -> dict[str, Any] | None:
     """The finalists re-scored on the confirmation pool, chunk by chunk until decided.
 
     Finalists: the fastest candidates on the target backend that beat FP32 there with a point
@@ -284,15 +326,14 @@ def _confirm(r: StepStore, cfg: SweepConfig, built: dict[str, Any], benches: dic
     from quantsweep.evaluate.bootstrap import bootstrap_map, delta_interval
     from quantsweep.evaluate.confirm import Confirmation, confirm_adaptively
     from quantsweep.evaluate.metrics import coco_map
-    from quantsweep.evaluate.run import EvalSettings, evaluate
+    from quantsweep.evaluate.run import evaluate
     from quantsweep.files import file_hash
     from quantsweep.report.decision import finalists, pick_target
     from quantsweep.report.table import summary_rows
 
     rows = summary_rows(built, benches)
-    target = pick_target(rows, cfg.target_backend)
+    target = pick_target(rows, target)
     chosen = finalists(rows, cfg.budget, target, cfg.finalists)
-    settings = EvalSettings(conf=cfg.conf, iou=cfg.iou, max_det=cfg.max_det, provider="cpu")
     out_dir = r.dir / "results" / "confirm"
 
     scored: dict[tuple[str, int], list[dict[str, Any]]] = {}  # (model, chunk) -> its detections
@@ -304,7 +345,8 @@ def _confirm(r: StepStore, cfg: SweepConfig, built: dict[str, Any], benches: dic
             metrics = out_dir / f"{name}.c{i}.metrics.json"
             onnx_path = built[name]["onnx"]
             r.step(f"confirm:{name}:{i}", {"onnx": file_hash(onnx_path), "ids": chunk, "settings": str(settings)},
-                   [metrics], functools.partial(evaluate, onnx_path, inp.eval_ds, chunk, settings, metrics))
+                   [metrics], functools.partial(evaluate, onnx_path, inp.eval_ds, chunk, settings, metrics,
+                                                fallback="cpu"))
             scored[name, i] = json.loads(Path(json.loads(metrics.read_text())["detections_file"]).read_text())
         return [d for i in range(upto) for d in scored[name, i]]
 
@@ -341,7 +383,7 @@ def _confirm(r: StepStore, cfg: SweepConfig, built: dict[str, Any], benches: dic
 
 def _report(r: StepStore, cfg: SweepConfig, plan: list[Any], built: dict[str, Any],
             benches: dict[str, dict[str, Any]], inp: Inputs, ids: list[int],
-            confirmation: dict[str, Any] | None) -> tuple[list[Row], Decision]:
+            confirmation: dict[str, Any] | None, target: str | None) -> tuple[list[Row], Decision]:
     """The table, plots and report: a manifest step over every result file it reads."""
     from quantsweep.files import file_hash
     from quantsweep.report.write import read_outputs, write_outputs
@@ -351,12 +393,12 @@ def _report(r: StepStore, cfg: SweepConfig, plan: list[Any], built: dict[str, An
                 if p.exists()]
     inputs = {"files": {str(p.relative_to(r.dir)): file_hash(p) for p in sources},
               "errors": {n: e.get("error") for n, e in built.items()},
-              "decision": [cfg.budget, cfg.target_backend, cfg.bootstrap, cfg.seed]}
+              "decision": [cfg.budget, target, cfg.bootstrap, cfg.seed]}
     res = r.dir / "results"
-    outputs = [res / "summary.csv", res / "summary.md", res / "summary.json", res / "pareto.png",
-               res / "k_curve.png", r.dir / "report.html"]
+    outputs = [res / "summary.csv", res / "summary.md", res / "summary.json", res / "pareto.png", res / "pareto.svg",
+               res / "k_curve.png", res / "k_curve.svg", r.dir / "report.html"]
     made = r.step("report", inputs, outputs,
-                  lambda: write_outputs(r.dir, cfg, plan, built, benches, inp.eval_ds, ids, confirmation))
+                  lambda: write_outputs(r.dir, cfg, plan, built, benches, inp.eval_ds, ids, confirmation, target))
     return made if made is not None else read_outputs(r.dir)  # None: finished earlier with the same inputs
 
 
@@ -432,12 +474,12 @@ def _eval_inputs(onnx_path: Path, ids: list[int], settings: str) -> dict[str, An
 
 
 def _build_and_evaluate(r: StepStore, cfg: SweepConfig, plan: list[Any], ctx: Any, inp: Inputs,
-                        ids: list[int], rankings: dict[str, Any], executor: Executor,
+                        ids: list[int], rankings: dict[str, Any], executor: Executor, settings: Any,
                         with_fp32: bool = True) -> dict[str, Any]:
-    """Build and evaluate every candidate (and FP32): one chain (build, eval) each, ``cfg.jobs`` at a time."""
-    from quantsweep.evaluate.run import EvalSettings, evaluate
+    """Build and evaluate every candidate (and FP32): one chain (build, eval) each, ``cfg.jobs`` at a
+    time, scored with ``settings`` (the target runtime's provider; ORT CPU where it cannot run one)."""
+    from quantsweep.evaluate.run import evaluate
 
-    settings = EvalSettings(conf=cfg.conf, iou=cfg.iou, max_det=cfg.max_det, provider="cpu")
     cand_dir, res_dir = r.dir / "candidates", r.dir / "results"
     built: dict[str, Any] = {}
     chains: list[list[Task]] = []
@@ -457,7 +499,8 @@ def _build_and_evaluate(r: StepStore, cfg: SweepConfig, plan: list[Any], ctx: An
                 ranking = sens["ranking"]
             chain.append(_build_task(r, scheme, ctx, ranking))
         chain.append(Task(f"eval:{name}", functools.partial(_eval_inputs, onnx_path, ids, str(settings)),
-                          [metrics], evaluate, (onnx_path, inp.eval_ds, ids, settings, metrics)))
+                          [metrics], evaluate, (onnx_path, inp.eval_ds, ids, settings, metrics, None,
+                                                cfg.eval_shards, executor.shard_map, "cpu")))
         entry["onnx"] = onnx_path
         chains.append(chain)
         owners.append(name)
@@ -476,9 +519,23 @@ def _build_and_evaluate(r: StepStore, cfg: SweepConfig, plan: list[Any], ctx: An
     return built
 
 
-def _benchmarks(r: StepStore, cfg: SweepConfig, built: dict[str, Any]) -> dict[str, dict[str, Any]]:
+def _bench(executor: Executor, cfg: SweepConfig, backend: str, models: list[tuple[str, Path]],
+           work: Path) -> dict[str, Any]:
+    """Time ``models`` (FP32 first) interleaved on ``backend``: here, or on a node carrying the
+    resource ``--bench-on`` binds it to (one benchmark at a time there); records the node."""
     from quantsweep.bench.base import BenchSettings
     from quantsweep.bench.measure import benchmark
+
+    settings = BenchSettings(backends=(backend,), batches=cfg.batches, warmup=cfg.bench_warmup,
+                             seconds=cfg.bench_seconds)
+    resources = cfg.bench_resources(backend)
+    res, node = executor.call(benchmark, (models, settings, work), resources)
+    res["node"] = {**node, "bound_to": resources}
+    return dict(res)
+
+
+def _benchmarks(r: StepStore, cfg: SweepConfig, built: dict[str, Any],
+                executor: Executor) -> dict[str, dict[str, Any]]:
     from quantsweep.bench.registry import available_backends
     from quantsweep.files import file_hash
 
@@ -490,9 +547,7 @@ def _benchmarks(r: StepStore, cfg: SweepConfig, built: dict[str, Any]) -> dict[s
         outputs = [res_dir / f"{n}.{backend}.bench.json" for n, _ in models]
 
         def measure(backend: str = backend, outputs: list[Path] = outputs) -> None:
-            settings = BenchSettings(backends=(backend,), batches=cfg.batches, warmup=cfg.bench_warmup,
-                                     seconds=cfg.bench_seconds)
-            res = benchmark(models, settings, r.dir / "work" / "bench")
+            res = _bench(executor, cfg, backend, models, r.dir / "work" / "bench")
             for (n, _), path in zip(models, outputs):
                 rows = [row for row in res["rows"] if row["candidate"] == n]
                 atomic_write_json(path, {**{k: v for k, v in res.items() if k != "rows"}, "rows": rows})

@@ -1,0 +1,203 @@
+"""quantsweep's recommendation against the peers' one-line INT8, on the same held-out images.
+
+Reads a finished ``quantsweep run`` folder (its FP32 export, its recommendation, its confirmation
+images, its calibration images) and builds what a user would otherwise do:
+
+- **NNCF default INT8**: ``nncf.quantize`` on the OpenVINO model, library defaults;
+- **NNCF accuracy control**: ``nncf.quantize_with_accuracy_control`` with ``max_drop`` = the run's
+  budget, validated on the run's search subset (the images quantsweep searched on);
+- **Ultralytics OpenVINO INT8**: ``YOLO(pt).export(format="openvino", int8=True)`` (NNCF inside,
+  its own head handling), when the run's model is an Ultralytics ``.pt`` (or ``--pt`` names one).
+
+Every model is scored with OpenVINO on the run's confirmation images (ΔmAP50-95 vs FP32 with a
+paired bootstrap interval) and timed on OpenVINO CPU in interleaved rounds in this process, with
+the wall time each took to produce. A peer whose library is missing or that fails is a row saying
+why; nothing is downloaded.
+
+    python benchmarks/peers.py --run runs/demo/<run-id> [--pt model.pt] [--seconds 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from speed_vs_peers import _ov_runner, _time  # noqa: E402
+
+
+def _detections(run: Callable[[np.ndarray], Any], ds: Any, ids: list[int], hw: tuple[int, int]) -> list[dict[str, Any]]:
+    from quantsweep.data.letterbox import iter_batches
+    from quantsweep.evaluate.decode import decode, to_coco
+    from quantsweep.model.layout import detect_layout
+
+    dets: list[dict[str, Any]] = []
+    layout = None
+    for b in iter_batches(ds, ids, hw, 1):
+        out = np.asarray(run(b.pixels))
+        layout = layout or detect_layout(out.shape, hw)[0]
+        for i, (bx, sc, cl) in zip(b.ids, decode(out, layout, b.metas)):
+            dets += to_coco(i, bx, sc, cl, ds.category_ids)
+    return dets
+
+
+def _yolo_calib_dir(ds: Any, ids: list[int], out: Path) -> Path:
+    """A YOLO-layout copy (symlinks + label files) of the calibration images, and its data YAML."""
+    import yaml
+
+    (out / "images").mkdir(parents=True, exist_ok=True)
+    (out / "labels").mkdir(exist_ok=True)
+    cats = list(ds.category_ids)
+    by_image: dict[int, list[dict[str, Any]]] = {}
+    for a in ds.coco["annotations"]:
+        by_image.setdefault(int(a["image_id"]), []).append(a)
+    images = {int(i["id"]): i for i in ds.coco["images"]}
+    for i in ids:
+        info = images[i]
+        src = Path(ds.images_dir) / info["file_name"]
+        (out / "images" / src.name).unlink(missing_ok=True)
+        (out / "images" / src.name).symlink_to(src.resolve())
+        w, h = info["width"], info["height"]
+        lines = [f"{cats.index(a['category_id'])} {(a['bbox'][0] + a['bbox'][2] / 2) / w:.6f} "
+                 f"{(a['bbox'][1] + a['bbox'][3] / 2) / h:.6f} {a['bbox'][2] / w:.6f} {a['bbox'][3] / h:.6f}"
+                 for a in by_image.get(i, []) if not a.get("iscrowd")]
+        (out / "labels" / f"{src.stem}.txt").write_text("\n".join(lines))
+    names = {k: c["name"] for k, c in enumerate(sorted(ds.coco["categories"], key=lambda c: cats.index(c["id"])))}
+    data = out / "data.yaml"
+    data.write_text(yaml.safe_dump({"path": str(out), "train": "images", "val": "images", "names": names}))
+    return data
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--run", type=Path, required=True, help="a finished quantsweep run folder")
+    ap.add_argument("--pt", type=Path, help="the Ultralytics .pt of the run's model (default: the run's model if .pt)")
+    ap.add_argument("--seconds", type=float, default=8.0, help="timed seconds per model, interleaved (default 8)")
+    ap.add_argument("--bootstrap", type=int, default=200)
+    ap.add_argument("--out", type=Path, help="JSON to write (default RUN/peers.json)")
+    args = ap.parse_args()
+
+    import nncf
+    import openvino as ov
+
+    from quantsweep.data.coco import read_ids_file
+    from quantsweep.env import collect_env
+    from quantsweep.evaluate.bootstrap import bootstrap_map, delta_interval
+    from quantsweep.evaluate.metrics import coco_map
+    from quantsweep.model.info import inspect_onnx
+    from quantsweep.sweep.config import SweepConfig
+    from quantsweep.sweep.inputs import resolve_inputs
+
+    run = args.run
+    cfg = SweepConfig.resolve(yaml_path=run / "config.yaml")
+    inp = resolve_inputs(cfg)
+    summary = json.loads((run / "results" / "summary.json").read_text())
+    rec = summary["recommendation"]
+    confirm_ids = read_ids_file(run / "confirm_ids.txt")
+    search_ids = read_ids_file(run / "search_ids.txt")
+    calib_ids = read_ids_file(run / "calib_ids.txt")
+    fp32_onnx = run / "candidates" / "fp32.onnx"
+    hw = inspect_onnx(fp32_onnx).hw
+    calib = inp.calib_set(len(calib_ids), hw, search_ids + confirm_ids)
+    arr = calib.array()
+    work = Path(tempfile.mkdtemp(prefix="qs-peers-"))
+    budget = cfg.budget
+
+    models: dict[str, Any] = {"fp32": ov.convert_model(str(fp32_onnx))}
+    made: dict[str, dict[str, Any]] = {"fp32": {"how": "the run's FP32 export", "seconds": None}}
+    if rec.get("candidate") not in (None, "fp32"):
+        name = rec["candidate"]
+        models[f"quantsweep {name}"] = str(run / "recommended" / f"{name}.onnx")
+        steps = json.loads((run / "manifest.json").read_text())["steps"]
+        made[f"quantsweep {name}"] = {"how": f"the run's recommendation ({rec['backend']})",
+                                      "seconds": round(sum(s.get("seconds", 0.0) for s in steps.values()), 1)}
+
+    def peer(label: str, how: str, build: Callable[[], Any]) -> None:
+        t = time.perf_counter()
+        try:
+            models[label] = build()
+            made[label] = {"how": how, "seconds": round(time.perf_counter() - t, 1)}
+        except Exception as exc:  # noqa: BLE001 - a peer that cannot run is a row saying why
+            made[label] = {"how": how, "seconds": None, "error": f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"}
+            print(f"peer {label!r} failed: {made[label]['error']}", file=sys.stderr)
+
+    calib_data = nncf.Dataset(list(arr[:, None]))
+    peer("NNCF default INT8", "nncf.quantize(OpenVINO model), defaults",
+         lambda: nncf.quantize(ov.convert_model(str(fp32_onnx)), calib_data, subset_size=len(arr)))
+
+    def validate(compiled: Any, items: Iterable[Any]) -> float:
+        out = compiled.outputs[0]
+        req = compiled.create_infer_request()
+        return float(coco_map(inp.eval_ds.coco, _detections(lambda x: req.infer({0: x})[out], inp.eval_ds,
+                                                            search_ids, hw), search_ids)["map50_95"] or 0.0)
+
+    peer(f"NNCF accuracy control (max_drop {budget / 100:g})",
+         f"nncf.quantize_with_accuracy_control, max_drop={budget / 100:g} absolute, validated on the "
+         f"{len(search_ids)} search images",
+         lambda: nncf.quantize_with_accuracy_control(
+             ov.convert_model(str(fp32_onnx)), calib_data, nncf.Dataset([0]), validate,
+             max_drop=budget / 100, drop_type=nncf.DropType.ABSOLUTE, subset_size=len(arr)))
+
+    pt = args.pt or inp.pt
+    if pt is not None:
+        def ultralytics_int8() -> Any:
+            from quantsweep.offline import import_ultralytics
+
+            YOLO = import_ultralytics().YOLO
+
+            assert inp.calib_ds is not None, "Ultralytics' INT8 export needs a labelled calibration split"
+            data = _yolo_calib_dir(inp.calib_ds, calib_ids, work / "yolo-calib")
+            out = YOLO(str(pt)).export(format="openvino", int8=True, data=str(data), imgsz=hw[0], batch=1,
+                                       fraction=1.0)
+            return str(next(Path(out).glob("*.xml")))
+
+        peer("Ultralytics OpenVINO INT8", "YOLO(pt).export(format='openvino', int8=True)", ultralytics_int8)
+    else:
+        made["Ultralytics OpenVINO INT8"] = {"how": "needs the model's Ultralytics .pt (--pt)", "seconds": None,
+                                             "error": "skipped: the run's model is not a .pt"}
+
+    runners = {n: _ov_runner(m) for n, m in models.items()}
+    dets = {n: _detections(r, inp.eval_ds, confirm_ids, hw) for n, r in runners.items()}
+    boot = bootstrap_map(inp.eval_ds.coco, dets, confirm_ids, args.bootstrap, cfg.seed)["map50_95"]
+    maps = {n: coco_map(inp.eval_ds.coco, d, confirm_ids)["map50_95"] or 0.0 for n, d in dets.items()}
+    x = np.random.default_rng(0).random((1, 3, *hw), dtype=np.float32)
+    stats = _time(runners, x, args.seconds)
+    rows = []
+    for n in made:
+        row: dict[str, Any] = {"model": n, **made[n]}
+        if n in runners:
+            low, high = delta_interval(boot[n], boot["fp32"])
+            row.update(map50_95=round(maps[n], 4), delta_points=round(100 * (maps[n] - maps["fp32"]), 2),
+                       low_points=round(100 * low, 2), high_points=round(100 * high, 2),
+                       p50_ms=stats[n]["latency_p50_ms"], spread=stats[n]["spread"],
+                       speedup=round(stats["fp32"]["latency_p50_ms"] / stats[n]["latency_p50_ms"], 3))
+        rows.append(row)
+    env = collect_env()
+    print(f"Peers on {run} — OpenVINO {ov.__version__} CPU ({env['cpu']['model']}, {env['cpu']['physical_cores']} "
+          f"cores); ΔmAP50-95 on the {len(confirm_ids)} confirmation images (paired bootstrap 95% interval, "
+          f"{args.bootstrap} resamples); batch 1, {hw[0]}x{hw[1]}; {args.seconds:g} s per model in interleaved "
+          "rounds\n")
+    print("| model | Δ mAP50-95 (points) ↑ | 95% interval | speed-up vs FP32 ↑ | p50 ms ↓ | spread | wall to make (s) |")
+    print("|---|---:|---|---:|---:|---:|---:|")
+    for r in rows:
+        if "p50_ms" in r:
+            print(f"| {r['model']} | {r['delta_points']:+.2f} | [{r['low_points']:+.2f}, {r['high_points']:+.2f}] | "
+                  f"{r['speedup']:.2f}× | {r['p50_ms']:.2f} | {r['spread']:.0%} | {r['seconds'] or ''} |")
+        else:
+            print(f"| {r['model']} | — | — | — | — | — | {r.get('error', '')} |")
+    out = args.out or run / "peers.json"
+    out.write_text(json.dumps({"rows": rows, "env": env, "confirm_images": len(confirm_ids), "budget_points": budget,
+                               "seconds_per_model": args.seconds}, indent=2))
+    print(f"\n{out}")
+
+
+if __name__ == "__main__":
+    main()
