@@ -170,7 +170,9 @@ def _search(r: StepStore, cfg: SweepConfig, plan: list[Any], ctx: Any, inp: Inpu
     the ranking's most damaging nodes to float, each probe built, scored on the search subset and
     timed on the target interleaved with FP32 (all steps, so a resumed run replays the same trace).
     A probe qualifies when the lower bound *expected* on the confirmation pool keeps the budget
-    (:func:`~quantsweep.sweep.search.within_budget`, shrink ``sqrt(search / pool)``).
+    (:func:`~quantsweep.sweep.search.within_budget`, shrink ``sqrt(search / pool)``). Each placement
+    gets a fair share of the ``--max-evals`` probes still left (what it does not use rolls over), so
+    a hopeless fast placement cannot starve a slower one that is nearly within the budget.
     """
     import math
 
@@ -256,7 +258,7 @@ def _search(r: StepStore, cfg: SweepConfig, plan: list[Any], ctx: Any, inp: Inpu
         "max_evals": cfg.max_evals, "placements": [], "trace": trace}
     best: tuple[str, float] | None = None  # the fastest candidate found within the budget so far
     left = cfg.max_evals
-    for s0, row0 in placements:
+    for i, (s0, row0) in enumerate(placements):
         fam, k0_speed = s0.registry, row0.speedup_vs_fp32 or 0.0
         item: dict[str, Any] = {"placement": fam, "k0": s0.name, "k0_speedup": k0_speed}
         record["placements"].append(item)
@@ -291,7 +293,8 @@ def _search(r: StepStore, cfg: SweepConfig, plan: list[Any], ctx: Any, inp: Inpu
             trace_row(fam, scheme.name, p, [n["node"] for n in ranking[:k]])
             return p
 
-        result = search_k(evaluate, accept, k_max=len(ranking), max_evals=left + 1)
+        share = -(-left // (len(placements) - i))  # a fair share of what is left; unused probes roll over
+        result = search_k(evaluate, accept, k_max=len(ranking), max_evals=share + 1)
         left -= result.evaluations - 1
         item["stopped"] = result.stopped
         if result.best is not None:
