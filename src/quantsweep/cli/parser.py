@@ -109,7 +109,7 @@ def build_parser(handlers: dict[str, Callable[[argparse.Namespace], int]]) -> ar
                    help="build the fixed grid (every scheme at every K of --ks) instead of searching K per runtime")
     r.add_argument("--ks", help="with --grid: comma-separated K-set (default 0,5,10,20)")
     r.add_argument("--max-evals", type=int,
-                   help="the search's cap on K>0 probes, each built, scored and timed (default 8)")
+                   help="the search's cap on K>0 probes, each built, scored and timed (default 6)")
     r.add_argument("--backends", help="comma-separated (default: every one available)")
     r.add_argument("--batches", help="comma-separated batch sizes to benchmark (default 1)")
     r.add_argument("--budget", type=float, help="max mAP50-95 loss in points (default 1.0)")

@@ -44,7 +44,11 @@ def _deployable(r: dict[str, Any]) -> bool:
 def _ranked(rows: list[dict[str, Any]], backend: str, budget: float) -> list[dict[str, Any]]:
     """Deployable rows on ``backend``: within the budget (point estimate) first, then by speed-up."""
     on = [r for r in rows if r.get("backend") == backend and _deployable(r)]
-    return sorted(on, key=lambda r: (not (r.get("delta_map50_95") or -1.0) >= -budget / 100,
+
+    def useful(r: dict[str, Any]) -> bool:  # faster than FP32 and within the budget (point estimate)
+        return (r.get("speedup_vs_fp32") or 0.0) > 1.0 and (r.get("delta_map50_95") or -1.0) >= -budget / 100
+
+    return sorted(on, key=lambda r: (not useful(r), r.get("label") != "accelerated",
                                      -(r.get("speedup_vs_fp32") or 0.0)))
 
 

@@ -39,7 +39,7 @@ class SweepConfig:
     schemes: tuple[str, ...] = DEFAULT_SCHEMES  # declared by each scheme's registry entry
     grid: bool = False  # True: the fixed grid (every scheme at every K of ks); False: the search per target
     ks: tuple[int, ...] = (0, 5, 10, 20)  # the grid's K-set (--grid only)
-    max_evals: int = 8  # the search's cap: K>0 probes (build + score + time) per run
+    max_evals: int = 6  # the search's cap: K>0 probes (build + score + time) per run
     backends: tuple[str, ...] | None = None  # None = every backend available here
     batches: tuple[int, ...] = (1,)
     budget: float = 1.0  # max mAP50-95 loss in points for the recommendation

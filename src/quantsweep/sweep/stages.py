@@ -210,14 +210,14 @@ def _search(r: StepStore, cfg: SweepConfig, plan: list[Any], ctx: Any, inp: Inpu
         out = res_dir / f"{name}.{target}.bench.json"
         models = [("fp32", built["fp32"]["onnx"]), (name, built[name]["onnx"])]
 
-        def measure() -> None:
-            res = _bench(executor, cfg, target, models, r.dir / "work" / "bench")
+        def measure() -> None:  # two models only: a shorter timing gives the ratio with its spread
+            res = _bench(executor, cfg, target, models, r.dir / "work" / "bench", min(cfg.bench_seconds, 2.0))
             atomic_write_json(out, {**{k: v for k, v in res.items() if k != "rows"},
                                     "rows": [row for row in res["rows"] if row["candidate"] == name]})
 
         try:
             r.step(f"bench:{target}:{name}", {"models": {n: file_hash(p) for n, p in models},
-                                              "batches": list(cfg.batches), "seconds": cfg.bench_seconds},
+                                              "batches": list(cfg.batches), "seconds": min(cfg.bench_seconds, 2.0)},
                    [out], measure)
             benches[target][name] = json.loads(out.read_text())
         except KeyboardInterrupt:
@@ -523,14 +523,14 @@ def _build_and_evaluate(r: StepStore, cfg: SweepConfig, plan: list[Any], ctx: An
 
 
 def _bench(executor: Executor, cfg: SweepConfig, backend: str, models: list[tuple[str, Path]],
-           work: Path) -> dict[str, Any]:
+           work: Path, seconds: float | None = None) -> dict[str, Any]:
     """Time ``models`` (FP32 first) interleaved on ``backend``: here, or on a node carrying the
     resource ``--bench-on`` binds it to (one benchmark at a time there); records the node."""
     from quantsweep.bench.base import BenchSettings
     from quantsweep.bench.measure import benchmark
 
     settings = BenchSettings(backends=(backend,), batches=cfg.batches, warmup=cfg.bench_warmup,
-                             seconds=cfg.bench_seconds)
+                             seconds=cfg.bench_seconds if seconds is None else seconds)
     resources = cfg.bench_resources(backend)
     res, node = executor.call(benchmark, (models, settings, work), resources)
     res["node"] = {**node, "bound_to": resources}
