@@ -56,7 +56,9 @@ def pareto_plot(rows: list[Row], out: Path, budget_points: float = 1.0, target: 
     fig, axes = plt.subplots(n, 2, figsize=(11, 4.6 * n), squeeze=False, gridspec_kw={"width_ratios": [3, 1]})
     for (ax, side), backend in zip(axes, backends or [None]):
         on = [r for r in rows if r.backend == backend]
-        main = [r for r in on if _deployable(r)]
+        floor = -4 * budget_points  # zoomed to the deployable region: far below the budget is listed aside
+        main = [r for r in on if _deployable(r) and (_points(r.delta_map50_95) or 0.0) >= floor]
+        off_scale = [r for r in on if _deployable(r) and r not in main]
         texts = []
         for r in main:
             x, y = r.speedup_vs_fp32 or 1.0, _points(r.delta_map50_95) or 0.0
@@ -68,6 +70,7 @@ def pareto_plot(rows: list[Row], out: Path, budget_points: float = 1.0, target: 
             else:
                 ax.plot(x, y, "o", color=color, zorder=3)
             texts.append(ax.text(x, y, r.candidate, fontsize=7, color=color))
+        ax.set_ylim(bottom=max(ax.get_ylim()[0], floor))
         ax.axhspan(-budget_points, max(ax.get_ylim()[1], 0.5), color="tab:green", alpha=0.08,
                    label=f"within the {budget_points:g}-point budget")
         ax.axhline(-budget_points, color="tab:green", lw=0.8, ls="--")
@@ -83,7 +86,7 @@ def pareto_plot(rows: list[Row], out: Path, budget_points: float = 1.0, target: 
                 adjust_text(texts, ax=ax, arrowprops={"arrowstyle": "-", "color": "gray", "lw": 0.5})
             except ImportError:  # labels may overlap; the table has every number
                 pass
-        mark = " (decision)" if backend == target else ""
+        mark = " (decision)" if backend == target or target is None else f" (Δ as scored by {target})"
         ax.set_title(f"{backend}{mark}: ΔmAP50-95 vs speed-up; red = recommended", fontsize=9)
         ax.set_xlabel(f"speed-up vs FP32 on {backend} (interleaved) →")
         ax.set_ylabel("ΔmAP50-95 vs FP32, points (95% interval) ↑")
@@ -94,7 +97,9 @@ def pareto_plot(rows: list[Row], out: Path, budget_points: float = 1.0, target: 
         lines = [f"{r.candidate}: {r.label or 'error'}"
                  + (f", {r.speedup_vs_fp32:.2f}×" if r.speedup_vs_fp32 else "")
                  + (" (ablation)" if r.ablation else "") for r in apart]
-        side.text(0, 1, "set apart (not deployable here):\n" + ("\n".join(lines[:18]) or "none"),
+        lines += [f"{r.candidate}: Δ {_points(r.delta_map50_95):+.1f} (off scale), {r.speedup_vs_fp32:.2f}×"
+                  for r in off_scale]
+        side.text(0, 1, "set apart (not deployable here, or far outside the budget):\n" + ("\n".join(lines[:18]) or "none"),
                   va="top", fontsize=7, family="monospace", transform=side.transAxes)
     fig.tight_layout()
     return _save(fig, out)
