@@ -8,6 +8,12 @@ this QDQ ONNX 1.56x FP32 and NNCF's own OpenVINO IR 1.55x — no reason to ship 
 
 Presets: ``mixed`` (symmetric weights, asymmetric activations: fits SiLU outputs, which are
 mostly positive) or ``performance`` (symmetric both).
+
+Measured since (docs/benchmarks.md): OpenVINO 2026.4 on a CPU without VNNI does not compute this
+QDQ ONNX as ONNX Runtime does (demo: 0.510 by ORT, 0.285 by OpenVINO; real YOLOv5n: 0.001 by
+OpenVINO), while NNCF's OpenVINO-model path is computed correctly. The sweep scores every candidate
+by its target runtime, so such a file is measured, never shipped; an IR-producing variant is the
+next step for this placement.
 """
 
 from __future__ import annotations
