@@ -35,3 +35,18 @@ def test_target_backend_defaults_to_where_fp32_is_fastest():
             _row("a", 3.0, -0.002, backend="openvino")]
     d = decide(rows, budget_points=1.0)
     assert d.backend == "openvino" and d.candidate == "a" and d.mark(rows)[3].recommended
+
+
+def test_a_collapsed_class_is_flagged_even_when_the_mean_looks_fine_and_never_recommended():
+    import dataclasses
+
+    from quantsweep.report.table import collapsed_classes
+
+    fp32 = {"1": 0.60, "2": 0.40, "3": 0.02, "4": 0.50}
+    cand = {"1": 0.61, "2": 0.15, "3": 0.00, "4": 0.45}  # class 2 lost 60 %; class 3 is too weak to judge
+    assert collapsed_classes(cand, fp32) == "2: 0.40→0.15"
+    assert collapsed_classes(cand, fp32, {"1": 50, "2": 4, "4": 30}) is None  # 4 boxes: noise, not judged
+    assert collapsed_classes(cand, fp32, {"1": 50, "2": 12, "4": 30}) == "2: 0.40→0.15"
+    rows = [_row("fp32", 10.0, 0.0), _row("fast", 5.0, -0.001), _row("slow", 8.0, -0.002)]
+    rows[1] = dataclasses.replace(rows[1], collapsed="2: 0.40→0.15")
+    assert decide(rows, 1.0).candidate == "slow"

@@ -71,3 +71,14 @@ def test_the_expected_confirmation_bound_sits_between_the_point_and_the_search_b
     assert within_budget(1.0, shrink=0.5)(p)  # -0.6 - 0.5 * 0.8 = -1.0: exactly at the budget
     assert not within_budget(1.0, shrink=0.6)(p)
     assert not within_budget(1.0)(Probe(0, None, error="build failed"))
+
+
+def test_a_gap_that_float_layers_do_not_close_stops_after_two_probes():
+    # a runtime that miscomputes the whole quantized graph: K does not matter
+    evaluate, calls = _counting(lambda k: -0.23 - 0.001 * (k % 3))
+    r = search_k(evaluate, BUDGET, k_max=80, max_evals=8, target_delta=-0.01)
+    assert calls == [0, 1, 2] and r.best is None and r.stopped.startswith("no progress")
+    # a gap that closes slowly is still searched
+    evaluate, calls = _counting(lambda k: -0.03 + 0.004 * k)
+    r = search_k(evaluate, BUDGET, k_max=80, max_evals=8, target_delta=-0.01)
+    assert r.best is not None and r.best.k == 5

@@ -102,6 +102,16 @@ def predict(model: Path, ds: Dataset, ids: Sequence[int], settings: EvalSettings
     return detections, facts
 
 
+def _instances(ds: Dataset, ids: Sequence[int]) -> dict[str, int]:
+    """Ground-truth boxes (not crowd) per category id on ``ids``: how much each class's AP rests on."""
+    wanted = {int(i) for i in ids}
+    counts: dict[str, int] = {}
+    for a in ds.coco.get("annotations", []):
+        if int(a["image_id"]) in wanted and not a.get("iscrowd", 0):
+            counts[str(int(a["category_id"]))] = counts.get(str(int(a["category_id"])), 0) + 1
+    return dict(sorted(counts.items(), key=lambda kv: int(kv[0])))
+
+
 def _has_fp16_qdq(model: Path) -> bool:
     """Whether a graph quantizes fp16 activations (QuantizeLinear with fp16 scales)."""
     import onnx
@@ -185,6 +195,7 @@ def evaluate(model: Path, ds: Dataset, ids: Sequence[int], settings: EvalSetting
         "what": "COCO bbox mAP (faster-coco-eval COCOeval) of an ONNX detector on a fixed subset",
         **metrics,
         "ap_per_class": per_class,
+        "instances_per_class": _instances(ds, ids),
         "num_images": len(ids),
         "num_detections": len(detections),
         "settings": asdict(settings),

@@ -13,23 +13,27 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["COLLAPSE_FRACTION", "COLLAPSE_MIN_AP", "COLUMNS", "HIGHER_IS_BETTER", "Row", "collapsed_classes",
+__all__ = ["COLLAPSE_FRACTION", "COLLAPSE_MIN_AP", "COLLAPSE_MIN_INSTANCES", "COLUMNS", "HIGHER_IS_BETTER", "Row", "collapsed_classes",
            "pareto_flags", "summary_rows", "to_csv", "to_markdown"]
 
 COLLAPSE_FRACTION = 0.5  # a class keeping less than this share of its FP32 AP has collapsed
 COLLAPSE_MIN_AP = 0.05  # classes FP32 itself scores below this are too noisy to judge
+COLLAPSE_MIN_INSTANCES = 10  # ... and classes with fewer ground-truth boxes in the subset
 
 
-def collapsed_classes(candidate: dict[str, float] | None, fp32: dict[str, float] | None) -> str | None:
+def collapsed_classes(candidate: dict[str, float] | None, fp32: dict[str, float] | None,
+                      instances: dict[str, int] | None = None) -> str | None:
     """The classes whose AP50-95 fell below half of FP32's (``"3: 0.36→0.12"``, ...), or None.
 
     A mean ΔmAP can look fine while one class is lost; this flags it. Classes FP32 scores below
-    :data:`COLLAPSE_MIN_AP` are not judged (their AP is mostly noise on a subset).
+    :data:`COLLAPSE_MIN_AP`, or with fewer than :data:`COLLAPSE_MIN_INSTANCES` ground-truth boxes
+    in the subset (when ``instances`` is known), are not judged: their AP is mostly noise there.
     """
     if not candidate or not fp32:
         return None
     lost = [f"{c}: {b:.2f}→{candidate.get(c, 0.0):.2f}" for c, b in sorted(fp32.items(), key=lambda kv: kv[0])
-            if b >= COLLAPSE_MIN_AP and candidate.get(c, 0.0) < COLLAPSE_FRACTION * b]
+            if b >= COLLAPSE_MIN_AP and candidate.get(c, 0.0) < COLLAPSE_FRACTION * b
+            and (instances is None or instances.get(c, 0) >= COLLAPSE_MIN_INSTANCES)]
     return "; ".join(lost) or None
 
 @dataclass(frozen=True)
@@ -101,7 +105,8 @@ def summary_rows(built: dict[str, Any], benches: dict[str, dict[str, Any]],
                                if base is not None and metrics.get("map50_95") is not None else None),
             "delta_ci95_low": low, "delta_ci95_high": high,
             "ablation": scheme is not None and not scheme.head_policy,
-            "collapsed": None if scheme is None else collapsed_classes(metrics.get("ap_per_class"), base_classes),
+            "collapsed": None if scheme is None else collapsed_classes(
+                metrics.get("ap_per_class"), base_classes, metrics.get("instances_per_class")),
         }
         per_backend: list[dict[str, Any]] = []
         for backend, res in benches.items():

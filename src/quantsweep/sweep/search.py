@@ -80,7 +80,7 @@ class SearchResult:
 
 
 def search_k(evaluate: Callable[[int], Probe], accept: Callable[[Probe], bool], k_max: int,
-             max_evals: int = 8) -> SearchResult:
+             max_evals: int = 8, target_delta: float | None = None, min_progress: float = 0.25) -> SearchResult:
     """Find the smallest K in ``[0, k_max]`` whose probe is accepted, with measured probes.
 
     Args:
@@ -88,6 +88,11 @@ def search_k(evaluate: Callable[[int], Probe], accept: Callable[[Probe], bool], 
         accept: whether a probe keeps the budget (e.g. :func:`within_budget`).
         k_max: the largest K there is (rankable nodes of the model).
         max_evals: at most this many probes.
+        target_delta: the ΔmAP a probe must reach (e.g. minus the budget); with it, the search
+            gives up ("no progress") when two probes beyond K=0 have not closed ``min_progress``
+            of the K=0 probe's gap to it: the loss does not come from a few sensitive layers (a
+            runtime that miscomputes the whole quantized graph, say), so more float layers will
+            not buy it back.
 
     Returns:
         The trace and the smallest probed K that qualified (None when none did).
@@ -110,9 +115,14 @@ def search_k(evaluate: Callable[[int], Probe], accept: Callable[[Probe], bool], 
     if accept(probe(0)):
         return SearchResult(tuple(trace), trace[0], "qualified at K=0")
     miss, hit, k = 0, None, 1
+    base = trace[0].delta
     while hit is None:  # grow K geometrically until a probe qualifies
         if len(trace) >= max_evals:
             return SearchResult(tuple(trace), smallest(), "max_evals reached")
+        if target_delta is not None and base is not None and len(trace) >= 3:
+            closed = max((p.delta for p in trace[1:] if p.delta is not None), default=base) - base
+            if closed < min_progress * (target_delta - base):
+                return SearchResult(tuple(trace), None, "no progress: float layers do not close the gap")
         k = min(k, k_max)
         if accept(probe(k)):
             hit = k

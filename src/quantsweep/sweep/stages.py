@@ -170,9 +170,10 @@ def _search(r: StepStore, cfg: SweepConfig, plan: list[Any], ctx: Any, inp: Inpu
     the ranking's most damaging nodes to float, each probe built, scored on the search subset and
     timed on the target interleaved with FP32 (all steps, so a resumed run replays the same trace).
     A probe qualifies when the lower bound *expected* on the confirmation pool keeps the budget
-    (:func:`~quantsweep.sweep.search.within_budget`, shrink ``sqrt(search / pool)``). Each placement
-    gets a fair share of the ``--max-evals`` probes still left (what it does not use rolls over), so
-    a hopeless fast placement cannot starve a slower one that is nearly within the budget.
+    (:func:`~quantsweep.sweep.search.within_budget`, shrink ``sqrt(search / pool)``). Placements
+    are searched nearest-to-the-budget first (then fastest) and share the ``--max-evals`` cap; one
+    whose first two probes close less than a quarter of its gap gives up ("no progress"), so a
+    hopeless fast placement cannot starve one that is nearly within the budget.
     """
     import math
 
@@ -249,7 +250,10 @@ def _search(r: StepStore, cfg: SweepConfig, plan: list[Any], ctx: Any, inp: Inpu
         if (s0.k == 0 and s0.registry in _k_schemes() and s0.head_policy and row0 is not None
                 and row0.error is None and row0.label == "accelerated" and (row0.speedup_vs_fp32 or 0.0) > 1.0):
             placements.append((s0, row0))
-    placements.sort(key=lambda sr: -(sr[1].speedup_vs_fp32 or 0.0))
+    # nearest to the budget first (its search is likeliest to pay), then fastest; a placement that
+    # makes no progress gives up after two probes, so a hopeless fast one cannot eat the cap
+    placements.sort(key=lambda sr: (-(sr[1].delta_map50_95 if sr[1].delta_map50_95 is not None else -1.0),
+                                    -(sr[1].speedup_vs_fp32 or 0.0)))
     record: dict[str, Any] = {
         "what": "the K search on the target runtime: every probe built, scored on the search subset and timed",
         "target": target, "budget_points": cfg.budget, "search_images": len(ids), "confirm_pool": pool,
@@ -258,7 +262,7 @@ def _search(r: StepStore, cfg: SweepConfig, plan: list[Any], ctx: Any, inp: Inpu
         "max_evals": cfg.max_evals, "placements": [], "trace": trace}
     best: tuple[str, float] | None = None  # the fastest candidate found within the budget so far
     left = cfg.max_evals
-    for i, (s0, row0) in enumerate(placements):
+    for s0, row0 in placements:
         fam, k0_speed = s0.registry, row0.speedup_vs_fp32 or 0.0
         item: dict[str, Any] = {"placement": fam, "k0": s0.name, "k0_speedup": k0_speed}
         record["placements"].append(item)
@@ -293,8 +297,8 @@ def _search(r: StepStore, cfg: SweepConfig, plan: list[Any], ctx: Any, inp: Inpu
             trace_row(fam, scheme.name, p, [n["node"] for n in ranking[:k]])
             return p
 
-        share = -(-left // (len(placements) - i))  # a fair share of what is left; unused probes roll over
-        result = search_k(evaluate, accept, k_max=len(ranking), max_evals=share + 1)
+        result = search_k(evaluate, accept, k_max=len(ranking), max_evals=left + 1,
+                          target_delta=-cfg.budget / 100)
         left -= result.evaluations - 1
         item["stopped"] = result.stopped
         if result.best is not None:
