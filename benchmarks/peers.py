@@ -82,6 +82,7 @@ def main() -> None:
     ap.add_argument("--pt", type=Path, help="the Ultralytics .pt of the run's model (default: the run's model if .pt)")
     ap.add_argument("--seconds", type=float, default=8.0, help="timed seconds per model, interleaved (default 8)")
     ap.add_argument("--bootstrap", type=int, default=200)
+    ap.add_argument("--skip", default="", help="comma-separated peers to leave out: nncf, ac, ultralytics")
     ap.add_argument("--out", type=Path, help="JSON to write (default RUN/peers.json)")
     args = ap.parse_args()
 
@@ -130,7 +131,15 @@ def main() -> None:
             print(f"peer {label!r} failed: {made[label]['error']}", file=sys.stderr)
 
     calib_data = nncf.Dataset(list(arr[:, None]))
-    peer("NNCF default INT8", "nncf.quantize(OpenVINO model), defaults",
+    skip = {x.strip() for x in args.skip.split(",") if x.strip()}
+
+    def peer_unless(key: str, label: str, how: str, build: Callable[[], Any]) -> None:
+        if key in skip:
+            made[label] = {"how": how, "seconds": None, "error": "skipped (--skip)"}
+        else:
+            peer(label, how, build)
+
+    peer_unless("nncf", "NNCF default INT8", "nncf.quantize(OpenVINO model), defaults",
          lambda: nncf.quantize(ov.convert_model(str(fp32_onnx)), calib_data, subset_size=len(arr)))
 
     def validate(compiled: Any, items: Iterable[Any]) -> float:
@@ -139,7 +148,7 @@ def main() -> None:
         return float(coco_map(inp.eval_ds.coco, _detections(lambda x: req.infer({0: x})[out], inp.eval_ds,
                                                             search_ids, hw), search_ids)["map50_95"] or 0.0)
 
-    peer(f"NNCF accuracy control (max_drop {budget / 100:g})",
+    peer_unless("ac", f"NNCF accuracy control (max_drop {budget / 100:g})",
          f"nncf.quantize_with_accuracy_control, max_drop={budget / 100:g} absolute, validated on the "
          f"{len(search_ids)} search images",
          lambda: nncf.quantize_with_accuracy_control(
@@ -147,7 +156,7 @@ def main() -> None:
              max_drop=budget / 100, drop_type=nncf.DropType.ABSOLUTE, subset_size=len(arr)))
 
     pt = args.pt or inp.pt
-    if pt is not None:
+    if pt is not None and "ultralytics" not in skip:
         def ultralytics_int8() -> Any:
             from quantsweep.offline import import_ultralytics
 
