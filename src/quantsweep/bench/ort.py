@@ -49,7 +49,9 @@ class OrtBackend:
 
         input_name, hw = check_batch(model, batch)
         optimized = work / f"{model.stem}.{self.name}.optimized.onnx"
-        sess = open_ort(model, self.provider, settings.threads, settings.graph_optimization, optimized)
+        # several sessions live side by side in interleaved rounds: idle ones must not spin
+        sess = open_ort(model, self.provider, settings.threads, settings.graph_optimization, optimized,
+                        spinning=False)
         label, evidence = "emulated", dict[str, Any]()
         if optimized.is_file():
             label, evidence = label_from_graphs(onnx.load(str(model), load_external_data=False),
@@ -63,7 +65,7 @@ class OrtBackend:
 
         info = {"runtime": f"onnxruntime {ort.__version__}", "provider": sess.provider,
                 "threads": sess.threads, "graph_optimization": sess.graph_optimization,
-                "input_shape": [batch, 3, *hw]}
+                "intra_op_spinning": False, "input_shape": [batch, 3, *hw]}
         if self.provider == "cpu":
             return Prepared(lambda x: sess.session.run(None, {input_name: x}), label, evidence, info)
         binding = sess.session.io_binding()  # keep the input on the device: no copy in the timed region
