@@ -31,22 +31,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from speed_vs_peers import _ov_runner, _time  # noqa: E402
-
-
-def _detections(run: Callable[[np.ndarray], Any], ds: Any, ids: list[int], hw: tuple[int, int]) -> list[dict[str, Any]]:
-    from quantsweep.data.letterbox import iter_batches
-    from quantsweep.evaluate.decode import decode, to_coco
-    from quantsweep.model.layout import detect_layout
-
-    dets: list[dict[str, Any]] = []
-    layout = None
-    for b in iter_batches(ds, ids, hw, 1):
-        out = np.asarray(run(b.pixels))
-        layout = layout or detect_layout(out.shape, hw)[0]
-        for i, (bx, sc, cl) in zip(b.ids, decode(out, layout, b.metas)):
-            dets += to_coco(i, bx, sc, cl, ds.category_ids)
-    return dets
+from speed_vs_peers import _detections, _ov_runner, _time  # noqa: E402
 
 
 def _yolo_calib_dir(ds: Any, ids: list[int], out: Path) -> Path:

@@ -45,10 +45,11 @@ def _ov_runner(model: Any) -> Callable[[np.ndarray], Any]:
     return lambda x: req.infer({0: x})[out]
 
 
-def _accuracy(run: Callable[[np.ndarray], Any], ds: Any, ids: list[int], hw: tuple[int, int]) -> float:
+def _detections(run: Callable[[np.ndarray], Any], ds: Any, ids: list[int],
+                hw: tuple[int, int]) -> list[dict[str, Any]]:
+    """COCO detections of ``run`` (any runtime's batch-1 call) on ``ids``, as quantsweep decodes them."""
     from quantsweep.data.letterbox import iter_batches
     from quantsweep.evaluate.decode import decode, to_coco
-    from quantsweep.evaluate.metrics import coco_map
     from quantsweep.model.layout import detect_layout
 
     dets: list[dict[str, Any]] = []
@@ -58,7 +59,13 @@ def _accuracy(run: Callable[[np.ndarray], Any], ds: Any, ids: list[int], hw: tup
         layout = layout or detect_layout(out.shape, hw)[0]
         for i, (bx, sc, cl) in zip(b.ids, decode(out, layout, b.metas)):
             dets += to_coco(i, bx, sc, cl, ds.category_ids)
-    return float(coco_map(ds.coco, dets, ids)["map50_95"])
+    return dets
+
+
+def _accuracy(run: Callable[[np.ndarray], Any], ds: Any, ids: list[int], hw: tuple[int, int]) -> float:
+    from quantsweep.evaluate.metrics import coco_map
+
+    return float(coco_map(ds.coco, _detections(run, ds, ids, hw), ids)["map50_95"])
 
 
 def _time(runners: dict[str, Callable[[np.ndarray], Any]], x: np.ndarray, seconds: float) -> dict[str, Any]:

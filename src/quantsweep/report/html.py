@@ -172,8 +172,9 @@ window.addEventListener('load', function () {
 def write_report(run_dir: Path, cfg: Any, rows: list[Row], decision: Decision,
                  verdict: dict[str, Any] | None, sensitivity: dict[str, Any],
                  confirmation: dict[str, Any] | None = None, search: dict[str, Any] | None = None,
-                 command: str | None = None) -> Path:
-    """Write ``run_dir/report.html``; ``command`` runs the recommended model from ``recommended/``."""
+                 command: str | None = None, scored_by: str | None = None) -> Path:
+    """Write ``run_dir/report.html``; ``command`` runs the recommended model from ``recommended/``;
+    ``scored_by`` names the runtime that scored the candidates."""
     env = json.loads((run_dir / "env.json").read_text()) if (run_dir / "env.json").exists() else {}
     sens_html = []
     for fam, res in sensitivity.items():
@@ -189,8 +190,6 @@ def write_report(run_dir: Path, cfg: Any, rows: list[Row], decision: Decision,
                     if verdict else "<p>No W8A16 candidate in this sweep.</p>")
     cpu = env.get("cpu", {})
     res = run_dir / "results"
-    summary_path = res / "summary.json"
-    scored_by = json.loads(summary_path.read_text()).get("scored_by") if summary_path.is_file() else None
     ids = {name: (run_dir / name).read_text().split() for name in ("search_ids.txt", "confirm_ids.txt", "calib_ids.txt")
            if (run_dir / name).exists()}
     ids_html = "".join(f"<p>{_E(n)} ({len(v)}): {_E(' '.join(v[:40]))}{' …' if len(v) > 40 else ''}</p>"

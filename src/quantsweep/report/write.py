@@ -44,6 +44,7 @@ def write_outputs(run_dir: Path, cfg: Any, plan: list[Any], built: dict[str, Any
     res = run_dir / "results"
     search_path = run_dir / "search.json"
     search = json.loads(search_path.read_text()) if search_path.exists() else None
+    scored_by = (built.get("fp32", {}).get("metrics") or {}).get("run", {}).get("provider")
     ci = _confidence_intervals(built, ds, ids, min(cfg.bootstrap, 1000), cfg.seed)
     rows = summary_rows(built, benches, ci)
     if confirmation is not None:
@@ -59,8 +60,7 @@ def write_outputs(run_dir: Path, cfg: Any, plan: list[Any], built: dict[str, Any
         "columns": list(COLUMNS), "higher_is_better": HIGHER_IS_BETTER, "rows": [r.to_dict() for r in rows],
         "recommendation": decision.to_dict(), "w8a16": verdict, "confirmation": confirmation, "search": search,
         "bootstrap": {"resamples": min(cfg.bootstrap, 1000), "seed": cfg.seed, "paired": True},
-        "budget_points": cfg.budget, "search_images": len(ids),
-        "scored_by": (built.get("fp32", {}).get("metrics") or {}).get("run", {}).get("provider")})
+        "budget_points": cfg.budget, "search_images": len(ids), "scored_by": scored_by})
     pareto_plot(rows, res / "pareto.png", cfg.budget, decision.backend)
     k_curve_plot(rows, res / "k_curve.png", decision.backend)
     scheme_path = run_dir / "candidates" / f"{decision.candidate}.scheme.json"
@@ -75,7 +75,7 @@ def write_outputs(run_dir: Path, cfg: Any, plan: list[Any], built: dict[str, Any
     command = None
     if decision.candidate not in (None, "fp32"):
         command = run_command(decision.candidate, decision.backend)
-    write_report(run_dir, cfg, rows, decision, verdict, sens, confirmation, search, command)
+    write_report(run_dir, cfg, rows, decision, verdict, sens, confirmation, search, command, scored_by)
     hand_back(run_dir, decision, rows)
     return rows, decision
 

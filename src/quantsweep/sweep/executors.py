@@ -195,6 +195,51 @@ class LocalExecutor(_InProcess):
                     break
 
 
+def _drive(store: StepStore, chains: Sequence[Sequence[Task]], on_fail: OnFail, submit: Callable[[Task], Any],
+           ready: Callable[[list[Any]], list[Any]], result: Callable[[Any], None],
+           abort: Callable[[list[Any]], None]) -> None:
+    """Run ``chains`` on an asynchronous backend, this process recording every step in ``store``.
+
+    ``submit(task)`` starts a step elsewhere and returns its handle; ``ready(handles)`` returns the
+    finished ones (waiting a little when none is); ``result(handle)`` raises the step's exception
+    if it failed; ``abort(handles)`` stops what still runs when this process is interrupted.
+    """
+    pending: dict[int, tuple[Any, Task, Any, float]] = {}  # chain -> (handle, task, inputs, start)
+    position = [0] * len(chains)
+
+    def advance(ci: int) -> None:
+        while position[ci] < len(chains[ci]):
+            task = chains[ci][position[ci]]
+            inputs = task.inputs()
+            if store.is_done(task.step, inputs, task.outputs):
+                store.on_event({"event": "skip", "step": task.step})
+                position[ci] += 1
+                continue
+            store.on_event({"event": "start", "step": task.step})
+            pending[ci] = (submit(task), task, inputs, time.perf_counter())
+            return
+
+    try:
+        for ci in range(len(chains)):
+            advance(ci)
+        while pending:
+            done = ready([h for h, *_ in pending.values()])
+            for ci in [ci for ci, (h, *_) in pending.items() if h in done]:
+                handle, task, inputs, t0 = pending.pop(ci)
+                try:
+                    result(handle)
+                except Exception as exc:  # noqa: BLE001 - a failed step is its candidate's row
+                    store.record(task.step, inputs, task.outputs, time.perf_counter() - t0, exc)
+                    on_fail(ci, task, exc)
+                    continue
+                store.record(task.step, inputs, task.outputs, time.perf_counter() - t0)
+                position[ci] += 1
+                advance(ci)
+    except BaseException:
+        abort([h for h, *_ in pending.values()])
+        raise
+
+
 @dataclass(frozen=True)
 class PoolExecutor(_InProcess):
     """Steps in ``jobs`` spawned worker processes; this process alone writes the manifest."""
@@ -207,44 +252,17 @@ class PoolExecutor(_InProcess):
         threads = max(1, (os.cpu_count() or 1) // self.jobs)
         pool = multiprocessing.get_context("spawn").Pool(self.jobs, initializer=_worker_init,
                                                          initargs=(threads, os.getpid()))
-        pending: dict[int, tuple[Any, Task, Any, float]] = {}
-        position = [0] * len(chains)
 
-        def advance(ci: int) -> None:
-            while position[ci] < len(chains[ci]):
-                task = chains[ci][position[ci]]
-                inputs = task.inputs()
-                if store.is_done(task.step, inputs, task.outputs):
-                    store.on_event({"event": "skip", "step": task.step})
-                    position[ci] += 1
-                    continue
-                store.on_event({"event": "start", "step": task.step})
-                pending[ci] = (pool.apply_async(_worker_call, (task.func, task.args, task.log)), task, inputs,
-                               time.perf_counter())
-                return
+        def ready(handles: list[Any]) -> list[Any]:
+            done = [h for h in handles if h.ready()]
+            if not done:
+                time.sleep(0.05)
+            return done
 
         try:
-            for ci in range(len(chains)):
-                advance(ci)
-            while pending:
-                ready = [ci for ci, (res, *_) in pending.items() if res.ready()]
-                if not ready:
-                    time.sleep(0.05)
-                    continue
-                for ci in ready:
-                    res, task, inputs, t0 = pending.pop(ci)
-                    try:
-                        res.get()
-                    except Exception as exc:  # noqa: BLE001
-                        store.record(task.step, inputs, task.outputs, time.perf_counter() - t0, exc)
-                        on_fail(ci, task, exc)
-                        continue
-                    store.record(task.step, inputs, task.outputs, time.perf_counter() - t0)
-                    position[ci] += 1
-                    advance(ci)
-        except BaseException:
-            pool.terminate()
-            raise
+            _drive(store, chains, on_fail,
+                   submit=lambda task: pool.apply_async(_worker_call, (task.func, task.args, task.log)),
+                   ready=ready, result=lambda h: h.get(), abort=lambda handles: pool.terminate())
         finally:
             pool.close()
             pool.join()
@@ -307,43 +325,20 @@ class RayExecutor:
     def run_chains(self, store: StepStore, chains: Sequence[Sequence[Task]], on_fail: OnFail) -> None:
         ray = self._ray
         options = {"num_cpus": self.threads, "memory": int(JOB_MEMORY_GB * 1024 ** 3), "max_retries": self.retries}
-        pending: dict[Any, tuple[int, Task, Any, float]] = {}
-        position = [0] * len(chains)
 
-        def advance(ci: int) -> None:
-            while position[ci] < len(chains[ci]):
-                task = chains[ci][position[ci]]
-                inputs = task.inputs()
-                if store.is_done(task.step, inputs, task.outputs):
-                    store.on_event({"event": "skip", "step": task.step})
-                    position[ci] += 1
-                    continue
-                store.on_event({"event": "start", "step": task.step})
-                ref = self._step.options(**options).remote(task.func, task.args, task.log, self.threads)
-                pending[ref] = (ci, task, inputs, time.perf_counter())
-                return
+        def result(ref: Any) -> None:
+            try:
+                ray.get(ref)
+            except Exception as exc:  # the step's own exception, not Ray's wrapper, is its row's error
+                raise (getattr(exc, "cause", None) or exc) from None
 
-        try:
-            for ci in range(len(chains)):
-                advance(ci)
-            while pending:
-                ready, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)
-                for ref in ready:
-                    ci, task, inputs, t0 = pending.pop(ref)
-                    try:
-                        ray.get(ref)
-                    except Exception as exc:  # noqa: BLE001 - a failed step is its candidate's row
-                        cause = getattr(exc, "cause", None) or exc
-                        store.record(task.step, inputs, task.outputs, time.perf_counter() - t0, cause)
-                        on_fail(ci, task, cause)
-                        continue
-                    store.record(task.step, inputs, task.outputs, time.perf_counter() - t0)
-                    position[ci] += 1
-                    advance(ci)
-        except BaseException:
-            for ref in pending:
+        def abort(refs: list[Any]) -> None:
+            for ref in refs:
                 ray.cancel(ref, force=True)
-            raise
+
+        _drive(store, chains, on_fail,
+               submit=lambda task: self._step.options(**options).remote(task.func, task.args, task.log, self.threads),
+               ready=lambda refs: ray.wait(refs, num_returns=1, timeout=0.5)[0], result=result, abort=abort)
 
     def call(self, func: Callable[..., Any], args: tuple[Any, ...], resources: dict[str, float] | None) -> Any:
         """``func(*args)`` on a node holding ``resources`` (the whole of each, so one at a time there);

@@ -19,6 +19,7 @@ from quantsweep.evaluate.confirm import split_pool
 from quantsweep.files import atomic_write_json
 from quantsweep.report.decision import Decision
 from quantsweep.report.table import Row
+from quantsweep.schemes import K_SCHEMES
 from quantsweep.sweep.config import SweepConfig
 from quantsweep.sweep.executors import Executor, LocalExecutor, Task
 from quantsweep.sweep.inputs import Inputs
@@ -31,7 +32,7 @@ log = logging.getLogger(__name__)
 
 def _plan(cfg: SweepConfig, onnx_only: bool) -> list[Any]:
     """The candidates built up front: every scheme at every K of the grid, or at K=0 for the search."""
-    from quantsweep.schemes import K_SCHEMES, make_scheme
+    from quantsweep.schemes import make_scheme
 
     plan: list[Any] = []
     for name in cfg.schemes:
@@ -73,7 +74,7 @@ def execute(r: StepStore, cfg: SweepConfig, inp: Inputs, executor: Executor) -> 
     n_k0 = len({s.registry for s in plan if s.k == 0} & {s.registry for s in plan if s.k > 0})
     n_confirm = (cfg.finalists + 1) * -(-cfg.confirm_images // cfg.confirm_step) if cfg.finalists else 0
     # the search's steps at most: a ranking per placement and a build, evaluation and timing per probe
-    n_search = 0 if cfg.grid else len({s.registry for s in plan if s.registry in _k_schemes()}) + 3 * cfg.max_evals
+    n_search = 0 if cfg.grid else len({s.registry for s in plan if s.registry in K_SCHEMES}) + 3 * cfg.max_evals
     # events: baseline, K=0 builds ranked early (seen again later as skips), rankings, a build per
     # candidate, an evaluation per model, a benchmark per backend, confirmation rounds (at most), the report
     r.on_event({"event": "plan", "steps": 2 + n_k0 + n_sens + len(plan) + len(plan) + 1 + n_backends + n_search
@@ -152,12 +153,6 @@ def _eval_settings(cfg: SweepConfig, target: str | None) -> Any:
     return EvalSettings(conf=cfg.conf, iou=cfg.iou, max_det=cfg.max_det, provider=eval_provider(target))
 
 
-def _k_schemes() -> frozenset[str]:
-    from quantsweep.schemes import K_SCHEMES
-
-    return K_SCHEMES
-
-
 def _search(r: StepStore, cfg: SweepConfig, plan: list[Any], ctx: Any, inp: Inputs, ids: list[int],
             built: dict[str, Any], benches: dict[str, dict[str, Any]], executor: Executor, pool: int,
             target: str | None, settings: Any) -> None:
@@ -213,8 +208,7 @@ def _search(r: StepStore, cfg: SweepConfig, plan: list[Any], ctx: Any, inp: Inpu
 
         def measure() -> None:  # two models only: a shorter timing gives the ratio with its spread
             res = _bench(executor, cfg, target, models, r.dir / "work" / "bench", min(cfg.bench_seconds, 2.0))
-            atomic_write_json(out, {**{k: v for k, v in res.items() if k != "rows"},
-                                    "rows": [row for row in res["rows"] if row["candidate"] == name]})
+            _write_bench(out, res, name)
 
         try:
             r.step(f"bench:{target}:{name}", {"models": {n: file_hash(p) for n, p in models},
@@ -247,7 +241,7 @@ def _search(r: StepStore, cfg: SweepConfig, plan: list[Any], ctx: Any, inp: Inpu
     placements = []
     for s0 in plan:
         row0 = on_target.get(s0.name)
-        if (s0.k == 0 and s0.registry in _k_schemes() and s0.head_policy and row0 is not None
+        if (s0.k == 0 and s0.registry in K_SCHEMES and s0.head_policy and row0 is not None
                 and row0.error is None and row0.label == "accelerated" and (row0.speedup_vs_fp32 or 0.0) > 1.0):
             placements.append((s0, row0))
     # nearest to the budget first (its search is likeliest to pay), then fastest; a placement that
@@ -541,6 +535,12 @@ def _bench(executor: Executor, cfg: SweepConfig, backend: str, models: list[tupl
     return dict(res)
 
 
+def _write_bench(path: Path, res: dict[str, Any], name: str) -> None:
+    """``name``'s share of a benchmark result: its rows, with the settings, node and environment."""
+    atomic_write_json(path, {**{k: v for k, v in res.items() if k != "rows"},
+                             "rows": [row for row in res["rows"] if row["candidate"] == name]})
+
+
 def _benchmarks(r: StepStore, cfg: SweepConfig, built: dict[str, Any],
                 executor: Executor) -> dict[str, dict[str, Any]]:
     from quantsweep.bench.registry import available_backends
@@ -556,8 +556,7 @@ def _benchmarks(r: StepStore, cfg: SweepConfig, built: dict[str, Any],
         def measure(backend: str = backend, outputs: list[Path] = outputs) -> None:
             res = _bench(executor, cfg, backend, models, r.dir / "work" / "bench")
             for (n, _), path in zip(models, outputs):
-                rows = [row for row in res["rows"] if row["candidate"] == n]
-                atomic_write_json(path, {**{k: v for k, v in res.items() if k != "rows"}, "rows": rows})
+                _write_bench(path, res, n)
 
         try:
             r.step(f"bench:{backend}", {"models": {n: file_hash(p) for n, p in models},
