@@ -1,11 +1,12 @@
 """A small demo sweep on a local Ray cluster of 1, 2 and 4 simulated nodes (127.0.0.1 only).
 
-For each cluster size: the sweep's wall time with ``--executor ray`` (and evaluations split into
-as many shards as nodes), the scheduling overhead of one task (a no-op round trip, median of 50),
-and the bytes each build and evaluation task ships (its pickled arguments: in this shared-folder
-mode the model files stay on disk, so this is the dataset index, the calibration tensor and the
-scheme). Nodes share this machine's cores, so wall time shows overhead, not speed-up; the
-projection in docs/benchmarks.md scales the measured per-task costs to real nodes.
+For each cluster size: the sweep's wall time with ``--executor ray`` (evaluations split into as
+many shards as nodes; files shipped through the object store, as on a cluster without a shared
+filesystem), the same with ``--shared-dir`` (workers read the run folder in place), the scheduling
+overhead of one task (a no-op round trip, median of 50), and the data shipped per candidate (the
+run's ``executor.json``: files sent to workers once each, files sent back). Nodes share this
+machine's cores, so wall time shows overhead, not speed-up; the projection in docs/benchmarks.md
+scales the measured per-task costs to real nodes.
 
     python benchmarks/ray_scaling.py [--nodes 1,2,4] [--out runs/bench-ray]
 """
@@ -26,25 +27,17 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("runs/bench-ray"))
     args = ap.parse_args()
 
-    import cloudpickle
+    import json
+
     import ray
     from ray.cluster_utils import Cluster
 
     from quantsweep.sweep.config import SweepConfig
-    from quantsweep.sweep.executors import Task
     from quantsweep.sweep.runner import run_sweep
 
     base = dict(grid=True, schemes=("int8", "int8-ov", "w8a16"), ks=(0,), max_images=50, calib_count=16,
                 bench_seconds=0.5, bootstrap=20, sensitivity_images=1, backends=("ort-cpu",), confirm_images=0,
                 ablation=False)
-    shipped: dict[str, int] = {}
-    original = Task.__init__
-
-    def measuring_init(self: Task, *a: object, **kw: object) -> None:
-        original(self, *a, **kw)  # type: ignore[arg-type]
-        shipped[self.step] = len(cloudpickle.dumps((self.func, self.args)))
-
-    Task.__init__ = measuring_init  # type: ignore[method-assign]
     rows = []
     for n in [int(x) for x in args.nodes.split(",")]:
         node = {"num_cpus": 1, "node_ip_address": "127.0.0.1", "memory": 3 * GIB, "object_store_memory": 150 * 1024 ** 2}
@@ -65,23 +58,30 @@ def main() -> None:
                 ray.get(noop.remote())
                 lat.append(1000 * (time.perf_counter() - t))
             ray.shutdown()
-            t = time.perf_counter()
-            run_sweep(SweepConfig(out=args.out / f"n{n}", executor="ray", ray_address=cluster.address,
-                                  eval_shards=n, **base))
-            wall = time.perf_counter() - t
+            walls = {}
+            for shared in (False, True):
+                t = time.perf_counter()
+                res = run_sweep(SweepConfig(out=args.out / f"n{n}-{'shared' if shared else 'shipped'}",
+                                            executor="ray", ray_address=cluster.address, eval_shards=n,
+                                            shared_dir=shared, **base))
+                walls[shared] = time.perf_counter() - t
+                if not shared:
+                    stats = json.loads((res.run_dir / "executor.json").read_text())
+                    candidates = len({r.candidate for r in res.rows} - {"fp32"}) or 1
+                    per_candidate = (stats["bytes_out"] + stats["bytes_back"]) / candidates
         finally:
             if ray.is_initialized():
                 ray.shutdown()
             cluster.shutdown()
-        builds = [v for k, v in shipped.items() if k.startswith("build:")]
-        evals = [v for k, v in shipped.items() if k.startswith("eval:")]
-        rows.append((n, wall, statistics.median(lat), statistics.median(builds), statistics.median(evals)))
+        rows.append((n, walls[False], walls[True], statistics.median(lat), stats, per_candidate))
     print("Demo sweep on a local Ray cluster (127.0.0.1; nodes share this machine's 2 cores): int8, int8-ov, "
           "w8a16 at K=0, 50 images, ORT CPU\n")
-    print("| nodes | sweep wall (s) | task round trip (ms, median of 50) | bytes per build task | bytes per eval task |")
-    print("|---:|---:|---:|---:|---:|")
-    for n, wall, rt, b, e in rows:
-        print(f"| {n} | {wall:.0f} | {rt:.1f} | {b:,.0f} | {e:,.0f} |")
+    print("| nodes | wall, files shipped (s) | wall, --shared-dir (s) | task round trip (ms, median of 50) | "
+          "files out | MB out | MB back | MB per candidate |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for n, ship_wall, shared_wall, rt, st, per in rows:
+        print(f"| {n} | {ship_wall:.0f} | {shared_wall:.0f} | {rt:.1f} | {st['files_out']} | "
+              f"{st['bytes_out'] / 1e6:.1f} | {st['bytes_back'] / 1e6:.1f} | {per / 1e6:.2f} |")
 
 
 if __name__ == "__main__":

@@ -54,11 +54,20 @@ def atomic_write_json(path: Path, obj: Any) -> None:
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    """Hex sha256 of a file's bytes."""
+    """Hex sha256 of a file's bytes; of an OpenVINO IR (``x.xml``), of ``x.xml`` then ``x.bin``.
+
+    The IR's weights live in the ``.bin``: a fingerprint of the ``.xml`` alone would not change
+    when they do.
+    """
     h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
+    path = Path(path)
+    parts = [path]
+    if path.suffix.lower() == ".xml" and path.with_suffix(".bin").exists():
+        parts.append(path.with_suffix(".bin"))
+    for part in parts:
+        with open(part, "rb") as f:
+            while block := f.read(chunk):
+                h.update(block)
     return h.hexdigest()
 
 

@@ -6,6 +6,12 @@ the model", and the ort-cpu benchmark is bound to it with ``bench_on``.
 """
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -78,3 +84,65 @@ def test_a_backend_bound_to_a_resource_no_node_has_is_a_row_saying_so(cluster, t
                                 bench_on=("ort-cpu=gpu_box",), **{**CFG, "schemes": ("int8",), "confirm_images": 0}))
     rows = [r for r in res.rows if r.backend == "ort-cpu"]
     assert rows and all("no node of the Ray cluster carries resource 'gpu_box'" in (r.error or "") for r in rows)
+
+
+def _same_results(a, b):
+    assert _hashes(a) == _hashes(b) and _metrics(a) == _metrics(b)
+    rec = [json.loads((d / "results" / "summary.json").read_text())["recommendation"]["candidate"] for d in (a, b)]
+    assert rec[0] == rec[1]
+
+
+def _ray_step_processes(prefix):
+    """Ray worker processes now running a step whose name starts with ``prefix`` (their title is ``ray::<step>``)."""
+    import psutil
+
+    found = []
+    for proc in psutil.process_iter(["pid", "cmdline"]):
+        title = " ".join(proc.info["cmdline"] or [])
+        if title.startswith(f"ray::{prefix}"):
+            found.append((proc.info["pid"], title))
+    return found
+
+
+def test_a_worker_killed_mid_evaluation_is_retried_to_the_same_results(cluster, local_run, tmp_path):
+    done: dict = {}
+    cfg = SweepConfig(out=tmp_path, executor="ray", ray_address=cluster.address, **CFG)
+    driver = threading.Thread(target=lambda: done.setdefault("res", run_sweep(cfg)))
+    driver.start()
+    killed, deadline = None, time.time() + 300
+    while killed is None and driver.is_alive() and time.time() < deadline:
+        for pid, title in _ray_step_processes("eval:"):
+            os.kill(pid, signal.SIGKILL)
+            killed = title
+            break
+        time.sleep(0.02)
+    driver.join(600)
+    assert killed, "no evaluation task was seen running"
+    res = done["res"]  # the run finished: Ray re-ran the killed evaluation on a fresh worker
+    _same_results(local_run.run_dir, res.run_dir)
+    steps = json.loads((res.run_dir / "manifest.json").read_text())["steps"]
+    assert all(s["state"] == "done" for name, s in steps.items() if name.startswith("eval:")), steps
+
+
+def test_killing_the_driver_then_resume_on_the_cluster_completes_to_the_same_results(cluster, local_run, tmp_path):
+    events = tmp_path / "events.jsonl"
+    ray_flags = ["--executor", "ray", "--ray-address", cluster.address]
+    cmd = [sys.executable, "-m", "quantsweep", "run", "--config", str(local_run.run_dir / "config.yaml"),
+           "--out", str(tmp_path / "runs"), "--quiet", "--log-json", str(events), *ray_flags]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    run_dir, deadline = None, time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        lines = [json.loads(x) for x in events.read_text().splitlines() if x.endswith("}")] if events.exists() else []
+        run_dir = next((e["path"] for e in lines if e["event"] == "run_dir"), run_dir)
+        if any(e["event"] == "start" and e.get("step") == "eval:w8a16" for e in lines):
+            break
+        time.sleep(0.02)
+    assert proc.poll() is None and run_dir, proc.communicate()[1][-2000:]
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate()
+    run_dir = Path(run_dir)
+    assert json.loads((run_dir / "manifest.json").read_text())["steps"].get("report", {}).get("state") != "done"
+    resume = subprocess.run([sys.executable, "-m", "quantsweep", "run", "--resume", str(run_dir), "--quiet",
+                             *ray_flags], capture_output=True, text=True, timeout=600)
+    assert resume.returncode == 0, resume.stderr[-2000:]
+    _same_results(local_run.run_dir, run_dir)

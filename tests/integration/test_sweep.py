@@ -305,6 +305,33 @@ def test_sigkill_mid_search_then_resume_replays_the_same_trace_and_decision(sear
     assert (_trace(run_dir, timings=True), (run_dir / "results" / "summary.json").read_text()) == first
 
 
+def test_openvino_search_builds_ir_candidates_ranked_on_their_onnx_twin(tmp_path):
+    """int8-ov ships as OpenVINO IR: K probes are IRs whose ranked nodes OpenVINO runs in float,
+    ranked on the QDQ ONNX twin (ONNX Runtime cannot load an IR), scored and timed by OpenVINO."""
+    pytest.importorskip("nncf")
+    pytest.importorskip("openvino")
+    cfg = SweepConfig(out=tmp_path, **{**SEARCH, "schemes": ("int8-ov",), "backends": ("openvino",),
+                                       "budget": 0.01, "max_evals": 2})
+    d = run_sweep(cfg).run_dir
+    from quantsweep.model.graph import ir_graph_facts
+
+    sens = json.loads((d / "sensitivity.json").read_text())["int8-ov"]
+    assert "twin" in sens["ranked_on"] and sens["qdq_model_scheme"]["format"] == "onnx"
+    trace = json.loads((d / "search.json").read_text())["trace"]
+    assert trace[0]["candidate"] == "int8-ov" and len(trace) >= 2, trace
+    for t in trace:
+        xml = d / "candidates" / f"{t['candidate']}.xml"
+        assert xml.is_file() and xml.with_suffix(".bin").is_file()
+        assert not (d / "candidates" / f"{t['candidate']}.onnx").exists()
+        floating = set(ir_graph_facts(xml)["float_compute_nodes"])
+        assert set(t["kept_float"]) <= floating and len(t["kept_float"]) == t["k"]
+        assert t["label"] == "accelerated"
+        metrics = json.loads((d / "results" / f"{t['candidate']}.metrics.json").read_text())
+        assert metrics["run"]["provider"].startswith("OpenVINO")
+    record = json.loads((d / "candidates" / "int8-ov.scheme.json").read_text())
+    assert record["format"] == "openvino-ir" and record["settings"]["ignored_scope"]  # the DFL conv at least
+
+
 def test_grid_mode_builds_every_k_and_writes_no_search(small_run):
     assert not (small_run.run_dir / "search.json").exists()
     assert {"int8-qdq", "int8-qdq-k3"} <= {r.candidate for r in small_run.rows}

@@ -156,9 +156,16 @@ def test_openvino_labels_nncf_int8_accelerated_and_weight_only_emulated(tiny_ort
     nncf_int8 = materialize(make_scheme("int8-ov"), ctx, tmp_path / "c")
     weight_only = materialize(make_scheme("w8a16-graph"), ctx, tmp_path / "c")
     assert nncf_int8.record["tool"].startswith("nncf.quantize") and nncf_int8.record["registry"] == "int8-ov"
+    # shipped as the OpenVINO IR NNCF's OpenVINO path wrote: .xml + .bin, both in the fingerprint
+    assert nncf_int8.onnx_path.suffix == ".xml" and nncf_int8.onnx_path.with_suffix(".bin").is_file()
+    assert nncf_int8.record["format"] == "openvino-ir" and nncf_int8.record["files"] == ["int8-ov.xml", "int8-ov.bin"]
+    assert nncf_int8.record["op_counts"].get("FakeQuantize", 0) >= 2
     res = benchmark([("fp32", tiny_ort / "fp32.onnx"), ("int8-ov", nncf_int8.onnx_path),
-                     ("w8a16-graph", weight_only.onnx_path)], BenchSettings(backends=("openvino",), iters=3, warmup=1))
-    rows = {r["candidate"]: r for r in res["rows"]}
+                     ("w8a16-graph", weight_only.onnx_path)], BenchSettings(backends=("openvino", "ort-cpu"),
+                                                                            iters=3, warmup=1))
+    ort_rows = {r["candidate"]: r for r in res["rows"] if r["backend"] == "ort-cpu"}
+    assert ort_rows["int8-ov"]["label"] == "unsupported" and "OpenVINO IR" in ort_rows["int8-ov"]["error"]
+    rows = {r["candidate"]: r for r in res["rows"] if r["backend"] == "openvino"}
     assert {n: r["label"] for n, r in rows.items()} == {"fp32": "float", "int8-ov": "accelerated",
                                                        "w8a16-graph": "emulated"}, res["rows"]
     assert rows["int8-ov"]["evidence"]["compute_layer_activation_types"].get("u8", 0) >= 2

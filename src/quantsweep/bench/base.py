@@ -105,9 +105,13 @@ def check_batch(model: Path, batch: int) -> tuple[str, tuple[int, int]]:
 
 
 def is_quantized(model: Path) -> bool:
-    """Whether the ONNX file holds any Q/DQ node (otherwise its label is ``float``)."""
+    """Whether the model holds any Q/DQ node (an IR: any FakeQuantize; otherwise its label is ``float``)."""
     import onnx
 
-    from quantsweep.model.graph import qdq_counts
+    from quantsweep.model.graph import ir_graph_facts, qdq_counts
+    from quantsweep.model.info import is_ir
+
+    if is_ir(model):
+        return ir_graph_facts(model)["op_counts"].get("FakeQuantize", 0) > 0
 
     return any(qdq_counts(onnx.load(str(model), load_external_data=False)).values())

@@ -158,6 +158,9 @@ class TensorRtBackend:
         why = self.unavailable()
         if why is not None:
             raise why
+        if model.suffix.lower() == ".xml":
+            raise QuantsweepError(f"{model.name} is an OpenVINO IR: TensorRT cannot build an engine from it",
+                                  "benchmark it on the openvino backend")
         input_name, hw = check_batch(model, batch)
         engine = work / f"{model.stem}.b{batch}.engine"
         facts = build_engine(model, engine, work / "tensorrt.timing.cache", batch)

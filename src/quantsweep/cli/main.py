@@ -105,7 +105,7 @@ def cmd_schemes(args: argparse.Namespace) -> int:
     for name, s in REGISTRY.items():
         missing = s.missing()
         needs = "core" if s.extra is None else f"[{s.extra}]" + (" (not installed)" if missing else "")
-        print(f"| {name} | {s.make().name}.onnx | {'yes' if s.k_sets else 'no'} | {'yes' if s.default else ''} | "
+        print(f"| {name} | {s.make().name}{getattr(s.make(), 'suffix', '.onnx')} | {'yes' if s.k_sets else 'no'} | {'yes' if s.default else ''} | "
               f"{needs} | {s.description} |")
     return 0
 
@@ -156,7 +156,7 @@ def cmd_quantize(args: argparse.Namespace) -> int:
     import tempfile
 
     from quantsweep.model.info import inspect_onnx
-    from quantsweep.quantize.build import materialize
+    from quantsweep.quantize.build import candidate_path, materialize
     from quantsweep.quantize.ranking import compute_sensitivity
     from quantsweep.schemes import BuildContext, make_scheme
 
@@ -168,7 +168,7 @@ def cmd_quantize(args: argparse.Namespace) -> int:
     if args.float_dtype:
         overrides["float_dtype"] = args.float_dtype
     scheme = make_scheme(args.scheme, onnx_only=pt is None, **overrides)
-    target = args.out / f"{scheme.name}.onnx"
+    target = candidate_path(args.out, scheme)
     _refuse_overwrite(target, args.overwrite)
     calib = _calib_set(args, inspect_onnx(fp32).hw or (args.imgsz, args.imgsz))
     ranking = None
@@ -183,7 +183,7 @@ def cmd_quantize(args: argparse.Namespace) -> int:
     cand = materialize(scheme, BuildContext(fp32, pt, calib, work, args.trust_checkpoint), args.out, ranking)
     rec = cand.record
     print(f"{cand.name}: {rec['tool']} {rec['tool_version']}, {rec['size_mb']} MB, "
-          f"{rec['kept_float_count']} node(s) kept in float, Q/DQ {rec['hygiene']['qdq_after']}, "
+          f"{rec['kept_float_count']} node(s) kept in float, Q/DQ {rec['hygiene'].get('qdq_after', 'n/a (IR)')}, "
           f"built in {rec['build_s']} s; scheme: {cand.scheme_path}")
     print(cand.onnx_path)
     return 0
@@ -220,7 +220,7 @@ _RUN_FLAGS = ("trust_checkpoint", "model", "images", "annotations", "data", "max
               "calib_annotations", "imgsz", "schemes", "ks", "backends", "batches", "budget", "target_backend",
               "bench_seconds", "sensitivity_images", "sensitivity_probe_top", "out", "jobs", "seed", "bootstrap",
               "confirm_images", "confirm_step", "finalists", "grid", "max_evals", "executor",
-              "ray_address", "eval_shards", "bench_on")
+              "ray_address", "eval_shards", "bench_on", "shared_dir")
 
 
 def cmd_run(args: argparse.Namespace) -> int:

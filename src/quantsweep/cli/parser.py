@@ -127,6 +127,9 @@ def build_parser(handlers: dict[str, Callable[[argparse.Namespace], int]]) -> ar
     r.add_argument("--ray-address", help="auto | HOST:PORT | ray://HOST:PORT (default: a private local Ray)")
     r.add_argument("--eval-shards", type=int, help="split each evaluation into N image shards (default 1)")
     r.add_argument("--bench-on", help="BACKEND=RESOURCE[,...]: time that backend only on nodes carrying RESOURCE")
+    r.add_argument("--shared-dir", action="store_true", default=None,
+                   help="ray: the run folder and the data are on a filesystem every node sees at the same path "
+                        "(workers read and write in place; default: files travel through Ray's object store)")
     r.add_argument("--dry-run", action="store_true", help="write the resolved config and exit")
     r.add_argument("--quiet", action="store_true", help="no progress display")
     r.add_argument("--log-json", type=Path, help="append JSON-lines events to this file")

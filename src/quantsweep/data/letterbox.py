@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -66,6 +67,10 @@ class ImageSource(Protocol):
     """Anything that reads an image by key as HxWx3 uint8 BGR: a COCO dataset (ids), a folder (names)."""
 
     def load(self, key: Any) -> np.ndarray: ...
+
+    def path(self, key: Any) -> Path:
+        """The file ``load(key)`` reads."""
+        ...
 
 
 def _prepare(ds: ImageSource, image_id: Hashable, hw: tuple[int, int]) -> tuple[np.ndarray, LetterboxMeta]:

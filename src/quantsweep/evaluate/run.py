@@ -22,7 +22,7 @@ from quantsweep.errors import QuantsweepError, first_line
 from quantsweep.evaluate.decode import decode, to_coco
 from quantsweep.evaluate.metrics import coco_map, per_class_ap
 from quantsweep.files import atomic_write_json, sha256_file
-from quantsweep.model.info import inspect_onnx
+from quantsweep.model.info import inspect_onnx, is_ir
 from quantsweep.model.layout import Layout, detect_layout
 
 __all__ = ["EvalSettings", "evaluate", "predict", "predict_sharded", "shards_of"]
@@ -166,6 +166,9 @@ def evaluate(model: Path, ds: Dataset, ids: Sequence[int], settings: EvalSetting
     """
     model = Path(model)
     warnings = []
+    if is_ir(model) and settings.provider != "openvino":  # only OpenVINO runs an IR
+        warnings.append(f"an OpenVINO IR: scored by OpenVINO, not the {settings.provider!r} provider")
+        settings = replace(settings, provider="openvino")
 
     def run(s: EvalSettings) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         if shards > 1 and shard_map is not None:
@@ -192,7 +195,7 @@ def evaluate(model: Path, ds: Dataset, ids: Sequence[int], settings: EvalSetting
         log.warning(warnings[-1])
     facts["ms_per_image"] = round(1000 * facts["wall_s"] / max(len(ids), 1), 2)
     result: dict[str, Any] = {
-        "what": "COCO bbox mAP (faster-coco-eval COCOeval) of an ONNX detector on a fixed subset",
+        "what": "COCO bbox mAP (faster-coco-eval COCOeval) of a detector (ONNX or OpenVINO IR) on a fixed subset",
         **metrics,
         "ap_per_class": per_class,
         "instances_per_class": _instances(ds, ids),

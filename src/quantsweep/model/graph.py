@@ -11,10 +11,11 @@ decode, the concat of boxes with scores, and the sigmoid/TopK/Gather of end-to-e
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from pathlib import Path
 from typing import Any
 
 __all__ = ["COMPUTE_OPS", "compute_nodes", "decode_tail", "dq_fed_inputs", "float_compute_nodes",
-           "op_counts", "qdq_counts"]
+           "ir_graph_facts", "op_counts", "qdq_counts"]
 
 COMPUTE_OPS = frozenset({"Conv", "ConvTranspose", "MatMul", "Gemm"})
 _QDQ = ("QuantizeLinear", "DequantizeLinear")
@@ -96,3 +97,26 @@ def float_compute_nodes(model: Any) -> list[str]:
     """Compute nodes that read no dequantized input: they run entirely in float."""
     fed = dq_fed_inputs(model)
     return [n.name for n in model.graph.node if n.op_type in COMPUTE_OPS and n.name not in fed]
+
+
+_IR_COMPUTE = frozenset({"Convolution", "GroupConvolution", "ConvolutionBackpropData", "MatMul"})
+
+
+def ir_graph_facts(xml: Path) -> dict[str, Any]:
+    """What an OpenVINO IR holds: op counts, compute nodes, and the compute nodes left in float.
+
+    A compute node runs quantized when its activation input (input 0) comes from a FakeQuantize;
+    its friendly name is the ONNX node's name (OpenVINO's ONNX frontend keeps it).
+    """
+    import openvino as ov
+
+    model = ov.Core().read_model(str(xml))
+    counts = Counter(op.get_type_name() for op in model.get_ops())
+    compute, floating = [], []
+    for op in model.get_ordered_ops():
+        if op.get_type_name() not in _IR_COMPUTE:
+            continue
+        compute.append(op.get_friendly_name())
+        if op.input_value(0).get_node().get_type_name() != "FakeQuantize":
+            floating.append(op.get_friendly_name())
+    return {"op_counts": dict(sorted(counts.items())), "compute_nodes": compute, "float_compute_nodes": floating}

@@ -15,7 +15,8 @@ from typing import Any
 from quantsweep.errors import QuantsweepError, first_line
 from quantsweep.model.layout import Layout, detect_layout
 
-__all__ = ["ModelInfo", "OPSET_RANGE", "check_onnx_file", "inspect_onnx", "load_onnx"]
+__all__ = ["ModelInfo", "OPSET_RANGE", "check_onnx_file", "inspect_onnx", "ir_files", "is_ir", "load_onnx",
+           "model_file"]
 
 
 OPSET_RANGE = (11, 23)  # what the supported exporters write and onnxruntime 1.24 runs
@@ -124,6 +125,8 @@ def inspect_onnx(path: Path, imgsz: int | None = None, require_detector: bool = 
     Raises:
         QuantsweepError: not ONNX, not one rank-4 image input, or an unknown output layout.
     """
+    if is_ir(path):
+        return _describe(_inspect_ir(Path(path)), imgsz, require_detector)
     model = load_onnx(path, load_external_data=False)
     check_onnx_file(path, model)
     init_names = {i.name for i in model.graph.initializer}
@@ -135,7 +138,56 @@ def inspect_onnx(path: Path, imgsz: int | None = None, require_detector: bool = 
     in_shape = _dims(inputs[0])
     outputs = tuple(_dims(o) for o in model.graph.output)
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
-    info = ModelInfo(Path(path), inputs[0].name, in_shape, outputs, opset, None, None)
+    return _describe(ModelInfo(Path(path), inputs[0].name, in_shape, outputs, opset, None, None), imgsz,
+                     require_detector)
+
+
+def is_ir(path: Path) -> bool:
+    """Whether ``path`` is an OpenVINO IR (``.xml`` with its ``.bin`` beside it), not an ONNX file."""
+    return Path(path).suffix.lower() == ".xml"
+
+
+def ir_files(path: Path) -> list[Path]:
+    """The files a model consists of: ``[x.onnx]`` or ``[x.xml, x.bin]``."""
+    path = Path(path)
+    return [path, path.with_suffix(".bin")] if is_ir(path) else [path]
+
+
+def model_file(folder: Path, name: str) -> Path:
+    """The model called ``name`` in ``folder``: ``name.xml`` (OpenVINO IR) when there is one, else ``name.onnx``."""
+    xml = Path(folder) / f"{name}.xml"
+    return xml if xml.is_file() else Path(folder) / f"{name}.onnx"
+
+
+def _inspect_ir(path: Path) -> ModelInfo:
+    """An OpenVINO IR's input and outputs, read by OpenVINO (the only runtime that loads it)."""
+    if not path.is_file() or not path.with_suffix(".bin").is_file():
+        raise QuantsweepError(f"OpenVINO IR not found: {path} (and its .bin)", "keep the .xml and .bin side by side")
+    try:
+        import openvino as ov
+    except ImportError:
+        raise QuantsweepError(f"{path} is an OpenVINO IR, and OpenVINO is not installed",
+                              "pip install 'quantsweep[openvino]'") from None
+    try:
+        model = ov.Core().read_model(str(path))
+    except Exception as exc:
+        raise QuantsweepError(f"{path} is not a readable OpenVINO IR ({first_line(exc, 120, type(exc).__name__)})",
+                              "pass the .xml written by openvino.save_model, with its .bin beside it") from None
+
+    def dims(shape: Any) -> tuple[int | str, ...]:
+        return tuple(d.get_length() if d.is_static else "?" for d in shape)
+
+    if len(model.inputs) != 1 or len(model.inputs[0].get_partial_shape()) != 4:
+        raise QuantsweepError(f"{path}: expected one image input of rank 4 (N,3,H,W)",
+                              "export the detector with a single NCHW image input")
+    inp = model.inputs[0]
+    return ModelInfo(path, inp.get_any_name(), dims(inp.get_partial_shape()),
+                     tuple(dims(o.get_partial_shape()) for o in model.outputs), 0, None, None)
+
+
+def _describe(info: ModelInfo, imgsz: int | None, require_detector: bool) -> ModelInfo:
+    """``info`` with its output layout and class count, or an error when no detector layout fits."""
+    path, in_shape, outputs, opset = info.path, info.input_shape, info.output_shapes, info.opset
     hw = info.hw or ((imgsz, imgsz) if imgsz else None)
     first = outputs[0] if outputs else ()
     if not require_detector:

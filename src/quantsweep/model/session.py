@@ -88,6 +88,11 @@ def open_ort(model: Path, provider: str = "cpu", threads: int | None = None,
     """
     import onnxruntime as ort
 
+    from quantsweep.model.info import is_ir
+
+    if is_ir(model):
+        raise QuantsweepError(f"{Path(model).name} is an OpenVINO IR: ONNX Runtime cannot run it",
+                              "score and benchmark it on OpenVINO (provider/backend openvino)")
     levels = {"disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
               "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
               "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,

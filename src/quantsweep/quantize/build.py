@@ -23,14 +23,14 @@ from quantsweep.errors import QuantsweepError
 from quantsweep.files import atomic_replace, atomic_write_json, sha256_file
 from quantsweep.schemes import REGISTRY, BuildContext, scheme_to_dict
 
-__all__ = ["Candidate", "keep_float_nodes", "materialize"]
+__all__ = ["Candidate", "candidate_path", "keep_float_nodes", "materialize"]
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class Candidate:
-    """A built candidate: its ONNX file and its scheme record."""
+    """A built candidate: its model file (ONNX, or OpenVINO IR ``.xml``) and its scheme record."""
 
     name: str
     onnx_path: Path
@@ -130,12 +130,32 @@ def _clean(src: Path, dst: Path) -> dict[str, Any]:
             "qdq_after": counts_after}
 
 
+def candidate_path(out_dir: Path, scheme: Any) -> Path:
+    """Where ``scheme``'s model file goes: ``<name>.onnx``, or ``<name>.xml`` (+ ``.bin``) for an IR."""
+    return Path(out_dir) / f"{scheme.name}{getattr(scheme, 'suffix', '.onnx')}"
+
+
+def _check_effective_k(scheme: Any, ranked_keep: list[str], nodes: list[str], floating: list[str]) -> None:
+    """Refuse a K-set candidate whose ranked nodes are not all float compute nodes of the built graph."""
+    if not scheme.k:
+        return
+    graph_float, graph_nodes = set(floating), set(nodes)
+    not_float = [n for n in ranked_keep if n in graph_nodes and n not in graph_float]
+    missing = [n for n in ranked_keep if n not in graph_nodes]
+    if not_float or missing:
+        raise QuantsweepError(
+            f"{scheme.name}: effective K is {len(ranked_keep) - len(not_float) - len(missing)}, "
+            f"not {scheme.k} (still quantized: {not_float[:3]}, not found: {missing[:3]})",
+            "the ranking must name compute nodes of this model's graph")
+
+
 def materialize(scheme: Any, ctx: BuildContext, out_dir: Path,
                 ranking: list[dict[str, Any]] | None = None) -> Candidate:
-    """Build ``scheme`` on ``ctx`` into ``out_dir/<name>.onnx`` and ``out_dir/<name>.scheme.json``."""
+    """Build ``scheme`` on ``ctx`` into ``out_dir/<name>.onnx`` (or ``.xml`` + ``.bin``) and ``<name>.scheme.json``."""
     import onnx
 
-    from quantsweep.model.graph import compute_nodes, float_compute_nodes, op_counts
+    from quantsweep.model.graph import compute_nodes, float_compute_nodes, ir_graph_facts, op_counts
+    from quantsweep.model.info import ir_files, is_ir
 
     absent = REGISTRY[scheme.registry].missing() if scheme.registry in REGISTRY else None
     if absent is not None:  # a row that says which extra to install
@@ -149,27 +169,31 @@ def materialize(scheme: Any, ctx: BuildContext, out_dir: Path,
     t0 = time.perf_counter()
     result = scheme.build(ctx, keep, raw)
     build_s = time.perf_counter() - t0
-    rewired = _unshare_float_inputs(result.onnx_path, keep)
-    if getattr(scheme, "float_dtype", "fp32") == "fp16" and not getattr(scheme, "native_fp16", False):
-        from quantsweep.schemes.modelopt_qdq import convert_fp16
+    ranked_keep = [n for n, why in keep.items() if why.startswith("sensitivity rank")]
+    if is_ir(result.onnx_path):  # OpenVINO IR: saved as its library wrote it
+        target = candidate_path(out_dir, scheme)
+        facts = ir_graph_facts(result.onnx_path)
+        _check_effective_k(scheme, ranked_keep, facts["compute_nodes"], facts["float_compute_nodes"])
+        atomic_replace(result.onnx_path.with_suffix(".bin"), target.with_suffix(".bin"))
+        atomic_replace(result.onnx_path, target)
+        hygiene: dict[str, Any] = {"pass": "none (OpenVINO IR, as the library saved it)"}
+        rewired, opset, counts = 0, None, facts["op_counts"]
+        size = sum(p.stat().st_size for p in ir_files(target))
+    else:
+        rewired = _unshare_float_inputs(result.onnx_path, keep)
+        if getattr(scheme, "float_dtype", "fp32") == "fp16" and not getattr(scheme, "native_fp16", False):
+            from quantsweep.schemes.modelopt_qdq import convert_fp16
 
-        result.settings["float_dtype"] = f"fp16 after the build: {convert_fp16(result.onnx_path)}; I/O stay fp32"
-    final_tmp = ctx.work_dir / f"{scheme.name}.clean.onnx"
-    hygiene = _clean(result.onnx_path, final_tmp)
-    built = onnx.load(str(final_tmp))
-    if scheme.k:
-        ranked_keep = [n for n, why in keep.items() if why.startswith("sensitivity rank")]
-        graph_float = set(float_compute_nodes(built))
-        graph_nodes = set(compute_nodes(built))
-        not_float = [n for n in ranked_keep if n in graph_nodes and n not in graph_float]
-        missing = [n for n in ranked_keep if n not in graph_nodes]
-        if not_float or missing:
-            raise QuantsweepError(
-                f"{scheme.name}: effective K is {len(ranked_keep) - len(not_float) - len(missing)}, "
-                f"not {scheme.k} (still quantized: {not_float[:3]}, not found: {missing[:3]})",
-                "the ranking must name compute nodes of this model's graph")
-    target = out_dir / f"{scheme.name}.onnx"
-    atomic_replace(final_tmp, target)
+            result.settings["float_dtype"] = (f"fp16 after the build: {convert_fp16(result.onnx_path)}; "
+                                              "I/O stay fp32")
+        final_tmp = ctx.work_dir / f"{scheme.name}.clean.onnx"
+        hygiene = _clean(result.onnx_path, final_tmp)
+        built = onnx.load(str(final_tmp))
+        _check_effective_k(scheme, ranked_keep, compute_nodes(built), float_compute_nodes(built))
+        target = candidate_path(out_dir, scheme)
+        atomic_replace(final_tmp, target)
+        opset = next((o.version for o in built.opset_import if o.domain in ("", "ai.onnx")), None)
+        counts, size = op_counts(built), target.stat().st_size
     calib = ctx.calib
     record = {
         "name": scheme.name,
@@ -186,9 +210,11 @@ def materialize(scheme: Any, ctx: BuildContext, out_dir: Path,
         "kept_float": [{"node": n, "why": why} for n, why in result.kept_float.items()],
         "kept_float_count": len(result.kept_float),
         "hygiene": {**hygiene, "kept_float_inputs_unshared": rewired},
-        "opset": next((o.version for o in built.opset_import if o.domain in ("", "ai.onnx")), None),
-        "op_counts": op_counts(built),
-        "size_mb": round(target.stat().st_size / 1e6, 3),
+        "format": "openvino-ir" if is_ir(target) else "onnx",
+        "files": [p.name for p in ir_files(target)],
+        "opset": opset,
+        "op_counts": counts,
+        "size_mb": round(size / 1e6, 3),
         "sha256": sha256_file(target),
         "source": {"fp32_onnx": str(ctx.fp32_onnx), "fp32_sha256": sha256_file(ctx.fp32_onnx),
                    "pt": str(ctx.source_pt) if ctx.source_pt else None},

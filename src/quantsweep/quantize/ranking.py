@@ -40,6 +40,12 @@ def compute_sensitivity(fp32: Path, pt: Path | None, calib: CalibSet, scheme_nam
         raise QuantsweepError(f"probe_top must be 0 (every node) or positive (got {probe_top})", "use e.g. probe_top 32",
                               "probe_top")
     scheme = make_scheme(scheme_name)
+    ranked_on = None
+    if getattr(scheme, "suffix", ".onnx") != ".onnx":
+        # ONNX Runtime cannot load the scheme's own format (an OpenVINO IR): rank its ONNX twin, the
+        # same library's placement written as QDQ ONNX, whose node names are the IR's
+        scheme, qdq_model = scheme.ranking_twin(), None
+        ranked_on = f"{scheme.name}: the QDQ ONNX twin of {scheme_name}'s IR (same placement algorithm)"
     if qdq_model is None:
         full = materialize(scheme, BuildContext(fp32, pt, calib, work / f"sens-work-{scheme_name}"),
                            work / f"sens-{scheme_name}")
@@ -50,4 +56,6 @@ def compute_sensitivity(fp32: Path, pt: Path | None, calib: CalibSet, scheme_nam
                         probe_top=probe_top or None)
     result["scheme"] = scheme_name
     result["qdq_model_scheme"] = record["scheme"]
+    if ranked_on:
+        result["ranked_on"] = ranked_on
     return result

@@ -21,6 +21,7 @@ from typing import Any
 
 from quantsweep.evaluate.confirm import points
 from quantsweep.files import atomic_write_text
+from quantsweep.model.info import model_file
 from quantsweep.quantize.sensitivity import score_text
 from quantsweep.report.decision import Decision
 from quantsweep.report.table import Row
@@ -60,7 +61,7 @@ def _why_not(r: Row, chosen: Row | None, budget: float, confirmed: dict[str, dic
 
 
 def _card(rows: list[Row], decision: Decision, budget: float, command: str | None,
-          confirmation: dict[str, Any] | None) -> str:
+          confirmation: dict[str, Any] | None, file: str | None = None) -> str:
     target = decision.backend
     chosen = next((r for r in rows if r.recommended), None)
     confirmed = {c["candidate"]: c for c in (confirmation or {}).get("results", [])}
@@ -83,7 +84,7 @@ def _card(rows: list[Row], decision: Decision, budget: float, command: str | Non
 {chosen.latency_p90_ms or 0:.2f} ms p90, batch {chosen.batch or 1}; interleaved with FP32 on this machine)</td></tr>
 <tr><th>ΔmAP50-95</th><td>{held}; search subset: {_pts(chosen)}</td></tr>
 <tr><th>how it runs</th><td>{_E(str(chosen.label))} on {_E(str(target))} (read from the executed graph)</td></tr>
-<tr><th>file</th><td><code>recommended/{_E(chosen.candidate)}.onnx</code> with its scheme JSON and README</td></tr></table>
+<tr><th>file</th><td><code>recommended/{_E(file or chosen.candidate + '.onnx')}</code> with its scheme JSON and README</td></tr></table>
 <p>Run it (from <code>recommended/</code>):</p><pre id="deploy-cmd">{_E(command or '')}</pre>{rejected_html}</section>"""
 
 
@@ -203,7 +204,8 @@ tr.rec{{background:#e6ffe6;font-weight:bold}}tr.err{{color:#a00}}tr.apart{{color
 .card h1{{font-size:1.5em;margin:.2em 0}}.facts th{{width:8em;background:#eef}}.ok{{color:#060}}.bad{{color:#a00;font-weight:bold}}
 pre{{background:#f6f6f6;padding:.6em;white-space:pre-wrap;font-size:12px}}img{{max-width:100%}}
 @media print{{details{{display:block}}.card{{break-inside:avoid}}}}</style></head><body>
-{_card(rows, decision, cfg.budget, command, confirmation)}
+{_card(rows, decision, cfg.budget, command, confirmation,
+       model_file(run_dir / "candidates", decision.candidate).name if decision.candidate else None)}
 <p id="recommendation"><small>{_E(decision.reason)}</small></p>
 <h2>Accuracy vs speed</h2>{_img(res / 'pareto.png', 'ΔmAP vs speed-up per runtime')}
 <h2>Confirmation on held-out images</h2>{_confirmation_html(rows, confirmation)}

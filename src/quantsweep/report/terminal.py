@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from quantsweep.evaluate.confirm import points
+from quantsweep.model.info import model_file
 
 __all__ = ["terminal_summary"]
 
@@ -69,7 +70,7 @@ def terminal_summary(summary: dict[str, Any], run_dir: Path, width: int = 100) -
         lines.append(f"DEPLOY {chosen['candidate']} on {target}: {_speed(chosen)} FP32 · {held}")
         lines.append(f"  {'confirmed' if c else 'NOT confirmed'} within the {budget:.2f}-point budget · "
                      f"{chosen['latency_p50_ms']:.2f} ms p50 · {chosen.get('label')} · search-subset Δ {_delta(chosen)}")
-        model = run_dir / "recommended" / f"{chosen['candidate']}.onnx"
+        model = model_file(run_dir / "recommended", chosen["candidate"])
         lines.append(f"  file: {model}")
         lines.append(f"  how to run it: {run_dir / 'recommended' / 'README.md'}")
     else:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from quantsweep.files import atomic_replace, atomic_write_json, atomic_write_text
+from quantsweep.model.info import ir_files, model_file
 from quantsweep.report.decision import Decision, decide, decide_confirmed, w8a16_verdict
 from quantsweep.report.html import write_report
 from quantsweep.report.plots import k_curve_plot, kept_float_strip, pareto_plot
@@ -74,20 +75,25 @@ def write_outputs(run_dir: Path, cfg: Any, plan: list[Any], built: dict[str, Any
     sens = json.loads(sens_path.read_text()) if sens_path.exists() else {}
     command = None
     if decision.candidate not in (None, "fp32"):
-        command = run_command(decision.candidate, decision.backend)
+        command = run_command(decision.candidate, decision.backend,
+                              model_file(run_dir / "candidates", decision.candidate).name)
     write_report(run_dir, cfg, rows, decision, verdict, sens, confirmation, search, command, scored_by)
     hand_back(run_dir, decision, rows)
     return rows, decision
 
 
-def run_command(name: str, backend: str | None) -> str:
-    """The shell command that runs ``recommended/<name>.onnx`` once on ``backend`` (from that folder)."""
+def run_command(name: str, backend: str | None, file: str | None = None) -> str:
+    """The shell command that runs ``recommended/<file>`` (default ``<name>.onnx``) once on ``backend``
+    (from that folder); an OpenVINO IR (``.xml``) runs on OpenVINO whatever ``backend`` says."""
+    file = file or f"{name}.onnx"
+    if file.endswith(".xml"):
+        backend = "openvino"
     runner = {"openvino": ("import numpy as np, openvino as ov; "
-                           f"compiled = ov.Core().compile_model('{name}.onnx', 'CPU'); "
+                           f"compiled = ov.Core().compile_model('{file}', 'CPU'); "
                            "out = compiled(np.zeros(tuple(compiled.inputs[0].shape), np.float32))[0]; "
                            "print('output', out.shape)"),
               "ort-cpu": ("import numpy as np, onnxruntime as ort; "
-                          f"s = ort.InferenceSession('{name}.onnx', providers=['CPUExecutionProvider']); "
+                          f"s = ort.InferenceSession('{file}', providers=['CPUExecutionProvider']); "
                           "i = s.get_inputs()[0]; out = s.run(None, {i.name: np.zeros(i.shape, np.float32)})[0]; "
                           "print('output', out.shape)")}
     return f'python -c "{runner.get(backend or "", runner["ort-cpu"])}"'
@@ -102,7 +108,9 @@ def hand_back(run_dir: Path, decision: Decision, rows: list[Row]) -> None:
     row = next(r for r in rows if r.candidate == name and r.backend == decision.backend)
     out = run_dir / "recommended"
     src = run_dir / "candidates"
-    atomic_replace(src / f"{name}.onnx", out / f"{name}.onnx", copy=True)
+    model = model_file(src, name)
+    for part in ir_files(model):
+        atomic_replace(part, out / part.name, copy=True)
     atomic_replace(src / f"{name}.scheme.json", out / f"{name}.scheme.json", copy=True)
     atomic_write_text(out / "README.md", f"""# {name} on {decision.backend}
 
@@ -115,13 +123,13 @@ machine that ran the sweep. The exact scheme (tool, settings, calibration, kept-
 Run it (from this folder):
 
 ```bash
-{run_command(name, decision.backend)}
+{run_command(name, decision.backend, model.name)}
 ```
 
 Measure it against FP32 on this machine:
 
 ```bash
-quantsweep bench --model ../candidates/fp32.onnx --model {name}.onnx --backend {decision.backend} --out bench.json
+quantsweep bench --model ../candidates/fp32.onnx --model {model.name} --backend {decision.backend} --out bench.json
 ```
 """)
 

@@ -61,6 +61,7 @@ class SweepConfig:
     ray_address: str | None = None  # auto | HOST:PORT | ray://HOST:PORT; None: a private local Ray
     eval_shards: int = 1  # one candidate's evaluation split into this many image shards (parallel on Ray)
     bench_on: tuple[str, ...] | None = None  # BACKEND=RESOURCE: that backend is timed only on nodes with RESOURCE
+    shared_dir: bool = False  # ray: run folder and data on a path every node sees (else files are shipped)
     out: Path = Path("runs")
     ablation: bool = True  # also build the int8 candidate without the head policy
     trust_checkpoint: bool = False  # fully unpickle a .pt that references more than model classes
@@ -181,6 +182,6 @@ class SweepConfig:
         """The settings that decide results (not where they are written, nor parallelism)."""
         d = self.to_dict()
         for k in ("out", "jobs", "bench_seconds", "bench_warmup", "trust_checkpoint", "executor", "ray_address",
-                  "eval_shards", "bench_on"):
+                  "eval_shards", "bench_on", "shared_dir"):
             d.pop(k, None)
         return d

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from quantsweep.files import capture_output
+from quantsweep.sweep.shipping import Shipper, run_staged
 from quantsweep.sweep.store import StepStore
 
 __all__ = ["JOB_MEMORY_GB", "Executor", "LocalExecutor", "PoolExecutor", "RayExecutor", "Task", "effective_jobs",
@@ -156,13 +157,18 @@ class Executor(Protocol):
         ...
 
 
-def ray_shard_map(threads: int, retries: int, func: Callable[..., Any],
+def ray_shard_map(threads: int, retries: int, ship: bool, func: Callable[..., Any],
                   arglists: Sequence[tuple[Any, ...]]) -> list[Any]:
-    """``func(*args)`` for each args as parallel Ray tasks (from the driver or from inside a task)."""
+    """``func(*args)`` for each args as parallel Ray tasks (from the driver or from inside a task);
+    with ``ship``, each task's files travel through the object store (:mod:`.shipping`)."""
     import ray
 
-    remote = ray.remote(_ray_apply).options(num_cpus=threads, max_retries=retries)
-    return list(ray.get([remote.remote(func, args) for args in arglists]))
+    if not ship:
+        remote = ray.remote(_ray_apply).options(num_cpus=threads, max_retries=retries)
+        return list(ray.get([remote.remote(func, args) for args in arglists]))
+    shipper = Shipper(ray.put)
+    shipped = ray.remote(_ray_apply_shipped).options(num_cpus=threads, max_retries=retries)
+    return [value for value, _ in ray.get([shipped.remote(func, *shipper.pack(args)) for args in arglists])]
 
 
 class _InProcess:
@@ -274,22 +280,50 @@ def _ray_call(func: Callable[..., Any], args: tuple[Any, ...], log: Path | None,
     _worker_call(func, args, log)
 
 
+def _ray_call_shipped(func: Callable[..., Any], args: tuple[Any, ...], log: Path | None, threads: int,
+                      files: dict[str, Any], out_dirs: list[str]) -> tuple[None, dict[str, bytes]]:
+    import ray
+
+    os.environ["QUANTSWEEP_THREADS"] = str(threads)
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    return run_staged(_worker_call, (func, args, log), files, out_dirs, ray.get)
+
+
 def _ray_apply(func: Callable[..., Any], args: tuple[Any, ...]) -> Any:
     return func(*args)
+
+
+def _ray_apply_shipped(func: Callable[..., Any], args: tuple[Any, ...],
+                       files: dict[str, Any]) -> tuple[Any, dict[str, bytes]]:
+    import ray
+
+    return run_staged(func, args, files, [], ray.get)
 
 
 def _ray_apply_here(func: Callable[..., Any], args: tuple[Any, ...]) -> tuple[Any, dict[str, Any]]:
     return func(*args), node_facts()
 
 
+def _ray_apply_here_shipped(func: Callable[..., Any], args: tuple[Any, ...],
+                            files: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    import ray
+
+    value, _ = run_staged(func, args, files, [], ray.get)
+    return value, node_facts()
+
+
 class RayExecutor:
     """Steps as Ray tasks on the cluster at ``address`` (None: a private local Ray, stopped after).
 
     Each step asks for ``threads`` CPUs and :data:`JOB_MEMORY_GB` of memory; a worker that dies
-    is retried up to ``retries`` times; an exception is the step's failure (not retried).
+    is retried up to ``retries`` times; an exception is the step's failure (not retried). Without
+    ``shared_dir`` the workers get their input files through the object store and send the files
+    they write back to this process (:mod:`quantsweep.sweep.shipping`); with it they read and
+    write the run folder in place (a path every node sees).
     """
 
-    def __init__(self, address: str | None = None, threads: int = 1, retries: int = 2) -> None:
+    def __init__(self, address: str | None = None, threads: int = 1, retries: int = 2,
+                 shared_dir: bool = False) -> None:
         try:
             import ray
         except ImportError:
@@ -314,9 +348,18 @@ class RayExecutor:
             else:
                 ray.init(address=address, include_dashboard=False, log_to_driver=False)
         self._ray = ray
-        self._step = ray.remote(_ray_call)
-        self._apply_here = ray.remote(_ray_apply_here)
-        self.shard_map: Callable[..., list[Any]] = functools.partial(ray_shard_map, threads, retries)
+        self.ship = not shared_dir
+        self.shipper = Shipper(ray.put)
+        self._step: Any = ray.remote(_ray_call_shipped if self.ship else _ray_call)
+        self._apply_here: Any = ray.remote(_ray_apply_here_shipped if self.ship else _ray_apply_here)
+        self.shard_map: Callable[..., list[Any]] = functools.partial(ray_shard_map, threads, retries, self.ship)
+
+    def stats(self) -> dict[str, Any]:
+        """Where this run's steps ran and the files that travelled (this session, not a resumed one's)."""
+        nodes = [n for n in self._ray.nodes() if n.get("Alive")]
+        return {"executor": "ray", "files": "shared folder" if not self.ship else "shipped through the object store",
+                "nodes": len(nodes), "cluster_cpus": self._ray.cluster_resources().get("CPU", 0),
+                **(self.shipper.stats() if self.ship else {})}
 
     def close(self) -> None:
         if self._started and self._ray.is_initialized():
@@ -328,16 +371,27 @@ class RayExecutor:
 
         def result(ref: Any) -> None:
             try:
-                ray.get(ref)
+                value = ray.get(ref)
             except Exception as exc:  # the step's own exception, not Ray's wrapper, is its row's error
                 raise (getattr(exc, "cause", None) or exc) from None
+            if self.ship:
+                self.shipper.land(value[1])  # this process writes what the worker made
 
         def abort(refs: list[Any]) -> None:
             for ref in refs:
                 ray.cancel(ref, force=True)
 
-        _drive(store, chains, on_fail,
-               submit=lambda task: self._step.options(**options).remote(task.func, task.args, task.log, self.threads),
+        def submit(task: Task) -> Any:
+            # named after the step: the worker's process title reads ray::<step> while it runs
+            step = self._step.options(**options, name=task.step)
+            if not self.ship:
+                return step.remote(task.func, task.args, task.log, self.threads)
+            out_dirs = sorted({str(Path(p).absolute().parent) for p in [*task.outputs, *([task.log] if task.log else [])]})
+            args, files = self.shipper.pack(task.args, task.outputs)
+            log = Path(task.log).absolute() if task.log else None
+            return step.remote(task.func, args, log, self.threads, files, out_dirs)
+
+        _drive(store, chains, on_fail, submit=submit,
                ready=lambda refs: ray.wait(refs, num_returns=1, timeout=0.5)[0], result=result, abort=abort)
 
     def call(self, func: Callable[..., Any], args: tuple[Any, ...], resources: dict[str, float] | None) -> Any:
@@ -356,14 +410,14 @@ class RayExecutor:
                 raise QuantsweepError(f"no node of the Ray cluster carries resource {missing[0]!r}",
                                       f"start a node with --resources '{{\"{missing[0]}\": 1}}', or drop --bench-on",
                                       "bench_on")
-        ref = self._apply_here.options(num_cpus=self.threads, resources=resources or {},
-                                       max_retries=self.retries).remote(func, args)
+        remote = self._apply_here.options(num_cpus=self.threads, resources=resources or {}, max_retries=self.retries)
+        ref = remote.remote(func, *self.shipper.pack(args)) if self.ship else remote.remote(func, args)
         return self._ray.get(ref)
 
 
-def make_executor(jobs: int, kind: str = "local", address: str | None = None) -> Executor:
+def make_executor(jobs: int, kind: str = "local", address: str | None = None, shared_dir: bool = False) -> Executor:
     """:class:`LocalExecutor` for one job, a :class:`PoolExecutor` for more (``jobs`` already capped),
-    or a :class:`RayExecutor` (each task asking for one CPU)."""
+    or a :class:`RayExecutor` (each task asking for one CPU; files shipped unless ``shared_dir``)."""
     if kind == "ray":
-        return RayExecutor(address)
+        return RayExecutor(address, shared_dir=shared_dir)
     return LocalExecutor() if jobs <= 1 else PoolExecutor(jobs)

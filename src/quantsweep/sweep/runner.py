@@ -95,10 +95,14 @@ def run_sweep(cfg: SweepConfig, resume: Path | None = None, on_event: Event | No
     jobs, why = effective_jobs(cfg.jobs)
     if why:
         store.on_event({"event": "note", "message": why})
-    executor = make_executor(jobs, cfg.executor, cfg.ray_address)
+    executor = make_executor(jobs, cfg.executor, cfg.ray_address, cfg.shared_dir)
     try:
         with store.locked():
-            return execute(store, cfg, inputs, executor)
+            result = execute(store, cfg, inputs, executor)
+            stats = getattr(executor, "stats", None)
+            if stats is not None:  # where the steps ran and what travelled (a description, like env.json)
+                atomic_write_json(store.dir / "executor.json", stats())
+            return result
     finally:
         close = getattr(executor, "close", None)
         if close is not None:

@@ -406,14 +406,15 @@ def _report(r: StepStore, cfg: SweepConfig, plan: list[Any], built: dict[str, An
 def _build_task(r: StepStore, scheme: Any, ctx: Any, ranking: list[dict[str, Any]] | None) -> Any:
     """The manifest step that builds ``scheme`` into ``candidates/`` (its log in ``candidates/logs``)."""
     from quantsweep.files import file_hash
-    from quantsweep.quantize.build import materialize
+    from quantsweep.model.info import ir_files
+    from quantsweep.quantize.build import candidate_path, materialize
     from quantsweep.schemes import scheme_to_dict
 
     cand_dir = r.dir / "candidates"
     inputs = {"scheme": scheme_to_dict(scheme), "fp32": file_hash(ctx.fp32_onnx), "calib": ctx.calib.ids_hash,
               "ranking": bool(ranking)}
     return Task(f"build:{scheme.name}", lambda: inputs,
-                [cand_dir / f"{scheme.name}.onnx", cand_dir / f"{scheme.name}.scheme.json"], materialize,
+                [*ir_files(candidate_path(cand_dir, scheme)), cand_dir / f"{scheme.name}.scheme.json"], materialize,
                 (scheme, ctx, cand_dir, ranking), cand_dir / "logs" / f"{scheme.name}.log")
 
 
@@ -424,6 +425,7 @@ def _sensitivities(r: StepStore, cfg: SweepConfig, plan: list[Any], ctx: Any) ->
     and ranked in place, so the ranking costs only its probes.
     """
     from quantsweep.files import file_hash
+    from quantsweep.quantize.build import candidate_path
     from quantsweep.quantize.ranking import compute_sensitivity
 
     path = r.dir / "sensitivity.json"
@@ -442,7 +444,7 @@ def _sensitivities(r: StepStore, cfg: SweepConfig, plan: list[Any], ctx: Any) ->
             if failures:
                 stored[fam] = {"error": f"its K=0 candidate failed to build: {failures[0]}"}
                 continue
-            qdq = r.dir / "candidates" / f"{k0.name}.onnx"
+            qdq = candidate_path(r.dir / "candidates", k0)
 
         def compute(fam: str = fam, qdq: Path | None = qdq) -> None:
             with _log_to(r, f"sensitivity-{fam}"):
@@ -480,6 +482,7 @@ def _build_and_evaluate(r: StepStore, cfg: SweepConfig, plan: list[Any], ctx: An
     """Build and evaluate every candidate (and FP32): one chain (build, eval) each, ``cfg.jobs`` at a
     time, scored with ``settings`` (the target runtime's provider; ORT CPU where it cannot run one)."""
     from quantsweep.evaluate.run import evaluate
+    from quantsweep.quantize.build import candidate_path
 
     cand_dir, res_dir = r.dir / "candidates", r.dir / "results"
     built: dict[str, Any] = {}
@@ -488,7 +491,8 @@ def _build_and_evaluate(r: StepStore, cfg: SweepConfig, plan: list[Any], ctx: An
     for name, scheme in [("fp32", None)] * with_fp32 + [(s.name, s) for s in plan]:
         entry: dict[str, Any] = {"name": name, "scheme": scheme, "error": None}
         built[name] = entry
-        onnx_path, metrics = cand_dir / f"{name}.onnx", res_dir / f"{name}.metrics.json"
+        onnx_path = cand_dir / "fp32.onnx" if scheme is None else candidate_path(cand_dir, scheme)
+        metrics = res_dir / f"{name}.metrics.json"
         chain: list[Task] = []
         if scheme is not None:
             fam, ranking = scheme.registry, None
