@@ -50,3 +50,28 @@ def test_a_collapsed_class_is_flagged_even_when_the_mean_looks_fine_and_never_re
     rows = [_row("fp32", 10.0, 0.0), _row("fast", 5.0, -0.001), _row("slow", 8.0, -0.002)]
     rows[1] = dataclasses.replace(rows[1], collapsed="2: 0.40→0.15")
     assert decide(rows, 1.0).candidate == "slow"
+
+
+def test_a_candidate_losing_more_than_ten_points_is_a_collapse_with_its_scheme_in_the_reason(tmp_path):
+    import json
+
+    from quantsweep.report.table import collapse_verdict, summary_rows
+    from quantsweep.schemes import make_scheme
+
+    record = {"settings": {"weights": "int4 symmetric per-output-channel (MSE-searched scale)",
+                           "reconstruction": "none (round to nearest)",
+                           "weights_8bit": [{"node": "stem", "why": "stem conv"}]}}
+    assert collapse_verdict(-0.099, record) is None
+    verdict = collapse_verdict(-0.2641, record)
+    assert verdict == ("lost 26.4 points (int4 symmetric per-output-channel (MSE-searched scale); "
+                       "none (round to nearest); 1 conv(s) kept at 8 bits)")
+    onnx = tmp_path / "w4a16-graph-mse.onnx"
+    onnx.write_bytes(b"x")
+    onnx.with_suffix(".scheme.json").write_text(json.dumps(record))
+    built = {"fp32": {"scheme": None, "metrics": {"map50_95": 0.32}},
+             "w4a16-graph-mse": {"scheme": make_scheme("w4a16-graph-rtn"), "onnx": onnx,
+                                 "metrics": {"map50_95": 0.0559}}}
+    rows = {r.candidate: r for r in summary_rows(built, {})}
+    assert rows["w4a16-graph-mse"].collapsed.startswith("lost 26.4 points (int4")
+    assert rows["fp32"].collapsed is None
+    assert decide(list(rows.values()), 1.0).candidate in (None, "fp32")

@@ -40,10 +40,10 @@ def test_summary_fits_a_screen_and_leads_with_the_decision():
     assert any("runs/demo/x/recommended/int8-ov.onnx" in line for line in lines)
     assert any(line.startswith("W8A16 check: pipeline OK") for line in lines)
     assert any("int8-trt fail" in line for line in lines)
-    assert any("unsupported (w4a16-mse@openvino)" in line and "collapsed class (int8-collapsing)" in line
+    assert any("unsupported (w4a16-mse@openvino)" in line and "collapsed (int8-collapsing)" in line
                for line in lines)
     listed = [line for line in lines if line.startswith("  int8-")]
-    assert listed[0].split()[0] == "int8-collapsing" and "(class collapsed)" in listed[0]
+    assert listed[0].split()[0] == "int8-collapsing" and "(collapsed)" in listed[0]
     assert any("int8-ov" in line and "← deploy" in line for line in listed)
     assert "-0.01257" not in text  # points, not raw fractions
 

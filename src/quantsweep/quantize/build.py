@@ -135,9 +135,18 @@ def candidate_path(out_dir: Path, scheme: Any) -> Path:
     return Path(out_dir) / f"{scheme.name}{getattr(scheme, 'suffix', '.onnx')}"
 
 
-def _check_effective_k(scheme: Any, ranked_keep: list[str], nodes: list[str], floating: list[str]) -> None:
-    """Refuse a K-set candidate whose ranked nodes are not all float compute nodes of the built graph."""
+def _check_effective_k(scheme: Any, ranked_keep: list[str], nodes: list[str], floating: list[str],
+                       settings: dict[str, Any] | None = None) -> None:
+    """Refuse a K-set candidate whose ranked nodes are not all float compute nodes of the built graph
+    (or, for a scheme whose K keeps layers at 8 bits, not all listed among its 8-bit layers)."""
     if not scheme.k:
+        return
+    if getattr(scheme, "k_keeps", "float") == "8-bit":
+        eight = {e.get("node") for e in (settings or {}).get("weights_8bit", [])}
+        absent = [n for n in ranked_keep if n not in eight]
+        if absent:
+            raise QuantsweepError(f"{scheme.name}: {len(absent)} ranked node(s) not kept at 8 bits ({absent[:3]})",
+                                  "the ranking must name weighted compute nodes of this model's graph")
         return
     graph_float, graph_nodes = set(floating), set(nodes)
     not_float = [n for n in ranked_keep if n in graph_nodes and n not in graph_float]
@@ -189,7 +198,7 @@ def materialize(scheme: Any, ctx: BuildContext, out_dir: Path,
         final_tmp = ctx.work_dir / f"{scheme.name}.clean.onnx"
         hygiene = _clean(result.onnx_path, final_tmp)
         built = onnx.load(str(final_tmp))
-        _check_effective_k(scheme, ranked_keep, compute_nodes(built), float_compute_nodes(built))
+        _check_effective_k(scheme, ranked_keep, compute_nodes(built), float_compute_nodes(built), result.settings)
         target = candidate_path(out_dir, scheme)
         atomic_replace(final_tmp, target)
         opset = next((o.version for o in built.opset_import if o.domain in ("", "ai.onnx")), None)

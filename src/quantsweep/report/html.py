@@ -47,7 +47,7 @@ def _pts(r: Row) -> str:
 def _why_not(r: Row, chosen: Row | None, budget: float, confirmed: dict[str, dict[str, Any]]) -> str:
     """Why a candidate at least as fast as the chosen one was not recommended."""
     if r.collapsed:
-        return f"a class collapsed ({r.collapsed})"
+        return f"collapsed ({r.collapsed})"
     if r.label not in ("accelerated", "float"):
         return f"{r.label} here"
     c = confirmed.get(r.candidate)
@@ -155,7 +155,7 @@ def _table(rows: list[Row], target: str | None) -> str:
         out.append(f"<h3>{_E(str(backend))}{' (the decision’s runtime)' if backend == target else ''}</h3>"
                    f'<table class="summary" id="summary-{_E(str(backend))}"><tr><th>candidate</th><th>precision</th>'
                    "<th>K</th><th>label</th><th>mAP50-95 ↑</th><th>Δ points [95%] ↑</th><th>speed-up ↑</th>"
-                   "<th>p50 ms ↓</th><th>MB ↓</th><th>Pareto</th><th>collapsed class</th><th>error</th></tr>"
+                   "<th>p50 ms ↓</th><th>MB ↓</th><th>Pareto</th><th>collapsed</th><th>error</th></tr>"
                    f"{''.join(body)}</table>")
     return '<div id="summary">' + "".join(out) + "</div>"
 

@@ -9,16 +9,20 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["COLLAPSE_FRACTION", "COLLAPSE_MIN_AP", "COLLAPSE_MIN_INSTANCES", "COLUMNS", "HIGHER_IS_BETTER", "Row", "collapsed_classes",
-           "pareto_flags", "summary_rows", "to_csv", "to_markdown"]
+from quantsweep.model.info import ir_files
+
+__all__ = ["COLLAPSE_FRACTION", "COLLAPSE_MIN_AP", "COLLAPSE_MIN_INSTANCES", "COLLAPSE_POINTS", "COLUMNS",
+           "HIGHER_IS_BETTER", "Row", "collapse_verdict", "collapsed_classes", "pareto_flags", "summary_rows", "to_csv", "to_markdown"]
 
 COLLAPSE_FRACTION = 0.5  # a class keeping less than this share of its FP32 AP has collapsed
 COLLAPSE_MIN_AP = 0.05  # classes FP32 itself scores below this are too noisy to judge
 COLLAPSE_MIN_INSTANCES = 10  # ... and classes with fewer ground-truth boxes in the subset
+COLLAPSE_POINTS = 10.0  # a candidate losing more mAP50-95 points than this has collapsed as a whole
 
 
 def collapsed_classes(candidate: dict[str, float] | None, fp32: dict[str, float] | None,
@@ -35,6 +39,22 @@ def collapsed_classes(candidate: dict[str, float] | None, fp32: dict[str, float]
             if b >= COLLAPSE_MIN_AP and candidate.get(c, 0.0) < COLLAPSE_FRACTION * b
             and (instances is None or instances.get(c, 0) >= COLLAPSE_MIN_INSTANCES)]
     return "; ".join(lost) or None
+
+
+def collapse_verdict(delta: float | None, record: dict[str, Any] | None) -> str | None:
+    """A one-line reason when a candidate lost more than :data:`COLLAPSE_POINTS` points, else None:
+    what its scheme JSON says was quantized and how (bits, method, layers kept at 8 bits)."""
+    if delta is None or -100 * delta <= COLLAPSE_POINTS:
+        return None
+    settings = (record or {}).get("settings") or {}
+    how = [str(settings["weights"])] if settings.get("weights") else []
+    recon = settings.get("reconstruction")
+    if recon is not None:
+        how.append(recon["method"] if isinstance(recon, dict) else str(recon))
+    if settings.get("weights_8bit") is not None:
+        how.append(f"{len(settings['weights_8bit'])} conv(s) kept at 8 bits")
+    return f"lost {-100 * delta:.1f} points" + (f" ({'; '.join(how)})" if how else "")
+
 
 @dataclass(frozen=True)
 class Row:
@@ -65,7 +85,7 @@ class Row:
     error: str | None = None
     batch: int | None = None
     ablation: bool = False  # head policy off: a diagnostic, never a deployment candidate
-    collapsed: str | None = None  # classes that lost more than half their AP (never recommended)
+    collapsed: str | None = None  # lost > COLLAPSE_POINTS, or classes that lost half their AP (never recommended)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -94,19 +114,23 @@ def summary_rows(built: dict[str, Any], benches: dict[str, dict[str, Any]],
         metrics = entry.get("metrics") or {}
         onnx = entry.get("onnx")
         low, high = (ci or {}).get(name, (None, None))
+        delta = (round(metrics["map50_95"] - base, 5) if base is not None and metrics.get("map50_95") is not None
+                 else None)
+        record_path = Path(onnx).with_suffix(".scheme.json") if onnx else None
+        record = json.loads(record_path.read_text()) if record_path is not None and record_path.is_file() else None
         common: dict[str, Any] = {
             "candidate": name,
             "scheme": "fp32" if scheme is None else scheme.family,
             "precision": "fp32" if scheme is None else scheme.precision,
             "k": 0 if scheme is None else scheme.k,
-            "size_mb": round(Path(onnx).stat().st_size / 1e6, 3) if onnx and Path(onnx).exists() else None,
+            "size_mb": (round(sum(p.stat().st_size for p in ir_files(Path(onnx))) / 1e6, 3)
+                        if onnx and Path(onnx).exists() else None),
             "map50_95": metrics.get("map50_95"), "map50": metrics.get("map50"),
-            "delta_map50_95": (round(metrics["map50_95"] - base, 5)
-                               if base is not None and metrics.get("map50_95") is not None else None),
+            "delta_map50_95": delta,
             "delta_ci95_low": low, "delta_ci95_high": high,
             "ablation": scheme is not None and not scheme.head_policy,
-            "collapsed": None if scheme is None else collapsed_classes(
-                metrics.get("ap_per_class"), base_classes, metrics.get("instances_per_class")),
+            "collapsed": None if scheme is None else (collapse_verdict(delta, record) or collapsed_classes(
+                metrics.get("ap_per_class"), base_classes, metrics.get("instances_per_class"))),
         }
         per_backend: list[dict[str, Any]] = []
         for backend, res in benches.items():

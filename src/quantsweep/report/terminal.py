@@ -86,7 +86,7 @@ def terminal_summary(summary: dict[str, Any], run_dir: Path, width: int = 100) -
         top = _ranked(rows, target, budget)[:TOP]
         wide = min(max((len(r["candidate"]) for r in top), default=8), 34)
         for r in top:
-            mark = "  ← deploy" if r.get("recommended") else ("  (class collapsed)" if r.get("collapsed") else "")
+            mark = "  ← deploy" if r.get("recommended") else ("  (collapsed)" if r.get("collapsed") else "")
             lines.append(f"  {r['candidate']:<{wide}} {_delta(r):<22} {_speed(r):>6}  {r.get('label') or ''}{mark}")
     others: set[str] = {str(r["backend"]) for r in rows if r.get("backend") and r.get("backend") != target}
     for backend in sorted(others):
@@ -110,7 +110,7 @@ def terminal_summary(summary: dict[str, Any], run_dir: Path, width: int = 100) -
     if unsupported or failed or collapsed:
         parts = [f"{len(unsupported)} unsupported ({', '.join(unsupported)})" if unsupported else "",
                  f"{len(failed)} failed ({', '.join(failed)})" if failed else "",
-                 f"{len(collapsed)} with a collapsed class ({', '.join(collapsed)})" if collapsed else ""]
+                 f"{len(collapsed)} collapsed ({', '.join(collapsed)})" if collapsed else ""]
         lines.append("Not deployable: " + "; ".join(p for p in parts if p))
     lines.append(f"report: {run_dir / 'report.html'} · full table: {run_dir / 'results' / 'summary.md'}")
     return "\n".join(_clip(line, width) for line in lines)

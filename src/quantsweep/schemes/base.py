@@ -135,8 +135,9 @@ def fp16_suffix(scheme: Any) -> str:
     return "-fp16" if scheme.float_dtype == "fp16" else ""
 
 
-def check_weight_fields(scheme: Any) -> None:
-    """Validation shared by the weight-quantizing schemes (Brevitas and graph weight-only)."""
+def check_weight_fields(scheme: Any, k_ok: bool = False) -> None:
+    """Validation shared by the weight-quantizing schemes (Brevitas and graph weight-only);
+    ``k_ok``: the scheme takes K (the K most sensitive layers kept at 8 bits)."""
     if scheme.weight_bits not in (4, 8):
         raise QuantsweepError(f"weight_bits must be 4 or 8 (got {scheme.weight_bits})", "use 4 or 8")
     if scheme.weight_scale not in ("max", "mse"):
@@ -145,9 +146,9 @@ def check_weight_fields(scheme: Any) -> None:
         raise QuantsweepError(f"keep_8bit must be 'stem+depthwise+predictions' or 'none' (got {scheme.keep_8bit!r})",
                               "use the default")
     check_float_dtype(scheme)
-    if scheme.k:
+    if scheme.k and not k_ok:
         raise QuantsweepError(f"K={scheme.k} is not supported for {scheme.name}",
-                              "use K-sets with the int8, int8-trt and fp8 schemes")
+                              "use K-sets with the int8, int8-trt, int8-ov, fp8 and w4a16-graph schemes")
 
 
 def scheme_to_dict(scheme: Any) -> dict[str, Any]:
