@@ -73,6 +73,68 @@ def _eight_bit_nodes(model: Any) -> dict[str, str]:
                              for n in model.graph.node if n.op_type == "Conv"])
 
 
+def _with_int8_activations(ctx: BuildContext, keep_float: dict[str, str],
+                           weights: dict[str, tuple[np.ndarray, np.ndarray]], out: Path) -> str:
+    """W4A8: ONNX Runtime's static QDQ (uint8 activations calibrated on ``ctx.calib``, per-channel int8
+    weights), then each quantized Conv's weight initializer and scales replaced by ``weights``
+    (4-bit values in an int8 container). Biases keep ORT's int32 quantization. Returns the
+    activation description."""
+    import onnx
+    from onnx import numpy_helper
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    from quantsweep.model.info import inspect_onnx
+
+    info = inspect_onnx(ctx.fp32_onnx, require_detector=False)
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self._it = iter(ctx.calib.batches(info.fixed_batch or 1))
+
+        def get_next(self):  # noqa: ANN202 - ORT's interface
+            arr = next(self._it, None)
+            return None if arr is None else {info.input_name: arr}
+
+    from quantsweep.schemes.ort_int8 import resolve_reduce_range
+
+    # the 8-bit layers keep ORT's own weights: 7-bit where int8 kernels would saturate (no VNNI)
+    quantize_static(str(ctx.fp32_onnx), str(out), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                    reduce_range=resolve_reduce_range("auto"), activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                    nodes_to_exclude=list(keep_float),
+                    extra_options={"WeightSymmetric": True, "ActivationSymmetric": False})
+    model = onnx.load(str(out))
+    producers = {o: n for n in model.graph.node for o in n.output}
+    inits = {i.name: i for i in model.graph.initializer}
+    replaced = 0
+    for node in model.graph.node:
+        if node.name not in weights or len(node.input) < 2:
+            continue
+        dq = producers.get(node.input[1])
+        if dq is None or dq.op_type != "DequantizeLinear" or dq.input[0] not in inits or dq.input[1] not in inits:
+            continue
+        q, scale = weights[node.name]
+        if tuple(inits[dq.input[0]].dims) != q.shape:
+            continue
+        old_scale = numpy_helper.to_array(inits[dq.input[1]]).astype(np.float64)
+        inits[dq.input[0]].CopyFrom(numpy_helper.from_array(q.astype(np.int8), dq.input[0]))
+        inits[dq.input[1]].CopyFrom(numpy_helper.from_array(scale.astype(np.float32), dq.input[1]))
+        bdq = producers.get(node.input[2]) if len(node.input) > 2 else None
+        if bdq is not None and bdq.op_type == "DequantizeLinear" and bdq.input[0] in inits and bdq.input[1] in inits:
+            # the int32 bias is read with scale input_scale x weight_scale once fused (QLinearConv): rescale it
+            b32 = numpy_helper.to_array(inits[bdq.input[0]]).astype(np.float64)
+            b_scale = numpy_helper.to_array(inits[bdq.input[1]]).astype(np.float64)
+            new_b_scale = b_scale * scale.astype(np.float64) / old_scale
+            b_new = np.clip(np.round(b32 * b_scale / new_b_scale), -(2 ** 31), 2 ** 31 - 1).astype(np.int32)
+            inits[bdq.input[0]].CopyFrom(numpy_helper.from_array(b_new, bdq.input[0]))
+            inits[bdq.input[1]].CopyFrom(numpy_helper.from_array(new_b_scale.astype(np.float32), bdq.input[1]))
+        replaced += 1
+    if replaced == 0:
+        raise QuantsweepError(f"{ctx.fp32_onnx}: ONNX Runtime quantized no Conv weight per channel",
+                              "use the w4a16-graph scheme")
+    onnx.save(model, str(out))
+    return f"uint8 asymmetric per-tensor (ONNX Runtime, minmax); {replaced} conv weight(s) replaced"
+
+
 @dataclass(frozen=True)
 class GraphWeightOnly:
     """W8A16 / W4A16 by rewriting weight initializers of the ONNX graph (no PyTorch needed)."""
@@ -87,12 +149,15 @@ class GraphWeightOnly:
     head_policy: bool = True
     keep_8bit: Literal["stem+depthwise+predictions", "none"] = "stem+depthwise+predictions"
     reconstruction: Literal["none", "gptq"] = "none"
+    act_bits: Literal[8] | None = None  # 8: activations int8 too (ONNX Runtime's QDQ placement), W4A8
     registry: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
         check_weight_fields(self, k_ok=self.weight_bits == 4)
         if self.reconstruction not in ("none", "gptq"):
             raise QuantsweepError(f"reconstruction must be none or gptq (got {self.reconstruction!r})", "use gptq")
+        if self.act_bits not in (None, 8):
+            raise QuantsweepError(f"act_bits must be 8 or None (got {self.act_bits})", "use 8 or omit it")
         if self.reconstruction == "gptq" and self.weight_bits != 4:
             raise QuantsweepError("GPTQ is for 4-bit weights (8-bit rounding to nearest loses nothing measurable)",
                                   "use reconstruction none with weight_bits 8")
@@ -100,7 +165,7 @@ class GraphWeightOnly:
     @property
     def name(self) -> str:
         method = "-gptq" if self.reconstruction == "gptq" else ("-mse" if self.weight_scale == "mse" else "")
-        return (f"w{self.weight_bits}a16-graph" + method + fp16_suffix(self) + ("" if self.head_policy else "-nohead")
+        return (f"w{self.weight_bits}a{self.act_bits or 16}-graph" + method + fp16_suffix(self) + ("" if self.head_policy else "-nohead")
                 + (f"-k{self.k}" if self.k else ""))
 
     def build(self, ctx: BuildContext, keep_float: dict[str, str], out: Path) -> BuildResult:
@@ -114,6 +179,7 @@ class GraphWeightOnly:
             for i in n.input:
                 users[i] = users.get(i, 0) + 1
         new_nodes: list[Any] = []
+        weights: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # conv -> (integer weights, scales)
         done = 0
         eight = _eight_bit_nodes(model) if self.weight_bits == 4 and self.keep_8bit != "none" else {}
         # K: the ranked nodes keep 8-bit weights (mixed 4/8), not float
@@ -147,6 +213,11 @@ class GraphWeightOnly:
                 q = gptq_quantize(w.reshape(len(w), -1), hessians[n.name][0], scale,
                                   2 ** (bits - 1) - 1).reshape(w.shape)
                 reconstructed += 1
+            if bits == 4:
+                weights[n.name] = (q, scale)
+            if self.act_bits:  # placed into ONNX Runtime's QDQ graph below
+                done += 1
+                continue
             qname, sname, zname = f"{wname}_q{bits}", f"{wname}_scale", f"{wname}_zp"
             model.graph.initializer.remove(inits[wname])
             model.graph.initializer.extend([numpy_helper.from_array(q, qname),
@@ -158,19 +229,25 @@ class GraphWeightOnly:
         if not done:
             raise QuantsweepError(f"{ctx.fp32_onnx}: no float weight initializers to quantize",
                                   "pass an FP32 model")
-        # DequantizeLinear with per-axis scales needs opset >= 13
-        for op in model.opset_import:
-            if op.domain in ("", "ai.onnx") and op.version < 13:
-                op.version = 13
-        nodes = new_nodes + list(model.graph.node)
-        del model.graph.node[:]
-        model.graph.node.extend(nodes)
-        onnx.save(model, str(out))
-        return BuildResult(out, "quantsweep graph weight-only (int weights + DequantizeLinear)",
+        if self.act_bits:
+            activations = _with_int8_activations(ctx, keep_float, weights, out)
+        else:
+            activations = "float (not quantized)"
+            # DequantizeLinear with per-axis scales needs opset >= 13
+            for op in model.opset_import:
+                if op.domain in ("", "ai.onnx") and op.version < 13:
+                    op.version = 13
+            nodes = new_nodes + list(model.graph.node)
+            del model.graph.node[:]
+            model.graph.node.extend(nodes)
+            onnx.save(model, str(out))
+        return BuildResult(out, "quantsweep graph weight-only (int weights + DequantizeLinear)" if not self.act_bits
+                           else "onnxruntime quantize_static (activations) + quantsweep 4-bit weights",
                            onnx.__version__,
                            {"weights": f"int{self.weight_bits} symmetric per-output-channel "
-                                       f"({'MSE-searched' if self.weight_scale == 'mse' else 'max'} scale)",
-                            "activations": "float (not quantized)", "weights_quantized": done,
+                                       f"({'MSE-searched' if self.weight_scale == 'mse' else 'max'} scale)"
+                                       + (", stored in int8" if self.act_bits else ""),
+                            "activations": activations, "weights_quantized": done,
                             "weights_8bit": [{"node": n, "why": w} for n, w in eight.items()],
                             "reconstruction": ({"method": "GPTQ (act-order, blocks of 128, 1% dampening)",
                                                 "convs": reconstructed, "calibration_images": len(ctx.calib.ids),
@@ -186,6 +263,9 @@ SPECS = (
     SchemeSpec("w4a16-graph", GraphWeightOnly, "4-bit weights on the ONNX graph reconstructed by GPTQ against "
                "calibration activations (MSE scales; no .pt needed); K = most sensitive convs kept at 8 bits",
                preset={"weight_bits": 4, "weight_scale": "mse", "reconstruction": "gptq"}, k_sets=True, default=True),
+    SchemeSpec("w4a8-graph", GraphWeightOnly, "4-bit GPTQ weights on the ONNX graph with int8 activations placed "
+               "by ONNX Runtime's quantizer (weights in an int8 container: int8 kernels; no .pt needed)",
+               preset={"weight_bits": 4, "act_bits": 8, "weight_scale": "mse", "reconstruction": "gptq"}),
     SchemeSpec("w4a16-graph-rtn", GraphWeightOnly, "4-bit MSE weights on the ONNX graph, rounded to nearest "
                "(the baseline GPTQ improves on)", preset={"weight_bits": 4, "weight_scale": "mse"}),
 )
