@@ -83,6 +83,7 @@ def test_w4a16_graph_records_its_method_and_keeps_the_k_ranked_convs_at_8_bits(t
     settings = cand.record["settings"]
     assert cand.name == "w4a16-graph-gptq-k1"
     assert settings["reconstruction"]["method"].startswith("GPTQ") and settings["reconstruction"]["convs"] == 2
+    assert settings["reconstruction"]["bias_corrected"] == 2  # conv0 and conv2 (conv1 is at 8 bits)
     assert [e["node"] for e in settings["weights_8bit"]] == ["conv1"]
     assert settings["weights_8bit"][0]["why"].startswith("sensitivity rank 1")
     assert not any(k["node"] == "conv1" for k in cand.record["kept_float"])  # 8-bit, not float

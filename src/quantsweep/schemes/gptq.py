@@ -54,8 +54,9 @@ def unfold(x: np.ndarray, kernel: Sequence[int], pads: Sequence[int], strides: S
 
 
 def conv_hessians(model_path: Path, nodes: Sequence[str], images: np.ndarray, positions: int = 2048,
-                  seed: int = 0) -> dict[str, tuple[np.ndarray, int]]:
-    """``{conv name: (XᵀX, rows)}`` over ``images`` [N, 3, H, W] for the 2-D, ungrouped Convs named.
+                  seed: int = 0, means: dict[str, np.ndarray] | None = None) -> dict[str, tuple[np.ndarray, int]]:
+    """``{conv name: (XᵀX, rows)}`` over ``images`` [N, 3, H, W] for the 2-D, ungrouped Convs named;
+    ``means``, when given, receives each Conv's mean input patch (for bias correction).
 
     Each image contributes at most ``positions`` patches per Conv (a fixed random sample): the
     Hessian's estimate needs many images more than every pixel of each.
@@ -94,6 +95,11 @@ def conv_hessians(model_path: Path, nodes: Sequence[str], images: np.ndarray, po
             cols = cols.astype(np.float64)
             h, rows = acc.get(n.name, (np.zeros((cols.shape[1], cols.shape[1])), 0))
             acc[n.name] = (h + cols.T @ cols, rows + len(cols))
+            if means is not None:
+                means[n.name] = means.get(n.name, 0.0) + cols.sum(axis=0)
+    if means is not None:
+        for name in list(means):
+            means[name] = means[name] / max(acc[name][1], 1)
     return acc
 
 

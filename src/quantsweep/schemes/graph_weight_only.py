@@ -73,7 +73,7 @@ def _eight_bit_nodes(model: Any) -> dict[str, str]:
                              for n in model.graph.node if n.op_type == "Conv"])
 
 
-def _with_int8_activations(ctx: BuildContext, keep_float: dict[str, str],
+def _with_int8_activations(ctx: BuildContext, source: Path, keep_float: dict[str, str],
                            weights: dict[str, tuple[np.ndarray, np.ndarray]], out: Path) -> str:
     """W4A8: ONNX Runtime's static QDQ (uint8 activations calibrated on ``ctx.calib``, per-channel int8
     weights), then each quantized Conv's weight initializer and scales replaced by ``weights``
@@ -98,7 +98,7 @@ def _with_int8_activations(ctx: BuildContext, keep_float: dict[str, str],
     from quantsweep.schemes.ort_int8 import resolve_reduce_range
 
     # the 8-bit layers keep ORT's own weights: 7-bit where int8 kernels would saturate (no VNNI)
-    quantize_static(str(ctx.fp32_onnx), str(out), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+    quantize_static(str(source), str(out), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
                     reduce_range=resolve_reduce_range("auto"), activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                     nodes_to_exclude=list(keep_float),
                     extra_options={"WeightSymmetric": True, "ActivationSymmetric": False})
@@ -150,6 +150,7 @@ class GraphWeightOnly:
     keep_8bit: Literal["stem+depthwise+predictions", "none"] = "stem+depthwise+predictions"
     reconstruction: Literal["none", "gptq"] = "none"
     act_bits: Literal[8] | None = None  # 8: activations int8 too (ONNX Runtime's QDQ placement), W4A8
+    bias_correction: bool = True  # with GPTQ: each Conv's bias absorbs the mean output shift of its 4-bit weights
     registry: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
@@ -165,7 +166,9 @@ class GraphWeightOnly:
     @property
     def name(self) -> str:
         method = "-gptq" if self.reconstruction == "gptq" else ("-mse" if self.weight_scale == "mse" else "")
-        return (f"w{self.weight_bits}a{self.act_bits or 16}-graph" + method + fp16_suffix(self) + ("" if self.head_policy else "-nohead")
+        return (f"w{self.weight_bits}a{self.act_bits or 16}-graph" + method
+                + ("-nobc" if self.reconstruction == "gptq" and not self.bias_correction else "")
+                + fp16_suffix(self) + ("" if self.head_policy else "-nohead")
                 + (f"-k{self.k}" if self.k else ""))
 
     def build(self, ctx: BuildContext, keep_float: dict[str, str], out: Path) -> BuildResult:
@@ -187,13 +190,14 @@ class GraphWeightOnly:
         eight.update(ranked)
         keep_float = {n: why for n, why in keep_float.items() if n not in ranked}
         hessians: dict[str, tuple[np.ndarray, int]] = {}
-        reconstructed = 0
+        means: dict[str, np.ndarray] = {}
+        reconstructed = corrected = 0
         if self.reconstruction == "gptq":
             from quantsweep.schemes.gptq import conv_hessians
 
             targets = [n.name for n in model.graph.node if n.op_type == "Conv" and n.name not in keep_float
                        and n.name not in eight and not any(a.name == "group" and a.i > 1 for a in n.attribute)]
-            hessians = conv_hessians(ctx.fp32_onnx, targets, ctx.calib.array())
+            hessians = conv_hessians(ctx.fp32_onnx, targets, ctx.calib.array(), means=means)
         for n in model.graph.node:
             widx = 1 if n.op_type in ("Conv", "ConvTranspose", "MatMul", "Gemm") else None
             if widx is None or n.name in keep_float or len(n.input) <= widx or n.input[widx] not in inits:
@@ -213,6 +217,13 @@ class GraphWeightOnly:
                 q = gptq_quantize(w.reshape(len(w), -1), hessians[n.name][0], scale,
                                   2 ** (bits - 1) - 1).reshape(w.shape)
                 reconstructed += 1
+                if self.bias_correction and n.name in means and len(n.input) > 2 and n.input[2] in inits:
+                    # E[W x] - E[Wq x] = (W - Wq) E[x]: the shift the 4-bit weights add, given back in the bias
+                    shift = (w.reshape(len(w), -1).astype(np.float64)
+                             - q.reshape(len(w), -1) * scale[:, None].astype(np.float64)) @ means[n.name]
+                    bias = numpy_helper.to_array(inits[n.input[2]]).astype(np.float64) + shift
+                    inits[n.input[2]].CopyFrom(numpy_helper.from_array(bias.astype(np.float32), n.input[2]))
+                    corrected += 1
             if bits == 4:
                 weights[n.name] = (q, scale)
             if self.act_bits:  # placed into ONNX Runtime's QDQ graph below
@@ -229,8 +240,11 @@ class GraphWeightOnly:
         if not done:
             raise QuantsweepError(f"{ctx.fp32_onnx}: no float weight initializers to quantize",
                                   "pass an FP32 model")
-        if self.act_bits:
-            activations = _with_int8_activations(ctx, keep_float, weights, out)
+        if self.act_bits:  # from the graph with corrected biases, float weights (replaced after ORT)
+            source = ctx.work_dir / f"{self.name}.bias-corrected.onnx"
+            ctx.work_dir.mkdir(parents=True, exist_ok=True)
+            onnx.save(model, str(source))
+            activations = _with_int8_activations(ctx, source, keep_float, weights, out)
         else:
             activations = "float (not quantized)"
             # DequantizeLinear with per-axis scales needs opset >= 13
@@ -250,7 +264,7 @@ class GraphWeightOnly:
                             "activations": activations, "weights_quantized": done,
                             "weights_8bit": [{"node": n, "why": w} for n, w in eight.items()],
                             "reconstruction": ({"method": "GPTQ (act-order, blocks of 128, 1% dampening)",
-                                                "convs": reconstructed, "calibration_images": len(ctx.calib.ids),
+                                                "convs": reconstructed, "bias_corrected": corrected, "calibration_images": len(ctx.calib.ids),
                                                 "patches_per_image": 2048}
                                                if self.reconstruction == "gptq" else "none (round to nearest)"),
                             "calibration_method": ("GPTQ Hessians from the calibration images"
