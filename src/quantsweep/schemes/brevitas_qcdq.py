@@ -156,8 +156,9 @@ SPECS = (
                "(Brevitas; the default W4A16 is w4a16-graph: GPTQ on the graph)",
                preset={"weight_bits": 4, "weight_scale": "mse"}, onnx_only="w4a16-graph",
                needs=_TORCH, extra="ultralytics"),
-    SchemeSpec("w4a8", BrevitasQCDQ, "4-bit MSE weights, 8-bit activations (Brevitas)",
-               preset={"weight_bits": 4, "act_bits": 8, "weight_scale": "mse"}, default=True,
+    SchemeSpec("w4a8", BrevitasQCDQ, "4-bit MSE weights rounded to nearest, 8-bit activations (Brevitas; the "
+               "default W4A8 is w4a8-graph: GPTQ on the graph)",
+               preset={"weight_bits": 4, "act_bits": 8, "weight_scale": "mse"}, onnx_only="w4a8-graph",
                needs=_TORCH, extra="ultralytics"),
     SchemeSpec("w8a8", BrevitasQCDQ, "8-bit weights and activations (Brevitas)",
                preset={"weight_bits": 8, "act_bits": 8}, needs=_TORCH, extra="ultralytics"),

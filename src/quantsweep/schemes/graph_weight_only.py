@@ -279,7 +279,8 @@ SPECS = (
                preset={"weight_bits": 4, "weight_scale": "mse", "reconstruction": "gptq"}, k_sets=True, default=True),
     SchemeSpec("w4a8-graph", GraphWeightOnly, "4-bit GPTQ weights on the ONNX graph with int8 activations placed "
                "by ONNX Runtime's quantizer (weights in an int8 container: int8 kernels; no .pt needed)",
-               preset={"weight_bits": 4, "act_bits": 8, "weight_scale": "mse", "reconstruction": "gptq"}),
+               preset={"weight_bits": 4, "act_bits": 8, "weight_scale": "mse", "reconstruction": "gptq"},
+               default=True),
     SchemeSpec("w4a16-graph-rtn", GraphWeightOnly, "4-bit MSE weights on the ONNX graph, rounded to nearest "
                "(the baseline GPTQ improves on)", preset={"weight_bits": 4, "weight_scale": "mse"}),
 )

@@ -158,16 +158,16 @@ class Executor(Protocol):
 
 
 def ray_shard_map(threads: int, retries: int, ship: bool, func: Callable[..., Any],
-                  arglists: Sequence[tuple[Any, ...]]) -> list[Any]:
+                  arglists: Sequence[tuple[Any, ...]], gpus: float = 0) -> list[Any]:
     """``func(*args)`` for each args as parallel Ray tasks (from the driver or from inside a task);
     with ``ship``, each task's files travel through the object store (:mod:`.shipping`)."""
     import ray
 
     if not ship:
-        remote = ray.remote(_ray_apply).options(num_cpus=threads, max_retries=retries)
+        remote = ray.remote(_ray_apply).options(num_cpus=threads, num_gpus=gpus, max_retries=retries)
         return list(ray.get([remote.remote(func, args) for args in arglists]))
     shipper = Shipper(ray.put)
-    shipped = ray.remote(_ray_apply_shipped).options(num_cpus=threads, max_retries=retries)
+    shipped = ray.remote(_ray_apply_shipped).options(num_cpus=threads, num_gpus=gpus, max_retries=retries)
     return [value for value, _ in ray.get([shipped.remote(func, *shipper.pack(args)) for args in arglists])]
 
 
@@ -352,7 +352,14 @@ class RayExecutor:
         self.shipper = Shipper(ray.put)
         self._step: Any = ray.remote(_ray_call_shipped if self.ship else _ray_call)
         self._apply_here: Any = ray.remote(_ray_apply_here_shipped if self.ship else _ray_apply_here)
+        self.gpus = 0.0
         self.shard_map: Callable[..., list[Any]] = functools.partial(ray_shard_map, threads, retries, self.ship)
+
+    def request_gpus(self, gpus: float) -> None:
+        """Each build, evaluation and shard task asks for ``gpus`` GPUs (the evaluation provider is
+        CUDA or TensorRT: the scores come from a GPU, so the task must land on a node with one)."""
+        self.gpus = gpus
+        self.shard_map = functools.partial(ray_shard_map, self.threads, self.retries, self.ship, gpus=gpus)
 
     def stats(self) -> dict[str, Any]:
         """Where this run's steps ran and the files that travelled (this session, not a resumed one's)."""
@@ -367,7 +374,8 @@ class RayExecutor:
 
     def run_chains(self, store: StepStore, chains: Sequence[Sequence[Task]], on_fail: OnFail) -> None:
         ray = self._ray
-        options = {"num_cpus": self.threads, "memory": int(JOB_MEMORY_GB * 1024 ** 3), "max_retries": self.retries}
+        options = {"num_cpus": self.threads, "num_gpus": self.gpus, "memory": int(JOB_MEMORY_GB * 1024 ** 3),
+                   "max_retries": self.retries}
 
         def result(ref: Any) -> None:
             try:

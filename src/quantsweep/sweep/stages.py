@@ -98,6 +98,9 @@ def execute(r: StepStore, cfg: SweepConfig, inp: Inputs, executor: Executor) -> 
     ctx = BuildContext(fp32, inp.pt, calib, r.dir / "work", cfg.trust_checkpoint)
     target = _target(r, cfg, fp32, executor)
     settings = _eval_settings(cfg, target)
+    request_gpus = getattr(executor, "request_gpus", None)  # a cluster places GPU-scored steps on GPU nodes
+    if request_gpus is not None:
+        request_gpus(1 if settings.provider in ("cuda", "tensorrt") else 0)
     rankings = _sensitivities(r, cfg, plan, ctx)
     built = _build_and_evaluate(r, cfg, plan, ctx, inp, ids, rankings, executor, settings)
     benches = _benchmarks(r, cfg, built, executor)
