@@ -79,9 +79,10 @@ def test_w4a16_graph_records_its_method_and_keeps_the_k_ranked_convs_at_8_bits(t
     ctx = BuildContext(path, None, CalibSet.from_folder(tmp_path / "photos", 4, (32, 32)), tmp_path / "work")
     ranking = [{"node": "conv1", "rank": 1, "score": 0.5, "precision": "weight-only", "method": "probe"},
                {"node": "conv0", "rank": 2, "score": 0.1, "precision": "weight-only", "method": "probe"}]
-    cand = materialize(make_scheme("w4a16-graph", k=1, keep_8bit="none"), ctx, tmp_path / "c", ranking)
+    cand = materialize(make_scheme("w4a16-graph", k=1, keep_8bit="none", bias_correction=True), ctx,
+                       tmp_path / "c", ranking)
     settings = cand.record["settings"]
-    assert cand.name == "w4a16-graph-gptq-k1"
+    assert cand.name == "w4a16-graph-gptq-bc-k1"
     assert settings["reconstruction"]["method"].startswith("GPTQ") and settings["reconstruction"]["convs"] == 2
     assert settings["reconstruction"]["bias_corrected"] == 2  # conv0 and conv2 (conv1 is at 8 bits)
     assert [e["node"] for e in settings["weights_8bit"]] == ["conv1"]
