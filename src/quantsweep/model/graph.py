@@ -105,8 +105,9 @@ _IR_COMPUTE = frozenset({"Convolution", "GroupConvolution", "ConvolutionBackprop
 def ir_graph_facts(xml: Path) -> dict[str, Any]:
     """What an OpenVINO IR holds: op counts, compute nodes, and the compute nodes left in float.
 
-    A compute node runs quantized when its activation input (input 0) comes from a FakeQuantize;
-    its friendly name is the ONNX node's name (OpenVINO's ONNX frontend keeps it).
+    A compute node runs quantized when its activation input (input 0) comes from a FakeQuantize.
+    Names are the ONNX nodes' names: OpenVINO's ONNX frontend keeps them, except that a Conv with a
+    bias becomes ``<name>/WithoutBiases`` (+ an Add called ``<name>``); the suffix is dropped here.
     """
     import openvino as ov
 
@@ -116,7 +117,8 @@ def ir_graph_facts(xml: Path) -> dict[str, Any]:
     for op in model.get_ordered_ops():
         if op.get_type_name() not in _IR_COMPUTE:
             continue
-        compute.append(op.get_friendly_name())
+        name = op.get_friendly_name().removesuffix("/WithoutBiases")
+        compute.append(name)
         if op.input_value(0).get_node().get_type_name() != "FakeQuantize":
-            floating.append(op.get_friendly_name())
+            floating.append(name)
     return {"op_counts": dict(sorted(counts.items())), "compute_nodes": compute, "float_compute_nodes": floating}

@@ -111,6 +111,11 @@ class NncfInt8:
         import openvino as ov
 
         model = ov.convert_model(str(ctx.fp32_onnx))
+        # OpenVINO's ONNX frontend splits a Conv with a bias into "<name>/WithoutBiases" (the
+        # convolution) + "<name>" (the bias Add): the convolution is the node to keep float
+        names = {op.get_friendly_name() for op in model.get_ops()}
+        kwargs["ignored_scope"] = nncf.IgnoredScope(
+            names=[f"{n}/WithoutBiases" if f"{n}/WithoutBiases" in names else n for n in ignored], validate=False)
         xml = out.with_suffix(".xml")
         ov.save_model(nncf.quantize(model, nncf.Dataset(batches), **kwargs), str(xml), compress_to_fp16=False)
         return BuildResult(xml, "nncf.quantize (OpenVINO backend), saved as OpenVINO IR", nncf.__version__,
