@@ -29,6 +29,7 @@ from quantsweep.bench.base import BenchSettings, Prepared, check_batch, is_quant
 from quantsweep.bench.labels import label_from_trt_layers
 from quantsweep.errors import QuantsweepError
 from quantsweep.files import atomic_write_bytes
+from quantsweep.model.info import is_ir
 
 __all__ = ["EngineRunner", "TensorRtBackend", "build_engine"]
 
@@ -158,7 +159,7 @@ class TensorRtBackend:
         why = self.unavailable()
         if why is not None:
             raise why
-        if model.suffix.lower() == ".xml":
+        if is_ir(model):
             raise QuantsweepError(f"{model.name} is an OpenVINO IR: TensorRT cannot build an engine from it",
                                   "benchmark it on the openvino backend")
         input_name, hw = check_batch(model, batch)

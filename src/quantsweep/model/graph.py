@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["COMPUTE_OPS", "compute_nodes", "decode_tail", "dq_fed_inputs", "float_compute_nodes",
-           "ir_graph_facts", "op_counts", "qdq_counts"]
+           "OV_CONV_SUFFIX", "ir_graph_facts", "op_counts", "qdq_counts"]
 
 COMPUTE_OPS = frozenset({"Conv", "ConvTranspose", "MatMul", "Gemm"})
 _QDQ = ("QuantizeLinear", "DequantizeLinear")
@@ -100,6 +100,8 @@ def float_compute_nodes(model: Any) -> list[str]:
 
 
 _IR_COMPUTE = frozenset({"Convolution", "GroupConvolution", "ConvolutionBackpropData", "MatMul"})
+#: OpenVINO's ONNX frontend names a Conv with a bias ``<name>/WithoutBiases`` (+ an Add ``<name>``)
+OV_CONV_SUFFIX = "/WithoutBiases"
 
 
 def ir_graph_facts(xml: Path) -> dict[str, Any]:
@@ -117,7 +119,7 @@ def ir_graph_facts(xml: Path) -> dict[str, Any]:
     for op in model.get_ordered_ops():
         if op.get_type_name() not in _IR_COMPUTE:
             continue
-        name = op.get_friendly_name().removesuffix("/WithoutBiases")
+        name = op.get_friendly_name().removesuffix(OV_CONV_SUFFIX)
         compute.append(name)
         if op.input_value(0).get_node().get_type_name() != "FakeQuantize":
             floating.append(name)

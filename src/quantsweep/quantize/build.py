@@ -187,7 +187,6 @@ def materialize(scheme: Any, ctx: BuildContext, out_dir: Path,
         atomic_replace(result.onnx_path, target)
         hygiene: dict[str, Any] = {"pass": "none (OpenVINO IR, as the library saved it)"}
         rewired, opset, counts = 0, None, facts["op_counts"]
-        size = sum(p.stat().st_size for p in ir_files(target))
     else:
         rewired = _unshare_float_inputs(result.onnx_path, keep)
         if getattr(scheme, "float_dtype", "fp32") == "fp16" and not getattr(scheme, "native_fp16", False):
@@ -202,7 +201,8 @@ def materialize(scheme: Any, ctx: BuildContext, out_dir: Path,
         target = candidate_path(out_dir, scheme)
         atomic_replace(final_tmp, target)
         opset = next((o.version for o in built.opset_import if o.domain in ("", "ai.onnx")), None)
-        counts, size = op_counts(built), target.stat().st_size
+        counts = op_counts(built)
+    size = sum(p.stat().st_size for p in ir_files(target))
     calib = ctx.calib
     record = {
         "name": scheme.name,

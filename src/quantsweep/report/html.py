@@ -21,7 +21,6 @@ from typing import Any
 
 from quantsweep.evaluate.confirm import points
 from quantsweep.files import atomic_write_text
-from quantsweep.model.info import model_file
 from quantsweep.quantize.sensitivity import score_text
 from quantsweep.report.decision import Decision
 from quantsweep.report.table import Row
@@ -173,9 +172,9 @@ window.addEventListener('load', function () {
 def write_report(run_dir: Path, cfg: Any, rows: list[Row], decision: Decision,
                  verdict: dict[str, Any] | None, sensitivity: dict[str, Any],
                  confirmation: dict[str, Any] | None = None, search: dict[str, Any] | None = None,
-                 command: str | None = None, scored_by: str | None = None) -> Path:
-    """Write ``run_dir/report.html``; ``command`` runs the recommended model from ``recommended/``;
-    ``scored_by`` names the runtime that scored the candidates."""
+                 command: str | None = None, scored_by: str | None = None, file: str | None = None) -> Path:
+    """Write ``run_dir/report.html``; ``command`` runs the recommended model (``file``) from
+    ``recommended/``; ``scored_by`` names the runtime that scored the candidates."""
     env = json.loads((run_dir / "env.json").read_text()) if (run_dir / "env.json").exists() else {}
     sens_html = []
     for fam, res in sensitivity.items():
@@ -204,8 +203,7 @@ tr.rec{{background:#e6ffe6;font-weight:bold}}tr.err{{color:#a00}}tr.apart{{color
 .card h1{{font-size:1.5em;margin:.2em 0}}.facts th{{width:8em;background:#eef}}.ok{{color:#060}}.bad{{color:#a00;font-weight:bold}}
 pre{{background:#f6f6f6;padding:.6em;white-space:pre-wrap;font-size:12px}}img{{max-width:100%}}
 @media print{{details{{display:block}}.card{{break-inside:avoid}}}}</style></head><body>
-{_card(rows, decision, cfg.budget, command, confirmation,
-       model_file(run_dir / "candidates", decision.candidate).name if decision.candidate else None)}
+{_card(rows, decision, cfg.budget, command, confirmation, file)}
 <p id="recommendation"><small>{_E(decision.reason)}</small></p>
 <h2>Accuracy vs speed</h2>{_img(res / 'pareto.png', 'ΔmAP vs speed-up per runtime')}
 <h2>Confirmation on held-out images</h2>{_confirmation_html(rows, confirmation)}

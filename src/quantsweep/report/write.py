@@ -73,11 +73,11 @@ def write_outputs(run_dir: Path, cfg: Any, plan: list[Any], built: dict[str, Any
             stale.unlink(missing_ok=True)
     sens_path = run_dir / "sensitivity.json"
     sens = json.loads(sens_path.read_text()) if sens_path.exists() else {}
-    command = None
+    command = file = None
     if decision.candidate not in (None, "fp32"):
-        command = run_command(decision.candidate, decision.backend,
-                              model_file(run_dir / "candidates", decision.candidate).name)
-    write_report(run_dir, cfg, rows, decision, verdict, sens, confirmation, search, command, scored_by)
+        file = model_file(run_dir / "candidates", decision.candidate).name
+        command = run_command(decision.candidate, decision.backend, file)
+    write_report(run_dir, cfg, rows, decision, verdict, sens, confirmation, search, command, scored_by, file)
     hand_back(run_dir, decision, rows)
     return rows, decision
 

@@ -81,7 +81,7 @@ class NncfInt8:
         import nncf
         import onnx
 
-        from quantsweep.model.graph import COMPUTE_OPS
+        from quantsweep.model.graph import COMPUTE_OPS, OV_CONV_SUFFIX
         from quantsweep.model.info import inspect_onnx
 
         info = inspect_onnx(ctx.fp32_onnx, require_detector=False)
@@ -95,8 +95,7 @@ class NncfInt8:
             kept = {n: why if n in ignored else f"{why}; left to NNCF, which quantizes only compute-node inputs"
                     for n, why in keep_float.items()}
         kwargs = dict(preset=preset[self.preset], subset_size=len(batches), fast_bias_correction=True,
-                      model_type=None, ignored_scope=nncf.IgnoredScope(names=ignored, validate=False),
-                      advanced_parameters=None if self.bias_correction == "fast" else
+                      model_type=None, advanced_parameters=None if self.bias_correction == "fast" else
                       nncf.AdvancedQuantizationParameters(disable_bias_correction=True))
         settings = {"preset": self.preset, "calibration_method": "minmax (NNCF statistics)",
                     "subset_size": len(batches), "bias_correction": self.bias_correction,
@@ -106,18 +105,21 @@ class NncfInt8:
                     "placement": "NNCF (OpenVINO CPU int8 patterns)", "ignored_scope": ignored}
         if self.format == "onnx":
             dataset = nncf.Dataset(batches, lambda x: {info.input_name: x})
-            onnx.save(nncf.quantize(onnx.load(str(ctx.fp32_onnx)), dataset, **kwargs), str(out))
+            onnx.save(nncf.quantize(onnx.load(str(ctx.fp32_onnx)), dataset,
+                                    ignored_scope=nncf.IgnoredScope(names=ignored, validate=False), **kwargs),
+                      str(out))
             return BuildResult(out, "nncf.quantize (ONNX backend)", nncf.__version__, settings, kept)
         import openvino as ov
 
         model = ov.convert_model(str(ctx.fp32_onnx))
-        # OpenVINO's ONNX frontend splits a Conv with a bias into "<name>/WithoutBiases" (the
-        # convolution) + "<name>" (the bias Add): the convolution is the node to keep float
+        # a Conv with a bias is split into "<name>/WithoutBiases" (the convolution) and "<name>" (the
+        # bias Add): the convolution is the node to keep float
         names = {op.get_friendly_name() for op in model.get_ops()}
-        kwargs["ignored_scope"] = nncf.IgnoredScope(
-            names=[f"{n}/WithoutBiases" if f"{n}/WithoutBiases" in names else n for n in ignored], validate=False)
+        scope = [n + OV_CONV_SUFFIX if n + OV_CONV_SUFFIX in names else n for n in ignored]
         xml = out.with_suffix(".xml")
-        ov.save_model(nncf.quantize(model, nncf.Dataset(batches), **kwargs), str(xml), compress_to_fp16=False)
+        ov.save_model(nncf.quantize(model, nncf.Dataset(batches),
+                                    ignored_scope=nncf.IgnoredScope(names=scope, validate=False), **kwargs),
+                      str(xml), compress_to_fp16=False)
         return BuildResult(xml, "nncf.quantize (OpenVINO backend), saved as OpenVINO IR", nncf.__version__,
                            {**settings, "format": f"OpenVINO IR (openvino {ov.__version__.split('-')[0]})"}, kept)
 

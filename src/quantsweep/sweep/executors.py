@@ -352,8 +352,8 @@ class RayExecutor:
         self.shipper = Shipper(ray.put)
         self._step: Any = ray.remote(_ray_call_shipped if self.ship else _ray_call)
         self._apply_here: Any = ray.remote(_ray_apply_here_shipped if self.ship else _ray_apply_here)
-        self.gpus = 0.0
-        self.shard_map: Callable[..., list[Any]] = functools.partial(ray_shard_map, threads, retries, self.ship)
+        self.shard_map: Callable[..., list[Any]]
+        self.request_gpus(0.0)
 
     def request_gpus(self, gpus: float) -> None:
         """Each build, evaluation and shard task asks for ``gpus`` GPUs (the evaluation provider is

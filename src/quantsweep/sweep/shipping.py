@@ -79,43 +79,43 @@ def needed_files(args: Any) -> list[Path]:
     return list(found)
 
 
-def map_paths(obj: Any, fn: Callable[[Path], Path]) -> Any:
-    """``obj`` with every :class:`~pathlib.Path` in it (through tuples, lists, dicts and dataclasses)
-    replaced by ``fn(path)``; anything else is returned as is."""
-    if isinstance(obj, Path):
-        return fn(obj)
-    if isinstance(obj, tuple):
-        return tuple(map_paths(x, fn) for x in obj)
-    if isinstance(obj, list):
-        return [map_paths(x, fn) for x in obj]
+def _rebuild(obj: Any, leaf: Callable[[Any], Any], leaves: tuple[type, ...], into_dataclasses: bool) -> Any:
+    """``obj`` rebuilt through tuples, lists, dicts (and dataclasses' init fields when
+    ``into_dataclasses``), each instance of ``leaves`` replaced by ``leaf(it)``."""
+    if isinstance(obj, leaves):
+        return leaf(obj)
+    if isinstance(obj, (tuple, list)):
+        return type(obj)(_rebuild(x, leaf, leaves, into_dataclasses) for x in obj)
     if isinstance(obj, dict):
-        return {k: map_paths(v, fn) for k, v in obj.items()}
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {k: _rebuild(v, leaf, leaves, into_dataclasses) for k, v in obj.items()}
+    if into_dataclasses and dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         changes = {}
         for f in dataclasses.fields(obj):
             if not f.init or f.name.startswith("_"):
                 continue
             value = getattr(obj, f.name)
-            new = map_paths(value, fn)
+            new = _rebuild(value, leaf, leaves, into_dataclasses)
             if new is not value:
                 changes[f.name] = new
         return dataclasses.replace(obj, **changes) if changes else obj
     return obj
 
 
+def map_paths(obj: Any, fn: Callable[[Path], Path]) -> Any:
+    """``obj`` with every :class:`~pathlib.Path` in it (through tuples, lists, dicts and dataclasses)
+    replaced by ``fn(path)``; anything else is returned as is."""
+    return _rebuild(obj, fn, (Path,), into_dataclasses=True)
+
+
 def _strip(obj: Any, prefix: str) -> Any:
     """``obj`` with ``prefix`` taken out of every string in it (and every path)."""
-    if isinstance(obj, str):
-        return obj.replace(prefix, "")
-    if isinstance(obj, Path):
-        return Path(str(obj).replace(prefix, "")) if str(obj).startswith(prefix) else obj
-    if isinstance(obj, tuple):
-        return tuple(_strip(x, prefix) for x in obj)
-    if isinstance(obj, list):
-        return [_strip(x, prefix) for x in obj]
-    if isinstance(obj, dict):
-        return {k: _strip(v, prefix) for k, v in obj.items()}
-    return obj
+
+    def leaf(x: str | Path) -> str | Path:
+        if isinstance(x, str):
+            return x.replace(prefix, "")
+        return Path(str(x).replace(prefix, "")) if str(x).startswith(prefix) else x
+
+    return _rebuild(obj, leaf, (str, Path), into_dataclasses=False)
 
 
 def run_staged(func: Callable[..., Any], args: tuple[Any, ...], files: dict[str, Any],
