@@ -1,8 +1,8 @@
-"""Print README's architecture table from the import-linter layers in pyproject.toml.
+"""Print docs/architecture.md's architecture table from the import-linter layers in pyproject.toml.
 
 Each row is one layer (top imports bottom, never the reverse); packages in one row do not import
 each other. The description is the first sentence of each package's or module's docstring.
-``tests/unit/test_architecture.py`` checks that README.md holds exactly this table.
+``tests/unit/test_architecture.py`` checks that docs/architecture.md holds exactly this table.
 
     python scripts/architecture.py
 """

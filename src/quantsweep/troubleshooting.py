@@ -1,8 +1,8 @@
 """The bad-input catalogue: every user mistake quantsweep recognises, its message and its fix.
 
 The tests parametrise over :data:`CASES` (each case has a test that triggers it and checks the
-message contains ``says``), and the README's troubleshooting table is generated from it by
-``python -m quantsweep.troubleshooting`` (a test checks the README is in sync).
+message contains ``says``), and docs/troubleshooting.md's table is generated from it by
+``python -m quantsweep.troubleshooting`` (a test checks it is in sync).
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ CASES: tuple[Case, ...] = (
 
 
 def markdown_table() -> str:
-    """The README's troubleshooting table."""
+    """docs/troubleshooting.md's table."""
     lines = ["| situation | quantsweep says (one line, exit code 2) | fix |", "|---|---|---|"]
     for c in CASES:
         lines.append(f"| {c.situation} | “…{c.says}…” | {c.fix} |")

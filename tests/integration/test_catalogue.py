@@ -1,6 +1,6 @@
 """The bad-input catalogue, case by case: one clear line, exit code 2, no traceback, nothing lost.
 
-Every case of :data:`quantsweep.troubleshooting.CASES` has a trigger here; the README's table is
+Every case of :data:`quantsweep.troubleshooting.CASES` has a trigger here; docs/troubleshooting.md's table is
 generated from the same list.
 """
 
@@ -138,7 +138,7 @@ def test_every_catalogue_case_has_a_trigger():
 
 
 def test_readme_lists_the_catalogue():
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    readme = (Path(__file__).resolve().parents[2] / "docs" / "troubleshooting.md").read_text()
     assert markdown_table() in readme, "regenerate with: python -m quantsweep.troubleshooting"
 
 

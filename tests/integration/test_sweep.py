@@ -19,7 +19,7 @@ from quantsweep.sweep.runner import open_run, run_sweep
 pytestmark = pytest.mark.slow  # full sweeps: tens of seconds each
 
 SMALL = dict(grid=True, schemes=("int8", "w8a16"), ks=(0, 3), max_images=20, calib_count=8, bench_seconds=0.3,
-             bootstrap=20, sensitivity_images=1, backends=("ort-cpu",), confirm_images=40, confirm_step=20,
+             bootstrap=200, sensitivity_images=1, backends=("ort-cpu",), confirm_images=40, confirm_step=20,
              finalists=2)
 EXPECTED = ["config.yaml", "env.json", "manifest.json", "search_ids.txt", "confirm_ids.txt", "calib_ids.txt",
             "confirmation.json", "sensitivity.json",
@@ -61,6 +61,9 @@ def test_finalists_are_confirmed_on_disjoint_recorded_images(small_run):
     assert len(search) == 20 and len(confirm) == 40 and not set(search) & set(confirm) and not calib & set(confirm)
     conf = json.loads((d / "confirmation.json").read_text())
     assert conf["target"] == "ort-cpu" and conf["pool"] == 40 and len(conf["finalists"]) <= 2
+    design = conf["design"]  # fixed before the first look: two looks of 20, alpha over the finalists
+    assert design["looks"] == [20, 40] and design["alpha"] == 0.05 and design["finalists"] == max(len(conf["finalists"]), 1)
+    assert design["resamples"] == SMALL["bootstrap"] and len(design["critical"]) == 2
     summary = json.loads((d / "results" / "summary.json").read_text())
     rows = {r["candidate"]: r for r in summary["rows"]}
     for c in conf["results"]:  # each finalist: beat FP32, point estimate within budget on the search subset
@@ -69,9 +72,13 @@ def test_finalists_are_confirmed_on_disjoint_recorded_images(small_run):
         assert c["low"] <= c["delta"] <= c["high"]
         assert c["verdict"] != "undecided" or c["images"] == 40  # more images were added until the pool ran out
     passed = [c["candidate"] for c in conf["results"] if c["verdict"] == "pass"]
+    assert passed == [c["candidate"] for c in conf["results"]][len(conf["results"]) - len(passed):]  # stops at a pass
+    undecided = [c["candidate"] for c in conf["results"] if c["verdict"] == "undecided"]
     rec = summary["recommendation"]
-    assert rec["candidate"] == (passed[0] if passed else "fp32")
-    assert (d / "recommended").is_dir() == bool(passed)
+    expected = passed[0] if passed else (undecided[0] if undecided else "fp32")
+    assert rec["candidate"] == expected
+    assert rec["status"] == ("deploy" if passed else "unconfirmed" if undecided else "fp32")
+    assert (d / "recommended").is_dir() == (expected != "fp32")
 
 
 def test_report_is_self_contained(small_run):
@@ -121,7 +128,8 @@ def test_the_terminal_summary_fits_thirty_lines_at_100_columns(small_run):
     assert done.returncode == 0, done.stderr[-2000:]
     lines = done.stdout.rstrip().splitlines()
     assert len(lines) <= 30 and max(map(len, lines)) <= 100, done.stdout
-    assert lines[0].startswith(("DEPLOY ", "STAY ON FP32")) and lines[-1] == str(small_run.run_dir)
+    assert lines[0].startswith(("DEPLOY ", "STAY ON FP32", "BEST CANDIDATE, NOT CONFIRMED:"))
+    assert lines[-1] == str(small_run.run_dir)
     assert any(line.startswith("W8A16 check:") for line in lines)
 
 
@@ -246,7 +254,7 @@ def test_same_config_gives_identical_candidates_and_metrics(small_run, tmp_path)
 
 
 # the search (the default): one K-capable placement whose K=0 misses a tight budget, so K is searched
-SEARCH = dict(schemes=("int8",), max_images=20, calib_count=8, bench_seconds=0.3, bootstrap=20,
+SEARCH = dict(schemes=("int8",), max_images=20, calib_count=8, bench_seconds=0.3, bootstrap=200,
               sensitivity_images=1, backends=("ort-cpu",), confirm_images=40, confirm_step=20, finalists=2,
               budget=0.5, max_evals=4, ablation=False)
 

@@ -1,46 +1,108 @@
 """Confirmation on held-out images: disjoint pools, adaptive rounds, honest 'undecided'."""
 
+import numpy as np
 import pytest
 
-from quantsweep.evaluate.confirm import Confirmation, confirm_adaptively, images_to_settle, judge, split_pool
-from quantsweep.report.decision import decide_confirmed, finalists
+from quantsweep.decide.confirm import Confirmation, confirm_adaptively, confirm_finalists, images_to_settle
+from quantsweep.decide.decision import decide, decide_confirmed, finalists
+from quantsweep.decide.sequential import judge_look, make_design
+from quantsweep.decide.split import MIN_HALF, plan_subsets, stratified_halves
 from quantsweep.report.table import Row
 
 
 def test_the_pool_follows_the_search_subset_and_never_overlaps_it():
-    search = [3, 1, 2]
-    chunks = split_pool(range(1, 12), search, size=7, step=3)
-    assert chunks == [[4, 5, 6], [7, 8, 9], [10]]
-    assert not set(search) & {i for c in chunks for i in c}
-    assert split_pool(range(1, 12), search, size=0, step=3) == []  # confirmation off
+    plan = plan_subsets(range(1, 22), {}, max_images=3, confirm_images=7, confirm_step=3)
+    assert plan.mode == "pool" and plan.search == (1, 2, 3)
+    assert plan.chunks == ((4, 5, 6), (7, 8, 9), (10,))
+    assert plan_subsets(range(1, 22), {}, 3, 0, 3).chunks == ()  # confirmation off
+    explicit = plan_subsets(range(1, 12), {}, 3, 7, 3, search_ids=[3, 1, 2])
+    assert not {3, 1, 2} & set(explicit.confirm) and len(explicit.confirm) == 7
 
 
-def test_judge_and_settling_estimate():
-    assert judge(-0.009, 0.004, 1.0) == "pass" and judge(-0.03, -0.011, 1.0) == "fail"
-    assert judge(-0.013, -0.004, 1.0) == "undecided"
-    # point -0.6, half-width 0.5 points at 100 images: the line is 0.4 points away -> ~157 images
-    assert images_to_settle(100, -0.006, -0.011, -0.001, 1.0) == 157
-    assert images_to_settle(100, -0.010, -0.015, -0.005, 1.0) is None  # exactly on the line
+def test_a_small_dataset_is_split_in_disjoint_halves_that_cover_every_class():
+    rng = np.random.default_rng(0)
+    ids = list(range(100, 180))
+    classes = {i: {int(c) for c in rng.choice(12, size=rng.integers(1, 4), replace=False)} for i in ids}
+    plan = plan_subsets(ids, classes, max_images=100, confirm_images=400, confirm_step=100)
+    assert plan.mode == "halves" and "split in halves" in plan.note
+    search, confirm = set(plan.search), set(plan.confirm)
+    assert not search & confirm and search | confirm == set(ids) and abs(len(search) - len(confirm)) <= 1
+    counts = {c: sum(c in classes[i] for i in ids) for c in range(12)}
+    for c, n in counts.items():
+        if n >= 2:
+            assert any(c in classes[i] for i in search) and any(c in classes[i] for i in confirm), c
+    assert stratified_halves(ids, classes) == (sorted(search), sorted(confirm))  # deterministic
+    few = plan_subsets(range(2 * MIN_HALF - 1), {}, 100, 400, 100)
+    assert few.mode == "none" and not few.chunks and f"at least {2 * MIN_HALF}" in few.note
 
 
-def test_adaptive_confirmation_stops_as_soon_as_it_is_decided():
+def test_design_boundaries_spend_alpha_over_looks_and_finalists():
+    one = make_design(0.05, (100,), 1)
+    assert one.critical[0] == pytest.approx(1.6449, abs=1e-3)
+    obf = make_design(0.05, (100, 200, 300, 400), 3)
+    assert obf.critical[0] > obf.critical[-1] > one.critical[0]  # conservative early; Bonferroni over 3
+    pocock = make_design(0.05, (100, 200, 300, 400), 3, "pocock")
+    assert max(pocock.critical) - min(pocock.critical) < 0.05
+    assert "α=0.05" in obf.rule() and "÷3 finalists" in obf.rule() and obf.to_dict()["looks"] == (100, 200, 300, 400)
+    with pytest.raises(ValueError):
+        make_design(0.05, (200, 100), 1)
+    assert judge_look(one, 0, -0.004, 0.003, 1.0).verdict == "pass"  # z = 2.0
+    assert judge_look(one, 0, -0.025, 0.003, 1.0).verdict == "fail"
+    assert judge_look(one, 0, -0.009, 0.003, 1.0).verdict == "undecided"
+    assert images_to_settle(100, -0.006, 0.002, 1.0, 2.0) == 100  # 4 points of SE... 2 x 0.2 / 0.4 = 1
+
+
+def _synthetic(mu, sigma=0.03, n=400, seed=0):
+    """A finalist whose per-image paired differences are N(mu, sigma): its true Δ is mu."""
+    d = np.random.default_rng(seed).normal(mu, sigma, n)
+
+    def score(ids):
+        x = d[np.asarray(ids)]
+        se = x.std(ddof=1) / np.sqrt(len(x))
+        return float(x.mean()), float(x.mean() - 1.96 * se), float(x.mean() + 1.96 * se), float(se)
+
+    return score
+
+
+@pytest.mark.parametrize("spending", ["obf", "pocock"])
+def test_a_true_loss_just_beyond_the_budget_passes_at_most_alpha_of_the_time(spending):
+    chunks = [list(range(k, k + 100)) for k in range(0, 400, 100)]
+    design = make_design(0.05, (100, 200, 300, 400), 3, spending)
+    beyond = just_inside = 0
+    runs = 1500
+    for seed in range(runs):
+        scores = {f"f{j}": _synthetic(-0.0101, seed=3 * seed + j) for j in range(3)}  # all three 0.01 beyond
+        picks = confirm_finalists(list(scores), chunks, lambda name, ids, s=scores: s[name](ids), 1.0, design)
+        beyond += any(c.verdict == "pass" for c in picks)
+        good = confirm_adaptively("g", chunks, _synthetic(-0.004, seed=seed), 1.0, design)
+        just_inside += good.verdict == "pass"
+    assert beyond / runs <= 0.05 + 2 * (0.05 * 0.95 / runs) ** 0.5  # the family-wise error rate holds
+    assert just_inside / runs > 0.8  # and a model 0.6 points inside the budget is confirmed most of the time
+
+
+def test_adaptive_confirmation_stops_as_soon_as_it_is_decided_and_records_each_look():
     scored = []
 
-    def score(ids):  # the interval narrows as images are added: decided after the second chunk
+    def score(ids):  # the standard error shrinks as images are added: decided at the second look
         scored.append(len(ids))
-        half = 0.008 * (100 / len(ids)) ** 0.5
-        return -0.004, -0.004 - half, -0.004 + half
+        se = 0.004 * (100 / len(ids)) ** 0.5
+        return -0.004, -0.004 - 2 * se, -0.004 + 2 * se, se
 
-    c = confirm_adaptively("a", [list(range(100)), list(range(100, 200)), list(range(200, 300))], score, 1.0)
+    design = make_design(0.05, (100, 200, 300), 1, "pocock")
+    c = confirm_adaptively("a", [list(range(100)), list(range(100, 200)), list(range(200, 300))], score, 1.0, design)
     assert c.verdict == "pass" and c.images == 200 and scored == [100, 200]
+    assert [look["verdict"] for look in c.looks] == ["undecided", "pass"] and c.bound >= -0.01
 
 
 def test_adaptive_confirmation_says_undecided_when_the_pool_runs_out():
-    c = confirm_adaptively("a", [[1, 2], [3, 4]], lambda ids: (-0.008, -0.014, -0.002), 1.0)
-    assert c.verdict == "undecided" and c.images == 4 and c.needed == 4 * 9
-    assert "undecided at 4 images; about 36 would settle it" in c.text(1.0)
+    design = make_design(0.05, (2, 4), 1)
+    c = confirm_adaptively("a", [[1, 2], [3, 4]], lambda ids: (-0.008, -0.014, -0.002, 0.003), 1.0, design)
+    assert c.verdict == "undecided" and c.images == 4 and c.needed and c.needed > 4
+    assert f"undecided at 4 images; about {c.needed} would settle it" in c.text(1.0)
     with pytest.raises(ValueError):
-        confirm_adaptively("a", [], lambda ids: (0.0, 0.0, 0.0), 1.0)
+        confirm_adaptively("a", [], lambda ids: (0.0, 0.0, 0.0, 0.0), 1.0, design)
+    with pytest.raises(ValueError, match="design's looks"):
+        confirm_adaptively("a", [[1, 2, 3]], lambda ids: (0.0, 0.0, 0.0, 0.0), 1.0, design)
 
 
 def _row(name, p50, delta, backend="openvino", **kw):
@@ -58,14 +120,30 @@ def test_finalists_are_the_fastest_within_the_budget_on_the_search_subset():
 
 def test_the_recommendation_is_the_fastest_confirmed_finalist():
     rows = [_row("fp32", 10.0, 0.0), _row("a", 6.0, -0.004), _row("b", 7.0, -0.003)]
-    confirmations = [Confirmation("a", 400, -0.009, -0.014, -0.004, "undecided", 900).to_dict(),
+    confirmations = [Confirmation("a", 400, -0.009, -0.014, -0.004, "fail").to_dict(),
                      Confirmation("b", 200, -0.002, -0.006, 0.002, "pass").to_dict()]
     d = decide_confirmed(rows, confirmations, 1.0, "openvino")
-    assert d.candidate == "b" and d.confirmed["images"] == 200
+    assert d.candidate == "b" and d.confirmed["images"] == 200 and d.status == "deploy"
     assert "-0.20 points [-0.60, +0.20] on 200 confirmation images" in d.reason and "search subset: -0.30" in d.reason
     d = decide_confirmed(rows, confirmations[:1], 1.0, "openvino")
-    assert d.candidate == "fp32" and "undecided at 400 images; about 900 would settle it" in d.reason
+    assert d.candidate == "fp32" and d.status == "fp32" and "misses the 1.00-point budget" in d.reason
     assert [r.candidate for r in d.mark(rows) if r.recommended] == ["fp32"]
+
+
+def test_an_unconfirmed_pick_is_never_headlined_deploy(tmp_path):
+    from quantsweep.report.terminal import terminal_summary
+
+    rows = [_row("fp32", 10.0, 0.0), _row("a", 6.0, 0.002)]  # search-subset interval within the budget
+    undecided = [Confirmation("a", 40, -0.009, -0.014, -0.004, "undecided", 900).to_dict()]
+    for d in (decide_confirmed(rows, undecided, 1.0, "openvino"),  # the pool could not settle it
+              decide(rows, 1.0, "openvino", note="only 30 labelled evaluation images")):  # no pool at all
+        assert d.candidate == "a" and d.status == "unconfirmed" and d.note
+        marked = d.mark(rows)
+        summary = {"rows": [r.to_dict() for r in marked], "recommendation": d.to_dict(), "budget_points": 1.0}
+        text = terminal_summary(summary, tmp_path)
+        first = text.splitlines()[0]
+        assert first.startswith("BEST CANDIDATE, NOT CONFIRMED: a on openvino") and "DEPLOY" not in text
+        assert "why not confirmed:" in text.splitlines()[1]
 
 
 @pytest.mark.parametrize("backend", ["ort-cpu", "openvino"])
@@ -77,7 +155,7 @@ def test_the_recommended_folder_holds_the_model_and_a_command_that_runs_it(tmp_p
 
     from tests.conftest import tiny_convnet
 
-    from quantsweep.report.decision import Decision
+    from quantsweep.decide.decision import Decision
     from quantsweep.report.write import hand_back
 
     if backend == "openvino":

@@ -1,6 +1,6 @@
 """The recommendation: fastest candidate within the accuracy budget, or an honest 'stay on FP32'."""
 
-from quantsweep.report.decision import decide
+from quantsweep.decide.decision import decide
 from quantsweep.report.table import Row
 
 

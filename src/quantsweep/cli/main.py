@@ -218,7 +218,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 _RUN_FLAGS = ("trust_checkpoint", "model", "images", "annotations", "data", "max_images", "image_ids", "calib_count", "calib_dir",
               "calib_annotations", "imgsz", "schemes", "ks", "backends", "batches", "budget", "target_backend",
-              "bench_seconds", "sensitivity_images", "sensitivity_probe_top", "out", "jobs", "seed", "bootstrap",
+              "bench_seconds", "sensitivity_images", "sensitivity_probe_top", "out", "jobs", "seed", "bootstrap", "alpha", "alpha_spending",
               "confirm_images", "confirm_step", "finalists", "grid", "max_evals", "executor",
               "ray_address", "eval_shards", "bench_on", "shared_dir")
 

@@ -94,7 +94,8 @@ def build_parser(handlers: dict[str, Callable[[argparse.Namespace], int]]) -> ar
     add_data_args(r, subset=False)
     r.add_argument("--max-images", type=int, help="search subset: every candidate is scored on these (default 100)")
     r.add_argument("--confirm-images", type=int,
-                   help="held-out images (after the search subset) that re-score the finalists (default 400; 0 = off)")
+                   help="held-out images (after the search subset) that re-score the finalists (default 400; 0 = off); "
+                        "with fewer than 2 x --max-images images, the images are split in halves")
     r.add_argument("--confirm-step", type=int, help="confirmation images added per round until decided (default 100)")
     r.add_argument("--finalists", type=int, help="candidates re-scored on the confirmation images (default 3)")
     r.add_argument("--image-ids", type=Path)
@@ -118,7 +119,13 @@ def build_parser(handlers: dict[str, Callable[[argparse.Namespace], int]]) -> ar
     r.add_argument("--sensitivity-images", type=int, help="images for the sensitivity probe (default 2)")
     r.add_argument("--sensitivity-probe-top", type=int,
                    help="nodes measured exactly after the local-error screen (default 32; 0 = every node)")
-    r.add_argument("--bootstrap", type=int, help="bootstrap resamples for the ΔmAP CI (default 100)")
+    r.add_argument("--bootstrap", type=int,
+                   help="paired bootstrap resamples for ΔmAP's interval and standard error (default 2000, min 200)")
+    r.add_argument("--alpha", type=float,
+                   help="chance of confirming a pick whose true loss exceeds the budget, over all looks and "
+                        "finalists (default 0.05)")
+    r.add_argument("--alpha-spending", choices=("obf", "pocock"),
+                   help="how alpha is spent over the confirmation looks (default obf: O'Brien-Fleming)")
     r.add_argument("--seed", type=int)
     r.add_argument("--out", type=Path, help="runs folder (default runs/)")
     r.add_argument("--resume", type=Path, help="finish an interrupted run folder")

@@ -1,1 +1,1 @@
-"""Presenting results: the typed table, the decision, the plots and the HTML report."""
+"""Presenting results: the typed table and decision, the plots, the HTML report and the terminal summary (it computes nothing new)."""

@@ -19,11 +19,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from quantsweep.evaluate.confirm import points
 from quantsweep.files import atomic_write_text
 from quantsweep.quantize.sensitivity import score_text
-from quantsweep.report.decision import Decision
-from quantsweep.report.table import Row
+from quantsweep.report.table import Decision, Row, points
 
 __all__ = ["write_report"]
 
@@ -75,10 +73,14 @@ def _card(rows: list[Row], decision: Decision, budget: float, command: str | Non
         return (f'<section id="decision" class="card stay"><h1>Stay on FP32 on {_E(str(target))}</h1>'
                 f"<p>{_E(decision.reason)}</p>{rejected_html}</section>")
     c = decision.confirmed or {}
+    design = (confirmation or {}).get("design") or {}
     held = (f"<b>{points(c['delta'], c['low'], c['high'])}</b> points on {c['images']} held-out images "
-            f"(<b>confirmed</b> within the {budget:g}-point budget)" if c else
-            "<b>not confirmed</b> on held-out images")
-    return f"""<section id="decision" class="card"><h1>Deploy <code>{_E(chosen.candidate)}</code> on {_E(str(target))}</h1>
+            f"(<b>confirmed</b> within the {budget:g}-point budget at α={design.get('alpha', '?')})" if c else
+            f"<b>not confirmed</b> on held-out images: {_E(decision.note or '')}")
+    title = (f"Deploy <code>{_E(chosen.candidate)}</code> on {_E(str(target))}" if decision.status == "deploy" else
+             f"Best candidate, not confirmed: <code>{_E(chosen.candidate)}</code> on {_E(str(target))}")
+    css = "card" if decision.status == "deploy" else "card stay"
+    return f"""<section id="decision" class="{css}"><h1>{title}</h1>
 <table class="facts"><tr><th>speed-up</th><td><b>{chosen.speedup_vs_fp32:.2f}×</b> FP32 ({chosen.latency_p50_ms:.2f} ms p50,
 {chosen.latency_p90_ms or 0:.2f} ms p90, batch {chosen.batch or 1}; interleaved with FP32 on this machine)</td></tr>
 <tr><th>ΔmAP50-95</th><td>{held}; search subset: {_pts(chosen)}</td></tr>
@@ -87,10 +89,19 @@ def _card(rows: list[Row], decision: Decision, budget: float, command: str | Non
 <p>Run it (from <code>recommended/</code>):</p><pre id="deploy-cmd">{_E(command or '')}</pre>{rejected_html}</section>"""
 
 
+def _zline(c: dict[str, Any]) -> str:
+    """The last look's test statistic against its boundary, e.g. ``2.71 ≥ 2.19``."""
+    look = (c.get("looks") or [{}])[-1]
+    if "z" not in look:
+        return ""
+    return f"{look['z']:.2f} {'≥' if look['z'] >= look['critical'] else '<'} {look['critical']:.2f}"
+
+
 def _confirmation_html(rows: list[Row], confirmation: dict[str, Any] | None) -> str:
     """Search-subset and confirmation Δ side by side, so the optimism of selection is visible."""
     if confirmation is None:
-        return "<p>Off (<code>--confirm-images 0</code>): the decision rests on the search subset.</p>"
+        return ("<p>No held-out confirmation in this run (<code>--confirm-images 0</code>, or too few labelled "
+                "images): the decision rests on the search subset and is <b>not confirmed</b>.</p>")
     if not confirmation["results"]:
         return (f"<p>No finalist: no candidate on {_E(str(confirmation['target']))} beat FP32 with a "
                 "search-subset ΔmAP within the budget.</p>")
@@ -101,11 +112,17 @@ def _confirmation_html(rows: list[Row], confirmation: dict[str, Any] | None) -> 
         settle = f" (about {c['needed']} images would settle it)" if c.get("needed") else ""
         body.append(f"<tr><td>{_E(c['candidate'])}</td><td>{_pts(r) if r else ''}</td>"
                     f"<td>{points(c['delta'], c['low'], c['high'])}</td>"
-                    f"<td>{c['images']}</td><td>{_E(c['verdict'])}{settle}</td></tr>")
-    return (f"<p>Finalists on {_E(str(confirmation['target']))}, fastest first; ΔmAP50-95 in points with "
-            f"paired 95% intervals; confirmation pool {confirmation['pool']} images after the search subset, "
-            f"scored {confirmation['step']} at a time until decided.</p><table id=\"confirmation\"><tr>"
-            "<th>finalist</th><th>search subset Δ</th><th>confirmation Δ</th><th>images</th><th>verdict</th></tr>"
+                    f"<td>{c['images']}</td><td>{_zline(c)}</td><td>{_E(c['verdict'])}{settle}</td></tr>")
+    design = confirmation.get("design") or {}
+    split = confirmation.get("split") or {}
+    return (f"<p>Finalists on {_E(str(confirmation['target']))}, fastest first, until one passes; ΔmAP50-95 in "
+            f"points with paired 95% intervals; confirmation pool {confirmation['pool']} images "
+            f"({_E(split.get('note') or 'after the search subset')}).</p>"
+            f"<p id=\"design\">Design, fixed before the first look: {_E(design.get('rule', ''))}. A pass means "
+            f"the chance that a model whose true loss exceeds the budget passes was at most α.</p>"
+            "<table id=\"confirmation\"><tr>"
+            "<th>finalist</th><th>search subset Δ</th><th>confirmation Δ</th><th>images</th><th>z ≥ boundary</th>"
+            "<th>verdict</th></tr>"
             + "".join(body) + "</table>")
 
 

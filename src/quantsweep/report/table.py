@@ -16,8 +16,14 @@ from typing import Any
 
 from quantsweep.model.info import ir_files
 
-__all__ = ["COLLAPSE_FRACTION", "COLLAPSE_MIN_AP", "COLLAPSE_MIN_INSTANCES", "COLLAPSE_POINTS", "COLUMNS",
+__all__ = ["Decision", "points", "COLLAPSE_FRACTION", "COLLAPSE_MIN_AP", "COLLAPSE_MIN_INSTANCES", "COLLAPSE_POINTS", "COLUMNS",
            "HIGHER_IS_BETTER", "Row", "collapse_verdict", "collapsed_classes", "pareto_flags", "summary_rows", "to_csv", "to_markdown"]
+
+def points(delta: float, low: float | None = None, high: float | None = None, unit: str = "") -> str:
+    """A ΔmAP fraction in signed points, with its interval when given: ``-0.60 points [-1.00, -0.22]``."""
+    text = f"{100 * delta:+.2f}{unit}"
+    return text if low is None or high is None else f"{text} [{100 * low:+.2f}, {100 * high:+.2f}]"
+
 
 COLLAPSE_FRACTION = 0.5  # a class keeping less than this share of its FP32 AP has collapsed
 COLLAPSE_MIN_AP = 0.05  # classes FP32 itself scores below this are too noisy to judge
@@ -94,6 +100,37 @@ class Row:
     def from_dict(cls, d: dict[str, Any]) -> Row:
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in names})
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What to deploy on which backend, and why (``candidate`` None: nothing was measured).
+
+    ``status``: ``deploy`` (confirmed on held-out images), ``unconfirmed`` (the best candidate, but
+    no held-out verdict passed it: ``note`` says why), ``fp32`` (stay on FP32) or ``none``.
+    Made by :mod:`quantsweep.decide.decision`; the report only presents it.
+    """
+
+    candidate: str | None
+    backend: str | None
+    reason: str
+    closest: str | None = None  # when staying on FP32: the candidate that came nearest
+    confirmed: dict[str, Any] | None = None  # the chosen finalist's confirmation (decide.confirm.Confirmation)
+    status: str = "none"
+    note: str | None = None  # unconfirmed: why there is no held-out verdict
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Decision:
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+    def mark(self, rows: list[Row]) -> list[Row]:
+        """``rows`` with ``recommended`` set on the chosen candidate's row on the target backend."""
+        return [dataclasses.replace(r, recommended=r.candidate == self.candidate and r.backend == self.backend
+                                    and r.error is None and r.latency_p50_ms is not None) for r in rows]
 
 
 # the table's columns (a Row's fields but the batch and the ablation flag), each direction declared once

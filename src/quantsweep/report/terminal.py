@@ -14,8 +14,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from quantsweep.evaluate.confirm import points
 from quantsweep.model.info import model_file
+from quantsweep.report.table import points
 
 __all__ = ["terminal_summary"]
 
@@ -67,9 +67,15 @@ def terminal_summary(summary: dict[str, Any], run_dir: Path, width: int = 100) -
         c = rec.get("confirmed") or {}
         held = (f"Δ {points(c['delta'], c['low'], c['high'])} points on {c['images']} held-out images"
                 if c else f"Δ {_delta(chosen)} points on the search subset")
-        lines.append(f"DEPLOY {chosen['candidate']} on {target}: {_speed(chosen)} FP32 · {held}")
-        lines.append(f"  {'confirmed' if c else 'NOT confirmed'} within the {budget:.2f}-point budget · "
-                     f"{chosen['latency_p50_ms']:.2f} ms p50 · {chosen.get('label')} · search-subset Δ {_delta(chosen)}")
+        confirmed = rec.get("status", "deploy" if c else "unconfirmed") == "deploy"
+        head = "DEPLOY" if confirmed else "BEST CANDIDATE, NOT CONFIRMED:"
+        lines.append(f"{head} {chosen['candidate']} on {target}: {_speed(chosen)} FP32 · {held}")
+        design = conf.get("design") or {}
+        if confirmed:
+            lines.append(f"  confirmed within the {budget:.2f}-point budget at α={design.get('alpha', '?')} · "
+                         f"{chosen['latency_p50_ms']:.2f} ms p50 · {chosen.get('label')} · search-subset Δ {_delta(chosen)}")
+        else:
+            lines.append(f"  why not confirmed: {rec.get('note') or 'no held-out verdict'}")
         model = model_file(run_dir / "recommended", chosen["candidate"])
         lines.append(f"  file: {model}")
         lines.append(f"  how to run it: {run_dir / 'recommended' / 'README.md'}")
@@ -102,6 +108,11 @@ def terminal_summary(summary: dict[str, Any], run_dir: Path, width: int = 100) -
         if not rec.get("confirmed") or c["candidate"] != rec["confirmed"].get("candidate"):
             lines.append(f"Confirmation: {c['candidate']} {c['verdict']} at {c['images']} images, "
                          f"Δ {points(c['delta'], c['low'], c['high'])}")
+    if conf.get("design"):
+        d = conf["design"]
+        lines.append(f"Verdict design: one-sided α={d['alpha']:g} over {d['finalists']} finalist(s) and "
+                     f"{len(d['looks'])} look(s) ({'/'.join(map(str, d['looks']))} images), "
+                     f"{d['spending'].upper()} spending, SE from {d['resamples']} resamples")
     if summary.get("w8a16"):
         lines.append(f"W8A16 check: {summary['w8a16']['verdict']}")
     unsupported = sorted({r["candidate"] + "@" + str(r.get("backend")) for r in rows if r.get("label") == "unsupported"})

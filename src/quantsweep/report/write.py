@@ -8,60 +8,31 @@ from typing import Any
 
 from quantsweep.files import atomic_replace, atomic_write_json, atomic_write_text
 from quantsweep.model.info import ir_files, model_file
-from quantsweep.report.decision import Decision, decide, decide_confirmed, w8a16_verdict
 from quantsweep.report.html import write_report
 from quantsweep.report.plots import k_curve_plot, kept_float_strip, pareto_plot
-from quantsweep.report.table import COLUMNS, HIGHER_IS_BETTER, Row, summary_rows, to_csv, to_markdown
+from quantsweep.report.table import COLUMNS, HIGHER_IS_BETTER, Decision, Row, to_csv, to_markdown
 
 __all__ = ["hand_back", "read_outputs", "run_command", "write_outputs"]
 
 
-def _confidence_intervals(built: dict[str, Any], ds: Any, ids: list[int], resamples: int,
-                          seed: int) -> dict[str, tuple[float, float]]:
-    from quantsweep.evaluate.bootstrap import bootstrap_map, delta_interval
+def write_outputs(run_dir: Path, cfg: Any, rows: list[Row], decision: Decision, verdict: dict[str, Any] | None,
+                  search_images: int, confirmation: dict[str, Any] | None = None,
+                  scored_by: str | None = None) -> tuple[list[Row], Decision]:
+    """Write ``results/summary.*``, the plots, ``report.html`` and ``recommended/``; return (rows, decision).
 
-    dets = {}
-    for name, e in built.items():
-        m = e.get("metrics")
-        if e.get("error") is None and m:
-            path = Path(m.get("detections_file", ""))
-            if m.get("detections_file") and path.is_file():
-                dets[name] = json.loads(path.read_text())
-    if "fp32" not in dets or resamples < 2:
-        return {}
-    boot = bootstrap_map(ds.coco, dets, ids, resamples, seed)["map50_95"]
-    return {n: delta_interval(v, boot["fp32"]) for n, v in boot.items()}
-
-
-def write_outputs(run_dir: Path, cfg: Any, plan: list[Any], built: dict[str, Any],
-                  benches: dict[str, dict[str, Any]], ds: Any, ids: list[int],
-                  confirmation: dict[str, Any] | None = None,
-                  target: str | None = None) -> tuple[list[Row], Decision]:
-    """Write ``results/summary.*``, the plots, ``report.html`` and ``recommended/``; return (rows, recommendation).
-
-    With a ``confirmation`` (see :mod:`quantsweep.evaluate.confirm`), the recommendation is the
-    fastest finalist confirmed on held-out images; without one, it is decided on the search subset.
+    Presents what :func:`quantsweep.decide.decision.conclude` decided; computes nothing new.
     """
     res = run_dir / "results"
     search_path = run_dir / "search.json"
     search = json.loads(search_path.read_text()) if search_path.exists() else None
-    scored_by = (built.get("fp32", {}).get("metrics") or {}).get("run", {}).get("provider")
-    ci = _confidence_intervals(built, ds, ids, min(cfg.bootstrap, 1000), cfg.seed)
-    rows = summary_rows(built, benches, ci)
-    if confirmation is not None:
-        decision = decide_confirmed(rows, confirmation["results"], cfg.budget, confirmation["target"])
-    else:
-        decision = decide(rows, cfg.budget, target or cfg.target_backend)
-    rows = decision.mark(rows)
-    verdict = w8a16_verdict(rows)
     atomic_write_text(res / "summary.csv", to_csv(rows))
     atomic_write_text(res / "summary.md", to_markdown(rows))
     atomic_write_json(res / "summary.json", {
         "what": "one row per candidate x backend; mAP on the evaluation subset, latency per batch",
         "columns": list(COLUMNS), "higher_is_better": HIGHER_IS_BETTER, "rows": [r.to_dict() for r in rows],
         "recommendation": decision.to_dict(), "w8a16": verdict, "confirmation": confirmation, "search": search,
-        "bootstrap": {"resamples": min(cfg.bootstrap, 1000), "seed": cfg.seed, "paired": True},
-        "budget_points": cfg.budget, "search_images": len(ids), "scored_by": scored_by})
+        "bootstrap": {"resamples": cfg.bootstrap, "seed": cfg.seed, "paired": True},
+        "budget_points": cfg.budget, "search_images": search_images, "scored_by": scored_by})
     pareto_plot(rows, res / "pareto.png", cfg.budget, decision.backend)
     k_curve_plot(rows, res / "k_curve.png", decision.backend)
     scheme_path = run_dir / "candidates" / f"{decision.candidate}.scheme.json"
@@ -112,9 +83,11 @@ def hand_back(run_dir: Path, decision: Decision, rows: list[Row]) -> None:
     for part in ir_files(model):
         atomic_replace(part, out / part.name, copy=True)
     atomic_replace(src / f"{name}.scheme.json", out / f"{name}.scheme.json", copy=True)
+    status = ("" if decision.status == "deploy" else
+              f"**Best candidate, NOT confirmed on held-out images**: {decision.note or 'see the report'}\n\n")
     atomic_write_text(out / "README.md", f"""# {name} on {decision.backend}
 
-{decision.reason}
+{status}{decision.reason}
 
 Label on {decision.backend}: {row.label}; {row.latency_p50_ms} ms p50 per batch, {row.speedup_vs_fp32}× FP32 on the
 machine that ran the sweep. The exact scheme (tool, settings, calibration, kept-float nodes) is in

@@ -54,7 +54,9 @@ class SweepConfig:
     confirm_images: int = 400  # held-out confirmation pool for the finalists (0: decide on the search subset)
     confirm_step: int = 100  # confirmation images added per round until the verdict is decided
     finalists: int = 3  # fastest candidates within the budget on the search subset, re-scored
-    bootstrap: int = 100  # paired resamples over images for the ΔmAP CI (~30 ms each per candidate)
+    bootstrap: int = 2000  # paired resamples over images for ΔmAP's interval and standard error (exact, vectorised)
+    alpha: float = 0.05  # chance of confirming a pick whose true loss exceeds the budget (all looks, all finalists)
+    alpha_spending: str = "obf"  # how alpha is spent over the confirmation looks: obf (O'Brien-Fleming) | pocock
     seed: int = 0
     jobs: int = 1
     executor: str = "local"  # local (this machine: --jobs processes) | ray (a Ray cluster)
@@ -104,6 +106,14 @@ class SweepConfig:
             if not isinstance(value, int) or value < 1:
                 raise QuantsweepError(f"{name} must be a positive integer (got {value!r})", "use a positive integer",
                                       name)
+        if not 0.0 < self.alpha < 0.5:
+            raise QuantsweepError(f"alpha must be in (0, 0.5) (got {self.alpha})", "use e.g. --alpha 0.05", "alpha")
+        if self.alpha_spending not in ("obf", "pocock"):
+            raise QuantsweepError(f"unknown alpha_spending {self.alpha_spending!r}", "use obf or pocock",
+                                  "alpha_spending")
+        if not isinstance(self.bootstrap, int) or self.bootstrap < 200:
+            raise QuantsweepError(f"bootstrap must be at least 200 resamples (got {self.bootstrap!r})",
+                                  "use the default 2000 (a 100-image pair takes well under a second)", "bootstrap")
         if self.budget < 0:
             raise QuantsweepError(f"budget must be >= 0 mAP points (got {self.budget})", "use e.g. budget 1.0", "budget")
 

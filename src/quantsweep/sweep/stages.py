@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from quantsweep.decide.decision import Decision
+from quantsweep.decide.split import SubsetPlan, plan_subsets
 from quantsweep.errors import QuantsweepError, first_line
-from quantsweep.evaluate.confirm import split_pool
 from quantsweep.files import atomic_write_json
-from quantsweep.report.decision import Decision
 from quantsweep.report.table import Row
 from quantsweep.schemes import K_SCHEMES
 from quantsweep.sweep.config import SweepConfig
@@ -85,16 +85,16 @@ def execute(r: StepStore, cfg: SweepConfig, inp: Inputs, executor: Executor) -> 
                                trust_checkpoint=cfg.trust_checkpoint))
     info = inspect_onnx(fp32)
     hw = info.hw or (inp.imgsz, inp.imgsz)
-    ids = select_ids(inp.eval_ds, cfg.max_images, cfg.image_ids)
-    chunks = split_pool(list(inp.eval_ds.images), ids, cfg.confirm_images, cfg.confirm_step)
-    confirm_ids = [i for c in chunks for i in c]
+    subsets = plan_subsets(list(inp.eval_ds.images), _classes(inp.eval_ds), cfg.max_images, cfg.confirm_images,
+                           cfg.confirm_step, select_ids(inp.eval_ds, cfg.max_images, cfg.image_ids)
+                           if cfg.image_ids else None)
+    ids, confirm_ids = list(subsets.search), subsets.confirm
     calib = inp.calib_set(cfg.calib_count, hw, ids + confirm_ids)
     for ids_name, values in (("search_ids.txt", ids), ("confirm_ids.txt", confirm_ids), ("calib_ids.txt", calib.ids)):
         if not (r.dir / ids_name).exists():
             write_ids_file(r.dir / ids_name, values)
-    if cfg.confirm_images and not chunks:
-        r.on_event({"event": "note", "message": f"no evaluation images left after the {len(ids)} of the search "
-                    "subset: the decision rests on the search subset alone"})
+    if subsets.note:
+        r.on_event({"event": "note", "message": subsets.note})
     ctx = BuildContext(fp32, inp.pt, calib, r.dir / "work", cfg.trust_checkpoint)
     target = _target(r, cfg, fp32, executor)
     settings = _eval_settings(cfg, target)
@@ -106,8 +106,8 @@ def execute(r: StepStore, cfg: SweepConfig, inp: Inputs, executor: Executor) -> 
     benches = _benchmarks(r, cfg, built, executor)
     if not cfg.grid:
         _search(r, cfg, plan, ctx, inp, ids, built, benches, executor, len(confirm_ids), target, settings)
-    confirmation = _confirm(r, cfg, built, benches, inp, chunks, target, settings)
-    rows, recommendation = _report(r, cfg, plan, built, benches, inp, ids, confirmation, target)
+    confirmation = _confirm(r, cfg, built, benches, inp, subsets, target, settings)
+    rows, recommendation = _report(r, cfg, built, benches, inp, ids, confirmation, target, subsets.note)
     return RunResult(r.dir, rows, recommendation, r.seconds())
 
 
@@ -316,28 +316,44 @@ def _search(r: StepStore, cfg: SweepConfig, plan: list[Any], ctx: Any, inp: Inpu
                 f"{record['seconds']:.0f} s; best within the budget on the search subset: {record['best'] or 'none'}"})
 
 
+def _classes(ds: Any) -> dict[int, set[int]]:
+    """Image id -> the categories of its non-crowd boxes (for a class-covering split)."""
+    out: dict[int, set[int]] = {}
+    for a in ds.coco.get("annotations", []):
+        if not a.get("iscrowd", 0):
+            out.setdefault(int(a["image_id"]), set()).add(int(a["category_id"]))
+    return out
+
+
 def _confirm(r: StepStore, cfg: SweepConfig, built: dict[str, Any], benches: dict[str, dict[str, Any]],
-             inp: Inputs, chunks: list[list[int]], target: str | None, settings: Any) -> dict[str, Any] | None:
-    """The finalists re-scored on the confirmation pool, chunk by chunk until decided.
+             inp: Inputs, subsets: SubsetPlan, target: str | None, settings: Any) -> dict[str, Any] | None:
+    """The finalists re-scored on the confirmation pool under a design fixed before the first look.
 
     Finalists: the fastest candidates on the target backend that beat FP32 there with a point
-    ΔmAP within the budget on the search subset (:func:`quantsweep.report.decision.finalists`).
-    Each chunk of each model (FP32 included) is a step; ``confirmation.json`` records the
-    verdicts (see :mod:`quantsweep.evaluate.confirm`).
+    ΔmAP within the budget on the search subset (:func:`quantsweep.decide.decision.finalists`).
+    The design (:mod:`quantsweep.decide.sequential`: looks, α spent over them, Bonferroni over the
+    finalists) is written to ``confirmation.json`` with every look's evidence. Each chunk of each
+    model (FP32 included) is a step, so an interrupted confirmation resumes.
     """
+    chunks = [list(c) for c in subsets.chunks]
     if not chunks:
         return None
-    from quantsweep.evaluate.bootstrap import bootstrap_map, delta_interval
-    from quantsweep.evaluate.confirm import Confirmation, confirm_adaptively
+    import numpy as np
+
+    from quantsweep.decide.confirm import confirm_finalists, paired_evidence
+    from quantsweep.decide.decision import finalists, pick_target
+    from quantsweep.decide.sequential import make_design
+    from quantsweep.evaluate.bootstrap import bootstrap_map
     from quantsweep.evaluate.metrics import coco_map
     from quantsweep.evaluate.run import evaluate
     from quantsweep.files import file_hash
-    from quantsweep.report.decision import finalists, pick_target
     from quantsweep.report.table import summary_rows
 
     rows = summary_rows(built, benches)
     target = pick_target(rows, target)
     chosen = finalists(rows, cfg.budget, target, cfg.finalists)
+    looks = list(itertools.accumulate(map(len, chunks)))
+    design = make_design(cfg.alpha, looks, max(len(chosen), 1), cfg.alpha_spending, cfg.bootstrap)
     out_dir = r.dir / "results" / "confirm"
 
     scored: dict[tuple[str, int], list[dict[str, Any]]] = {}  # (model, chunk) -> its detections
@@ -354,41 +370,38 @@ def _confirm(r: StepStore, cfg: SweepConfig, built: dict[str, Any], benches: dic
             scored[name, i] = json.loads(Path(json.loads(metrics.read_text())["detections_file"]).read_text())
         return [d for i in range(upto) for d in scored[name, i]]
 
-    # FP32 on a prefix of the pool, shared by every finalist: its mAP and its bootstrap resamples
-    # (the resampled image multisets depend only on the ids and the seed, so pairing holds)
-    reference: dict[int, tuple[float, list[float]]] = {}
+    # each model's mAP and bootstrap on each prefix, computed once (the resampled multisets depend
+    # only on the number of images and the seed, so FP32's are paired with every finalist's)
+    cache: dict[tuple[str, int], tuple[float, np.ndarray]] = {}
 
-    def map_and_resamples(name: str, ids: list[int], upto: int) -> tuple[float, list[float]]:
-        dets = detections(name, upto)
-        boot = bootstrap_map(inp.eval_ds.coco, {name: dets}, ids, cfg.bootstrap, cfg.seed)["map50_95"][name]
-        return coco_map(inp.eval_ds.coco, dets, ids)["map50_95"] or 0.0, boot
+    def map_and_resamples(name: str, ids: list[int]) -> tuple[float, np.ndarray]:
+        if (name, len(ids)) not in cache:
+            dets = detections(name, looks.index(len(ids)) + 1)
+            boot = bootstrap_map(inp.eval_ds.coco, {name: dets}, ids, cfg.bootstrap, cfg.seed)["map50_95"][name]
+            cache[name, len(ids)] = (coco_map(inp.eval_ds.coco, dets, ids)["map50_95"] or 0.0, np.asarray(boot))
+        return cache[name, len(ids)]
 
-    def score(name: str, ids: list[int]) -> tuple[float, float, float]:
-        upto = next(i + 1 for i, n in enumerate(itertools.accumulate(map(len, chunks))) if n >= len(ids))
-        if len(ids) not in reference:
-            reference[len(ids)] = map_and_resamples("fp32", ids, upto)
-        (base_map, base_boot), (cand_map, cand_boot) = reference[len(ids)], map_and_resamples(name, ids, upto)
-        low, high = delta_interval(cand_boot, base_boot)
-        return round(cand_map - base_map, 5), low, high
+    def score(name: str, ids: list[int]) -> tuple[float, float, float, float]:
+        (base_map, base_boot), (cand_map, cand_boot) = map_and_resamples("fp32", ids), map_and_resamples(name, ids)
+        return paired_evidence(cand_map, base_map, cand_boot, base_boot)
 
-    results = []
-    for row in chosen:
-        try:
-            results.append(confirm_adaptively(row.candidate, chunks, functools.partial(score, row.candidate),
-                                              cfg.budget).to_dict())
-        except Exception as exc:  # noqa: BLE001 - a finalist that cannot be scored is a verdict, not a crash
-            results.append(Confirmation(row.candidate, 0, 0.0, 0.0, 0.0, "error", error=first_line(exc)).to_dict())
-    record = {"what": "finalists re-scored on held-out confirmation images (paired bootstrap vs FP32)",
-              "target": target, "budget_points": cfg.budget, "pool": sum(len(c) for c in chunks),
-              "step": cfg.confirm_step, "finalists": [row.candidate for row in chosen], "results": results}
+    results = confirm_finalists([row.candidate for row in chosen], chunks, score, cfg.budget, design)
+    record = {"what": "finalists re-scored on held-out confirmation images (paired bootstrap vs FP32), fastest "
+                      "first until one passes, under a design fixed before the first look",
+              "target": target, "budget_points": cfg.budget, "pool": len(subsets.confirm),
+              "step": cfg.confirm_step, "design": design.to_dict(),
+              "split": {"mode": subsets.mode, "note": subsets.note, "search_images": len(subsets.search)},
+              "finalists": [row.candidate for row in chosen], "results": [c.to_dict() for c in results]}
     atomic_write_json(r.dir / "confirmation.json", record)
     return record
 
 
-def _report(r: StepStore, cfg: SweepConfig, plan: list[Any], built: dict[str, Any],
-            benches: dict[str, dict[str, Any]], inp: Inputs, ids: list[int],
-            confirmation: dict[str, Any] | None, target: str | None) -> tuple[list[Row], Decision]:
-    """The table, plots and report: a manifest step over every result file it reads."""
+def _report(r: StepStore, cfg: SweepConfig, built: dict[str, Any], benches: dict[str, dict[str, Any]],
+            inp: Inputs, ids: list[int], confirmation: dict[str, Any] | None, target: str | None,
+            note: str | None) -> tuple[list[Row], Decision]:
+    """Decide (:func:`quantsweep.decide.decision.conclude`), then write the table, plots and report:
+    one manifest step over every result file it reads."""
+    from quantsweep.decide.decision import conclude
     from quantsweep.files import file_hash
     from quantsweep.report.write import read_outputs, write_outputs
 
@@ -397,12 +410,18 @@ def _report(r: StepStore, cfg: SweepConfig, plan: list[Any], built: dict[str, An
                 if p.exists()]
     inputs = {"files": {str(p.relative_to(r.dir)): file_hash(p) for p in sources},
               "errors": {n: e.get("error") for n, e in built.items()},
-              "decision": [cfg.budget, target, cfg.bootstrap, cfg.seed]}
+              "decision": [cfg.budget, target, cfg.bootstrap, cfg.seed, cfg.alpha, cfg.alpha_spending]}
     res = r.dir / "results"
     outputs = [res / "summary.csv", res / "summary.md", res / "summary.json", res / "pareto.png", res / "pareto.svg",
                res / "k_curve.png", res / "k_curve.svg", r.dir / "report.html"]
-    made = r.step("report", inputs, outputs,
-                  lambda: write_outputs(r.dir, cfg, plan, built, benches, inp.eval_ds, ids, confirmation, target))
+
+    def write() -> tuple[list[Row], Decision]:
+        rows, decision, verdict = conclude(built, benches, inp.eval_ds, ids, cfg.budget, cfg.bootstrap, cfg.seed,
+                                           confirmation, target or cfg.target_backend, note)
+        scored_by = (built.get("fp32", {}).get("metrics") or {}).get("run", {}).get("provider")
+        return write_outputs(r.dir, cfg, rows, decision, verdict, len(ids), confirmation, scored_by)
+
+    made = r.step("report", inputs, outputs, write)
     return made if made is not None else read_outputs(r.dir)  # None: finished earlier with the same inputs
 
 

@@ -1,41 +1,23 @@
-"""The recommendation and the W8A16 pipeline verdict: pure functions over the table's rows."""
+"""The recommendation and the W8A16 pipeline verdict: pure functions over the table's rows.
+
+:func:`conclude` turns a sweep's scored candidates into the table's rows (with their paired
+intervals), the :class:`~quantsweep.report.table.Decision` and the W8A16 verdict; the report then
+presents them.
+"""
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass
+import json
+from pathlib import Path
 from typing import Any
 
-from quantsweep.evaluate.confirm import Confirmation, points
-from quantsweep.report.table import Row
+from quantsweep.decide.confirm import Confirmation
+from quantsweep.report.table import Decision, Row, points, summary_rows
 
-__all__ = ["W8A16_SUSPECT_POINTS", "Decision", "decide", "decide_confirmed", "finalists", "pick_target",
-           "w8a16_verdict"]
+__all__ = ["W8A16_SUSPECT_POINTS", "Decision", "conclude", "decide", "decide_confirmed", "finalists",
+           "pick_target", "search_intervals", "w8a16_verdict"]
 
 W8A16_SUSPECT_POINTS = 1.0
-
-
-@dataclass(frozen=True)
-class Decision:
-    """What to deploy on which backend, and why (``candidate`` None: nothing was measured)."""
-
-    candidate: str | None
-    backend: str | None
-    reason: str
-    closest: str | None = None  # when staying on FP32: the candidate that came nearest
-    confirmed: dict[str, Any] | None = None  # the chosen finalist's confirmation (evaluate.confirm.Confirmation)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Decision:
-        return cls(d.get("candidate"), d.get("backend"), d.get("reason", ""), d.get("closest"), d.get("confirmed"))
-
-    def mark(self, rows: list[Row]) -> list[Row]:
-        """``rows`` with ``recommended`` set on the chosen candidate's row on the target backend."""
-        return [dataclasses.replace(r, recommended=r.candidate == self.candidate and r.backend == self.backend
-                                    and r.error is None and r.latency_p50_ms is not None) for r in rows]
 
 
 def _low(r: Row) -> float | None:
@@ -86,11 +68,11 @@ def decide_confirmed(rows: list[Row], confirmations: list[dict[str, Any]], budge
                      target: str | None) -> Decision:
     """The fastest finalist whose confirmation interval's lower bound keeps the budget; else FP32.
 
-    ``confirmations`` are the finalists' :class:`~quantsweep.evaluate.confirm.Confirmation`
+    ``confirmations`` are the finalists' :class:`~quantsweep.decide.confirm.Confirmation`
     dicts, fastest finalist first.
     """
-    if not confirmations:  # no finalist to confirm: the search subset decides
-        return decide(rows, budget_points, target)
+    if not confirmations:  # no finalist to confirm: the search subset decides (FP32 or unconfirmed)
+        return decide(rows, budget_points, target, note="no candidate qualified as a finalist")
     by_name = {r.candidate: r for r in rows if r.backend == target}
     for c in confirmations:
         row = by_name.get(c["candidate"])
@@ -101,15 +83,25 @@ def decide_confirmed(rows: list[Row], confirmations: list[dict[str, Any]], budge
                             f"{row.speedup_vs_fp32 or float('nan'):.2f}× FP32, {row.label}) among the finalists "
                             f"confirmed on held-out images: ΔmAP50-95 {points(c['delta'], c['low'], c['high'], ' points')}"
                             f" on {c['images']} confirmation images, within the {budget_points:.2f}-point budget "
-                            f"(search subset: {search})", confirmed=c)
+                            f"(search subset: {search})", confirmed=c, status="deploy")
     texts = "; ".join(Confirmation.from_dict(c).text(budget_points) for c in confirmations)
+    undecided = next((c for c in confirmations if c["verdict"] == "undecided" and c["candidate"] in by_name), None)
+    if undecided is not None:  # the held-out images could not settle it: the best candidate, not confirmed
+        row = by_name[undecided["candidate"]]
+        return Decision(row.candidate, target,
+                        f"fastest finalist on {target} ({row.speedup_vs_fp32 or float('nan'):.2f}× FP32) that no "
+                        f"held-out verdict rejected, but none passed it either: {texts}",
+                        status="unconfirmed",
+                        note=Confirmation.from_dict(undecided).text(budget_points))
     return Decision("fp32" if "fp32" in by_name else None, target,
                     f"no finalist on {target} kept the {budget_points:.2f}-point budget on held-out images: {texts}",
-                    confirmations[0]["candidate"])
+                    confirmations[0]["candidate"], status="fp32" if "fp32" in by_name else "none")
 
 
-def decide(rows: list[Row], budget_points: float, target_backend: str | None = None) -> Decision:
-    """The fastest candidate on the target backend whose ΔmAP CI lower bound is within the budget.
+def decide(rows: list[Row], budget_points: float, target_backend: str | None = None,
+           note: str | None = None) -> Decision:
+    """The fastest candidate on the target backend whose ΔmAP CI lower bound is within the budget —
+    on the search subset only, so a pick is ``unconfirmed`` (``note``: why no held-out verdict).
 
     The target backend defaults to the one where the FP32 reference is fastest. Mark the chosen
     row with :meth:`Decision.mark`.
@@ -135,7 +127,8 @@ def decide(rows: list[Row], budget_points: float, target_backend: str | None = N
         return Decision(best.candidate, target_backend,
                         f"fastest on {target_backend} ({p50(best):.2f} ms p50, {best.speedup_vs_fp32 or float('nan'):.2f}× "
                         f"FP32, {best.label}) among candidates whose ΔmAP50-95 95% CI lower bound "
-                        f"({100 * low:+.2f} points) is within the {budget_points:.2f}-point budget")
+                        f"({100 * low:+.2f} points) is within the {budget_points:.2f}-point budget on the search "
+                        "subset", status="unconfirmed", note=note or "no held-out confirmation in this run")
     reason = (f"no candidate on {target_backend} is both faster than FP32 and within the "
               f"{budget_points:.2f}-point budget")
     speedier = [(r, low) for r, low in judged if low < -budget and _faster(r, fp32)]
@@ -149,7 +142,8 @@ def decide(rows: list[Row], budget_points: float, target_backend: str | None = N
         reason += (f"; within the budget but not faster than FP32: {accurate[0].candidate} "
                    f"({p50(accurate[0]):.2f} ms p50 vs {p50(fp32):.2f})")
     closest = near or accurate
-    return Decision("fp32" if fp32 else None, target_backend, reason, closest[0].candidate if closest else None)
+    return Decision("fp32" if fp32 else None, target_backend, reason, closest[0].candidate if closest else None,
+                    status="fp32" if fp32 else "none")
 
 
 def w8a16_verdict(rows: list[Row]) -> dict[str, Any] | None:
@@ -165,3 +159,39 @@ def w8a16_verdict(rows: list[Row]) -> dict[str, Any] | None:
                         f"PIPELINE SUSPECT: {row.candidate} loses {loss:.2f} mAP50-95 points (> "
                         f"{W8A16_SUSPECT_POINTS}); int8 weights alone should be nearly lossless — check "
                         "preprocessing, export and quantizer placement before trusting other rows")}
+
+
+def search_intervals(built: dict[str, Any], ds: Any, ids: list[int], resamples: int,
+                     seed: int) -> dict[str, tuple[float, float]]:
+    """Each scored candidate's paired 95 % interval of ΔmAP50-95 against FP32 on the search subset."""
+    from quantsweep.evaluate.bootstrap import bootstrap_map, delta_interval
+
+    dets = {}
+    for name, e in built.items():
+        m = e.get("metrics")
+        if e.get("error") is None and m:
+            path = Path(m.get("detections_file", ""))
+            if m.get("detections_file") and path.is_file():
+                dets[name] = json.loads(path.read_text())
+    if "fp32" not in dets or resamples < 2:
+        return {}
+    boot = bootstrap_map(ds.coco, dets, ids, resamples, seed)["map50_95"]
+    return {n: delta_interval(v, boot["fp32"]) for n, v in boot.items()}
+
+
+def conclude(built: dict[str, Any], benches: dict[str, dict[str, Any]], ds: Any, ids: list[int], budget: float,
+             resamples: int, seed: int, confirmation: dict[str, Any] | None, target: str | None,
+             note: str | None = None) -> tuple[list[Row], Decision, dict[str, Any] | None]:
+    """The table's rows (marked), the recommendation and the W8A16 verdict of a sweep.
+
+    With a ``confirmation`` record the recommendation is the fastest finalist confirmed on
+    held-out images; without one it is decided on the search subset and is ``unconfirmed``
+    (``note``: why there was no confirmation).
+    """
+    rows = summary_rows(built, benches, search_intervals(built, ds, ids, resamples, seed))
+    if confirmation is not None:
+        decision = decide_confirmed(rows, confirmation["results"], budget, confirmation["target"])
+    else:
+        decision = decide(rows, budget, target, note=note)
+    rows = decision.mark(rows)
+    return rows, decision, w8a16_verdict(rows)

@@ -1,0 +1,154 @@
+"""Confirmation: re-score the finalists on images the selection never saw, under a fixed design.
+
+Picking the best of many candidates on the images that scored them over-states the winner, so the
+finalists are re-scored on the confirmation pool (:mod:`quantsweep.decide.split`), in rounds
+(*looks*), against FP32 on the same images. The design (:mod:`quantsweep.decide.sequential`) is
+fixed before the first look and keeps the chance of passing a model whose true loss exceeds the
+budget at most α, over all looks and all finalists. After each look a finalist is
+
+- ``pass``: ``z = (Δ̂ + budget)/SE`` clears the look's boundary;
+- ``fail``: even the optimistic bound lies below the budget (an early stop; it passes nothing);
+- ``undecided``: another round of images is scored — and when the pool runs out, the verdict says
+  how many images would settle it (the standard error shrinks as 1/√N).
+
+Finalists are confirmed fastest first; the first that passes is the pick, and the slower ones are
+not scored (they could not be chosen).
+
+Example:
+    >>> d = make_design(0.05, (2, 4), 1)
+    >>> c = confirm_adaptively("int8-ov", [[1, 2], [3, 4]], lambda ids: (-0.004, -0.008, 0.0, 0.001), 1.0, d)
+    >>> c.verdict, c.images
+    ('pass', 2)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from quantsweep.decide.sequential import Design, judge_look
+from quantsweep.report.table import points
+
+__all__ = ["Confirmation", "Score", "confirm_adaptively", "confirm_finalists", "images_to_settle", "paired_evidence"]
+
+# ids -> (Δ̂, 95 % interval low, high, bootstrap standard error), paired against FP32 on those ids
+Score = Callable[[list[int]], tuple[float, float, float, float]]
+
+
+@dataclass(frozen=True)
+class Confirmation:
+    """A finalist's ΔmAP50-95 on the confirmation images (fractions: -0.01 = one point)."""
+
+    candidate: str
+    images: int
+    delta: float
+    low: float
+    high: float
+    verdict: str  # "pass" | "fail" | "undecided" | "error"
+    needed: int | None = None  # undecided: about how many images would settle it
+    error: str | None = None  # why it could not be scored
+    se: float | None = None  # paired bootstrap standard error at the last look
+    bound: float | None = None  # the design's lower confidence bound at the last look
+    looks: list[dict[str, Any]] = field(default_factory=list)  # every look: images, Δ, SE, z, boundary, verdict
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Confirmation:
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+    def text(self, budget_points: float) -> str:
+        """One line: what was measured on how many images, and the verdict."""
+        if self.verdict == "error":
+            return f"{self.candidate}: could not be scored on the confirmation images ({self.error})"
+        base = f"{self.candidate}: Δ {points(self.delta, self.low, self.high, ' points')} on {self.images} confirmation images"
+        if self.verdict == "pass":
+            return f"{base} — within the {budget_points:.2f}-point budget"
+        if self.verdict == "fail":
+            return f"{base} — misses the {budget_points:.2f}-point budget"
+        settle = f"about {self.needed} would settle it" if self.needed else "no affordable number would settle it"
+        return f"{base} — undecided at {self.images} images; {settle}"
+
+
+def paired_evidence(cand_map: float, base_map: float, cand_boot: Any, base_boot: Any) -> tuple[float, float, float, float]:
+    """A look's evidence from two models' mAP and their paired bootstrap resamples on the same images:
+    ``(Δ̂, 95 % percentile interval low, high, standard error of Δ)``."""
+    import numpy as np
+
+    from quantsweep.evaluate.bootstrap import delta_interval
+
+    diffs = np.asarray(cand_boot, float) - np.asarray(base_boot, float)
+    low, high = delta_interval(cand_boot, base_boot)
+    return round(cand_map - base_map, 5), low, high, float(np.std(diffs, ddof=1))
+
+
+def images_to_settle(images: int, delta: float, se: float, budget_points: float, critical: float,
+                     cap: int = 1_000_000) -> int | None:
+    """About how many images would put Δ̂ a boundary's worth of standard errors from the budget line
+    (SE shrinks as 1/√N); None when the estimate sits on the line or beyond ``cap``."""
+    distance = abs(delta + budget_points / 100.0)
+    if distance <= 1e-9 or se <= 0:
+        return None
+    needed = math.ceil(images * (critical * se / distance) ** 2)
+    return needed if needed <= cap else None
+
+
+def confirm_adaptively(candidate: str, chunks: Sequence[Sequence[int]], score: Score, budget_points: float,
+                       design: Design) -> Confirmation:
+    """Score ``candidate`` on growing prefixes of ``chunks`` (one look each) until decided.
+
+    Args:
+        chunks: the confirmation pool in chunks; their cumulative sizes must be ``design.looks``.
+        score: ``ids -> (Δ̂, low, high, se)``, paired against FP32 on exactly those ids.
+    """
+    if not chunks:
+        raise ValueError("confirmation needs at least one chunk of images")
+    sizes = tuple(int(n) for n in _cumulative(chunks))
+    if sizes != design.looks:
+        raise ValueError(f"the chunks' cumulative sizes {sizes} are not the design's looks {design.looks}")
+    ids: list[int] = []
+    looks: list[dict[str, Any]] = []
+    for li, chunk in enumerate(chunks):
+        ids += list(chunk)
+        delta, low, high, se = score(ids)
+        look = judge_look(design, li, delta, se, budget_points)
+        looks.append({"images": len(ids), "delta": delta, "se": round(se, 6), "z": round(look.z, 4),
+                      "critical": round(look.critical, 4), "verdict": look.verdict})
+        if look.verdict != "undecided":
+            return Confirmation(candidate, len(ids), delta, low, high, look.verdict, se=se,
+                                bound=round(look.bound, 6), looks=looks)
+    return Confirmation(candidate, len(ids), delta, low, high, "undecided",
+                        images_to_settle(len(ids), delta, se, budget_points, design.critical[-1]), se=se,
+                        bound=round(look.bound, 6), looks=looks)
+
+
+def _cumulative(chunks: Sequence[Sequence[int]]) -> list[int]:
+    out, n = [], 0
+    for c in chunks:
+        n += len(c)
+        out.append(n)
+    return out
+
+
+def confirm_finalists(finalists: Sequence[str], chunks: Sequence[Sequence[int]],
+                      score: Callable[[str, list[int]], tuple[float, float, float, float]], budget_points: float,
+                      design: Design) -> list[Confirmation]:
+    """Confirm ``finalists`` (fastest first) until one passes; an unscorable one is an ``error`` verdict."""
+    out: list[Confirmation] = []
+    for name in finalists:
+        try:
+            c = confirm_adaptively(name, chunks, functools.partial(score, name), budget_points, design)
+        except Exception as exc:  # noqa: BLE001 - a finalist that cannot be scored is a verdict, not a crash
+            from quantsweep.errors import first_line
+
+            c = Confirmation(name, 0, 0.0, 0.0, 0.0, "error", error=first_line(exc))
+        out.append(c)
+        if c.verdict == "pass":
+            break
+    return out

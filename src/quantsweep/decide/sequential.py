@@ -1,0 +1,149 @@
+"""The confirmation's statistical design, fixed before the first look: looks, α, its spending, the rule.
+
+A finalist *passes* when the data reject H0: Δ < −budget (one-sided) — "its true loss exceeds the
+budget" — at the design's level. Two things would inflate the chance of passing a model whose true
+loss exceeds the budget, and the design accounts for both:
+
+- **Repeated looks.** Images are added in rounds and the test is run after each. The one-sided α
+  is *spent* across the planned looks by a Lan–DeMets spending function (O'Brien–Fleming by
+  default: almost nothing early, nearly all of α at the last look; Pocock: evenly), and each
+  look's critical value comes from the joint distribution of the sequential z statistics
+  (Brownian motion at the looks' information fractions, simulated once with a fixed seed).
+- **Several finalists.** Each is tested at α / (number of finalists) (Bonferroni), so the chance
+  that *any* finalist with a true loss beyond the budget passes stays ≤ α.
+
+At a look with ``n`` images the statistic is ``z = (Δ̂ + budget) / SE`` with ``SE`` the paired
+bootstrap's standard error; ``pass`` when ``z ≥ c_look``. ``fail`` (non-binding futility: it only
+stops early, it never passes anything) when the upper bound ``Δ̂ + z_(1−α') · SE`` lies below the
+budget line.
+
+Example:
+    >>> d = make_design(alpha=0.05, looks=(100, 200, 300, 400), finalists=3)
+    >>> [round(c, 2) for c in d.critical]  # doctest: +SKIP
+    [4.33, 3.06, 2.5, 2.17]
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from statistics import NormalDist
+from typing import Any
+
+__all__ = ["SPENDING", "Design", "LookResult", "judge_look", "make_design", "spent"]
+
+SPENDING = ("obf", "pocock")
+_DRAWS = 200_000  # Brownian paths simulated to place the boundaries (fixed seed: the same design every time)
+_NORMAL = NormalDist()
+
+
+def spent(spending: str, fraction: float, alpha: float) -> float:
+    """The α spent by information ``fraction`` (0..1] under a Lan–DeMets spending function."""
+    if fraction <= 0:
+        return 0.0
+    fraction = min(fraction, 1.0)
+    if spending == "obf":  # O'Brien–Fleming-like: 2 − 2Φ(z_(1−α/2) / √t), one-sided
+        return 2.0 - 2.0 * _NORMAL.cdf(_NORMAL.inv_cdf(1 - alpha / 2) / math.sqrt(fraction))
+    if spending == "pocock":  # Pocock-like: α ln(1 + (e − 1) t)
+        return alpha * math.log(1 + (math.e - 1) * fraction)
+    raise ValueError(f"unknown alpha spending {spending!r}; expected one of {SPENDING}")
+
+
+def _boundaries(alpha: float, looks: Sequence[int], spending: str, seed: int = 20261201) -> tuple[float, ...]:
+    """Critical z per look such that the chance of ever crossing under H0 (at the boundary) is α."""
+    import numpy as np
+
+    if len(looks) == 1:
+        return (_NORMAL.inv_cdf(1 - alpha),)
+    fractions = np.asarray(looks, float) / looks[-1]
+    rng = np.random.default_rng(seed)
+    steps = rng.standard_normal((_DRAWS, len(looks))) * np.sqrt(np.diff(np.r_[0.0, fractions]))
+    z = np.cumsum(steps, axis=1) / np.sqrt(fractions)
+    alive = np.ones(_DRAWS, bool)
+    out, before = [], 0.0
+    for li, t in enumerate(fractions):
+        target = spent(spending, float(t), alpha)
+        cross = int(round((target - before) * _DRAWS))  # paths this look may stop (pass)
+        values = np.sort(z[alive, li])[::-1]
+        c = float(values[cross]) if 0 <= cross < len(values) else float("inf")
+        c = max(c, _NORMAL.inv_cdf(1 - alpha))  # never laxer than a single look at the full α
+        out.append(c)
+        alive &= z[:, li] < c
+        before = float((~alive).sum()) / _DRAWS  # spent so far (as simulated)
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class Design:
+    """A confirmation design: ``looks`` are the cumulative image counts at which the test is run."""
+
+    alpha: float
+    looks: tuple[int, ...]
+    finalists: int
+    spending: str
+    resamples: int
+    critical: tuple[float, ...]  # z boundary per look, at alpha / finalists
+
+    @property
+    def alpha_each(self) -> float:
+        """The one-sided level each finalist is tested at (Bonferroni over the finalists)."""
+        return self.alpha / max(self.finalists, 1)
+
+    def nominal(self, look: int) -> float:
+        """The one-sided nominal level of look ``look`` (0-based): 1 − Φ(c)."""
+        return 1.0 - _NORMAL.cdf(self.critical[look])
+
+    def rule(self) -> str:
+        """The rule in one line (the report's and the terminal's)."""
+        looks = "/".join(str(n) for n in self.looks)
+        return (f"one-sided test of Δ ≥ −budget at α={self.alpha:g} (÷{self.finalists} finalists, Bonferroni), "
+                f"{len(self.looks)} look(s) at {looks} images, {self.spending.upper()} α-spending, "
+                f"z = (Δ + budget)/SE ≥ {', '.join(f'{c:.2f}' for c in self.critical)}, "
+                f"SE from {self.resamples} paired bootstrap resamples")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d.update(alpha_each=self.alpha_each, nominal=[round(self.nominal(i), 6) for i in range(len(self.looks))],
+                 rule=self.rule())
+        return d
+
+
+def make_design(alpha: float, looks: Sequence[int], finalists: int, spending: str = "obf",
+                resamples: int = 2000) -> Design:
+    """The design for ``looks`` (cumulative images, increasing) and ``finalists`` hypotheses."""
+    if not 0 < alpha < 0.5:
+        raise ValueError(f"alpha must be in (0, 0.5) (got {alpha})")
+    if spending not in SPENDING:
+        raise ValueError(f"unknown alpha spending {spending!r}; expected one of {SPENDING}")
+    looks = tuple(int(n) for n in looks)
+    if not looks or any(b <= a for a, b in zip(looks, looks[1:])) or looks[0] < 1:
+        raise ValueError(f"looks must be increasing positive image counts (got {looks})")
+    m = max(int(finalists), 1)
+    return Design(alpha, looks, m, spending, resamples, _boundaries(alpha / m, looks, spending))
+
+
+@dataclass(frozen=True)
+class LookResult:
+    """One look's evidence and verdict (fractions of mAP: −0.01 = one point)."""
+
+    verdict: str  # "pass" | "fail" | "undecided"
+    z: float
+    critical: float
+    bound: float  # the design's lower confidence bound: Δ̂ − c · SE
+
+
+def judge_look(design: Design, look: int, delta: float, se: float, budget_points: float) -> LookResult:
+    """The verdict at look ``look`` (0-based) of a finalist with paired Δ̂ and bootstrap ``se``."""
+    budget = budget_points / 100.0
+    c = design.critical[look]
+    if se <= 0:  # identical predictions on every resample: the estimate is the truth on these images
+        z = math.inf if delta >= -budget else -math.inf
+    else:
+        z = (delta + budget) / se
+    bound = delta - c * se
+    if z >= c:
+        return LookResult("pass", z, c, bound)
+    futility = delta + _NORMAL.inv_cdf(1 - design.alpha_each) * max(se, 0.0)
+    return LookResult("fail" if futility < -budget else "undecided", z, c, bound)
