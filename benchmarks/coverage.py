@@ -44,6 +44,7 @@ CANDIDATES = {
     "w4a16-graph": ("w4a16-graph", 64),
     "w4a8-graph": ("w4a8-graph", 64),
     "int8-calib1": ("int8", 1),
+    "w4a16-graph-rtn": ("w4a16-graph-rtn", 64),
 }
 
 

@@ -179,22 +179,40 @@ def _table(run_dir):
     return sorted(tuple(r[k] for k in keep) for r in rows)
 
 
-def _start_until(small_run, tmp_path, step, *extra, **popen):
-    """Start the small sweep in a subprocess; return it once ``step`` has started, and its folder."""
+def _copy_until(run_dir, tmp_path, step):
+    """A copy of a finished run whose manifest forgets ``step`` and every step finished after it,
+    so that resuming the copy runs ``step`` live (and what follows) while the rest is skipped."""
+    import shutil
+
+    copy = tmp_path / "runs" / Path(run_dir).name
+    shutil.copytree(run_dir, copy, ignore=shutil.ignore_patterns(".lock"))
+    manifest = json.loads((copy / "manifest.json").read_text())
+    names = list(manifest["steps"])  # recorded in the order the steps finished
+    assert step in names, (step, names)
+    for name in names[names.index(step):]:
+        del manifest["steps"][name]
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    for rewritten in ("report.html", "search.json", "confirmation.json"):  # written again by every resume
+        (copy / rewritten).unlink(missing_ok=True)
+    return copy
+
+
+def _start_until(finished, tmp_path, step, *extra, **popen):
+    """Resume a copy of ``finished`` (see :func:`_copy_until`) in a subprocess; return it once
+    ``step`` has started, and the copy's folder."""
+    run_dir = _copy_until(finished.run_dir, tmp_path, step)
     events = tmp_path / "events.jsonl"
-    cmd = [sys.executable, "-m", "quantsweep", "run", "--config", str(small_run.run_dir / "config.yaml"),
-           "--out", str(tmp_path / "runs"), "--quiet", "--log-json", str(events), *extra]
+    cmd = [sys.executable, "-m", "quantsweep", "run", "--resume", str(run_dir), "--quiet", "--log-json", str(events),
+           *extra]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
     deadline = time.time() + 300
-    run_dir = None
     while time.time() < deadline and proc.poll() is None:
         lines = [json.loads(x) for x in events.read_text().splitlines() if x.endswith("}")] if events.exists() else []
-        run_dir = next((e["path"] for e in lines if e["event"] == "run_dir"), run_dir)
         if any(e["event"] == "start" and e.get("step") == step for e in lines):
             break
         time.sleep(0.02)
-    assert proc.poll() is None and run_dir, proc.communicate()[1][-2000:]
-    return proc, Path(run_dir)
+    assert proc.poll() is None, proc.communicate()[1][-2000:]
+    return proc, run_dir
 
 
 def _resume_gives_the_same_table(run_dir, small_run):

@@ -75,3 +75,14 @@ def test_a_candidate_losing_more_than_ten_points_is_a_collapse_with_its_scheme_i
     assert rows["w4a16-graph-mse"].collapsed.startswith("lost 26.4 points (int4")
     assert rows["fp32"].collapsed is None
     assert decide(list(rows.values()), 1.0).candidate in (None, "fp32")
+
+
+def test_a_collapse_names_the_runtime_or_the_quantization():
+    from quantsweep.report.table import blame
+
+    assert blame(None, {"provider": "ONNX Runtime CPU", "delta": -0.008}) is None
+    assert blame("lost 50.7 points", None) == "lost 50.7 points"
+    runtime = blame("lost 50.7 points", {"provider": "ONNX Runtime CPU", "delta": -0.0082})
+    assert "the runtime miscomputes this file" in runtime and "-0.82 points" in runtime
+    quantization = blame("lost 26.4 points", {"provider": "ONNX Runtime CPU", "delta": -0.25})
+    assert "the quantization loses it" in quantization and "-25.00 points" in quantization

@@ -6,6 +6,7 @@ Example:
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 from pathlib import Path
@@ -52,6 +53,11 @@ def export_onnx(model: Path, out: Path, imgsz: int = 640, opset: int = 17, head:
     if model.suffix.lower() not in (".pt", ".pth"):
         raise QuantsweepError(f"{model}: unsupported model type {model.suffix!r}",
                               "pass an Ultralytics .pt checkpoint or an .onnx file")
+    cached = _cache_path(model, imgsz, opset, head, dynamic_batch)
+    if cached is not None and cached.is_file():  # the same checkpoint exported the same way before
+        atomic_replace(cached, out, copy=True)
+        inspect_onnx(out)
+        return out
     from quantsweep.model.checkpoint import load_yolo
 
     with tempfile.TemporaryDirectory(prefix="qs-export-") as tmpdir:
@@ -63,7 +69,33 @@ def export_onnx(model: Path, out: Path, imgsz: int = 640, opset: int = 17, head:
         _normalize(exported, imgsz if dynamic_batch else None)
         atomic_replace(exported, out)
     inspect_onnx(out)
+    if cached is not None:
+        try:
+            atomic_replace(out, cached, copy=True)
+        except OSError:  # a read-only or full cache only costs the next export its time
+            pass
     return out
+
+
+def _cache_path(model: Path, imgsz: int, opset: int, head: str, dynamic_batch: bool) -> Path | None:
+    """Where the export of ``model`` with these settings is cached: keyed by the checkpoint's bytes,
+    the settings and the exporter's versions (the export is byte-reproducible: see :func:`_normalize`)."""
+    import hashlib
+    from importlib.metadata import PackageNotFoundError, version
+
+    from quantsweep.files import sha256_file
+    from quantsweep.offline import cache_dir
+
+    try:
+        versions = [version(p) for p in ("torch", "ultralytics", "onnx", "onnxslim")]
+    except PackageNotFoundError:
+        return None
+    key = hashlib.sha256(json.dumps([sha256_file(model), imgsz, opset, head, dynamic_batch, versions,
+                                     _EXPORT_FORMAT]).encode()).hexdigest()[:24]
+    return cache_dir() / "exports" / f"{key}.onnx"
+
+
+_EXPORT_FORMAT = 1  # bump when _normalize or the export call changes what an export contains
 
 
 def _normalize(path: Path, pin_imgsz: int | None) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 from quantsweep.model.info import ir_files
 
 __all__ = ["Decision", "points", "COLLAPSE_FRACTION", "COLLAPSE_MIN_AP", "COLLAPSE_MIN_INSTANCES", "COLLAPSE_POINTS", "COLUMNS",
-           "HIGHER_IS_BETTER", "Row", "collapse_verdict", "collapsed_classes", "pareto_flags", "summary_rows", "to_csv", "to_markdown"]
+           "HIGHER_IS_BETTER", "Row", "blame", "collapse_verdict", "collapsed_classes", "pareto_flags", "summary_rows", "to_csv", "to_markdown"]
 
 def points(delta: float, low: float | None = None, high: float | None = None, unit: str = "") -> str:
     """A ΔmAP fraction in signed points, with its interval when given: ``-0.60 points [-1.00, -0.22]``."""
@@ -45,6 +45,18 @@ def collapsed_classes(candidate: dict[str, float] | None, fp32: dict[str, float]
             if b >= COLLAPSE_MIN_AP and candidate.get(c, 0.0) < COLLAPSE_FRACTION * b
             and (instances is None or instances.get(c, 0) >= COLLAPSE_MIN_INSTANCES)]
     return "; ".join(lost) or None
+
+
+def blame(collapsed: str | None, reference: dict[str, Any] | None) -> str | None:
+    """``collapsed`` with who is to blame, when the same file was also scored on a reference runtime:
+    the runtime (the reference keeps the accuracy) or the quantization (the reference loses it too)."""
+    if collapsed is None or not reference:
+        return collapsed
+    d = 100 * reference["delta"]
+    if d > -COLLAPSE_POINTS:
+        return (f"{collapsed} — the runtime miscomputes this file: {reference['provider']} scores it at "
+                f"{d:+.2f} points")
+    return f"{collapsed} — the quantization loses it: {reference['provider']} agrees ({d:+.2f} points)"
 
 
 def collapse_verdict(delta: float | None, record: dict[str, Any] | None) -> str | None:
@@ -166,8 +178,9 @@ def summary_rows(built: dict[str, Any], benches: dict[str, dict[str, Any]],
             "delta_map50_95": delta,
             "delta_ci95_low": low, "delta_ci95_high": high,
             "ablation": scheme is not None and not scheme.head_policy,
-            "collapsed": None if scheme is None else (collapse_verdict(delta, record) or collapsed_classes(
+            "collapsed": None if scheme is None else blame((collapse_verdict(delta, record) or collapsed_classes(
                 metrics.get("ap_per_class"), base_classes, metrics.get("instances_per_class"))),
+                entry.get("reference")),
         }
         per_backend: list[dict[str, Any]] = []
         for backend, res in benches.items():

@@ -103,6 +103,7 @@ def execute(r: StepStore, cfg: SweepConfig, inp: Inputs, executor: Executor) -> 
         request_gpus(1 if settings.provider in ("cuda", "tensorrt") else 0)
     rankings = _sensitivities(r, cfg, plan, ctx)
     built = _build_and_evaluate(r, cfg, plan, ctx, inp, ids, rankings, executor, settings)
+    _blame(r, built, inp, ids, executor, settings)
     benches = _benchmarks(r, cfg, built, executor)
     if not cfg.grid:
         _search(r, cfg, plan, ctx, inp, ids, built, benches, executor, len(confirm_ids), target, settings)
@@ -406,6 +407,7 @@ def _report(r: StepStore, cfg: SweepConfig, built: dict[str, Any], benches: dict
     from quantsweep.report.write import read_outputs, write_outputs
 
     sources = sorted((r.dir / "results").glob("*.metrics.json")) + sorted((r.dir / "results").glob("*.bench.json"))
+    sources += sorted((r.dir / "results" / "reference").glob("*.metrics.json"))
     sources += [p for p in (r.dir / "sensitivity.json", r.dir / "search.json", r.dir / "confirmation.json")
                 if p.exists()]
     inputs = {"files": {str(p.relative_to(r.dir)): file_hash(p) for p in sources},
@@ -544,6 +546,47 @@ def _build_and_evaluate(r: StepStore, cfg: SweepConfig, plan: list[Any], ctx: An
         if built[name]["error"] is None and metrics.exists():
             built[name]["metrics"] = json.loads(metrics.read_text())
     return built
+
+
+def _blame(r: StepStore, built: dict[str, Any], inp: Inputs, ids: list[int], executor: Executor,
+           settings: Any) -> None:
+    """A candidate that collapses on a runtime other than ONNX Runtime CPU is scored once more there,
+    with FP32, so the row can say whether the runtime miscomputes the file or the quantization lost it
+    (``built[name]["reference"]``: the reference Δ and its provider)."""
+    from dataclasses import replace
+
+    from quantsweep.evaluate.run import evaluate
+    from quantsweep.model.info import is_ir
+    from quantsweep.report.table import COLLAPSE_POINTS, collapsed_classes
+
+    if settings.provider == "cpu":
+        return
+    base = (built.get("fp32") or {}).get("metrics") or {}
+    suspects = []
+    for name, e in built.items():
+        m = e.get("metrics") or {}
+        if name == "fp32" or e.get("error") or not m or not base or is_ir(Path(e["onnx"])):
+            continue
+        lost = base["map50_95"] - m["map50_95"] > COLLAPSE_POINTS / 100
+        if lost or collapsed_classes(m.get("ap_per_class"), base.get("ap_per_class"), m.get("instances_per_class")):
+            suspects.append(name)
+    if not suspects:
+        return
+    ref = replace(settings, provider="cpu")
+    res_dir = r.dir / "results" / "reference"
+    chains = [[Task(f"eval-ref:{n}", functools.partial(_eval_inputs, built[n]["onnx"], ids, str(ref)),
+                    [res_dir / f"{n}.metrics.json"], evaluate,
+                    (built[n]["onnx"], inp.eval_ds, ids, ref, res_dir / f"{n}.metrics.json"))]
+              for n in ["fp32", *suspects]]
+    failed: list[str] = []
+    executor.run_chains(r, chains, lambda ci, task, exc: failed.append(task.step))
+    if "eval-ref:fp32" in failed:
+        return
+    ref_base = json.loads((res_dir / "fp32.metrics.json").read_text())["map50_95"]
+    for n in suspects:
+        if f"eval-ref:{n}" not in failed:
+            m = json.loads((res_dir / f"{n}.metrics.json").read_text())
+            built[n]["reference"] = {"provider": "ONNX Runtime CPU", "delta": round(m["map50_95"] - ref_base, 5)}
 
 
 def _bench(executor: Executor, cfg: SweepConfig, backend: str, models: list[tuple[str, Path]],
