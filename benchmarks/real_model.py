@@ -12,8 +12,9 @@ confirmation images and timed interleaved on OpenVINO.
         --images ../shared/real/coco_tiny/val2017 \\
         --annotations ../shared/real/coco_tiny/annotations/instances_val2017.json \\
         --calib-dir ../shared/real/coco_tiny/train2017 \\
-        --calib-annotations ../shared/real/coco_tiny/annotations/instances_train2017.json \\
-        --search-images 40 --confirm-images 40
+        --calib-annotations ../shared/real/coco_tiny/annotations/instances_train2017.json
+
+With 80 evaluation photos quantsweep's defaults split them in halves (40 search, 40 confirm).
 """
 
 from __future__ import annotations
@@ -32,21 +33,22 @@ def main() -> None:
     ap.add_argument("--annotations", type=Path, required=True)
     ap.add_argument("--calib-dir", type=Path, required=True)
     ap.add_argument("--calib-annotations", type=Path)
-    ap.add_argument("--search-images", type=int, default=100)
-    ap.add_argument("--confirm-images", type=int, default=400)
-    ap.add_argument("--confirm-step", type=int, default=20)
-    ap.add_argument("--schemes", default="int8,int8-trt,int8-ov",
-                    help="placements to try (default: the three INT8 placements; the weight-only ones need a .pt)")
+    ap.add_argument("--search-images", type=int, help="default: quantsweep's (100; fewer images are split in halves)")
+    ap.add_argument("--confirm-images", type=int, help="default: quantsweep's (400)")
+    ap.add_argument("--confirm-step", type=int, help="default: quantsweep's (100)")
+    ap.add_argument("--schemes", help="default: quantsweep's default schemes")
     ap.add_argument("--budget", type=float, default=1.0)
     ap.add_argument("--out", type=Path, default=Path("runs/bench-real"))
     ap.add_argument("--peer-seconds", type=float, default=8.0)
     ap.add_argument("--no-peers", action="store_true")
     args = ap.parse_args()
     cmd = [sys.executable, "-m", "quantsweep", "run", "--model", str(args.model), "--images", str(args.images),
-           "--annotations", str(args.annotations), "--calib-dir", str(args.calib_dir),
-           "--max-images", str(args.search_images), "--confirm-images", str(args.confirm_images),
-           "--confirm-step", str(args.confirm_step), "--schemes", args.schemes, "--budget", str(args.budget),
+           "--annotations", str(args.annotations), "--calib-dir", str(args.calib_dir), "--budget", str(args.budget),
            "--out", str(args.out), "--quiet"]
+    for flag, value in (("--max-images", args.search_images), ("--confirm-images", args.confirm_images),
+                        ("--confirm-step", args.confirm_step), ("--schemes", args.schemes)):
+        if value is not None:
+            cmd += [flag, str(value)]
     if args.calib_annotations:
         cmd += ["--calib-annotations", str(args.calib_annotations)]
     t = time.perf_counter()

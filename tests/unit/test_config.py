@@ -57,3 +57,50 @@ def test_library_errors_name_settings_and_the_cli_names_flags(tmp_path, capsys):
     assert "--" not in str(err.value) and err.value.as_flag({"batches": "--batch"}).startswith("--batch must be")
     code = main(["run", "--budget", "-1", "--dry-run", "--out", str(tmp_path)])
     assert code == 2 and "--budget must be >= 0" in capsys.readouterr().err
+
+
+# settings a YAML config may hold that deliberately have no `run` flag
+CONFIG_ONLY = {"bench_warmup", "conf", "iou", "max_det", "ablation"}
+
+
+def _run_parser():
+    from quantsweep.cli.main import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    return sub.choices["run"]
+
+
+def test_every_run_flag_is_a_config_field_and_every_field_a_flag():
+    import dataclasses
+
+    from quantsweep.sweep.config import SweepConfig
+
+    fields = {f.name for f in dataclasses.fields(SweepConfig)}
+    dests = {a.dest for a in _run_parser()._actions if a.option_strings} - {"help", "debug"}
+    not_config = {"config", "resume", "dry_run", "quiet", "log_json"}  # how to run, not what is decided
+    assert dests - not_config <= fields, sorted(dests - not_config - fields)
+    assert fields - CONFIG_ONLY <= dests, sorted(fields - CONFIG_ONLY - dests)
+    for a in _run_parser()._actions:  # flags are the field names with dashes
+        if a.dest in fields:
+            assert f"--{a.dest.replace('_', '-')}" in a.option_strings, a.option_strings
+
+
+def test_the_defaults_in_run_help_are_the_config_defaults():
+    import dataclasses
+    import re
+
+    from quantsweep.sweep.config import SweepConfig
+
+    defaults = {f.name: f.default for f in dataclasses.fields(SweepConfig)}
+    checked = 0
+    for a in _run_parser()._actions:
+        m = re.search(r"\(default:? ([^;),]+)", a.help or "")
+        if a.dest not in defaults or defaults[a.dest] is None or m is None or not re.match(r"^[\d.]+$", m.group(1).split()[0]):
+            continue
+        said, actual = m.group(1).split()[0], defaults[a.dest]
+        if isinstance(actual, tuple):
+            actual = ",".join(map(str, actual))
+        assert float(said.split(",")[0]) == float(str(actual).split(",")[0]), (a.dest, said, actual)
+        checked += 1
+    assert checked >= 12  # most numeric flags state their default

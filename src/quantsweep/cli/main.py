@@ -216,13 +216,6 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-_RUN_FLAGS = ("trust_checkpoint", "model", "images", "annotations", "data", "max_images", "image_ids", "calib_count", "calib_dir",
-              "calib_annotations", "imgsz", "schemes", "ks", "backends", "batches", "budget", "target_backend",
-              "bench_seconds", "sensitivity_images", "sensitivity_probe_top", "out", "jobs", "seed", "bootstrap", "alpha", "alpha_spending",
-              "confirm_images", "confirm_step", "finalists", "grid", "max_evals", "executor",
-              "ray_address", "eval_shards", "bench_on", "shared_dir")
-
-
 def cmd_run(args: argparse.Namespace) -> int:
     import json as _json
 
@@ -230,7 +223,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from quantsweep.sweep.config import SweepConfig
     from quantsweep.sweep.runner import run_sweep
 
-    cli = {k: getattr(args, k) for k in _RUN_FLAGS}
+    # every run flag is a SweepConfig field of the same name (tests/unit/test_config.py checks both ways)
+    cli = {k: getattr(args, k) for k in SweepConfig.field_names() if hasattr(args, k)}
     config_path = args.config
     if args.resume is not None and config_path is None and (args.resume / "config.yaml").is_file():
         config_path = args.resume / "config.yaml"
@@ -311,8 +305,8 @@ def build_parser() -> argparse.ArgumentParser:
     return cli_parser.build_parser(handlers)
 
 
-# library settings whose flag is not simply "--" + the name with dashes
-_FLAGS = {"batches": "--batch"}
+# library settings whose flag is not simply "--" + the name with dashes, per command
+_FLAGS = {"bench": {"batches": "--batch"}}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -321,7 +315,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = parser.parse_args(argv)
     except QuantsweepError as exc:
-        print(f"quantsweep: error: {exc.as_flag(_FLAGS)}", file=sys.stderr)
+        print(f"quantsweep: error: {exc.as_flag()}", file=sys.stderr)
         return exc.exit_code
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
@@ -330,7 +324,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except QuantsweepError as exc:
         if args.debug:
             raise
-        print(f"quantsweep: error: {exc.as_flag(_FLAGS)}", file=sys.stderr)
+        print(f"quantsweep: error: {exc.as_flag(_FLAGS.get(args.command or ''))}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("quantsweep: interrupted", file=sys.stderr)
