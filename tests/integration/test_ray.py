@@ -77,6 +77,10 @@ def test_a_ray_sweep_matches_the_local_one_and_times_on_the_bound_node(cluster, 
         ray.shutdown()
     assert bench["node"]["bound_to"] == {"ort_target": 1.0} and bench["node"]["ray_node_id"] in bound
     assert bench["node"]["ray_node_ip"] == "127.0.0.1"
+    tasks = json.loads((b / "executor.json").read_text())["tasks"]  # every build and evaluation went to Ray
+    assert {"build:int8-qdq", "eval:fp32", "eval:int8-qdq", "build:w8a16"} <= set(tasks), tasks
+    confirmed = json.loads((b / "confirmation.json").read_text())["results"]
+    assert {f"confirm:{c['candidate']}:0" for c in confirmed} | {"confirm:fp32:0"} <= set(tasks) or not confirmed
 
 
 def test_a_backend_bound_to_a_resource_no_node_has_is_a_row_saying_so(cluster, tmp_path):

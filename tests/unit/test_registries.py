@@ -98,3 +98,13 @@ def test_a_toy_backend_registers_and_benchmarks(tmp_path):
     assert rows["same"]["samples"] == 3 and rows["same"]["evidence"] == {"toy": True}
     with pytest.raises(QuantsweepError, match="unknown backend 'toy'"):
         benchmark([("fp32", fp32)], BenchSettings(backends=("toy",)))  # not in the shipped registry
+
+
+@pytest.mark.parametrize("name", ["w4a8", "w4a8-graph", "w8a8"])
+def test_schemes_that_quantize_activations_are_not_labelled_weight_only(name):
+    from quantsweep.report.table import precision_label
+    from quantsweep.schemes import REGISTRY
+
+    label = precision_label(REGISTRY[name].make())
+    assert "weight-only" not in label and label.endswith("a8"), label
+    assert precision_label(REGISTRY["w4a16-graph"].make()) == "w4a16 (weight-only)"

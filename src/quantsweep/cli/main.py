@@ -98,14 +98,19 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_schemes(args: argparse.Namespace) -> int:
+    from quantsweep.report.table import precision_label
     from quantsweep.schemes import REGISTRY
 
-    print("| name | candidate file | K-sets | default | needs | what |")
-    print("|---|---|---|---|---|---|")
+    print("| name | candidate file | quantized | K = | default | needs | what |")
+    print("|---|---|---|---|---|---|---|")
     for name, s in REGISTRY.items():
         missing = s.missing()
         needs = "core" if s.extra is None else f"[{s.extra}]" + (" (not installed)" if missing else "")
-        print(f"| {name} | {s.make().name}{getattr(s.make(), 'suffix', '.onnx')} | {'yes' if s.k_sets else 'no'} | {'yes' if s.default else ''} | "
+        scheme = s.make()
+        keeps = (f"{'convs kept at 8 bits' if getattr(scheme, 'k_keeps', 'float') == '8-bit' else 'layers kept float'}"
+                 if s.k_sets else "—")
+        print(f"| {name} | {scheme.name}{getattr(scheme, 'suffix', '.onnx')} | {precision_label(scheme)} | {keeps} | "
+              f"{'yes' if s.default else ''} | "
               f"{needs} | {s.description} |")
     return 0
 

@@ -17,7 +17,7 @@ from typing import Any
 from quantsweep.model.info import ir_files
 
 __all__ = ["Decision", "points", "COLLAPSE_FRACTION", "COLLAPSE_MIN_AP", "COLLAPSE_MIN_INSTANCES", "COLLAPSE_POINTS", "COLUMNS",
-           "HIGHER_IS_BETTER", "Row", "blame", "collapse_verdict", "collapsed_classes", "pareto_flags", "summary_rows", "to_csv", "to_markdown"]
+           "HIGHER_IS_BETTER", "Row", "blame", "precision_label", "collapse_verdict", "collapsed_classes", "pareto_flags", "summary_rows", "to_csv", "to_markdown"]
 
 def points(delta: float, low: float | None = None, high: float | None = None, unit: str = "") -> str:
     """A ΔmAP fraction in signed points, with its interval when given: ``-0.60 points [-1.00, -0.22]``."""
@@ -45,6 +45,14 @@ def collapsed_classes(candidate: dict[str, float] | None, fp32: dict[str, float]
             if b >= COLLAPSE_MIN_AP and candidate.get(c, 0.0) < COLLAPSE_FRACTION * b
             and (instances is None or instances.get(c, 0) >= COLLAPSE_MIN_INSTANCES)]
     return "; ".join(lost) or None
+
+
+def precision_label(scheme: Any) -> str:
+    """What a scheme quantizes, for the table: ``int8``, ``fp8``, ``w4a16 (weight-only)``, ``w4a8``..."""
+    bits, acts = getattr(scheme, "weight_bits", None), getattr(scheme, "act_bits", None)
+    if bits is None:
+        return str(scheme.precision)
+    return f"w{bits}a{acts}" if acts else f"w{bits}a16 (weight-only)"
 
 
 def blame(collapsed: str | None, reference: dict[str, Any] | None) -> str | None:
@@ -170,7 +178,7 @@ def summary_rows(built: dict[str, Any], benches: dict[str, dict[str, Any]],
         common: dict[str, Any] = {
             "candidate": name,
             "scheme": "fp32" if scheme is None else scheme.family,
-            "precision": "fp32" if scheme is None else scheme.precision,
+            "precision": "fp32" if scheme is None else precision_label(scheme),
             "k": 0 if scheme is None else scheme.k,
             "size_mb": (round(sum(p.stat().st_size for p in ir_files(Path(onnx))) / 1e6, 3)
                         if onnx and Path(onnx).exists() else None),

@@ -332,6 +332,7 @@ class RayExecutor:
             raise QuantsweepError("--executor ray needs Ray, which is not installed",
                                   "pip install 'quantsweep[ray]'", "executor") from None
         self.threads, self.retries = threads, retries
+        self.tasks: list[str] = []  # every step run as a Ray task, in submission order (executor.json)
         self._started = not ray.is_initialized()
         if self._started:
             # a private Ray (no address) and a cluster on this machine stay on the loopback address
@@ -366,7 +367,7 @@ class RayExecutor:
         nodes = [n for n in self._ray.nodes() if n.get("Alive")]
         return {"executor": "ray", "files": "shared folder" if not self.ship else "shipped through the object store",
                 "nodes": len(nodes), "cluster_cpus": self._ray.cluster_resources().get("CPU", 0),
-                **(self.shipper.stats() if self.ship else {})}
+                **(self.shipper.stats() if self.ship else {}), "tasks": self.tasks}
 
     def close(self) -> None:
         if self._started and self._ray.is_initialized():
@@ -391,6 +392,7 @@ class RayExecutor:
 
         def submit(task: Task) -> Any:
             # named after the step: the worker's process title reads ray::<step> while it runs
+            self.tasks.append(task.step)
             step = self._step.options(**options, name=task.step)
             if not self.ship:
                 return step.remote(task.func, task.args, task.log, self.threads)

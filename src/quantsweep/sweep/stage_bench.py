@@ -1,0 +1,113 @@
+"""Speed: the target runtime (where FP32 is fastest), interleaved benchmarks per backend."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from quantsweep.errors import first_line
+from quantsweep.files import atomic_write_json
+from quantsweep.sweep.config import SweepConfig
+from quantsweep.sweep.executors import Executor
+from quantsweep.sweep.store import StepStore
+
+__all__ = ['bench_on_backend', 'benchmarks', 'choose_target', 'eval_settings', 'write_bench']
+
+log = logging.getLogger(__name__)
+
+
+def choose_target(r: StepStore, cfg: SweepConfig, fp32: Path, executor: Executor) -> str | None:
+    """The decision's runtime, chosen before any candidate is scored (so each is scored by it):
+    ``--target-backend``, else the backend where FP32 runs fastest (``target.json``)."""
+    if cfg.target_backend is not None:
+        return cfg.target_backend
+    from quantsweep.bench.base import BenchSettings
+    from quantsweep.bench.measure import benchmark
+    from quantsweep.bench.registry import available_backends
+    from quantsweep.files import file_hash
+
+    path = r.dir / "target.json"
+    backends = list(cfg.backends or available_backends())
+
+    def measure() -> None:
+        rows: list[dict[str, Any]] = []
+        for b in backends:
+            settings = BenchSettings(backends=(b,), batches=(1,), warmup=cfg.bench_warmup,
+                                     seconds=min(cfg.bench_seconds, 2.0))
+            try:
+                res, node = executor.call(benchmark, ([("fp32", fp32)], settings, r.dir / "work" / "bench"),
+                                          cfg.bench_resources(b))
+                rows += [{**row, "node": node} for row in res["rows"]]
+            except Exception as exc:  # noqa: BLE001 - a backend that cannot time FP32 is not the target
+                rows.append({"backend": b, "error": first_line(exc)})
+        ok = [row for row in rows if not row.get("error") and row.get("latency_p50_ms")]
+        choice = min(ok, key=lambda row: row["latency_p50_ms"])["backend"] if ok else None
+        atomic_write_json(path, {"what": "the decision's runtime: where FP32 runs fastest, timed before the "
+                                 "candidates so that each is scored by that runtime", "target": choice,
+                                 "fp32": rows})
+
+    r.step("target", {"fp32": file_hash(fp32), "backends": backends}, [path], measure)
+    target: str | None = json.loads(path.read_text())["target"]
+    r.on_event({"event": "note", "message": f"target runtime: {target} (FP32 fastest there); "
+                f"candidates are scored by it"})
+    return target
+
+
+def eval_settings(cfg: SweepConfig, target: str | None) -> Any:
+    """Evaluation settings scoring as the target runtime computes (ORT CPU when there is none)."""
+    from quantsweep.bench.registry import eval_provider
+    from quantsweep.evaluate.run import EvalSettings
+
+    return EvalSettings(conf=cfg.conf, iou=cfg.iou, max_det=cfg.max_det, provider=eval_provider(target))
+
+
+def bench_on_backend(executor: Executor, cfg: SweepConfig, backend: str, models: list[tuple[str, Path]],
+           work: Path, seconds: float | None = None) -> dict[str, Any]:
+    """Time ``models`` (FP32 first) interleaved on ``backend``: here, or on a node carrying the
+    resource ``--bench-on`` binds it to (one benchmark at a time there); records the node."""
+    from quantsweep.bench.base import BenchSettings
+    from quantsweep.bench.measure import benchmark
+
+    settings = BenchSettings(backends=(backend,), batches=cfg.batches, warmup=cfg.bench_warmup,
+                             seconds=cfg.bench_seconds if seconds is None else seconds)
+    resources = cfg.bench_resources(backend)
+    res, node = executor.call(benchmark, (models, settings, work), resources)
+    res["node"] = {**node, "bound_to": resources}
+    return dict(res)
+
+
+def write_bench(path: Path, res: dict[str, Any], name: str) -> None:
+    """``name``'s share of a benchmark result: its rows, with the settings, node and environment."""
+    atomic_write_json(path, {**{k: v for k, v in res.items() if k != "rows"},
+                             "rows": [row for row in res["rows"] if row["candidate"] == name]})
+
+
+def benchmarks(r: StepStore, cfg: SweepConfig, built: dict[str, Any],
+                executor: Executor) -> dict[str, dict[str, Any]]:
+    from quantsweep.bench.registry import available_backends
+    from quantsweep.files import file_hash
+
+    res_dir = r.dir / "results"
+    models = [(n, e["onnx"]) for n, e in built.items() if e.get("onnx") and e.get("error") is None]
+    out: dict[str, dict[str, Any]] = {}
+    backends = cfg.backends or tuple(available_backends())
+    for backend in backends:
+        outputs = [res_dir / f"{n}.{backend}.bench.json" for n, _ in models]
+
+        def measure(backend: str = backend, outputs: list[Path] = outputs) -> None:
+            res = bench_on_backend(executor, cfg, backend, models, r.dir / "work" / "bench")
+            for (n, _), path in zip(models, outputs):
+                write_bench(path, res, n)
+
+        try:
+            r.step(f"bench:{backend}", {"models": {n: file_hash(p) for n, p in models},
+                                        "batches": list(cfg.batches), "seconds": cfg.bench_seconds}, outputs, measure)
+        except KeyboardInterrupt:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a failed backend is a row
+            out[backend] = {"error": str(exc)}
+            continue
+        out[backend] = {n: json.loads(p.read_text()) for (n, _), p in zip(models, outputs)}
+    return out

@@ -1,0 +1,137 @@
+"""Confirmation of the finalists on held-out images, then the decision and the report."""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from quantsweep.decide.decision import Decision
+from quantsweep.decide.split import SubsetPlan
+from quantsweep.files import atomic_write_json
+from quantsweep.report.table import Row
+from quantsweep.sweep.config import SweepConfig
+from quantsweep.sweep.executors import Executor, Task
+from quantsweep.sweep.inputs import Inputs
+from quantsweep.sweep.stage_build import eval_inputs
+from quantsweep.sweep.store import StepStore
+
+__all__ = ['confirm', 'image_classes', 'report']
+
+log = logging.getLogger(__name__)
+
+
+def image_classes(ds: Any) -> dict[int, set[int]]:
+    """Image id -> the categories of its non-crowd boxes (for a class-covering split)."""
+    out: dict[int, set[int]] = {}
+    for a in ds.coco.get("annotations", []):
+        if not a.get("iscrowd", 0):
+            out.setdefault(int(a["image_id"]), set()).add(int(a["category_id"]))
+    return out
+
+
+def confirm(r: StepStore, cfg: SweepConfig, built: dict[str, Any], benches: dict[str, dict[str, Any]],
+             inp: Inputs, subsets: SubsetPlan, target: str | None, settings: Any,
+            executor: Executor) -> dict[str, Any] | None:
+    """The finalists re-scored on the confirmation pool under a design fixed before the first look.
+
+    Finalists: the fastest candidates on the target backend that beat FP32 there with a point
+    ΔmAP within the budget on the search subset (:func:`quantsweep.decide.decision.finalists`).
+    The design (:mod:`quantsweep.decide.sequential`: looks, α spent over them, Bonferroni over the
+    finalists) is written to ``confirmation.json`` with every look's evidence. Each chunk of each
+    model (FP32 included) is a step, so an interrupted confirmation resumes.
+    """
+    chunks = [list(c) for c in subsets.chunks]
+    if not chunks:
+        return None
+    import numpy as np
+
+    from quantsweep.decide.confirm import confirm_finalists, paired_evidence
+    from quantsweep.decide.decision import finalists, pick_target
+    from quantsweep.decide.sequential import make_design
+    from quantsweep.evaluate.bootstrap import bootstrap_map
+    from quantsweep.evaluate.metrics import coco_map
+    from quantsweep.evaluate.run import evaluate
+    from quantsweep.report.table import summary_rows
+
+    rows = summary_rows(built, benches)
+    target = pick_target(rows, target)
+    chosen = finalists(rows, cfg.budget, target, cfg.finalists)
+    looks = list(itertools.accumulate(map(len, chunks)))
+    design = make_design(cfg.alpha, looks, max(len(chosen), 1), cfg.alpha_spending, cfg.bootstrap)
+    out_dir = r.dir / "results" / "confirm"
+
+    scored: dict[tuple[str, int], list[dict[str, Any]]] = {}  # (model, chunk) -> its detections
+
+    def detections(name: str, upto: int) -> list[dict[str, Any]]:
+        todo = [i for i in range(upto) if (name, i) not in scored]
+        onnx_path = built[name]["onnx"]
+        metrics = {i: out_dir / f"{name}.c{i}.metrics.json" for i in todo}
+        chains = [[Task(f"confirm:{name}:{i}", functools.partial(eval_inputs, onnx_path, chunks[i], str(settings)),
+                        [metrics[i]], evaluate, (onnx_path, inp.eval_ds, chunks[i], settings, metrics[i], None, 1,
+                                                 None, "cpu"))] for i in todo]
+        failures: list[BaseException] = []
+        executor.run_chains(r, chains, lambda ci, task, exc: failures.append(exc))
+        if failures:
+            raise failures[0]
+        for i in todo:
+            scored[name, i] = json.loads(Path(json.loads(metrics[i].read_text())["detections_file"]).read_text())
+        return [d for i in range(upto) for d in scored[name, i]]
+
+    # each model's mAP and bootstrap on each prefix, computed once (the resampled multisets depend
+    # only on the number of images and the seed, so FP32's are paired with every finalist's)
+    cache: dict[tuple[str, int], tuple[float, np.ndarray]] = {}
+
+    def map_and_resamples(name: str, ids: list[int]) -> tuple[float, np.ndarray]:
+        if (name, len(ids)) not in cache:
+            dets = detections(name, looks.index(len(ids)) + 1)
+            boot = bootstrap_map(inp.eval_ds.coco, {name: dets}, ids, cfg.bootstrap, cfg.seed)["map50_95"][name]
+            cache[name, len(ids)] = (coco_map(inp.eval_ds.coco, dets, ids)["map50_95"] or 0.0, np.asarray(boot))
+        return cache[name, len(ids)]
+
+    def score(name: str, ids: list[int]) -> tuple[float, float, float, float]:
+        (base_map, base_boot), (cand_map, cand_boot) = map_and_resamples("fp32", ids), map_and_resamples(name, ids)
+        return paired_evidence(cand_map, base_map, cand_boot, base_boot)
+
+    results = confirm_finalists([row.candidate for row in chosen], chunks, score, cfg.budget, design)
+    record = {"what": "finalists re-scored on held-out confirmation images (paired bootstrap vs FP32), fastest "
+                      "first until one passes, under a design fixed before the first look",
+              "target": target, "budget_points": cfg.budget, "pool": len(subsets.confirm),
+              "step": cfg.confirm_step, "design": design.to_dict(),
+              "split": {"mode": subsets.mode, "note": subsets.note, "search_images": len(subsets.search)},
+              "finalists": [row.candidate for row in chosen], "results": [c.to_dict() for c in results]}
+    atomic_write_json(r.dir / "confirmation.json", record)
+    return record
+
+
+def report(r: StepStore, cfg: SweepConfig, built: dict[str, Any], benches: dict[str, dict[str, Any]],
+            inp: Inputs, ids: list[int], confirmation: dict[str, Any] | None, target: str | None,
+            note: str | None) -> tuple[list[Row], Decision]:
+    """Decide (:func:`quantsweep.decide.decision.conclude`), then write the table, plots and report:
+    one manifest step over every result file it reads."""
+    from quantsweep.decide.decision import conclude
+    from quantsweep.files import file_hash
+    from quantsweep.report.write import read_outputs, write_outputs
+
+    sources = sorted((r.dir / "results").glob("*.metrics.json")) + sorted((r.dir / "results").glob("*.bench.json"))
+    sources += sorted((r.dir / "results" / "reference").glob("*.metrics.json"))
+    sources += [p for p in (r.dir / "sensitivity.json", r.dir / "search.json", r.dir / "confirmation.json")
+                if p.exists()]
+    inputs = {"files": {str(p.relative_to(r.dir)): file_hash(p) for p in sources},
+              "errors": {n: e.get("error") for n, e in built.items()},
+              "decision": [cfg.budget, target, cfg.bootstrap, cfg.seed, cfg.alpha, cfg.alpha_spending]}
+    res = r.dir / "results"
+    outputs = [res / "summary.csv", res / "summary.md", res / "summary.json", res / "pareto.png", res / "pareto.svg",
+               res / "k_curve.png", res / "k_curve.svg", r.dir / "report.html"]
+
+    def write() -> tuple[list[Row], Decision]:
+        rows, decision, verdict = conclude(built, benches, inp.eval_ds, ids, cfg.budget, cfg.bootstrap, cfg.seed,
+                                           confirmation, target or cfg.target_backend, note)
+        scored_by = (built.get("fp32", {}).get("metrics") or {}).get("run", {}).get("provider")
+        return write_outputs(r.dir, cfg, rows, decision, verdict, len(ids), confirmation, scored_by)
+
+    made = r.step("report", inputs, outputs, write)
+    return made if made is not None else read_outputs(r.dir)  # None: finished earlier with the same inputs

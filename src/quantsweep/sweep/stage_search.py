@@ -1,0 +1,183 @@
+"""The K search on the target runtime: the fewest float layers that keep the budget."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from quantsweep.errors import first_line
+from quantsweep.files import atomic_write_json
+from quantsweep.schemes import K_SCHEMES
+from quantsweep.sweep.config import SweepConfig
+from quantsweep.sweep.executors import Executor
+from quantsweep.sweep.inputs import Inputs
+from quantsweep.sweep.stage_bench import bench_on_backend, write_bench
+from quantsweep.sweep.stage_build import build_and_evaluate, sensitivities
+from quantsweep.sweep.store import StepStore
+
+__all__ = ['search']
+
+log = logging.getLogger(__name__)
+
+
+def search(r: StepStore, cfg: SweepConfig, plan: list[Any], ctx: Any, inp: Inputs, ids: list[int],
+            built: dict[str, Any], benches: dict[str, dict[str, Any]], executor: Executor, pool: int,
+            target: str | None, settings: Any) -> None:
+    """The K search on the target runtime; probes join ``built`` and ``benches``; writes ``search.json``.
+
+    Placements: the K-capable candidates (head policy on) that the target runs ``accelerated``
+    and faster than FP32, fastest first. A placement no faster at K=0 than a candidate already
+    found within the budget is not searched (restoring float nodes only slows it). Otherwise,
+    when its K=0 candidate misses the budget, :func:`quantsweep.sweep.search.search_k` restores
+    the ranking's most damaging nodes to float, each probe built, scored on the search subset and
+    timed on the target interleaved with FP32 (all steps, so a resumed run replays the same trace).
+    A probe qualifies when the lower bound *expected* on the confirmation pool keeps the budget
+    (:func:`~quantsweep.sweep.search.within_budget`, shrink ``sqrt(search / pool)``). Placements
+    are searched nearest-to-the-budget first (then fastest) and share the ``--max-evals`` cap; one
+    whose first two probes close less than a quarter of its gap gives up ("no progress"), so a
+    hopeless fast placement cannot starve one that is nearly within the budget.
+    """
+    import math
+
+    from quantsweep.evaluate.bootstrap import bootstrap_map, delta_interval
+    from quantsweep.files import file_hash
+    from quantsweep.report.table import summary_rows
+    from quantsweep.schemes import make_scheme
+    from quantsweep.sweep.search import Probe, search_k, within_budget
+
+    rows = summary_rows(built, benches)
+    fp32_metrics = built.get("fp32", {}).get("metrics")
+    if target is None or not isinstance(benches.get(target), dict) or "error" in benches[target] or not fp32_metrics:
+        return
+    on_target = {row.candidate: row for row in rows if row.backend == target}
+    shrink = math.sqrt(len(ids) / pool) if pool else 1.0
+    accept = within_budget(cfg.budget, shrink)
+    res_dir = r.dir / "results"
+    boot: dict[str, list[float]] = {}
+
+    def dets(name: str) -> list[dict[str, Any]]:
+        return json.loads(Path(built[name]["metrics"]["detections_file"]).read_text())
+
+    def measured(name: str, k: int) -> Probe:
+        entry = built.get(name) or {}
+        if entry.get("error") or not entry.get("metrics"):
+            return Probe(k, None, error=entry.get("error") or "not evaluated")
+        if "fp32" not in boot:
+            boot["fp32"] = bootstrap_map(inp.eval_ds.coco, {"fp32": dets("fp32")}, ids, cfg.bootstrap,
+                                         cfg.seed)["map50_95"]["fp32"]
+        cand = bootstrap_map(inp.eval_ds.coco, {name: dets(name)}, ids, cfg.bootstrap, cfg.seed)["map50_95"][name]
+        low, high = delta_interval(cand, boot["fp32"])
+        return Probe(k, round(entry["metrics"]["map50_95"] - fp32_metrics["map50_95"], 5), low, high)
+
+    def time_on_target(name: str) -> None:
+        out = res_dir / f"{name}.{target}.bench.json"
+        models = [("fp32", built["fp32"]["onnx"]), (name, built[name]["onnx"])]
+
+        def measure() -> None:  # two models only: a shorter timing gives the ratio with its spread
+            res = bench_on_backend(executor, cfg, target, models, r.dir / "work" / "bench", min(cfg.bench_seconds, 2.0))
+            write_bench(out, res, name)
+
+        try:
+            r.step(f"bench:{target}:{name}", {"models": {n: file_hash(p) for n, p in models},
+                                              "batches": list(cfg.batches), "seconds": min(cfg.bench_seconds, 2.0)},
+                   [out], measure)
+            benches[target][name] = json.loads(out.read_text())
+        except KeyboardInterrupt:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a probe that cannot be timed is a row with its error
+            built[name]["error"] = built[name].get("error") or f"benchmark on {target} failed: {first_line(exc)}"
+
+    def speed(name: str) -> float | None:
+        rows_ = (benches[target].get(name) or {}).get("rows") or [{}]
+        return rows_[0].get("speedup_vs_fp32")
+
+    trace: list[dict[str, Any]] = []
+
+    def trace_row(fam: str, name: str, p: Probe, kept: list[str]) -> None:
+        b = ((benches[target].get(name) or {}).get("rows") or [{}])[0]
+        steps = r.seconds()
+        trace.append({"placement": fam, "candidate": name, "k": p.k, "kept_float": kept, "delta": p.delta,
+                      "low": p.low, "high": p.high,
+                      "expected_low": (None if p.delta is None or p.low is None
+                                       else round(p.delta - shrink * (p.delta - p.low), 5)),
+                      "qualifies": accept(p), "latency_ms": b.get("latency_p50_ms"),
+                      "speedup_vs_fp32": b.get("speedup_vs_fp32"), "label": b.get("label"), "error": p.error,
+                      "seconds": round(sum(steps.get(f"{what}:{name}", 0.0) for what in ("build", "eval"))
+                                       + steps.get(f"bench:{target}:{name}", 0.0), 2)})
+
+    placements = []
+    for s0 in plan:
+        row0 = on_target.get(s0.name)
+        if (s0.k == 0 and s0.registry in K_SCHEMES and s0.head_policy and row0 is not None
+                and row0.error is None and row0.label == "accelerated" and (row0.speedup_vs_fp32 or 0.0) > 1.0):
+            placements.append((s0, row0))
+    # nearest to the budget first (its search is likeliest to pay), then fastest; a placement that
+    # makes no progress gives up after two probes, so a hopeless fast one cannot eat the cap
+    placements.sort(key=lambda sr: (-(sr[1].delta_map50_95 if sr[1].delta_map50_95 is not None else -1.0),
+                                    -(sr[1].speedup_vs_fp32 or 0.0)))
+    record: dict[str, Any] = {
+        "what": "the K search on the target runtime: every probe built, scored on the search subset and timed",
+        "target": target, "budget_points": cfg.budget, "search_images": len(ids), "confirm_pool": pool,
+        "rule": (f"a probe qualifies when ΔmAP - {shrink:.2f} × (ΔmAP - interval low) >= -{cfg.budget:g} points: "
+                 "the lower bound expected on the confirmation pool"), "shrink": round(shrink, 4),
+        "max_evals": cfg.max_evals, "placements": [], "trace": trace}
+    best: tuple[str, float] | None = None  # the fastest candidate found within the budget so far
+    left = cfg.max_evals
+    for s0, row0 in placements:
+        fam, k0_speed = s0.registry, row0.speedup_vs_fp32 or 0.0
+        item: dict[str, Any] = {"placement": fam, "k0": s0.name, "k0_speedup": k0_speed}
+        record["placements"].append(item)
+        if best is not None and k0_speed <= best[1]:
+            item["stopped"] = (f"not searched: no faster at K=0 ({k0_speed:.2f}× FP32) than {best[0]} "
+                               f"({best[1]:.2f}×), already within the budget")
+            continue
+        p0 = measured(s0.name, 0)
+        trace_row(fam, s0.name, p0, [])
+        if accept(p0):
+            item.update(stopped="qualified at K=0", best=s0.name)
+            best = (s0.name, k0_speed) if best is None or k0_speed > best[1] else best
+            continue
+        if left <= 0:
+            item["stopped"] = "not searched: --max-evals reached"
+            continue
+        sens = sensitivities(r, cfg, [s0, make_scheme(fam, onnx_only=inp.pt is None, k=1)], ctx,
+                             executor).get(fam, {})
+        if "ranking" not in sens:
+            item["stopped"] = f"not searched: no sensitivity ranking ({sens.get('error', 'not computed')})"
+            continue
+        ranking = sens["ranking"]
+
+        def evaluate(k: int, s0: Any = s0, fam: str = fam, p0: Probe = p0, ranking: list[Any] = ranking) -> Probe:
+            if k == 0:
+                return p0
+            scheme = make_scheme(fam, onnx_only=inp.pt is None, k=k)
+            built.update(build_and_evaluate(r, cfg, [scheme], ctx, inp, ids, {fam: {"ranking": ranking}},
+                                             executor, settings, with_fp32=False))
+            if built[scheme.name].get("error") is None:
+                time_on_target(scheme.name)
+            p = measured(scheme.name, k)
+            trace_row(fam, scheme.name, p, [n["node"] for n in ranking[:k]])
+            return p
+
+        result = search_k(evaluate, accept, k_max=len(ranking), max_evals=left + 1,
+                          target_delta=-cfg.budget / 100)
+        left -= result.evaluations - 1
+        item["stopped"] = result.stopped
+        if result.best is not None:
+            name = s0.name if result.best.k == 0 else make_scheme(fam, onnx_only=inp.pt is None, k=result.best.k).name
+            item["best"] = name
+            sp = speed(name)
+            if sp is not None and sp > 1.0 and (best is None or sp > best[1]):
+                best = (name, sp)
+    # seconds the search's steps took (from the manifest, so a resumed run reports the same)
+    steps = r.seconds()
+    spent = sum(t["seconds"] for t in trace if t["k"] > 0)
+    spent += sum(steps.get(f"sensitivity:{p['placement']}", 0.0) for p in record["placements"]
+                 if p.get("stopped", "").startswith(("smallest", "no K", "max_evals")))
+    record.update(evaluations=len([t for t in trace if t["k"] > 0]), best=best[0] if best else None,
+                  seconds=round(spent, 2))
+    atomic_write_json(r.dir / "search.json", record)
+    r.on_event({"event": "note", "message": f"search on {target}: {record['evaluations']} probe(s) beyond K=0, "
+                f"{record['seconds']:.0f} s; best within the budget on the search subset: {record['best'] or 'none'}"})
