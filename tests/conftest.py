@@ -128,3 +128,23 @@ def tiny_ort_int8(fp32, out, per_channel=True):
                     per_channel=per_channel, reduce_range=True, activation_type=QuantType.QUInt8,
                     weight_type=QuantType.QInt8)
     return out, data
+
+
+def copy_run_until(run_dir: Path, dest_root: Path, step: str) -> Path:
+    """A copy of a finished run whose manifest forgets ``step`` and every step finished after it, so
+    that resuming the copy runs ``step`` live (and what follows) while every earlier step is skipped:
+    fault-injection tests start here instead of from scratch."""
+    import json
+    import shutil
+
+    copy = Path(dest_root) / Path(run_dir).name
+    shutil.copytree(run_dir, copy, ignore=shutil.ignore_patterns(".lock"))
+    manifest = json.loads((copy / "manifest.json").read_text())
+    names = list(manifest["steps"])  # recorded in the order the steps finished
+    assert step in names, (step, names)
+    for name in names[names.index(step):]:
+        del manifest["steps"][name]
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    for rewritten in ("report.html", "search.json", "confirmation.json"):  # written again by every resume
+        (copy / rewritten).unlink(missing_ok=True)
+    return copy

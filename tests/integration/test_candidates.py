@@ -30,12 +30,19 @@ def world(demo_dir, demo_val, tmp_path_factory):
     work = tmp_path_factory.mktemp("cands")
     ctx = BuildContext(demo_dir / "model.onnx", demo_dir / "model.pt", calib, work / "work")
     fp32 = evaluate(demo_dir / "model.onnx", demo_val, ids, EvalSettings(provider="cpu"))
-    return {"ids": ids, "ctx": ctx, "out": work / "candidates", "fp32": fp32["map50_95"]}
+    return {"ids": ids, "ctx": ctx, "out": work / "candidates", "fp32": fp32["map50_95"], "built": {}}
+
+
+def _built(world, name):
+    """The registry scheme ``name`` built once for this module (tests that only read it share it)."""
+    if name not in world["built"]:
+        world["built"][name] = materialize(make_scheme(name), world["ctx"], world["out"])
+    return world["built"][name]
 
 
 @pytest.mark.parametrize("name", list(REGISTRY))
 def test_scheme_builds_runs_and_records(name, world, demo_val):
-    cand = materialize(make_scheme(name), world["ctx"], world["out"])
+    cand = _built(world, name)
     rec = json.loads(cand.scheme_path.read_text())
     for key in ("tool", "tool_version", "calibration", "kept_float", "opset", "settings", "sha256", "scheme"):
         assert key in rec, key
@@ -56,7 +63,7 @@ def test_scheme_builds_runs_and_records(name, world, demo_val):
 
 
 def test_head_policy_keeps_the_decode_tail_float(world):
-    cand = materialize(make_scheme("int8"), world["ctx"], world["out"] / "policy")
+    cand = _built(world, "int8")
     tail = decode_tail(onnx.load(str(world["ctx"].fp32_onnx)))
     kept = {k["node"] for k in cand.record["kept_float"]}
     assert set(tail) <= kept
@@ -67,8 +74,9 @@ def test_head_policy_keeps_the_decode_tail_float(world):
 def test_requested_k_is_the_effective_k(world):
     from quantsweep.quantize.sensitivity import rank_nodes
 
-    full = materialize(make_scheme("int8"), world["ctx"], world["out"] / "sens")
-    ranking = rank_nodes(world["ctx"].fp32_onnx, full.onnx_path, world["ctx"].calib.array(2), "int8")["ranking"]
+    full = _built(world, "int8")
+    ranking = rank_nodes(world["ctx"].fp32_onnx, full.onnx_path, world["ctx"].calib.array(2), "int8",
+                         probe_top=8)["ranking"]
     cand = materialize(make_scheme("int8", k=5), world["ctx"], world["out"] / "k", ranking)
     top5 = [r["node"] for r in ranking[:5]]
     assert set(top5) <= set(float_compute_nodes(onnx.load(str(cand.onnx_path))))
@@ -91,7 +99,7 @@ def test_sensitive_nodes_recover_more_map_than_random_ones(world, demo_val):
 
     ctx, ids, k = world["ctx"], world["ids"], 5
     full = materialize(OrtInt8(per_channel=False, reduce_range="on"), ctx, world["out"] / "pt")
-    ranking = rank_nodes(ctx.fp32_onnx, full.onnx_path, ctx.calib.array(2), "int8")["ranking"]
+    ranking = rank_nodes(ctx.fp32_onnx, full.onnx_path, ctx.calib.array(2), "int8", probe_top=12)["ranking"]
 
     def map_keeping(order, tag):
         cand = materialize(OrtInt8(per_channel=False, reduce_range="on", k=k), ctx, world["out"] / tag, order)

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from tests.conftest import copy_run_until
 
 from quantsweep.errors import QuantsweepError
 from quantsweep.sweep.config import SweepConfig
@@ -19,7 +20,7 @@ from quantsweep.sweep.runner import open_run, run_sweep
 pytestmark = pytest.mark.slow  # full sweeps: tens of seconds each
 
 SMALL = dict(grid=True, schemes=("int8", "w8a16"), ks=(0, 3), max_images=20, calib_count=8, bench_seconds=0.3,
-             bootstrap=200, sensitivity_images=1, backends=("ort-cpu",), confirm_images=40, confirm_step=20,
+             bootstrap=200, sensitivity_images=1, sensitivity_probe_top=4, backends=("ort-cpu",), confirm_images=40, confirm_step=20,
              finalists=2)
 EXPECTED = ["config.yaml", "env.json", "manifest.json", "search_ids.txt", "confirm_ids.txt", "calib_ids.txt",
             "confirmation.json", "sensitivity.json",
@@ -159,14 +160,17 @@ def test_lock_keeps_a_second_writer_out(small_run):
         first.unlock()
 
 
-def test_a_failing_candidate_is_a_row(tmp_path, monkeypatch):
+def test_a_failing_candidate_is_a_row(small_run, tmp_path, monkeypatch):
+    """From a copy of the finished run whose w8a16 build is forgotten: that build now crashes."""
     from quantsweep.schemes.brevitas_qcdq import BrevitasQCDQ
 
     def boom(self, ctx, keep, out):
         raise RuntimeError("simulated exporter crash")
 
     monkeypatch.setattr(BrevitasQCDQ, "build", boom)
-    res = run_sweep(SweepConfig(out=tmp_path, **{**SMALL, "ks": (0,)}))
+    copy = copy_run_until(small_run.run_dir, tmp_path / "runs", "build:w8a16")
+    (copy / "candidates" / "w8a16.onnx").unlink()
+    res = run_sweep(SweepConfig.resolve(yaml_path=copy / "config.yaml"), resume=copy)
     rows = {r.candidate: r for r in res.rows}
     assert "simulated exporter crash" in rows["w8a16"].error
     assert rows["int8-qdq"].error is None and (res.run_dir / "report.html").is_file()
@@ -179,28 +183,10 @@ def _table(run_dir):
     return sorted(tuple(r[k] for k in keep) for r in rows)
 
 
-def _copy_until(run_dir, tmp_path, step):
-    """A copy of a finished run whose manifest forgets ``step`` and every step finished after it,
-    so that resuming the copy runs ``step`` live (and what follows) while the rest is skipped."""
-    import shutil
-
-    copy = tmp_path / "runs" / Path(run_dir).name
-    shutil.copytree(run_dir, copy, ignore=shutil.ignore_patterns(".lock"))
-    manifest = json.loads((copy / "manifest.json").read_text())
-    names = list(manifest["steps"])  # recorded in the order the steps finished
-    assert step in names, (step, names)
-    for name in names[names.index(step):]:
-        del manifest["steps"][name]
-    (copy / "manifest.json").write_text(json.dumps(manifest))
-    for rewritten in ("report.html", "search.json", "confirmation.json"):  # written again by every resume
-        (copy / rewritten).unlink(missing_ok=True)
-    return copy
-
-
 def _start_until(finished, tmp_path, step, *extra, **popen):
     """Resume a copy of ``finished`` (see :func:`_copy_until`) in a subprocess; return it once
     ``step`` has started, and the copy's folder."""
-    run_dir = _copy_until(finished.run_dir, tmp_path, step)
+    run_dir = copy_run_until(finished.run_dir, tmp_path / "runs", step)
     events = tmp_path / "events.jsonl"
     cmd = [sys.executable, "-m", "quantsweep", "run", "--resume", str(run_dir), "--quiet", "--log-json", str(events),
            *extra]
@@ -273,7 +259,7 @@ def test_same_config_gives_identical_candidates_and_metrics(small_run, tmp_path)
 
 # the search (the default): one K-capable placement whose K=0 misses a tight budget, so K is searched
 SEARCH = dict(schemes=("int8",), max_images=20, calib_count=8, bench_seconds=0.3, bootstrap=200,
-              sensitivity_images=1, backends=("ort-cpu",), confirm_images=40, confirm_step=20, finalists=2,
+              sensitivity_images=1, sensitivity_probe_top=8, backends=("ort-cpu",), confirm_images=40, confirm_step=20, finalists=2,
               budget=0.5, max_evals=4, ablation=False)
 
 
