@@ -1,9 +1,9 @@
 """quantsweep: from a trained detector to a measured low-precision deployment decision.
 
-Sub-packages by stage, importing one way only (checked by import-linter, see README
-"Architecture"): ``cli`` -> ``sweep`` -> ``report`` -> {``bench``, ``evaluate``, ``quantize``,
-``demo``} -> ``schemes`` -> {``data``, ``model``} -> leaves (``env``, ``files``, ``offline``,
-``troubleshooting``, ``errors``).
+Sub-packages by stage, importing one way only (checked by import-linter, see
+docs/architecture.md): ``cli`` -> ``sweep`` -> ``decide`` -> ``report`` -> {``bench``,
+``evaluate``, ``quantize``, ``demo``} -> ``schemes`` -> {``data``, ``model``} -> leaves (``env``,
+``files``, ``offline``, ``troubleshooting``, ``errors``).
 
 Extending it:
 
@@ -14,7 +14,7 @@ Extending it:
   ``name``, ``unavailable``, ``group`` and ``prepare``) plus one line in
   :data:`quantsweep.bench.registry.BACKENDS`;
 - an executor (where build and evaluation steps run) implements
-  :class:`quantsweep.sweep.executors.Executor` over the run's
+  :class:`quantsweep.sweep.executors.Executor` (one line in :mod:`quantsweep.sweep.choose`) over the run's
   :class:`quantsweep.sweep.store.StepStore`, the only writer of a run folder.
 
 ``import quantsweep`` stays light: heavy libraries (torch, ultralytics, onnxruntime) are

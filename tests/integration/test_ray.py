@@ -23,7 +23,7 @@ from quantsweep.sweep.runner import run_sweep
 ray = pytest.importorskip("ray")
 pytestmark = pytest.mark.slow
 
-CFG = dict(grid=True, schemes=("int8", "w8a16"), ks=(0,), max_images=20, calib_count=8, bench_seconds=0.3,
+CFG = dict(grid=True, schemes=("int8", "w8a16-graph"), ks=(0,), max_images=20, calib_count=8, bench_seconds=0.3,
            bootstrap=200, sensitivity_images=1, backends=("ort-cpu",), confirm_images=20, confirm_step=20,
            finalists=1, ablation=False)
 GIB = 1024 ** 3
@@ -78,7 +78,7 @@ def test_a_ray_sweep_matches_the_local_one_and_times_on_the_bound_node(cluster, 
     assert bench["node"]["bound_to"] == {"ort_target": 1.0} and bench["node"]["ray_node_id"] in bound
     assert bench["node"]["ray_node_ip"] == "127.0.0.1"
     tasks = json.loads((b / "executor.json").read_text())["tasks"]  # every build and evaluation went to Ray
-    assert {"build:int8-qdq", "eval:fp32", "eval:int8-qdq", "build:w8a16"} <= set(tasks), tasks
+    assert {"build:int8-qdq", "eval:fp32", "eval:int8-qdq", "build:w8a16-graph"} <= set(tasks), tasks
     confirmed = json.loads((b / "confirmation.json").read_text())["results"]
     assert {f"confirm:{c['candidate']}:0" for c in confirmed} | {"confirm:fp32:0"} <= set(tasks) or not confirmed
 
@@ -86,7 +86,7 @@ def test_a_ray_sweep_matches_the_local_one_and_times_on_the_bound_node(cluster, 
 def test_a_backend_bound_to_a_resource_no_node_has_is_refused_in_one_line(cluster):
     """--bench-on names a resource no node carries: the benchmark call says so (the sweep makes it a row)."""
     from quantsweep.errors import QuantsweepError
-    from quantsweep.sweep.executors import make_executor
+    from quantsweep.sweep.choose import make_executor
 
     executor = make_executor(1, "ray", cluster.address, False)
     try:
@@ -99,7 +99,7 @@ def test_a_backend_bound_to_a_resource_no_node_has_is_refused_in_one_line(cluste
 
 def _same_results(a, b):
     """The same candidates (bytes) and the same accuracy. Not the same recommendation: the resumed run
-    times its models again, and on ORT CPU w8a16 runs within timing noise of FP32."""
+    times its models again, and on ORT CPU a weight-only model runs within timing noise of FP32."""
     assert _hashes(a) == _hashes(b) and _metrics(a) == _metrics(b)
     for d in (a, b):  # each run's recommendation is its table's recommended row
         summary = json.loads((d / "results" / "summary.json").read_text())
@@ -146,14 +146,14 @@ def test_a_worker_killed_mid_evaluation_is_retried_to_the_same_results(cluster, 
 def test_killing_the_driver_then_resume_on_the_cluster_completes_to_the_same_results(cluster, local_run, tmp_path):
     events = tmp_path / "events.jsonl"
     ray_flags = ["--executor", "ray", "--ray-address", cluster.address]
-    run_dir = copy_run_until(local_run.run_dir, tmp_path / "runs", "eval:w8a16")
+    run_dir = copy_run_until(local_run.run_dir, tmp_path / "runs", "eval:w8a16-graph")
     cmd = [sys.executable, "-m", "quantsweep", "run", "--resume", str(run_dir), "--quiet", "--log-json", str(events),
            *ray_flags]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None:
         lines = [json.loads(x) for x in events.read_text().splitlines() if x.endswith("}")] if events.exists() else []
-        if any(e["event"] == "start" and e.get("step") == "eval:w8a16" for e in lines):
+        if any(e["event"] == "start" and e.get("step") == "eval:w8a16-graph" for e in lines):
             break
         time.sleep(0.02)
     assert proc.poll() is None, proc.communicate()[1][-2000:]

@@ -3,7 +3,8 @@
 import pytest
 
 from quantsweep.sweep import executors as jobs
-from quantsweep.sweep.executors import LocalExecutor, PoolExecutor, Task, effective_jobs, make_executor
+from quantsweep.sweep.choose import make_executor
+from quantsweep.sweep.executors import LocalExecutor, PoolExecutor, Task, effective_jobs
 from quantsweep.sweep.store import StepStore
 
 

@@ -41,8 +41,9 @@ from pathlib import Path
 from quantsweep.env import collect_env
 from quantsweep.errors import QuantsweepError
 from quantsweep.files import atomic_write_json, atomic_write_text
+from quantsweep.sweep.choose import make_executor
 from quantsweep.sweep.config import SweepConfig
-from quantsweep.sweep.executors import effective_jobs, make_executor
+from quantsweep.sweep.executors import effective_jobs
 from quantsweep.sweep.inputs import model_label, resolve_inputs
 from quantsweep.sweep.stages import RunResult, execute
 from quantsweep.sweep.store import Event, StepStore
