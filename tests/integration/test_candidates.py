@@ -99,7 +99,7 @@ def test_sensitive_nodes_recover_more_map_than_random_ones(world, demo_val):
 
     ctx, ids, k = world["ctx"], world["ids"], 5
     full = materialize(OrtInt8(per_channel=False, reduce_range="on"), ctx, world["out"] / "pt")
-    ranking = rank_nodes(ctx.fp32_onnx, full.onnx_path, ctx.calib.array(2), "int8", probe_top=12)["ranking"]
+    ranking = rank_nodes(ctx.fp32_onnx, full.onnx_path, ctx.calib.array(2), "int8")["ranking"]
 
     def map_keeping(order, tag):
         cand = materialize(OrtInt8(per_channel=False, reduce_range="on", k=k), ctx, world["out"] / tag, order)
