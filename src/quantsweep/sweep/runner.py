@@ -10,7 +10,7 @@ benchmark -> search (K per placement on the target runtime) -> confirmation -> r
       manifest.json            every step's state, input hash and outputs (resume uses it)
       .lock                    held while a process writes this folder
       search_ids.txt           search subset: every candidate is scored on these (first N, or --image-ids)
-      confirm_ids.txt          confirmation pool: the next ids, disjoint; only finalists are scored on them
+      confirm_ids.txt          confirmation pool: the next ids (or the second half of a small set), disjoint
       calib_ids.txt            calibration image ids (disjoint from both)
       target.json              the decision's runtime (FP32 fastest there), chosen before scoring:
                                every candidate is scored by that runtime (ORT CPU where it cannot run one)
@@ -22,7 +22,8 @@ benchmark -> search (K per placement on the target runtime) -> confirmation -> r
       results/<name>.metrics.json  COCO metrics (+ .ids.txt, .detections.json)
       results/<name>.<backend>.bench.json   (a search probe: timed on the target with FP32 only)
       results/confirm/<name>.c<i>.metrics.json   finalists (and FP32) on confirmation chunk i
-      confirmation.json        each finalist's Δ, interval, images and verdict on the confirmation pool
+      confirmation.json        the design fixed before the first look; each finalist's looks and verdict
+      results/reference/       collapsed candidates re-scored on ONNX Runtime CPU (runtime or quantization?)
       results/summary.csv|md|json
       results/pareto.png|svg   ΔmAP (interval) vs speed-up per runtime, the budget band, the front
       results/k_curve.png|svg  ΔmAP and speed-up against K per placement
