@@ -148,3 +148,15 @@ def copy_run_until(run_dir: Path, dest_root: Path, step: str) -> Path:
     for rewritten in ("report.html", "search.json", "confirmation.json"):  # written again by every resume
         (copy / rewritten).unlink(missing_ok=True)
     return copy
+
+
+def duplicated_images(gt: dict, dets: list[dict], sample: list[int]) -> tuple[dict, list[dict], list[int]]:
+    """The public-API truth for a bootstrap resample: every drawn image becomes its own image id
+    (its boxes and detections copied), so COCOeval scores a twice-drawn image twice."""
+    images, anns, out = [], [], []
+    for new_id, old in enumerate(sample, start=1000):
+        images.append({**next(i for i in gt["images"] if i["id"] == old), "id": new_id})
+        anns += [{**a, "id": len(anns) + k + 1, "image_id": new_id}
+                 for k, a in enumerate(x for x in gt["annotations"] if x["image_id"] == old)]
+        out += [{**d, "image_id": new_id} for d in dets if d["image_id"] == old]
+    return {**gt, "images": images, "annotations": anns}, out, list(range(1000, 1000 + len(sample)))

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from tests.conftest import duplicated_images
 
 from quantsweep.evaluate.bootstrap import bootstrap_map, match_table, resample_weights, weighted_map
 from quantsweep.evaluate.metrics import coco_map
@@ -30,16 +31,6 @@ def _world(seed=0, images=14, cats=3):
     return gt, dets
 
 
-def _duplicated(gt, dets, sample):
-    images, anns, out = [], [], []
-    for new_id, old in enumerate(sample, start=1000):
-        images.append({**next(i for i in gt["images"] if i["id"] == old), "id": new_id})
-        anns += [{**a, "id": len(anns) + k + 1, "image_id": new_id}
-                 for k, a in enumerate(x for x in gt["annotations"] if x["image_id"] == old)]
-        out += [{**d, "image_id": new_id} for d in dets if d["image_id"] == old]
-    return {**gt, "images": images, "annotations": anns}, out, list(range(1000, 1000 + len(sample)))
-
-
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_every_resample_equals_cocoeval_on_duplicated_images(seed):
     gt, dets = _world(seed)
@@ -48,7 +39,7 @@ def test_every_resample_equals_cocoeval_on_duplicated_images(seed):
     samples = [[int(i) for i in rng.choice(ids, size=len(ids))] for _ in range(12)]
     boot = bootstrap_map(gt, {"m": dets}, ids, samples=samples)["map50_95"]["m"]
     for sample, value in zip(samples, boot):
-        truth = coco_map(*_duplicated(gt, dets, sample))["map50_95"]
+        truth = coco_map(*duplicated_images(gt, dets, sample))["map50_95"]
         assert value == pytest.approx(truth, abs=2e-6), sample  # coco_map rounds to 6 digits
 
 

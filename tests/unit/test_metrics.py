@@ -1,4 +1,5 @@
 import pytest
+from tests.conftest import duplicated_images
 
 from quantsweep.evaluate.metrics import METRIC_KEYS, coco_map
 
@@ -42,17 +43,6 @@ def test_subset_restricts_images():
     assert coco_map(GT, dets, [1, 2])["map50_95"] == pytest.approx(0.5)  # class 2 missed
 
 
-def _duplicated(gt, dets, sample):
-    """The public-API truth for a resample: every drawn image becomes its own image id."""
-    images, anns, out = [], [], []
-    for new_id, old in enumerate(sample, start=100):
-        images.append({**next(i for i in gt["images"] if i["id"] == old), "id": new_id})
-        anns += [{**a, "id": len(anns) + k + 1, "image_id": new_id}
-                 for k, a in enumerate(x for x in gt["annotations"] if x["image_id"] == old)]
-        out += [{**d, "image_id": new_id} for d in dets if d["image_id"] == old]
-    return {**gt, "images": images, "annotations": anns}, out, list(range(100, 100 + len(sample)))
-
-
 def test_bootstrap_resamples_equal_the_public_evaluation_of_duplicated_images():
     from quantsweep.evaluate.bootstrap import bootstrap_map
 
@@ -62,7 +52,7 @@ def test_bootstrap_resamples_equal_the_public_evaluation_of_duplicated_images():
     samples = [[1, 2], [1, 1], [2, 2], [2, 1, 1]]
     boot = bootstrap_map(GT, {"m": dets}, [1, 2], samples=samples)["map50_95"]["m"]
     for sample, value in zip(samples, boot):
-        gt, d, ids = _duplicated(GT, dets, sample)
+        gt, d, ids = duplicated_images(GT, dets, sample)
         assert value == pytest.approx(coco_map(gt, d, ids)["map50_95"], abs=1e-6), sample
 
 
