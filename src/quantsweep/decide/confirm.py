@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import itertools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -109,7 +110,7 @@ def confirm_adaptively(candidate: str, chunks: Sequence[Sequence[int]], score: S
     """
     if not chunks:
         raise ValueError("confirmation needs at least one chunk of images")
-    sizes = tuple(int(n) for n in _cumulative(chunks))
+    sizes = tuple(itertools.accumulate(len(c) for c in chunks))
     if sizes != design.looks:
         raise ValueError(f"the chunks' cumulative sizes {sizes} are not the design's looks {design.looks}")
     ids: list[int] = []
@@ -126,14 +127,6 @@ def confirm_adaptively(candidate: str, chunks: Sequence[Sequence[int]], score: S
     return Confirmation(candidate, len(ids), delta, low, high, "undecided",
                         images_to_settle(len(ids), delta, se, budget_points, design.critical[-1]), se=se,
                         bound=round(look.bound, 6), looks=looks)
-
-
-def _cumulative(chunks: Sequence[Sequence[int]]) -> list[int]:
-    out, n = [], 0
-    for c in chunks:
-        n += len(c)
-        out.append(n)
-    return out
 
 
 def confirm_finalists(finalists: Sequence[str], chunks: Sequence[Sequence[int]],

@@ -276,6 +276,7 @@ def weighted_map(table: MatchTable, weights: np.ndarray) -> np.ndarray:
     terms = table.terms
     n_seg = len(IOU_THRESHOLDS) * len(table.categories)
     out = np.zeros(len(w))
+    gt_counts = table.gt_counts.T.astype(np.float64)  # [images, categories]
     cols = len(terms.segment)
     if cols:
         # later segments get smaller offsets, so a reversed running max never crosses a segment
@@ -287,7 +288,7 @@ def weighted_map(table: MatchTable, weights: np.ndarray) -> np.ndarray:
         fp_before = terms.fp_before.astype(np.float32)  # integer counts: exact in float32 below 2**24
     for lo in range(0, len(w), _CHUNK):
         wc = w[lo:lo + _CHUNK]
-        npig = wc @ table.gt_counts.T.astype(np.float64)  # [resamples, categories]
+        npig = wc @ gt_counts  # [resamples, categories]
         has_gt = npig > 0
         valid = has_gt.sum(axis=1)
         total = np.zeros(len(wc))

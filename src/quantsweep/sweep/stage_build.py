@@ -152,7 +152,7 @@ def blame_collapses(r: StepStore, built: dict[str, Any], inp: Inputs, ids: list[
 
     from quantsweep.evaluate.run import evaluate
     from quantsweep.model.info import is_ir
-    from quantsweep.report.table import COLLAPSE_POINTS, collapsed_classes
+    from quantsweep.report.table import collapse_verdict, collapsed_classes
 
     if settings.provider == "cpu":
         return
@@ -162,7 +162,7 @@ def blame_collapses(r: StepStore, built: dict[str, Any], inp: Inputs, ids: list[
         m = e.get("metrics") or {}
         if name == "fp32" or e.get("error") or not m or not base or is_ir(Path(e["onnx"])):
             continue
-        lost = base["map50_95"] - m["map50_95"] > COLLAPSE_POINTS / 100
+        lost = collapse_verdict(m["map50_95"] - base["map50_95"], None)  # the table's own rule
         if lost or collapsed_classes(m.get("ap_per_class"), base.get("ap_per_class"), m.get("instances_per_class")):
             suspects.append(name)
     if not suspects:
