@@ -87,34 +87,29 @@ def test_requested_k_is_the_effective_k(world):
         materialize(make_scheme("int8", k=10_000), world["ctx"], world["out"] / "bad", ranking)
 
 
-def test_sensitive_nodes_recover_more_map_than_random_ones(world, demo_val):
-    """Keeping the top-K ranked nodes in float recovers more mAP50-95 than keeping K random nodes.
+def test_sensitive_nodes_remove_more_held_out_damage_than_random_ones(world, demo_val):
+    """Keeping the top-K ranked nodes in float removes more of the quantization damage than keeping
+    K random nodes, on images the ranking never saw.
 
-    Per-tensor int8 weights (7-bit, so no kernel saturation on any CPU) lose enough accuracy on
-    the demo model for 100 images to resolve the difference; the per-channel default loses too
-    little for that.
+    The ranking is measured on 2 calibration-split images; the check runs on 16 validation images, in
+    output space (relative squared error of the head tensors vs FP32): mAP on 100 images cannot
+    resolve it where the CPU's int8 kernels are exact (VNNI machines lose < 1 point on the demo).
     """
-    from quantsweep.quantize.sensitivity import rank_nodes
+    from quantsweep.quantize.sensitivity import GatedProbe, rank_nodes
     from quantsweep.schemes.ort_int8 import OrtInt8
 
-    ctx, ids, k = world["ctx"], world["ids"], 5
+    ctx, k = world["ctx"], 5
     full = materialize(OrtInt8(per_channel=False, reduce_range="on"), ctx, world["out"] / "pt")
     ranking = rank_nodes(ctx.fp32_onnx, full.onnx_path, ctx.calib.array(2), "int8")["ranking"]
-
-    def map_keeping(order, tag):
-        cand = materialize(OrtInt8(per_channel=False, reduce_range="on", k=k), ctx, world["out"] / tag, order)
-        return evaluate(cand.onnx_path, demo_val, ids, EvalSettings(provider="cpu"))["map50_95"]
-
-    none = evaluate(full.onnx_path, demo_val, ids, EvalSettings(provider="cpu"))["map50_95"]
-    top = map_keeping(ranking, "top")
+    held_out = CalibSet.from_dataset(demo_val, 16, (320, 320)).array()
+    probe = GatedProbe(ctx.fp32_onnx, full.onnx_path, held_out)
+    none = probe.damage()
+    top = probe.damage({r["node"] for r in ranking[:k]})
     rng = random.Random(0)
-    randoms = []
-    for i in range(3):
-        shuffled = rng.sample(ranking, len(ranking))
-        randoms.append(map_keeping([dict(e, rank=j + 1) for j, e in enumerate(shuffled)], f"rand{i}"))
-    print(f"mAP50-95: all int8 {none:.4f}, top-{k} float {top:.4f}, random-{k} float {randoms}, "
-          f"fp32 {world['fp32']:.4f}")
-    assert top > max(randoms) and top > none
+    randoms = [probe.damage({r["node"] for r in rng.sample(ranking, k)}) for _ in range(5)]
+    print(f"held-out damage: all int8 {none:.4g}, top-{k} float {top:.4g}, random-{k} float "
+          f"{[round(r, 4) for r in randoms]}")
+    assert top < min(randoms) and top < 0.8 * none
 
 
 @pytest.mark.parametrize("name", ["int8", "w8a16-graph"])
