@@ -50,7 +50,7 @@ def _detections(run: Callable[[np.ndarray], Any], ds: Any, ids: list[int],
     """COCO detections of ``run`` (any runtime's batch-1 call) on ``ids``, as quantsweep decodes them."""
     from quantsweep.data.letterbox import iter_batches
     from quantsweep.evaluate.decode import decode, to_coco
-    from quantsweep.model.layout import detect_layout
+    from quantsweep.model.layouts import detect_layout
 
     dets: list[dict[str, Any]] = []
     layout = None

@@ -30,7 +30,7 @@ CASES: tuple[Case, ...] = (
     Case("unsafe-pt", "the .pt pickle would call something other than model classes", "would run code when loaded",
          "load only checkpoints you trust; --trust-checkpoint if you do"),
     Case("unknown-layout", "the output shape matches no detector layout", "unknown output layout",
-         "export an end-to-end [N,K,6], YOLOv8/10/11 raw or YOLOv5 head"),
+         "export a head of a supported layout (docs/usage.md#output-layouts)"),
     Case("class-mismatch", "the model's class count differs from the dataset's categories", "classes but",
          "evaluate on the dataset the model was trained for"),
     Case("missing-images", "the --images folder does not exist", "images folder not found", "pass the images folder"),

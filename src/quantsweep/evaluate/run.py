@@ -23,7 +23,7 @@ from quantsweep.evaluate.decode import decode, to_coco
 from quantsweep.evaluate.metrics import coco_map, per_class_ap
 from quantsweep.files import atomic_write_json, sha256_file
 from quantsweep.model.info import inspect_onnx, is_ir
-from quantsweep.model.layout import Layout, detect_layout
+from quantsweep.model.layouts import DetectorLayout, detect_layout
 
 __all__ = ["EvalSettings", "evaluate", "predict", "predict_sharded", "shards_of"]
 
@@ -76,7 +76,7 @@ def predict(model: Path, ds: Dataset, ids: Sequence[int], settings: EvalSettings
             f"{model} predicts {info.num_classes} classes but {ds.annotations} has {ds.num_classes} categories",
             "evaluate on the dataset the model was trained for")
     sess = open_session(model, settings.provider, settings.threads, settings.graph_optimization)
-    layout: Layout | None = info.layout
+    layout: DetectorLayout | None = info.layout
     detections: list[dict[str, Any]] = []
     infer_s = 0.0
     t0 = time.perf_counter()

@@ -15,6 +15,7 @@ from typing import Literal
 from quantsweep.errors import QuantsweepError
 from quantsweep.files import atomic_replace
 from quantsweep.model.info import inspect_onnx
+from quantsweep.model.layouts import LAYOUTS
 
 __all__ = ["Head", "export_onnx"]
 
@@ -42,8 +43,9 @@ def export_onnx(model: Path, out: Path, imgsz: int = 640, opset: int = 17, head:
     model, out = Path(model), Path(out)
     if not model.is_file():
         raise QuantsweepError(f"model file not found: {model}", "check the --model path")
-    if head not in ("e2e", "raw"):
-        raise QuantsweepError(f"unknown head {head!r}", "use --head e2e or --head raw")
+    exportable = [name for name, lay in LAYOUTS.items() if lay.export_end2end is not None]
+    if head not in exportable:
+        raise QuantsweepError(f"unknown head {head!r}", f"use --head {' or --head '.join(exportable)}")
     out.parent.mkdir(parents=True, exist_ok=True)
     if model.suffix.lower() == ".onnx":
         inspect_onnx(model, imgsz)
@@ -65,7 +67,7 @@ def export_onnx(model: Path, out: Path, imgsz: int = 640, opset: int = 17, head:
         shutil.copyfile(model, staged)
         yolo = load_yolo(staged, shown_as=model, trust=trust_checkpoint)
         exported = Path(yolo.export(format="onnx", imgsz=imgsz, opset=opset, simplify=True,
-                                    end2end=(head == "e2e"), dynamic=dynamic_batch, device="cpu"))
+                                    end2end=LAYOUTS[head].export_end2end, dynamic=dynamic_batch, device="cpu"))
         _normalize(exported, imgsz if dynamic_batch else None)
         atomic_replace(exported, out)
     inspect_onnx(out)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from quantsweep.errors import QuantsweepError, first_line
-from quantsweep.model.layout import Layout, detect_layout
+from quantsweep.model.layouts import DetectorLayout, detect_layout, supported_text
 
 __all__ = ["ModelInfo", "OPSET_RANGE", "check_onnx_file", "inspect_onnx", "ir_files", "is_ir", "load_onnx",
            "model_file"]
@@ -34,7 +34,7 @@ class ModelInfo:
     input_shape: tuple[int | str, ...]
     output_shapes: tuple[tuple[int | str, ...], ...]
     opset: int
-    layout: Layout | None  # None when the output shape is symbolic (decided at first run)
+    layout: DetectorLayout | None  # None when the output shape is symbolic (decided at first run)
     num_classes: int | None
 
     @property
@@ -199,13 +199,11 @@ def _describe(info: ModelInfo, imgsz: int | None, require_detector: bool) -> Mod
             seen = ", ".join(str(list(s)) for s in outputs)
             raise QuantsweepError(
                 f"{path}: unknown output layout (outputs {seen}, input {list(in_shape)})",
-                "supported layouts: end-to-end [N,K,6], YOLOv8/10/11 raw [N,4+C,A], "
-                "YOLOv5 [N,A,5+C]") from None
+                f"supported layouts: {supported_text(hw)}") from None
         return ModelInfo(info.path, info.input_name, in_shape, outputs, opset, layout, nc or None)
     if len(first) != 3:
         seen = ", ".join(str(list(s)) for s in outputs)
         raise QuantsweepError(f"{path}: unknown output layout (outputs {seen})",
-                              "supported layouts: end-to-end [N,K,6], YOLOv8/10/11 raw [N,4+C,A], "
-                              "YOLOv5 [N,A,5+C]")
+                              f"supported layouts: {supported_text(hw)}")
     return info
 

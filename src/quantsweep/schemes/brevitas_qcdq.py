@@ -100,10 +100,9 @@ class BrevitasQCDQ:
         from brevitas.quant.scaled_int import Int8WeightPerChannelFloatMSE
 
         from quantsweep.model.info import inspect_onnx
-        from quantsweep.model.layout import Layout
 
         info = inspect_onnx(ctx.fp32_onnx)
-        end2end = info.layout is Layout.E2E
+        end2end = bool(info.layout is not None and info.layout.export_end2end)
         model = _prepare_torch_model(ctx.source_pt, end2end, ctx.trust_checkpoint)
         wq = Int8WeightPerChannelFloatMSE if self.weight_scale == "mse" else Int8WeightPerChannelFloat
         if self.weight_bits != 8:
