@@ -44,7 +44,7 @@ def main() -> None:
     int8 = args.cache / "int8" / "int8-qdq.onnx"
     if not int8.is_file():
         calib = CalibSet.from_folder(world["calib/images"], 64, (DEMO_IMGSZ, DEMO_IMGSZ), ids, ds)
-        build(make_scheme("int8", onnx_only=True), BuildContext(fp32, None, calib, args.cache / "work"), int8.parent)
+        build(make_scheme("int8-qdq", onnx_only=True), BuildContext(fp32, None, calib, args.cache / "work"), int8.parent)
     dets = {}
     for name, model in (("fp32", fp32), ("int8", int8)):
         out = args.cache / f"{name}-{len(ids)}.metrics.json"

@@ -39,12 +39,12 @@ CANDIDATES = {
     "w8a16": ("w8a16", 64),
     "int8-ov-onnx": ("int8-ov-onnx", 64),
     "int8-trt": ("int8-trt", 64),
-    "int8": ("int8", 64),
-    "int8-calib4": ("int8", 4),
-    "w4a16-graph": ("w4a16-graph", 64),
-    "w4a8-graph": ("w4a8-graph", 64),
-    "int8-calib1": ("int8", 1),
-    "w4a16-graph-rtn": ("w4a16-graph-rtn", 64),
+    "int8": ("int8-qdq", 64),
+    "int8-calib4": ("int8-qdq", 4),
+    "w4a16-graph": ("w4a16-graph-gptq", 64),
+    "w4a8-graph": ("w4a8-graph-gptq", 64),
+    "int8-calib1": ("int8-qdq", 1),
+    "w4a16-graph-rtn": ("w4a16-graph-mse", 64),
 }
 
 

@@ -67,7 +67,7 @@ def main() -> None:
         from quantsweep.sweep.config import SweepConfig
         from quantsweep.sweep.runner import run_sweep
 
-        extra = dict(schemes=("int8", "w8a16"), ks=(0, 5), max_images=50, bench_seconds=1.0) if args.quick else {}
+        extra = dict(schemes=("int8-qdq", "w8a16"), ks=(0, 5), max_images=50, bench_seconds=1.0) if args.quick else {}
         t = time.perf_counter()
         res = run_sweep(SweepConfig(out=args.out, **extra))
         print(f"sweep wall time: {time.perf_counter() - t:.0f} s", file=sys.stderr)

@@ -35,7 +35,7 @@ def main() -> None:
     from quantsweep.sweep.config import SweepConfig
     from quantsweep.sweep.runner import run_sweep
 
-    base = dict(grid=True, schemes=("int8", "int8-ov", "w8a16"), ks=(0,), max_images=50, calib_count=16,
+    base = dict(grid=True, schemes=("int8-qdq", "int8-ov", "w8a16"), ks=(0,), max_images=50, calib_count=16,
                 bench_seconds=0.5, bootstrap=20, sensitivity_images=1, backends=("ort-cpu",), confirm_images=0,
                 ablation=False)
     rows = []

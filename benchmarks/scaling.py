@@ -39,7 +39,7 @@ from quantsweep.schemes import BuildContext, make_scheme
 d = Path(sys.argv[1]); n = int(sys.argv[2])
 cal = CalibSet.from_dataset(load_dataset(d / "calib" / "images", d / "calib" / "annotations.json"), n, (320, 320))
 t = time.perf_counter()
-materialize(make_scheme("int8"), BuildContext(d / "model.onnx", None, cal, d / f"w{n}"), d / f"c{n}")
+materialize(make_scheme("int8-qdq"), BuildContext(d / "model.onnx", None, cal, d / f"w{n}"), d / f"c{n}")
 print(json.dumps({"wall_s": time.perf_counter() - t,
                   "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """

@@ -131,7 +131,7 @@ def main() -> None:
     arr = calib.array()
 
     onnx_models: dict[str, Path] = {"fp32": args.model}
-    onnx_models["quantsweep int8-qdq"] = build(make_scheme("int8"), BuildContext(args.model, None, calib, work / "w"),
+    onnx_models["quantsweep int8-qdq"] = build(make_scheme("int8-qdq"), BuildContext(args.model, None, calib, work / "w"),
                                                work / "qs").onnx_path
 
     class Reader(CalibrationDataReader):

@@ -18,8 +18,8 @@ pytestmark = pytest.mark.slow  # every scheme's build: tens of seconds each
 
 N_EVAL = 100
 # scheme -> minimum allowed delta mAP50-95 (points/100) vs FP32 on the demo subset
-BARS = {"int8": -0.010, "int8-u8w": -0.010, "w8a16": -0.005, "w8a16-graph": -0.005, "fp8": -0.010, "w4a16": -0.05,
-        "w4a16-graph": -0.015, "w4a8-graph": -0.025, "w4a16-graph-rtn": -0.06, "int8-trt": -0.020, "int8-ov": -0.015}
+BARS = {"int8-qdq": -0.010, "int8-qdq-u8w": -0.010, "w8a16": -0.005, "w8a16-graph": -0.005, "fp8-qdq": -0.010, "w4a16-mse": -0.05,
+        "w4a16-graph-gptq": -0.015, "w4a8-graph-gptq": -0.025, "w4a16-graph-mse": -0.06, "int8-trt": -0.020, "int8-ov": -0.015}
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +59,7 @@ def test_scheme_builds_runs_and_records(name, world, demo_val):
     if name in BARS:
         assert delta >= BARS[name], f"{cand.name} lost {-delta:.4f} mAP50-95"
     else:
-        assert m["num_detections"] > 0 or name == "int8-nohead"
+        assert m["num_detections"] > 0 or name == "int8-qdq-nohead"
 
 
 def test_head_policy_keeps_the_decode_tail_float(world):
@@ -77,14 +77,14 @@ def test_requested_k_is_the_effective_k(world):
     full = _built(world, "int8")
     ranking = rank_nodes(world["ctx"].fp32_onnx, full.onnx_path, world["ctx"].calib.array(2), "int8",
                          probe_top=8)["ranking"]
-    cand = materialize(make_scheme("int8", k=5), world["ctx"], world["out"] / "k", ranking)
+    cand = materialize(make_scheme("int8-qdq", k=5), world["ctx"], world["out"] / "k", ranking)
     top5 = [r["node"] for r in ranking[:5]]
     assert set(top5) <= set(float_compute_nodes(onnx.load(str(cand.onnx_path))))
     bogus = [{"node": "no/such/node", "op": "Conv", "score": 1.0, "rank": 1, "precision": "int8"}] + ranking
     with pytest.raises(QuantsweepError, match="effective K"):
-        materialize(make_scheme("int8", k=1), world["ctx"], world["out"] / "bad", bogus)
+        materialize(make_scheme("int8-qdq", k=1), world["ctx"], world["out"] / "bad", bogus)
     with pytest.raises(QuantsweepError, match="exceeds"):
-        materialize(make_scheme("int8", k=10_000), world["ctx"], world["out"] / "bad", ranking)
+        materialize(make_scheme("int8-qdq", k=10_000), world["ctx"], world["out"] / "bad", ranking)
 
 
 def test_sensitive_nodes_remove_more_held_out_damage_than_random_ones(world, demo_val):
@@ -112,7 +112,7 @@ def test_sensitive_nodes_remove_more_held_out_damage_than_random_ones(world, dem
     assert top < min(randoms) and top < 0.8 * none
 
 
-@pytest.mark.parametrize("name", ["int8", "w8a16-graph"])
+@pytest.mark.parametrize("name", ["int8-qdq", "w8a16-graph"])
 def test_float_dtype_fp16_keeps_qdq_and_io_types(name, world, demo_val):
     """--float-dtype fp16 for schemes whose tool has no fp16 mode: ModelOpt's AutoCast after the build."""
     from onnx import TensorProto
@@ -145,7 +145,7 @@ def test_a_plain_folder_of_photos_calibrates_from_the_cli(demo_dir, tmp_path):
     photos.mkdir(parents=True)
     for f in sorted((demo_dir / "calib" / "images").iterdir())[:6]:
         shutil.copy(f, photos / f.name)
-    code = main(["quantize", "--model", str(demo_dir / "model.onnx"), "--scheme", "int8", "--calib-dir",
+    code = main(["quantize", "--model", str(demo_dir / "model.onnx"), "--scheme", "int8-qdq", "--calib-dir",
                  str(tmp_path / "photos"), "--calib-count", "4", "--out", str(tmp_path / "c")])
     assert code == 0
     record = json.loads((tmp_path / "c" / "int8-qdq.scheme.json").read_text())

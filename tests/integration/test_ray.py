@@ -23,7 +23,7 @@ from quantsweep.sweep.runner import run_sweep
 ray = pytest.importorskip("ray")
 pytestmark = pytest.mark.slow
 
-CFG = dict(grid=True, schemes=("int8", "w8a16-graph"), ks=(0,), max_images=20, calib_count=8, bench_seconds=0.3,
+CFG = dict(grid=True, schemes=("int8-qdq", "w8a16-graph"), ks=(0,), max_images=20, calib_count=8, bench_seconds=0.3,
            bootstrap=200, sensitivity_images=1, backends=("ort-cpu",), confirm_images=20, confirm_step=20,
            finalists=1, ablation=False)
 GIB = 1024 ** 3

@@ -19,7 +19,7 @@ from quantsweep.sweep.runner import open_run, run_sweep
 
 pytestmark = pytest.mark.slow  # full sweeps: tens of seconds each
 
-SMALL = dict(grid=True, schemes=("int8", "w8a16"), ks=(0, 3), max_images=20, calib_count=8, bench_seconds=0.3,
+SMALL = dict(grid=True, schemes=("int8-qdq", "w8a16"), ks=(0, 3), max_images=20, calib_count=8, bench_seconds=0.3,
              bootstrap=200, sensitivity_images=1, sensitivity_probe_top=4, backends=("ort-cpu",), confirm_images=40, confirm_step=20,
              finalists=2)
 EXPECTED = ["config.yaml", "env.json", "manifest.json", "search_ids.txt", "confirm_ids.txt", "calib_ids.txt",
@@ -258,7 +258,7 @@ def test_same_config_gives_identical_candidates_and_metrics(small_run, tmp_path)
 
 
 # the search (the default): one K-capable placement whose K=0 misses a tight budget, so K is searched
-SEARCH = dict(schemes=("int8",), max_images=20, calib_count=8, bench_seconds=0.3, bootstrap=200,
+SEARCH = dict(schemes=("int8-qdq",), max_images=20, calib_count=8, bench_seconds=0.3, bootstrap=200,
               sensitivity_images=1, sensitivity_probe_top=8, backends=("ort-cpu",), confirm_images=40, confirm_step=20, finalists=2,
               budget=0.5, max_evals=4, ablation=False)
 

@@ -7,7 +7,7 @@ from quantsweep.sweep.config import SweepConfig
 
 
 def test_yaml_round_trip(tmp_path):
-    cfg = SweepConfig(model=Path("m.pt"), ks=(0, 5), schemes=("int8", "fp8"), budget=0.5)
+    cfg = SweepConfig(model=Path("m.pt"), ks=(0, 5), schemes=("int8-qdq", "fp8-qdq"), budget=0.5)
     p = tmp_path / "c.yaml"
     p.write_text(cfg.to_yaml())
     assert SweepConfig.resolve(yaml_path=p) == cfg
@@ -21,7 +21,7 @@ def test_cli_wins_over_yaml(tmp_path):
 
 
 @pytest.mark.parametrize("cli, match", [({"ks": "0,-1"}, "non-negative"), ({"ks": "a"}, "integers"),
-                                        ({"schemes": "int9"}, "did you mean 'int8'"),
+                                        ({"schemes": "int9"}, "did you mean 'int8-qdq'"),
                                         ({"backends": "ort-gpu"}, "unknown backend"),
                                         ({"max_images": 0}, "positive")])
 def test_bad_values(cli, match):

@@ -79,7 +79,7 @@ def test_w4a16_graph_records_its_method_and_keeps_the_k_ranked_convs_at_8_bits(t
     ctx = BuildContext(path, None, CalibSet.from_folder(tmp_path / "photos", 4, (32, 32)), tmp_path / "work")
     ranking = [{"node": "conv1", "rank": 1, "score": 0.5, "precision": "weight-only", "method": "probe"},
                {"node": "conv0", "rank": 2, "score": 0.1, "precision": "weight-only", "method": "probe"}]
-    cand = materialize(make_scheme("w4a16-graph", k=1, keep_8bit="none", bias_correction=True), ctx,
+    cand = materialize(make_scheme("w4a16-graph-gptq", k=1, keep_8bit="none", bias_correction=True), ctx,
                        tmp_path / "c", ranking)
     settings = cand.record["settings"]
     assert cand.name == "w4a16-graph-gptq-bc-k1"

@@ -70,7 +70,7 @@ def test_core_evaluates_and_int8_quantizes_an_onnx_without_torch(demo_dir, tmp_p
     def run(*args):
         return subprocess.run([sys.executable, "-c", BLOCK_HEAVY, *map(str, args)], capture_output=True, text=True)
 
-    q = run("quantize", "--model", demo_dir / "model.onnx", "--scheme", "int8", "--calib-dir",
+    q = run("quantize", "--model", demo_dir / "model.onnx", "--scheme", "int8-qdq", "--calib-dir",
             demo_dir / "calib" / "images", "--calib-count", "4", "--out", tmp_path / "c")
     assert q.returncode == 0, q.stderr
     e = run("eval", "--model", tmp_path / "c" / "int8-qdq.onnx", "--images", demo_dir / "val" / "images",

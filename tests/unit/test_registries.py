@@ -100,11 +100,25 @@ def test_a_toy_backend_registers_and_benchmarks(tmp_path):
         benchmark([("fp32", fp32)], BenchSettings(backends=("toy",)))  # not in the shipped registry
 
 
-@pytest.mark.parametrize("name", ["w4a8", "w4a8-graph", "w8a8"])
+@pytest.mark.parametrize("name", ["w4a8-mse", "w4a8-graph-gptq", "w8a8"])
 def test_schemes_that_quantize_activations_are_not_labelled_weight_only(name):
     from quantsweep.report.table import precision_label
     from quantsweep.schemes import REGISTRY
 
     label = precision_label(REGISTRY[name].make())
     assert "weight-only" not in label and label.endswith("a8"), label
-    assert precision_label(REGISTRY["w4a16-graph"].make()) == "w4a16 (weight-only)"
+    assert precision_label(REGISTRY["w4a16-graph-gptq"].make()) == "w4a16 (weight-only)"
+
+
+def test_a_scheme_has_one_name_and_old_names_are_aliases(capsys):
+    """The registry name is the candidate's name at K=0 and its file's stem; old names resolve, with a notice."""
+    from quantsweep.schemes import ALIASES, REGISTRY, make_scheme
+
+    for name, entry in REGISTRY.items():
+        scheme = entry.make()
+        assert scheme.name == name, (name, scheme.name)
+    assert set(ALIASES).isdisjoint(REGISTRY) and set(ALIASES.values()) <= set(REGISTRY)
+    capsys.readouterr()
+    assert make_scheme("w4a16-graph", k=3).name == "w4a16-graph-gptq-k3"
+    err = capsys.readouterr().err
+    assert "now called 'w4a16-graph-gptq'" in err and len(err.strip().splitlines()) == 1

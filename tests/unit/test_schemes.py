@@ -25,28 +25,28 @@ def test_k_appears_in_the_name(name):
 def test_names_are_unique_and_short():
     names = [make_scheme(n).name for n in REGISTRY]
     assert len(set(names)) == len(names)
-    assert make_scheme("int8").name == "int8-qdq" and make_scheme("fp8", k=10).name == "fp8-qdq-k10"
-    assert make_scheme("w4a16").name == "w4a16-mse"
-    assert make_scheme("w4a16-graph", k=4).name == "w4a16-graph-gptq-k4"
+    assert make_scheme("int8-qdq").name == "int8-qdq" and make_scheme("fp8-qdq", k=10).name == "fp8-qdq-k10"
+    assert make_scheme("w4a16-mse").name == "w4a16-mse"
+    assert make_scheme("w4a16-graph-gptq", k=4).name == "w4a16-graph-gptq-k4"
 
 
 def test_unknown_scheme_suggests():
-    with pytest.raises(QuantsweepError, match="did you mean 'int8'"):
+    with pytest.raises(QuantsweepError, match="did you mean 'int8-qdq'"):
         make_scheme("imt8")
 
 
 def test_invalid_fields_are_errors():
     with pytest.raises(QuantsweepError, match="calibration"):
-        make_scheme("int8", calibration="median")
+        make_scheme("int8-qdq", calibration="median")
     with pytest.raises(QuantsweepError, match="K=5"):
         make_scheme("w8a16", k=5)
     with pytest.raises(QuantsweepError, match="invalid setting"):
-        make_scheme("int8", bogus=1)
+        make_scheme("int8-qdq", bogus=1)
 
 
 def test_onnx_only_input_gets_graph_weight_only():
     assert make_scheme("w8a16", onnx_only=True).name == "w8a16-graph"
-    assert make_scheme("w4a16", onnx_only=True).name == "w4a16-graph-gptq"
+    assert make_scheme("w4a16-mse", onnx_only=True).name == "w4a16-graph-gptq"
 
 
 def test_reduce_range_follows_vnni():
@@ -61,9 +61,9 @@ def test_float_dtype_is_a_field_of_every_scheme_and_named():
         s = make_scheme(reg, k=5, float_dtype="fp16")
         assert s.name == expected and scheme_from_dict(scheme_to_dict(s)) == s
     assert make_scheme("w8a16", float_dtype="fp16").name == "w8a16-fp16"
-    assert make_scheme("w4a16-graph", float_dtype="fp16").name == "w4a16-graph-gptq-fp16"
-    assert make_scheme("w4a16-graph-rtn").name == "w4a16-graph-mse"
-    assert make_scheme("int8-u8w").name == "int8-qdq-u8w"
+    assert make_scheme("w4a16-graph-gptq", float_dtype="fp16").name == "w4a16-graph-gptq-fp16"
+    assert make_scheme("w4a16-graph-mse").name == "w4a16-graph-mse"
+    assert make_scheme("int8-qdq-u8w").name == "int8-qdq-u8w"
     for reg in ("int8", "w8a16", "w8a16-graph", "fp8"):
         with pytest.raises(QuantsweepError, match="float dtype"):
             make_scheme(reg, float_dtype="bf16")

@@ -52,7 +52,7 @@ def add_output_args(p: argparse.ArgumentParser, trust: bool = False) -> None:
 
 def build_parser(handlers: dict[str, Callable[[argparse.Namespace], int]]) -> argparse.ArgumentParser:
     """The ``quantsweep`` argument parser; ``handlers`` maps each command to its function."""
-    from quantsweep.schemes import K_SCHEMES
+    from quantsweep.schemes import K_SCHEMES, canonical_name
 
     p = OneLineParser(prog="quantsweep", description="Low-precision study of a detector.")
     p.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
@@ -162,8 +162,8 @@ def build_parser(handlers: dict[str, Callable[[argparse.Namespace], int]]) -> ar
 
     s = sub.add_parser("sensitivity", help="rank quantizable nodes by the damage of quantizing them")
     s.add_argument("--model", type=Path, required=True, help=".pt (Ultralytics) or FP32 .onnx")
-    s.add_argument("--precision", choices=sorted(K_SCHEMES), default="int8",
-                   help="rank on the graph of this scheme (int8: ORT placement; int8-trt/fp8: ModelOpt)")
+    s.add_argument("--precision", type=canonical_name, choices=sorted(K_SCHEMES), default="int8-qdq",
+                   help="rank on the graph of this scheme (int8-qdq: ORT placement; int8-trt/fp8-qdq: ModelOpt)")
     add_calib_args(s)
     s.add_argument("--images", type=int, default=2, help="calibration images used for the probe (default 2)")
     s.add_argument("--probe-top", type=int, default=32,

@@ -6,7 +6,7 @@ clean-up pass (onnxslim, constant folding off) and check the Q/DQ counts did not
 the effective K equals the requested K, then write both files atomically.
 
 Example:
-    >>> cand = materialize(make_scheme("int8", k=5), ctx, Path("candidates"), ranking)  # doctest: +SKIP
+    >>> cand = materialize(make_scheme("int8-qdq", k=5), ctx, Path("candidates"), ranking)  # doctest: +SKIP
 """
 
 from __future__ import annotations

@@ -29,8 +29,9 @@ def compute_sensitivity(fp32: Path, pt: Path | None, calib: CalibSet, scheme_nam
     from quantsweep.errors import QuantsweepError
     from quantsweep.quantize.build import materialize
     from quantsweep.quantize.sensitivity import rank_nodes
-    from quantsweep.schemes import K_SCHEMES, make_scheme
+    from quantsweep.schemes import K_SCHEMES, canonical_name, make_scheme
 
+    scheme_name = canonical_name(scheme_name)
     if scheme_name not in K_SCHEMES:
         raise QuantsweepError(f"no sensitivity ranking for scheme {scheme_name!r}",
                               f"use one of {', '.join(sorted(K_SCHEMES))}")

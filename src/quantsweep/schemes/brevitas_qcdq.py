@@ -151,13 +151,13 @@ _TORCH = ("torch", "brevitas", "ultralytics")
 SPECS = (
     SchemeSpec("w8a16", BrevitasQCDQ, "INT8 per-channel weights, float activations (Brevitas) — sanity check",
                default=True, onnx_only="w8a16-graph", needs=_TORCH, extra="ultralytics"),
-    SchemeSpec("w4a16", BrevitasQCDQ, "4-bit per-channel MSE weights rounded to nearest, float activations "
-               "(Brevitas; the default W4A16 is w4a16-graph: GPTQ on the graph)",
-               preset={"weight_bits": 4, "weight_scale": "mse"}, onnx_only="w4a16-graph",
+    SchemeSpec("w4a16-mse", BrevitasQCDQ, "4-bit per-channel MSE weights rounded to nearest, float activations "
+               "(Brevitas; the default W4A16 is w4a16-graph-gptq: GPTQ on the graph)",
+               preset={"weight_bits": 4, "weight_scale": "mse"}, onnx_only="w4a16-graph-gptq",
                needs=_TORCH, extra="ultralytics"),
-    SchemeSpec("w4a8", BrevitasQCDQ, "4-bit MSE weights rounded to nearest, 8-bit activations (Brevitas; the "
-               "default W4A8 is w4a8-graph: GPTQ on the graph)",
-               preset={"weight_bits": 4, "act_bits": 8, "weight_scale": "mse"}, onnx_only="w4a8-graph",
+    SchemeSpec("w4a8-mse", BrevitasQCDQ, "4-bit MSE weights rounded to nearest, 8-bit activations (Brevitas; the "
+               "default W4A8 is w4a8-graph-gptq: GPTQ on the graph)",
+               preset={"weight_bits": 4, "act_bits": 8, "weight_scale": "mse"}, onnx_only="w4a8-graph-gptq",
                needs=_TORCH, extra="ultralytics"),
     SchemeSpec("w8a8", BrevitasQCDQ, "8-bit weights and activations (Brevitas)",
                preset={"weight_bits": 8, "act_bits": 8}, needs=_TORCH, extra="ultralytics"),

@@ -149,7 +149,7 @@ class ModelOptFp8:
 SPECS = (
     SchemeSpec("int8-trt", ModelOptInt8, "INT8 QDQ placed for TensorRT by ModelOpt (zero-point 0)",
                k_sets=True, default=True, needs=("modelopt",), extra="modelopt"),
-    SchemeSpec("fp8", ModelOptFp8, "FP8 E4M3 QDQ by ModelOpt (TensorRT on Hopper+; emulated elsewhere)",
+    SchemeSpec("fp8-qdq", ModelOptFp8, "FP8 E4M3 QDQ by ModelOpt (TensorRT on Hopper+; emulated elsewhere)",
                k_sets=True, default=True, needs=("modelopt",), extra="modelopt"),
 )
 

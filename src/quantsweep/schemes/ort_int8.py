@@ -125,11 +125,11 @@ class OrtInt8:
 
 
 SPECS = (
-    SchemeSpec("int8", OrtInt8, "INT8 QDQ, ONNX Runtime quantizer, per-channel weights (ORT CPU int8 kernels)",
+    SchemeSpec("int8-qdq", OrtInt8, "INT8 QDQ, ONNX Runtime quantizer, per-channel weights (ORT CPU int8 kernels)",
                k_sets=True, default=True),
-    SchemeSpec("int8-u8w", OrtInt8, "INT8 QDQ with uint8 symmetric weights (zero-point 128): full 8-bit weights on "
+    SchemeSpec("int8-qdq-u8w", OrtInt8, "INT8 QDQ with uint8 symmetric weights (zero-point 128): full 8-bit weights on "
                "x86 without VNNI (u8u8 kernels do not saturate; slower, and OpenVINO runs them emulated)",
                preset={"weights": "uint8"}, k_sets=True),
-    SchemeSpec("int8-nohead", OrtInt8, "ablation: INT8 QDQ with the decode tail quantized too (no YOLO head policy)",
+    SchemeSpec("int8-qdq-nohead", OrtInt8, "ablation: INT8 QDQ with the decode tail quantized too (no YOLO head policy)",
                preset={"head_policy": False}),
 )

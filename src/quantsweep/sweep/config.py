@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from quantsweep.errors import QuantsweepError, did_you_mean, first_line
-from quantsweep.schemes import DEFAULT_SCHEMES, REGISTRY
+from quantsweep.schemes import DEFAULT_SCHEMES, REGISTRY, canonical_name, suggest
 
 __all__ = ["SweepConfig"]
 
@@ -69,9 +69,10 @@ class SweepConfig:
     trust_checkpoint: bool = False  # fully unpickle a .pt that references more than model classes
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "schemes", tuple(canonical_name(s) for s in self.schemes))
         for s in self.schemes:
             if s not in REGISTRY:
-                raise QuantsweepError(f"unknown scheme {s!r}; {did_you_mean(s, list(REGISTRY))}".strip(),
+                raise QuantsweepError(f"unknown scheme {s!r}; {suggest(s)}".strip(),
                                       f"choose from {', '.join(REGISTRY)}")
         for k in self.ks:
             if not isinstance(k, int) or isinstance(k, bool) or k < 0:

@@ -43,7 +43,7 @@ def _plan(cfg: SweepConfig, onnx_only: bool) -> list[Any]:
         else:
             plan.append(make_scheme(name, onnx_only=onnx_only))
     if cfg.ablation and "int8" in cfg.schemes:
-        plan.append(make_scheme("int8-nohead"))
+        plan.append(make_scheme("int8-qdq-nohead"))
     seen: set[str] = set()
     return [s for s in plan if not (s.name in seen or seen.add(s.name))]  # type: ignore[func-returns-value]
 
