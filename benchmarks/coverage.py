@@ -120,6 +120,12 @@ def _tables(cache: Path, gt: dict[str, Any], ids: list[int], dets: dict[str, lis
 
 
 def _init(payload: dict[str, Any]) -> None:
+    try:  # one BLAS thread per worker: the workers already fill the cores
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(1)
+    except ImportError:
+        pass
     _STATE.update(payload)
     _STATE["tables"] = _tables(payload["cache"], payload["gt"], payload["ids"], payload["dets"])
 
@@ -137,17 +143,22 @@ def _trial(seed: int) -> list[dict[str, Any]]:
     rng = np.random.default_rng(seed)
     ids, tables, truth_delta, speed = st["ids"], st["tables"], st["truth_delta"], st["speed"]
     out = []
-    cache: dict[tuple[str, tuple[int, ...], int], tuple[float, np.ndarray]] = {}
+    cache: dict[tuple[str, tuple[int, ...]], tuple[float, np.ndarray]] = {}
     drawn_tables: dict[str, Any] = {}
 
     def boot(name: str, prefix: list[int], resamples: int) -> tuple[float, np.ndarray]:
-        """A model's mAP and bootstrap on ``prefix`` (computed once: every budget reuses it)."""
-        key = (name, tuple(prefix), resamples)
-        if key not in cache:
+        """A model's mAP and bootstrap on ``prefix``, computed once for every budget and both procedures:
+        the first ``r`` resamples of a seed are the same whatever the total (``resample_weights``), so
+        the old procedure's 100 are the first 100 of the new one's."""
+        key = (name, tuple(prefix))
+        most = max(resamples, st["resamples"])
+        if key not in cache or len(cache[key][1]) < resamples:
             t = drawn_tables[name].subset(prefix)
-            w = resample_weights(len(prefix), resamples, 0)
-            cache[key] = (float(weighted_map(t, np.ones(len(prefix)))[0]), weighted_map(t, w))
-        return cache[key]
+            w = np.vstack([np.ones((1, len(prefix))), resample_weights(len(prefix), most, 0)])
+            values = weighted_map(t, w)
+            cache[key] = (float(values[0]), values[1:])
+        value, boots = cache[key]
+        return value, boots[:resamples]
 
     for regime in ("default", "small"):
         if regime == "default":

@@ -45,8 +45,6 @@ IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)
 RECALL_THRESHOLDS = np.linspace(0.0, 1.0, 101)
 MAX_DETS = 100
 _CHUNK = 32  # resamples per vectorised block: small enough that a block's arrays stay in cache
-# float64: the envelope offsets and the recall thresholds need the full precision
-_DTYPE = np.float64  # resamples per vectorised block (bounds memory: chunk x true positives)
 
 
 def _moved(missing: list[str]) -> NoReturn:
@@ -219,7 +217,7 @@ class _Terms:
     """Every (category, IoU threshold) segment's true positives, concatenated in score order."""
 
     tp_image: np.ndarray  # [columns] the image of each true positive
-    fp_before: np.ndarray  # [images, columns] false positives of that image ranked above it
+    fp_before: np.ndarray  # [images, columns] false positives of that image ranked above it (float32)
     category: np.ndarray  # [columns] category index of the column's segment
     segment: np.ndarray  # [columns] segment index (category-major, threshold-minor)
     starts: np.ndarray  # [segments] first column of each segment
@@ -232,20 +230,22 @@ def _terms(table: MatchTable) -> _Terms:
         mask = table.det_category == ci
         order = np.argsort(table.det_rank[mask])
         img, tp, fp = table.det_image[mask][order], table.det_tp[mask][order], table.det_fp[mask][order]
-        big = len(img) + 1
         for t in range(len(IOU_THRESHOLDS)):
             tp_pos, fp_pos = np.flatnonzero(tp[:, t]), np.flatnonzero(fp[:, t])
-            # keys image * big + position of the false positives, sorted: counts per image before each tp
-            keys = np.sort(img[fp_pos] * big + fp_pos)
-            queries = np.arange(n_img)[:, None] * big + tp_pos[None, :]
-            fp_before.append(np.searchsorted(keys, queries) - np.searchsorted(keys, np.arange(n_img) * big)[:, None])
+            # each false positive counts for every true positive ranked below it: drop it into the
+            # bucket of the first true positive after it, per image, then accumulate along the ranks
+            bucket = np.searchsorted(tp_pos, fp_pos)
+            inside = bucket < len(tp_pos)  # false positives after the last true positive count for none
+            counts = np.bincount(img[fp_pos[inside]] * len(tp_pos) + bucket[inside],
+                                 minlength=n_img * len(tp_pos)).reshape(n_img, len(tp_pos))
+            fp_before.append(np.cumsum(counts, axis=1))
             tp_image.append(img[tp_pos])
             category.append(np.full(len(tp_pos), ci))
             segment.append(np.full(len(tp_pos), ci * len(IOU_THRESHOLDS) + t))
     seg = np.concatenate(segment) if segment else np.zeros(0, np.int64)
     starts = np.flatnonzero(np.r_[True, seg[1:] != seg[:-1]]) if len(seg) else np.zeros(0, np.int64)
     return _Terms(np.concatenate(tp_image) if tp_image else np.zeros(0, np.int64),
-                  np.concatenate(fp_before, axis=1).astype(_DTYPE) if fp_before else np.zeros((n_img, 0)),
+                  np.concatenate(fp_before, axis=1).astype(np.float32) if fp_before else np.zeros((n_img, 0), np.float32),
                   np.concatenate(category) if category else np.zeros(0, np.int64), seg, starts)
 
 
@@ -285,7 +285,7 @@ def weighted_map(table: MatchTable, weights: np.ndarray) -> np.ndarray:
         base_index = np.repeat(np.arange(len(terms.starts)), np.diff(seg_starts))
         cat_starts = np.flatnonzero(np.r_[True, terms.category[1:] != terms.category[:-1]])
         cats_present = terms.category[cat_starts]
-        fp_before = terms.fp_before.astype(np.float32)  # integer counts: exact in float32 below 2**24
+        fp_before = terms.fp_before  # integer counts, float32: exact below 2**24
     for lo in range(0, len(w), _CHUNK):
         wc = w[lo:lo + _CHUNK]
         npig = wc @ gt_counts  # [resamples, categories]
