@@ -14,15 +14,31 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["atomic_replace", "atomic_write_bytes", "atomic_write_json", "atomic_write_text", "capture_output", "file_hash",
-           "sha256_file"]
+           "file_mode", "sha256_file"]
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def file_mode() -> int:
+    """The mode a plain ``open(..., "w")`` would give a new file (0644 under the usual umask 022).
+
+    Temporary files (``mkstemp``) are created 0600; a run folder written through them would be
+    unreadable to a teammate, a CI job under another user or a serving process.
+    """
+    return 0o666 & ~_umask()
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temp file in the same folder + fsync + rename."""
+    """Write ``data`` to ``path`` via a temp file in the same folder + fsync + rename (mode as ``open``)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, file_mode())
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -41,6 +57,7 @@ def atomic_replace(src: Path, dst: Path, copy: bool = False) -> Path:
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = dst.with_name(f".{dst.name}.tmp")
     (shutil.copyfile if copy else shutil.move)(str(src), str(tmp))
+    os.chmod(tmp, file_mode())  # a file made by mkstemp elsewhere arrives 0600
     os.replace(tmp, dst)
     return dst
 
@@ -105,7 +122,7 @@ def capture_output(log_path: Path) -> Iterator[None]:
     sys.stderr.flush()
     with _sigint_deferred():
         saved = os.dup(1), os.dup(2)
-        fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o666)
         os.dup2(fd, 1)
         os.dup2(fd, 2)
         os.close(fd)

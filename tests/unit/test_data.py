@@ -130,3 +130,23 @@ def test_a_plain_folder_is_checked_against_the_evaluation_subset(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(QuantsweepError, match="no images in"):
         CalibSet.from_folder(tmp_path / "empty", 8, (32, 32))
+
+
+def test_atomic_writes_have_the_mode_of_a_plain_open(tmp_path):
+    """mkstemp makes 0600 files; an atomic write must not leave the run folder unreadable to others."""
+    import os
+    import stat
+
+    from quantsweep.files import atomic_replace, atomic_write_text, file_mode
+
+    old = os.umask(0o022)
+    try:
+        atomic_write_text(tmp_path / "a.json", "{}")
+        src = tmp_path / "src.bin"
+        fd = os.open(src, os.O_WRONLY | os.O_CREAT, 0o600)
+        os.close(fd)
+        atomic_replace(src, tmp_path / "b.bin")
+        assert file_mode() == 0o644
+        assert {stat.S_IMODE((tmp_path / n).stat().st_mode) for n in ("a.json", "b.bin")} == {0o644}
+    finally:
+        os.umask(old)

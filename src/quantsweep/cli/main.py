@@ -97,6 +97,20 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_predict(args: argparse.Namespace) -> int:
+    from quantsweep.evaluate.photos import Detector, find_images, predict_photos, write_summary
+
+    images = find_images(args.images)
+    _refuse_overwrite(args.out / "detections.json", args.overwrite)
+    detector = Detector(args.model, args.provider, args.conf, args.iou, args.max_det, args.imgsz)
+    result = predict_photos(detector, images, args.out)
+    print(f"{len(result['detections'])} boxes on {len(images)} images by {args.model} "
+          f"({result['runtime']}, layout {result['layout']}, conf {args.conf}, iou {args.iou}):")
+    print(write_summary(result))
+    print(args.out / "detections.json")
+    return 0
+
+
 def cmd_schemes(args: argparse.Namespace) -> int:
     from quantsweep.report.table import precision_label
     from quantsweep.schemes import REGISTRY
@@ -305,7 +319,9 @@ def build_parser() -> argparse.ArgumentParser:
     """The ``quantsweep`` argument parser wired to this module's commands."""
     from quantsweep.cli import parser as cli_parser
 
-    handlers: dict[str, Callable[[argparse.Namespace], int]] = {"demo": cmd_demo, "export": cmd_export, "eval": cmd_eval, "run": cmd_run, "schemes": cmd_schemes,
+    handlers: dict[str, Callable[[argparse.Namespace], int]] = {
+                "demo": cmd_demo, "export": cmd_export, "eval": cmd_eval, "predict": cmd_predict, "run": cmd_run,
+                "schemes": cmd_schemes,
                 "quantize": cmd_quantize, "sensitivity": cmd_sensitivity, "bench": cmd_bench, "env": cmd_env}
     return cli_parser.build_parser(handlers)
 

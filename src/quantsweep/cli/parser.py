@@ -88,6 +88,19 @@ def build_parser(handlers: dict[str, Callable[[argparse.Namespace], int]]) -> ar
     v.add_argument("--overwrite", action="store_true")
     v.set_defaults(func=handlers["eval"])
 
+    pr = sub.add_parser("predict", help="run a model on photos: boxes drawn on them + detections JSON")
+    pr.add_argument("--model", type=Path, required=True, help="an ONNX file or OpenVINO IR (.xml) quantsweep made")
+    pr.add_argument("--images", type=Path, nargs="+", required=True, help="image files or folders")
+    pr.add_argument("--out", type=Path, default=Path("predictions"), help="folder for drawn images + detections.json")
+    pr.add_argument("--conf", type=float, default=0.25, help="score threshold (default 0.25)")
+    pr.add_argument("--iou", type=float, default=0.7, help="NMS IoU for heads that need NMS (default 0.7)")
+    pr.add_argument("--max-det", type=int, default=300)
+    pr.add_argument("--provider", default="auto",
+                    help="auto (OpenVINO for .xml, ONNX Runtime CPU for .onnx)|cpu|cuda|openvino")
+    pr.add_argument("--imgsz", type=int, help="input size for models with dynamic height/width")
+    pr.add_argument("--overwrite", action="store_true")
+    pr.set_defaults(func=handlers["predict"])
+
     r = sub.add_parser("run", help="the whole study; with no arguments, on the embedded demo")
     r.add_argument("--config", type=Path, help="YAML with the same keys as the flags (CLI wins)")
     r.add_argument("--model", type=Path, help=".pt or .onnx (default: the embedded demo detector)")

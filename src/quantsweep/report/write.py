@@ -17,8 +17,10 @@ __all__ = ["hand_back", "read_outputs", "run_command", "write_outputs"]
 
 def write_outputs(run_dir: Path, cfg: Any, rows: list[Row], decision: Decision, verdict: dict[str, Any] | None,
                   search_images: int, confirmation: dict[str, Any] | None = None,
-                  scored_by: str | None = None) -> tuple[list[Row], Decision]:
+                  scored_by: str | None = None, example_image: Path | None = None) -> tuple[list[Row], Decision]:
     """Write ``results/summary.*``, the plots, ``report.html`` and ``recommended/``; return (rows, decision).
+
+    ``example_image``: a real image (the first confirmation image) the deploy command runs on.
 
     Presents what :func:`quantsweep.decide.decision.conclude` decided; computes nothing new.
     """
@@ -47,16 +49,20 @@ def write_outputs(run_dir: Path, cfg: Any, rows: list[Row], decision: Decision, 
     command = file = None
     if decision.candidate not in (None, "fp32"):
         file = model_file(run_dir / "candidates", decision.candidate).name
-        command = run_command(decision.candidate, decision.backend, file)
+        command = run_command(decision.candidate, decision.backend, file, example_image)
     write_report(run_dir, cfg, rows, decision, verdict, sens, confirmation, search, command, scored_by, file)
-    hand_back(run_dir, decision, rows)
+    hand_back(run_dir, decision, rows, example_image)
     return rows, decision
 
 
-def run_command(name: str, backend: str | None, file: str | None = None) -> str:
-    """The shell command that runs ``recommended/<file>`` (default ``<name>.onnx``) once on ``backend``
-    (from that folder); an OpenVINO IR (``.xml``) runs on OpenVINO whatever ``backend`` says."""
+def run_command(name: str, backend: str | None, file: str | None = None, image: Path | None = None) -> str:
+    """The shell command that runs ``recommended/<file>`` (default ``<name>.onnx``) on ``backend`` (from that
+    folder): ``quantsweep predict`` on ``image`` when one is known, else one pass over zeros that prints the
+    output shape; an OpenVINO IR (``.xml``) runs on OpenVINO whatever ``backend`` says."""
     file = file or f"{name}.onnx"
+    if image is not None:
+        provider = "openvino" if file.endswith(".xml") or backend == "openvino" else "cpu"
+        return f"quantsweep predict --model {file} --images {image} --provider {provider} --out predictions"
     if file.endswith(".xml"):
         backend = "openvino"
     runner = {"openvino": ("import numpy as np, openvino as ov; "
@@ -71,8 +77,9 @@ def run_command(name: str, backend: str | None, file: str | None = None) -> str:
 
 
 
-def hand_back(run_dir: Path, decision: Decision, rows: list[Row]) -> None:
-    """``recommended/``: the chosen model, its scheme JSON and how to run it (nothing when FP32 stays)."""
+def hand_back(run_dir: Path, decision: Decision, rows: list[Row], image: Path | None = None) -> None:
+    """``recommended/``: the chosen model, its scheme JSON and how to run it (nothing when FP32 stays):
+    ``quantsweep predict`` on ``image`` (a confirmation image) and the same steps as a Python snippet."""
     if decision.candidate in (None, "fp32"):
         return
     name = decision.candidate
@@ -93,18 +100,42 @@ Label on {decision.backend}: {row.label}; {row.latency_p50_ms} ms p50 per batch,
 machine that ran the sweep. The exact scheme (tool, settings, calibration, kept-float nodes) is in
 `{name}.scheme.json`. Input: letterboxed RGB, /255, NCHW float32 (as `quantsweep eval`).
 
-Run it (from this folder):
+Run it on a photo (from this folder; boxes drawn into `predictions/`, detections in `predictions/detections.json`):
 
 ```bash
-{run_command(name, decision.backend, model.name)}
+{run_command(name, decision.backend, model.name, image)}
 ```
-
+{_snippet_section(out / model.name, image)}
 Measure it against FP32 on this machine:
 
 ```bash
 quantsweep bench --model ../candidates/fp32.onnx --model {model.name} --backend {decision.backend} --out bench.json
 ```
 """)
+
+
+def _snippet_section(model: Path, image: Path | None) -> str:
+    """The same steps in Python (runtime, letterbox, decode): what a user writes next, with the same numbers."""
+    if image is None:
+        return ""
+    from quantsweep.errors import QuantsweepError
+    from quantsweep.evaluate.photos import snippet
+    from quantsweep.model.info import inspect_onnx
+
+    try:
+        info = inspect_onnx(model)
+    except QuantsweepError:  # not a detector quantsweep can decode: the command above still runs it
+        return ""
+    if info.layout is None or info.hw is None:
+        return ""
+    code = snippet(Path(model.name), image, str(info.layout), info.hw)
+    return f"""
+The same in Python, with only the runtime, OpenCV and numpy (and quantsweep's decoding); it prints the boxes
+`quantsweep predict` finds:
+
+```python
+{code}```
+"""
 
 
 def read_outputs(run_dir: Path) -> tuple[list[Row], Decision]:

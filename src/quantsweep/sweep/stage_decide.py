@@ -123,6 +123,11 @@ def report(r: StepStore, cfg: SweepConfig, built: dict[str, Any], benches: dict[
     inputs = {"files": {str(p.relative_to(r.dir)): file_hash(p) for p in sources},
               "errors": {n: e.get("error") for n, e in built.items()},
               "decision": [cfg.budget, target, cfg.bootstrap, cfg.seed, cfg.alpha, cfg.alpha_spending]}
+    from quantsweep.data.coco import read_ids_file
+
+    shown = read_ids_file(r.dir / "confirm_ids.txt") if (r.dir / "confirm_ids.txt").is_file() else []
+    example = inp.eval_ds.path((shown or ids)[0]).resolve() if (shown or ids) else None
+    inputs["example_image"] = str(example)
     res = r.dir / "results"
     outputs = [res / "summary.csv", res / "summary.md", res / "summary.json", res / "pareto.png", res / "pareto.svg",
                res / "k_curve.png", res / "k_curve.svg", r.dir / "report.html"]
@@ -131,7 +136,7 @@ def report(r: StepStore, cfg: SweepConfig, built: dict[str, Any], benches: dict[
         rows, decision, verdict = conclude(built, benches, inp.eval_ds, ids, cfg.budget, cfg.bootstrap, cfg.seed,
                                            confirmation, target or cfg.target_backend, note)
         scored_by = (built.get("fp32", {}).get("metrics") or {}).get("run", {}).get("provider")
-        return write_outputs(r.dir, cfg, rows, decision, verdict, len(ids), confirmation, scored_by)
+        return write_outputs(r.dir, cfg, rows, decision, verdict, len(ids), confirmation, scored_by, example)
 
     made = r.step("report", inputs, outputs, write)
     return made if made is not None else read_outputs(r.dir)  # None: finished earlier with the same inputs

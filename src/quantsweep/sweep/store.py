@@ -79,7 +79,7 @@ class StepStore:
     # ---- lock ---------------------------------------------------------------------------------
     def lock(self) -> None:
         """Hold the folder's lock (``.lock``, with this pid) or refuse: one writer at a time."""
-        fd = os.open(self.dir / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(self.dir / ".lock", os.O_RDWR | os.O_CREAT, 0o666)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
