@@ -63,7 +63,7 @@ def test_scheme_builds_runs_and_records(name, world, demo_val):
 
 
 def test_head_policy_keeps_the_decode_tail_float(world):
-    cand = _built(world, "int8")
+    cand = _built(world, "int8-qdq")
     tail = decode_tail(onnx.load(str(world["ctx"].fp32_onnx)))
     kept = {k["node"] for k in cand.record["kept_float"]}
     assert set(tail) <= kept
@@ -74,7 +74,7 @@ def test_head_policy_keeps_the_decode_tail_float(world):
 def test_requested_k_is_the_effective_k(world):
     from quantsweep.quantize.sensitivity import rank_nodes
 
-    full = _built(world, "int8")
+    full = _built(world, "int8-qdq")
     ranking = rank_nodes(world["ctx"].fp32_onnx, full.onnx_path, world["ctx"].calib.array(2), "int8",
                          probe_top=8)["ranking"]
     cand = materialize(make_scheme("int8-qdq", k=5), world["ctx"], world["out"] / "k", ranking)
@@ -131,7 +131,7 @@ def test_float_dtype_fp16_keeps_qdq_and_io_types(name, world, demo_val):
     res = evaluate(cand.onnx_path, demo_val, world["ids"][:20], EvalSettings(provider="cpu"))
     assert res["num_detections"] > 0
     # activations quantized in fp16 on the CPU provider: the number is flagged, not trusted
-    assert bool(res["warnings"]) == (name == "int8")
+    assert bool(res["warnings"]) == (name == "int8-qdq")
 
 
 def test_a_plain_folder_of_photos_calibrates_from_the_cli(demo_dir, tmp_path):

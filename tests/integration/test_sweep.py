@@ -243,7 +243,7 @@ def test_sigkill_then_resume_gives_the_same_table(small_run, tmp_path, kill_at):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("stop_at", ["sensitivity:int8", "build:w8a16", "bench:ort-cpu"])
+@pytest.mark.parametrize("stop_at", ["sensitivity:int8-qdq", "build:w8a16", "bench:ort-cpu"])
 def test_ctrl_c_stops_quickly_and_says_how_to_resume(small_run, tmp_path, stop_at):
     jobs = ("--jobs", "2") if stop_at == "build:w8a16" else ()  # the parent stops its worker pool
     proc, run_dir = _start_until(small_run, tmp_path, stop_at, *jobs)
@@ -272,8 +272,8 @@ def test_same_config_gives_identical_candidates_and_metrics(small_run, tmp_path)
         x, y = json.loads(m.read_text()), json.loads((b / "results" / m.name).read_text())
         assert {k: x[k] for k in ("map50_95", "map50", "map75", "num_detections")} == \
                {k: y[k] for k in ("map50_95", "map50", "map75", "num_detections")}
-    assert json.loads((a / "sensitivity.json").read_text())["int8"]["ranking"] == \
-        json.loads((b / "sensitivity.json").read_text())["int8"]["ranking"]
+    assert json.loads((a / "sensitivity.json").read_text())["int8-qdq"]["ranking"] == \
+        json.loads((b / "sensitivity.json").read_text())["int8-qdq"]["ranking"]
 
 
 # the search (the default): one K-capable placement whose K=0 misses a tight budget, so K is searched
@@ -296,7 +296,7 @@ def _trace(run_dir, timings=False):
 def test_search_probes_are_measured_steps_and_the_smallest_qualifier_wins(search_run):
     d = search_run.run_dir
     s = json.loads((d / "search.json").read_text())
-    ranking = [n["node"] for n in json.loads((d / "sensitivity.json").read_text())["int8"]["ranking"]]
+    ranking = [n["node"] for n in json.loads((d / "sensitivity.json").read_text())["int8-qdq"]["ranking"]]
     assert s["target"] == "ort-cpu" and s["search_images"] == 20 and s["confirm_pool"] == 40
     trace = s["trace"]
     assert trace[0]["k"] == 0 and not trace[0]["qualifies"]  # a 0.5-point budget: K=0 misses on this model

@@ -42,7 +42,7 @@ def _plan(cfg: SweepConfig, onnx_only: bool) -> list[Any]:
             plan += [make_scheme(name, onnx_only=onnx_only, k=k) for k in (cfg.ks if cfg.grid else (0,))]
         else:
             plan.append(make_scheme(name, onnx_only=onnx_only))
-    if cfg.ablation and "int8" in cfg.schemes:
+    if cfg.ablation and "int8-qdq" in cfg.schemes:
         plan.append(make_scheme("int8-qdq-nohead"))
     seen: set[str] = set()
     return [s for s in plan if not (s.name in seen or seen.add(s.name))]  # type: ignore[func-returns-value]
