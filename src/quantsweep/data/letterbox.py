@@ -21,7 +21,7 @@ import numpy as np
 
 from quantsweep.errors import QuantsweepError
 
-__all__ = ["PAD_VALUE", "Batch", "ImageSource", "LetterboxMeta", "iter_batches", "letterbox"]
+__all__ = ["PAD_VALUE", "Batch", "ImageSource", "LetterboxMeta", "iter_batches", "letterbox", "to_network", "to_pixels"]
 
 
 PAD_VALUE = 114
@@ -73,9 +73,19 @@ class ImageSource(Protocol):
         ...
 
 
-def _prepare(ds: ImageSource, image_id: Hashable, hw: tuple[int, int]) -> tuple[np.ndarray, LetterboxMeta]:
-    boxed, meta = letterbox(ds.load(image_id), hw)
+def to_network(image: np.ndarray, hw: tuple[int, int]) -> tuple[np.ndarray, LetterboxMeta]:
+    """One BGR image letterboxed into ``hw`` as CHW uint8 RGB (stack with :func:`to_pixels`)."""
+    boxed, meta = letterbox(image, hw)
     return boxed[:, :, ::-1].transpose(2, 0, 1), meta  # BGR->RGB, HWC->CHW
+
+
+def to_pixels(arrays: Sequence[np.ndarray]) -> np.ndarray:
+    """CHW uint8 images from :func:`to_network` as the network's NCHW float32 input in [0, 1]."""
+    return np.ascontiguousarray(np.stack(arrays), dtype=np.float32) / np.float32(255.0)
+
+
+def _prepare(ds: ImageSource, image_id: Hashable, hw: tuple[int, int]) -> tuple[np.ndarray, LetterboxMeta]:
+    return to_network(ds.load(image_id), hw)
 
 
 def iter_batches(ds: ImageSource, ids: Sequence[Any], hw: tuple[int, int], batch: int = 1,
@@ -100,8 +110,7 @@ def iter_batches(ds: ImageSource, ids: Sequence[Any], hw: tuple[int, int], batch
         arrays = [p[0] for p in prepared]
         if pad_to_batch and len(arrays) < batch:
             arrays += [arrays[-1]] * (batch - len(arrays))
-        pixels = np.ascontiguousarray(np.stack(arrays), dtype=np.float32) / np.float32(255.0)
-        return Batch(chunk, pixels, [p[1] for p in prepared])
+        return Batch(chunk, to_pixels(arrays), [p[1] for p in prepared])
 
     if not prefetch or len(chunks) < 2:
         for chunk in chunks:

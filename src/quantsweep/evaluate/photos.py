@@ -13,7 +13,6 @@ Example:
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from quantsweep.data.folder import IMAGE_SUFFIXES, read_image
-from quantsweep.data.letterbox import letterbox
+from quantsweep.data.letterbox import to_network, to_pixels
 from quantsweep.errors import QuantsweepError
 from quantsweep.evaluate.decode import decode
 from quantsweep.files import atomic_write_bytes, atomic_write_json
@@ -75,9 +74,8 @@ class Detector:
 
     def __call__(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(xyxy boxes in image pixels, scores, class indices)`` of one HxWx3 uint8 BGR image."""
-        boxed, meta = letterbox(image, self.hw)
-        pixels = np.ascontiguousarray(boxed[:, :, ::-1].transpose(2, 0, 1)[None], dtype=np.float32) / 255.0
-        out = self.session.run(pixels)
+        chw, meta = to_network(image, self.hw)
+        out = self.session.run(to_pixels([chw]))
         if self.layout is None:
             self.layout = detect_layout(out.shape, self.hw, source=str(self.model))[0]
         [(boxes, scores, classes)] = decode(out, self.layout, [meta], self.conf, self.iou, self.max_det)
@@ -113,7 +111,7 @@ def _colour(cls: int) -> tuple[int, int, int]:
 
 
 def draw(image: np.ndarray, boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray,
-         name: Any = str, dashed: bool = False) -> np.ndarray:
+         name: Any = str) -> np.ndarray:
     """``image`` (BGR) with each box outlined and labelled ``name(class) score``."""
     import cv2
 
@@ -122,7 +120,7 @@ def draw(image: np.ndarray, boxes: np.ndarray, scores: np.ndarray, classes: np.n
     for (x1, y1, x2, y2), s, c in zip(boxes.round().astype(int), scores, classes):
         colour = _colour(int(c))
         cv2.rectangle(out, (x1, y1), (x2, y2), colour, thick, cv2.LINE_AA)
-        label = f"{name(int(c))} {s:.2f}" if s == s else name(int(c))  # NaN score: a ground-truth box
+        label = f"{name(int(c))} {s:.2f}"
         (tw, th), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, 0.4 * thick, 1)
         top = max(y1 - th - 4, 0)
         cv2.rectangle(out, (x1, top), (x1 + tw + 4, top + th + 4), colour, -1)
@@ -207,8 +205,3 @@ def write_summary(result: dict[str, Any]) -> str:
     for d in result["detections"]:
         per[d["image_id"]] = per.get(d["image_id"], 0) + 1
     return "\n".join(f"{im['file']}: {per.get(im['id'], 0)} boxes -> {im['drawn']}" for im in result["images"])
-
-
-def load_detections(path: Path) -> dict[str, Any]:
-    """A ``detections.json`` written by :func:`predict_photos`."""
-    return json.loads(Path(path).read_text())

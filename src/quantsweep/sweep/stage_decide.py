@@ -112,6 +112,7 @@ def report(r: StepStore, cfg: SweepConfig, built: dict[str, Any], benches: dict[
             note: str | None) -> tuple[list[Row], Decision]:
     """Decide (:func:`quantsweep.decide.decision.conclude`), then write the table, plots and report:
     one manifest step over every result file it reads."""
+    from quantsweep.data.coco import read_ids_file
     from quantsweep.decide.decision import conclude
     from quantsweep.files import file_hash
     from quantsweep.report.write import read_outputs, write_outputs
@@ -123,8 +124,6 @@ def report(r: StepStore, cfg: SweepConfig, built: dict[str, Any], benches: dict[
     inputs = {"files": {str(p.relative_to(r.dir)): file_hash(p) for p in sources},
               "errors": {n: e.get("error") for n, e in built.items()},
               "decision": [cfg.budget, target, cfg.bootstrap, cfg.seed, cfg.alpha, cfg.alpha_spending]}
-    from quantsweep.data.coco import read_ids_file
-
     shown = read_ids_file(r.dir / "confirm_ids.txt") if (r.dir / "confirm_ids.txt").is_file() else []
     example = inp.eval_ds.path((shown or ids)[0]).resolve() if (shown or ids) else None
     inputs["example_image"] = str(example)
