@@ -83,7 +83,7 @@ def main() -> None:
             rows.append({"scheme": scheme.name, "error": str(exc)[:200]})
             continue
         build_s = time.perf_counter() - t
-        m = evaluate(cand.onnx_path, ds, ids, settings, work / f"{scheme.name}.metrics.json")
+        m = evaluate(cand.model_path, ds, ids, settings, work / f"{scheme.name}.metrics.json")
         dets = json.loads(Path(m["detections_file"]).read_text())
         boot = bootstrap_map(ds.coco, {"fp32": base_dets, "cand": dets}, ids, 200, 0)["map50_95"]
         low, high = delta_interval(boot["cand"], boot["fp32"])

@@ -78,7 +78,8 @@ def main() -> None:
     from quantsweep.env import collect_env
     from quantsweep.evaluate.bootstrap import bootstrap_map, delta_interval
     from quantsweep.evaluate.metrics import coco_map
-    from quantsweep.model.info import inspect_onnx, model_file
+    from quantsweep.files import ModelFile
+    from quantsweep.model.info import inspect_onnx
     from quantsweep.sweep.config import SweepConfig
     from quantsweep.sweep.inputs import resolve_inputs
 
@@ -101,7 +102,7 @@ def main() -> None:
     made: dict[str, dict[str, Any]] = {"fp32": {"how": "the run's FP32 export", "seconds": None}}
     if rec.get("candidate") not in (None, "fp32"):
         name = rec["candidate"]
-        models[f"quantsweep {name}"] = str(model_file(run / "recommended", name))  # .xml (IR) or .onnx
+        models[f"quantsweep {name}"] = str(ModelFile.find(run / "recommended", name).path)  # .xml (IR) or .onnx
         steps = json.loads((run / "manifest.json").read_text())["steps"]
         made[f"quantsweep {name}"] = {"how": f"the run's recommendation ({rec['backend']})",
                                       "seconds": round(sum(s.get("seconds", 0.0) for s in steps.values()), 1)}

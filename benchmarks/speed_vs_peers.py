@@ -30,7 +30,7 @@ import numpy as np
 
 
 def _ort_runner(path: Path) -> Callable[[np.ndarray], Any]:
-    from quantsweep.model.session import open_ort
+    from quantsweep.runtimes.ort import open_ort
 
     sess = open_ort(path, "cpu")
     return sess.run
@@ -132,7 +132,7 @@ def main() -> None:
 
     onnx_models: dict[str, Path] = {"fp32": args.model}
     onnx_models["quantsweep int8-qdq"] = build(make_scheme("int8-qdq"), BuildContext(args.model, None, calib, work / "w"),
-                                               work / "qs").onnx_path
+                                               work / "qs").model_path
 
     class Reader(CalibrationDataReader):
         def __init__(self) -> None:

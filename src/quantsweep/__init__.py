@@ -12,7 +12,7 @@ Extending it:
   line in that package's ``_MODULES``;
 - a runtime to benchmark on is one new module in :mod:`quantsweep.bench` (a class with
   ``name``, ``unavailable``, ``group`` and ``prepare``) plus one line in
-  :data:`quantsweep.bench.registry.BACKENDS`;
+  :data:`quantsweep.runtimes.RUNTIMES`;
 - an executor (where build and evaluation steps run) implements
   :class:`quantsweep.sweep.executors.Executor` (one line in :mod:`quantsweep.sweep.choose`) over the run's
   :class:`quantsweep.sweep.store.StepStore`, the only writer of a run folder.

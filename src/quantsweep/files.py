@@ -1,4 +1,9 @@
-"""Atomic writes and content hashes: a reader never sees a half-written file."""
+"""Atomic writes, content hashes and model files: a reader never sees a half-written file.
+
+A model file is a value (:class:`ModelFile`: a path and its :class:`ModelFormat`), not a suffix
+test spread over the code: an ONNX file, an OpenVINO IR (``x.xml`` + ``x.bin``), a TensorRT
+engine. It alone knows which files make up a model, and so how to hash, ship, copy and size it.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +15,11 @@ import os
 import sys
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_replace", "atomic_write_bytes", "atomic_write_json", "atomic_write_text", "capture_output", "file_hash",
+__all__ = ["FORMATS", "ONNX", "OPENVINO_IR", "TENSORRT_ENGINE", "ModelFile", "ModelFormat", "atomic_replace", "atomic_write_bytes", "atomic_write_json", "atomic_write_text", "capture_output", "file_hash",
            "file_mode", "sha256_file"]
 
 
@@ -71,17 +77,11 @@ def atomic_write_json(path: Path, obj: Any) -> None:
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    """Hex sha256 of a file's bytes; of an OpenVINO IR (``x.xml``), of ``x.xml`` then ``x.bin``.
-
-    The IR's weights live in the ``.bin``: a fingerprint of the ``.xml`` alone would not change
-    when they do.
-    """
+    """Hex sha256 of a file's bytes; of a model made of several files (an OpenVINO IR ``x.xml``), of
+    each of its files in turn (``x.xml`` then ``x.bin``): the IR's weights live in the ``.bin``, and a
+    fingerprint of the ``.xml`` alone would not change when they do."""
     h = hashlib.sha256()
-    path = Path(path)
-    parts = [path]
-    if path.suffix.lower() == ".xml" and path.with_suffix(".bin").exists():
-        parts.append(path.with_suffix(".bin"))
-    for part in parts:
+    for part in ModelFile.of(path).existing():
         with open(part, "rb") as f:
             while block := f.read(chunk):
                 h.update(block)
@@ -142,3 +142,86 @@ def capture_output(log_path: Path) -> Iterator[None]:
                 os.close(saved[1])
                 logging.getLogger().removeHandler(handler)
                 handler.close()
+
+
+@dataclass(frozen=True)
+class ModelFormat:
+    """A kind of model file: its name in records (``format`` in a scheme JSON), its main file's
+    suffix and the files that travel with it (an IR's ``.bin``)."""
+
+    name: str
+    title: str
+    suffix: str
+    companions: tuple[str, ...] = ()
+
+    def __str__(self) -> str:
+        return self.name
+
+
+ONNX = ModelFormat("onnx", "ONNX", ".onnx")
+OPENVINO_IR = ModelFormat("openvino-ir", "OpenVINO IR", ".xml", (".bin",))
+TENSORRT_ENGINE = ModelFormat("tensorrt-engine", "TensorRT engine", ".engine")
+FORMATS: dict[str, ModelFormat] = {f.name: f for f in (ONNX, OPENVINO_IR, TENSORRT_ENGINE)}
+
+
+@dataclass(frozen=True)
+class ModelFile:
+    """A model on disk: ``path`` (the file a runtime opens) in ``format``.
+
+    Example:
+        >>> m = ModelFile.of(Path("candidates/int8-ov.xml"))
+        >>> m.format.name, [p.name for p in m.files]
+        ('openvino-ir', ['int8-ov.xml', 'int8-ov.bin'])
+    """
+
+    path: Path
+    format: ModelFormat
+
+    @classmethod
+    def of(cls, path: Path | str) -> ModelFile:
+        """The model whose main file is ``path``, its format told by the suffix (anything unknown is
+        read as ONNX, whose loader then says what is wrong with it)."""
+        path = Path(path)
+        suffix = path.suffix.lower()
+        return cls(path, next((f for f in FORMATS.values() if f.suffix == suffix), ONNX))
+
+    @classmethod
+    def find(cls, folder: Path, name: str) -> ModelFile:
+        """The model called ``name`` in ``folder``: the first format whose main file is there (an IR
+        before an ONNX twin of the same name), else ``name.onnx``."""
+        for fmt in (OPENVINO_IR, TENSORRT_ENGINE, ONNX):
+            path = Path(folder) / f"{name}{fmt.suffix}"
+            if path.is_file():
+                return cls(path, fmt)
+        return cls(Path(folder) / f"{name}{ONNX.suffix}", ONNX)
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def files(self) -> list[Path]:
+        """Every file the model consists of, main file first."""
+        return [self.path, *(self.path.with_suffix(c) for c in self.format.companions)]
+
+    def existing(self) -> list[Path]:
+        """:attr:`files` that exist (the main file always, so a missing one fails where it is read)."""
+        return [self.path, *(p for p in self.files[1:] if p.exists())]
+
+    def size_bytes(self) -> int:
+        return sum(p.stat().st_size for p in self.files)
+
+    def sha256(self) -> str:
+        return sha256_file(self.path)
+
+    def move_to(self, path: Path, copy: bool = False) -> ModelFile:
+        """The model moved (or copied) to main file ``path``, each file atomically, companions first
+        (so a reader that finds the main file finds all of it)."""
+        target = ModelFile(Path(path), self.format)
+        for src, dst in reversed(list(zip(self.files, target.files))):
+            atomic_replace(src, dst, copy=copy)
+        return target
+
+    def copy_into(self, folder: Path) -> ModelFile:
+        """A copy of the model in ``folder``, under the same file names."""
+        return self.move_to(Path(folder) / self.name, copy=True)

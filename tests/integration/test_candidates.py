@@ -47,12 +47,12 @@ def test_scheme_builds_runs_and_records(name, world, demo_val):
     for key in ("tool", "tool_version", "calibration", "kept_float", "opset", "settings", "sha256", "scheme"):
         assert key in rec, key
     assert rec["calibration"]["images"] == 32 and len(rec["calibration"]["ids_sha256_16"]) == 16
-    if cand.onnx_path.suffix == ".xml":  # OpenVINO IR (int8-ov): FakeQuantize, scored by OpenVINO
+    if cand.model_path.suffix == ".xml":  # OpenVINO IR (int8-ov): FakeQuantize, scored by OpenVINO
         assert rec["format"] == "openvino-ir" and rec["op_counts"].get("FakeQuantize", 0) > 0
     else:
-        assert rec["hygiene"]["qdq_before"] == rec["hygiene"]["qdq_after"] == qdq_counts(onnx.load(str(cand.onnx_path)))
+        assert rec["hygiene"]["qdq_before"] == rec["hygiene"]["qdq_after"] == qdq_counts(onnx.load(str(cand.model_path)))
         assert rec["hygiene"]["qdq_after"]["DequantizeLinear"] > 0
-    m = evaluate(cand.onnx_path, demo_val, world["ids"], EvalSettings(provider="cpu"))
+    m = evaluate(cand.model_path, demo_val, world["ids"], EvalSettings(provider="cpu"))
     delta = m["map50_95"] - world["fp32"]
     print(f"{cand.name}: mAP50-95 {m['map50_95']:.4f} (delta {delta:+.4f}), {rec['size_mb']} MB, "
           f"built in {rec['build_s']} s")
@@ -75,11 +75,11 @@ def test_requested_k_is_the_effective_k(world):
     from quantsweep.quantize.sensitivity import rank_nodes
 
     full = _built(world, "int8-qdq")
-    ranking = rank_nodes(world["ctx"].fp32_onnx, full.onnx_path, world["ctx"].calib.array(2), "int8",
+    ranking = rank_nodes(world["ctx"].fp32_onnx, full.model_path, world["ctx"].calib.array(2), "int8",
                          probe_top=8)["ranking"]
     cand = materialize(make_scheme("int8-qdq", k=5), world["ctx"], world["out"] / "k", ranking)
     top5 = [r["node"] for r in ranking[:5]]
-    assert set(top5) <= set(float_compute_nodes(onnx.load(str(cand.onnx_path))))
+    assert set(top5) <= set(float_compute_nodes(onnx.load(str(cand.model_path))))
     bogus = [{"node": "no/such/node", "op": "Conv", "score": 1.0, "rank": 1, "precision": "int8"}] + ranking
     with pytest.raises(QuantsweepError, match="effective K"):
         materialize(make_scheme("int8-qdq", k=1), world["ctx"], world["out"] / "bad", bogus)
@@ -100,9 +100,9 @@ def test_sensitive_nodes_remove_more_held_out_damage_than_random_ones(world, dem
 
     ctx, k = world["ctx"], 5
     full = materialize(OrtInt8(per_channel=False, reduce_range="on"), ctx, world["out"] / "pt")
-    ranking = rank_nodes(ctx.fp32_onnx, full.onnx_path, ctx.calib.array(2), "int8")["ranking"]
+    ranking = rank_nodes(ctx.fp32_onnx, full.model_path, ctx.calib.array(2), "int8")["ranking"]
     held_out = CalibSet.from_dataset(demo_val, 16, (320, 320)).array()
-    probe = GatedProbe(ctx.fp32_onnx, full.onnx_path, held_out)
+    probe = GatedProbe(ctx.fp32_onnx, full.model_path, held_out)
     none = probe.damage()
     top = probe.damage({r["node"] for r in ranking[:k]})
     rng = random.Random(0)
@@ -121,14 +121,14 @@ def test_float_dtype_fp16_keeps_qdq_and_io_types(name, world, demo_val):
     cand = materialize(make_scheme(name, float_dtype="fp16"), world["ctx"], world["out"] / "f16")
     assert cand.name.endswith("-fp16") and cand.record["scheme"]["float_dtype"] == "fp16"
     assert "convert_to_f16" in cand.record["settings"]["float_dtype"] and cand.record["opset"] >= 19
-    m = onnx.load(str(cand.onnx_path))
-    assert qdq_counts(m) == qdq_counts(onnx.load(str(fp32_cand.onnx_path)))
+    m = onnx.load(str(cand.model_path))
+    assert qdq_counts(m) == qdq_counts(onnx.load(str(fp32_cand.model_path)))
     scales = {i.name: i.data_type for i in m.graph.initializer}
     dq = [n for n in m.graph.node if n.op_type == "DequantizeLinear"]
     assert all(scales.get(n.input[1]) == TensorProto.FLOAT16 for n in dq if n.input[1] in scales)
     assert all(v.type.tensor_type.elem_type == TensorProto.FLOAT for v in list(m.graph.input) + list(m.graph.output)
                if v.type.tensor_type.elem_type in (TensorProto.FLOAT, TensorProto.FLOAT16))
-    res = evaluate(cand.onnx_path, demo_val, world["ids"][:20], EvalSettings(provider="cpu"))
+    res = evaluate(cand.model_path, demo_val, world["ids"][:20], EvalSettings(provider="cpu"))
     assert res["num_detections"] > 0
     # activations quantized in fp16 on the CPU provider: the number is flagged, not trusted
     assert bool(res["warnings"]) == (name == "int8-qdq")

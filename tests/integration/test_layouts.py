@@ -59,6 +59,6 @@ def test_family_exports_quantizes_and_evaluates(arch, head, layout, shape, work,
     settings = EvalSettings(provider="cpu")
     for scheme in ("int8-ov", "w8a16"):
         cand = materialize(make_scheme(scheme), ctx, work / f"{arch}-{head}-{scheme}")
-        m = evaluate(cand.onnx_path, demo_val, ids, settings)
+        m = evaluate(cand.model_path, demo_val, ids, settings)
         assert m["run"]["layout"] == layout and m["num_images"] == 4, (scheme, m["run"])
         assert 0.0 <= m["map50_95"] <= 1.0

@@ -44,9 +44,9 @@ def test_public_api_is_the_cli_s_function():
 
 
 def test_library_errors_name_settings_and_the_cli_names_flags(tmp_path, capsys):
-    from quantsweep.bench.base import BenchSettings
     from quantsweep.cli.main import main
     from quantsweep.evaluate.run import EvalSettings
+    from quantsweep.runtimes.base import BenchSettings
 
     with pytest.raises(QuantsweepError) as err:
         EvalSettings(max_det=0)

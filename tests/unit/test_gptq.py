@@ -88,5 +88,5 @@ def test_w4a16_graph_records_its_method_and_keeps_the_k_ranked_convs_at_8_bits(t
     assert [e["node"] for e in settings["weights_8bit"]] == ["conv1"]
     assert settings["weights_8bit"][0]["why"].startswith("sensitivity rank 1")
     assert not any(k["node"] == "conv1" for k in cand.record["kept_float"])  # 8-bit, not float
-    inits = {i.name for i in onnx.load(str(cand.onnx_path)).graph.initializer}
+    inits = {i.name for i in onnx.load(str(cand.model_path)).graph.initializer}
     assert {"w0_q4", "w1_q8", "w2_q4"} <= inits

@@ -4,11 +4,11 @@ import pytest
 from tests.conftest import tiny_convnet as _tiny_convnet
 from tests.conftest import tiny_ort_int8
 
-from quantsweep.bench.base import BenchSettings
-from quantsweep.bench.labels import label_from_trt_layers
 from quantsweep.bench.measure import benchmark
 from quantsweep.bench.timing import summarize
 from quantsweep.errors import QuantsweepError
+from quantsweep.runtimes.base import BenchSettings
+from quantsweep.runtimes.tensorrt import label_from_trt_layers
 
 
 @pytest.fixture(scope="module")
@@ -157,11 +157,11 @@ def test_openvino_labels_nncf_int8_accelerated_and_weight_only_emulated(tiny_ort
     weight_only = materialize(make_scheme("w8a16-graph"), ctx, tmp_path / "c")
     assert nncf_int8.record["tool"].startswith("nncf.quantize") and nncf_int8.record["registry"] == "int8-ov"
     # shipped as the OpenVINO IR NNCF's OpenVINO path wrote: .xml + .bin, both in the fingerprint
-    assert nncf_int8.onnx_path.suffix == ".xml" and nncf_int8.onnx_path.with_suffix(".bin").is_file()
+    assert nncf_int8.model_path.suffix == ".xml" and nncf_int8.model_path.with_suffix(".bin").is_file()
     assert nncf_int8.record["format"] == "openvino-ir" and nncf_int8.record["files"] == ["int8-ov.xml", "int8-ov.bin"]
     assert nncf_int8.record["op_counts"].get("FakeQuantize", 0) >= 2
-    res = benchmark([("fp32", tiny_ort / "fp32.onnx"), ("int8-ov", nncf_int8.onnx_path),
-                     ("w8a16-graph", weight_only.onnx_path)], BenchSettings(backends=("openvino", "ort-cpu"),
+    res = benchmark([("fp32", tiny_ort / "fp32.onnx"), ("int8-ov", nncf_int8.model_path),
+                     ("w8a16-graph", weight_only.model_path)], BenchSettings(backends=("openvino", "ort-cpu"),
                                                                             iters=3, warmup=1))
     ort_rows = {r["candidate"]: r for r in res["rows"] if r["backend"] == "ort-cpu"}
     assert ort_rows["int8-ov"]["label"] == "unsupported" and "OpenVINO IR" in ort_rows["int8-ov"]["error"]

@@ -69,24 +69,26 @@ def test_model_larger_than_memory_is_refused(tmp_path, monkeypatch):
 def test_openvino_ir_is_inspected_fingerprinted_and_refused_by_onnx_runtime(tmp_path):
     """An IR candidate: read by OpenVINO (layout found), its .bin in the sha256, ORT says it cannot run it."""
     ov = pytest.importorskip("openvino")
-    from quantsweep.files import sha256_file
-    from quantsweep.model.info import ir_files, model_file
-    from quantsweep.model.session import open_ort
+    from pathlib import Path
+
+    from quantsweep.files import ModelFile, sha256_file
     from quantsweep.report.write import run_command
+    from quantsweep.runtimes.ort import open_ort
 
     onnx_path = write_constant_detector(tmp_path / "m.onnx", [1, 300, 6])
     xml = tmp_path / "m.xml"
     ov.save_model(ov.convert_model(str(onnx_path)), str(xml))
     info = inspect_onnx(xml)
     assert info.hw == (320, 320) and info.fixed_batch == 1 and info.layout is not None
-    assert ir_files(xml) == [xml, tmp_path / "m.bin"] and model_file(tmp_path, "m") == xml
+    assert ModelFile.of(xml).files == [xml, tmp_path / "m.bin"] and ModelFile.find(tmp_path, "m").path == xml
     before = sha256_file(xml)
     data = bytearray((tmp_path / "m.bin").read_bytes())
     data[-1] ^= 0xFF
     (tmp_path / "m.bin").write_bytes(bytes(data))
     assert sha256_file(xml) != before  # weights changed, .xml did not
-    with pytest.raises(QuantsweepError, match="OpenVINO IR: ONNX Runtime cannot run it"):
+    with pytest.raises(QuantsweepError, match="OpenVINO IR file: ONNX Runtime cannot open it"):
         open_ort(xml)
+    assert "--provider openvino" in run_command("m", "ort-cpu", "m.xml", Path("a.jpg"))
     assert "openvino" in run_command("m", "ort-cpu", "m.xml") and "'m.xml'" in run_command("m", "ort-cpu", "m.xml")
     (tmp_path / "m.bin").unlink()
     with pytest.raises(QuantsweepError, match="keep the .xml and .bin side by side"):

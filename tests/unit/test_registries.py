@@ -60,7 +60,7 @@ def test_a_toy_scheme_registers_and_builds(tmp_path):
     cv2.imwrite(str(tmp_path / "photos" / "a.png"), np.zeros((32, 32, 3), np.uint8))
     calib = CalibSet.from_folder(tmp_path / "photos", 1, (32, 32))
     cand = materialize(scheme, BuildContext(fp32, None, calib, tmp_path / "work"), tmp_path / "out")
-    assert cand.onnx_path.is_file() and cand.record["registry"] == "toy" and cand.record["tool"] == "toy"
+    assert cand.model_path.is_file() and cand.record["registry"] == "toy" and cand.record["tool"] == "toy"
 
 
 @dataclass(frozen=True)
@@ -77,19 +77,19 @@ class ToyBackend:
         return list(models)
 
     def prepare(self, model, batch, work, settings):
-        from quantsweep.bench.base import Prepared, check_batch
+        from quantsweep.runtimes.base import Prepared, check_batch
 
         _, hw = check_batch(Path(model), batch)
         return Prepared(lambda x: float(x.sum()), "float", {"toy": True}, {"input_shape": [batch, 3, *hw]})
 
 
 def test_a_toy_backend_registers_and_benchmarks(tmp_path):
-    from quantsweep.bench.base import BenchSettings
     from quantsweep.bench.measure import benchmark
-    from quantsweep.bench.registry import BACKENDS, available_backends, get_backend
+    from quantsweep.runtimes import RUNTIMES, available_runtimes, get_runtime
+    from quantsweep.runtimes.base import BenchSettings
 
-    registry = {**BACKENDS, "toy": ToyBackend()}
-    assert get_backend("toy", registry).name == "toy" and "toy" in available_backends(registry)
+    registry = {**RUNTIMES, "toy": ToyBackend()}
+    assert get_runtime("toy", registry).name == "toy" and "toy" in available_runtimes(registry)
     fp32 = tiny_convnet(tmp_path / "fp32.onnx")
     res = benchmark([("fp32", fp32), ("same", fp32)], BenchSettings(backends=("toy",), iters=3, warmup=1),
                     tmp_path / "w", registry=registry)

@@ -1,1 +1,1 @@
-"""Speed: interleaved latency/throughput against FP32, one module per runtime, honest labels from the executed graph."""
+"""Speed: interleaved latency/throughput against FP32 on each runtime (rounds in rotating order), with the spread."""

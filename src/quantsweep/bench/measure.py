@@ -22,11 +22,11 @@ from typing import Any
 import numpy as np
 
 from quantsweep import __version__
-from quantsweep.bench.base import Backend, BenchSettings, Prepared
-from quantsweep.bench.registry import BACKENDS, check_backends
 from quantsweep.bench.timing import SPREAD_WARN, summarize
 from quantsweep.env import collect_env
 from quantsweep.errors import QuantsweepError, first_line
+from quantsweep.runtimes import RUNTIMES, check_runtimes
+from quantsweep.runtimes.base import BenchSettings, Prepared, Runtime
 
 __all__ = ["bench_markdown", "benchmark"]
 
@@ -61,7 +61,7 @@ def _cpu_busy() -> float | None:
 
 def benchmark(models: Sequence[tuple[str, Path]], settings: BenchSettings, work_dir: Path | None = None,
               progress: Callable[[str], None] | None = None,
-              registry: dict[str, Backend] | None = None) -> dict[str, Any]:
+              registry: dict[str, Runtime] | None = None) -> dict[str, Any]:
     """Benchmark ``models`` (the first is the FP32 reference) on every backend x batch.
 
     Returns:
@@ -69,12 +69,12 @@ def benchmark(models: Sequence[tuple[str, Path]], settings: BenchSettings, work_
         ``warnings``.
 
     Raises:
-        QuantsweepError: no model, or a backend name not in ``registry`` (default :data:`BACKENDS`).
+        QuantsweepError: no model, or a backend name not in ``registry`` (default :data:`RUNTIMES`).
     """
     if not models:
         raise QuantsweepError("no model to benchmark", "pass --model BASE.onnx [--model CAND.onnx ...]")
-    check_backends(settings.backends, registry)
-    reg = BACKENDS if registry is None else registry
+    check_runtimes(settings.backends, registry)
+    reg = RUNTIMES if registry is None else registry
     rows: list[dict[str, Any]] = []
     warnings: list[str] = []
     busy = _cpu_busy()
@@ -98,7 +98,7 @@ def benchmark(models: Sequence[tuple[str, Path]], settings: BenchSettings, work_
             "env": collect_env(), "quantsweep_version": __version__}
 
 
-def _measure_group(models: Sequence[tuple[str, Path]], backend: Backend, batch: int, work: Path,
+def _measure_group(models: Sequence[tuple[str, Path]], backend: Runtime, batch: int, work: Path,
                    settings: BenchSettings, warnings: list[str],
                    progress: Callable[[str], None] | None) -> list[dict[str, Any]]:
     prepared: dict[str, Prepared] = {}

@@ -204,7 +204,7 @@ def cmd_quantize(args: argparse.Namespace) -> int:
     print(f"{cand.name}: {rec['tool']} {rec['tool_version']}, {rec['size_mb']} MB, "
           f"{rec['kept_float_count']} node(s) kept in float, Q/DQ {rec['hygiene'].get('qdq_after', 'n/a (IR)')}, "
           f"built in {rec['build_s']} s; scheme: {cand.scheme_path}")
-    print(cand.onnx_path)
+    print(cand.model_path)
     return 0
 
 
@@ -216,9 +216,9 @@ def _int_list(text: str) -> tuple[int, ...]:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from quantsweep.bench.base import BenchSettings
     from quantsweep.bench.measure import bench_markdown, benchmark
     from quantsweep.files import atomic_write_json
+    from quantsweep.runtimes.base import BenchSettings
 
     settings = BenchSettings(backends=tuple(args.backend or ["ort-cpu"]), batches=_int_list(args.batch),
                              warmup=args.warmup, iters=args.iters, seconds=args.seconds, threads=args.threads)
@@ -298,18 +298,18 @@ def extras_table() -> str:
     """Which install extra enables which schemes, backends and inputs, and whether it is installed here."""
     import importlib.util
 
-    from quantsweep.bench.registry import BACKENDS
+    from quantsweep.runtimes import RUNTIMES
     from quantsweep.schemes import REGISTRY
 
     lines = ["| extra | installed | schemes | backends | also |", "|---|---|---|---|---|"]
     core_schemes = [n for n, s in REGISTRY.items() if s.extra is None]
-    core_backends = [n for n, b in BACKENDS.items() if getattr(b, "extra", None) is None]
+    core_backends = [n for n, b in RUNTIMES.items() if getattr(b, "extra", None) is None]
     lines.append(f"| core | yes | {', '.join(core_schemes)} | {', '.join(core_backends)} | ONNX models, evaluation, "
                  "report |")
     for extra, (modules, also) in _EXTRA_ALSO.items():
         ok = all(importlib.util.find_spec(m) is not None for m in modules)
         schemes = [n for n, s in REGISTRY.items() if s.extra == extra]
-        backends = [n for n, b in BACKENDS.items() if getattr(b, "extra", None) == extra]
+        backends = [n for n, b in RUNTIMES.items() if getattr(b, "extra", None) == extra]
         lines.append(f"| [{extra}] | {'yes' if ok else 'no'} | {', '.join(schemes) or '—'} | "
                      f"{', '.join(backends) or '—'} | {also or '—'} |")
     return "\n".join(lines)

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from quantsweep.errors import QuantsweepError
+from quantsweep.runtimes import RUNTIMES, providers
 
 __all__ = ["OneLineParser", "add_calib_args", "add_data_args", "build_parser"]
 
@@ -82,7 +83,8 @@ def build_parser(handlers: dict[str, Callable[[argparse.Namespace], int]]) -> ar
     v.add_argument("--max-det", type=int, default=300)
     v.add_argument("--batch", type=int, default=1)
     v.add_argument("--imgsz", type=int, help="input size for models with dynamic height/width")
-    v.add_argument("--provider", default="auto", help="auto|cpu|cuda|tensorrt (default auto)")
+    v.add_argument("--provider", default="auto", help=f"{'|'.join(providers())} (default auto: CUDA when it runs "
+                   "here, else CPU; an OpenVINO IR is scored by OpenVINO)")
     v.add_argument("--threads", type=int, help="intra-op threads (default: physical cores)")
     v.add_argument("--out", type=Path, required=True, help="metrics JSON to write")
     v.add_argument("--overwrite", action="store_true")
@@ -96,7 +98,8 @@ def build_parser(handlers: dict[str, Callable[[argparse.Namespace], int]]) -> ar
     pr.add_argument("--iou", type=float, default=0.7, help="NMS IoU for heads that need NMS (default 0.7)")
     pr.add_argument("--max-det", type=int, default=300)
     pr.add_argument("--provider", default="auto",
-                    help="auto (OpenVINO for .xml, ONNX Runtime CPU for .onnx)|cpu|cuda|openvino")
+                    help=f"{'|'.join(providers())} (default auto: the first runtime that opens the file: OpenVINO "
+                    "for .xml, ONNX Runtime CPU for .onnx)")
     pr.add_argument("--imgsz", type=int, help="input size for models with dynamic height/width")
     pr.add_argument("--overwrite", action="store_true")
     pr.set_defaults(func=handlers["predict"])
@@ -124,7 +127,7 @@ def build_parser(handlers: dict[str, Callable[[argparse.Namespace], int]]) -> ar
     r.add_argument("--ks", help="with --grid: comma-separated K-set (default 0,5,10,20)")
     r.add_argument("--max-evals", type=int,
                    help="the search's cap on K>0 probes, each built, scored and timed (default 6)")
-    r.add_argument("--backends", help="comma-separated (default: every one available)")
+    r.add_argument("--backends", help=f"comma-separated, of {','.join(RUNTIMES)} (default: every one available)")
     r.add_argument("--batches", help="comma-separated batch sizes to benchmark (default 1)")
     r.add_argument("--budget", type=float, help="max mAP50-95 loss in points (default 1.0)")
     r.add_argument("--target-backend", help="backend the recommendation is for (default: fastest)")
@@ -190,7 +193,7 @@ def build_parser(handlers: dict[str, Callable[[argparse.Namespace], int]]) -> ar
     b.add_argument("--model", type=Path, action="append", required=True,
                    help="ONNX model; repeat; the first is the FP32 reference")
     b.add_argument("--backend", action="append",
-                   help="ort-cpu|ort-cuda|ort-trt|tensorrt|openvino; repeat (default ort-cpu)")
+                   help=f"{'|'.join(RUNTIMES)}; repeat (default ort-cpu)")
     b.add_argument("--batch", default="1", help="comma-separated batch sizes (default 1)")
     b.add_argument("--warmup", type=int, default=10)
     b.add_argument("--iters", type=int, help="timed runs per model (overrides --seconds)")

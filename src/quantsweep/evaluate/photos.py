@@ -23,8 +23,8 @@ from quantsweep.data.folder import IMAGE_SUFFIXES, read_image
 from quantsweep.data.letterbox import to_network, to_pixels
 from quantsweep.errors import QuantsweepError
 from quantsweep.evaluate.decode import decode
-from quantsweep.files import atomic_write_bytes, atomic_write_json
-from quantsweep.model.info import inspect_onnx, is_ir
+from quantsweep.files import OPENVINO_IR, ModelFile, atomic_write_bytes, atomic_write_json
+from quantsweep.model.info import inspect_onnx
 from quantsweep.model.layouts import DetectorLayout, detect_layout
 
 __all__ = ["Detector", "find_images", "predict_photos", "snippet"]
@@ -34,7 +34,7 @@ def _names(model: Path) -> dict[int, str]:
     """Class names from the model's metadata (Ultralytics writes ``names`` into the ONNX), else {}."""
     import ast
 
-    if is_ir(model):
+    if ModelFile.of(model).format is OPENVINO_IR:
         return {}
     import onnx
 
@@ -58,7 +58,7 @@ class Detector:
 
     def __init__(self, model: Path, provider: str = "auto", conf: float = 0.25, iou: float = 0.7,
                  max_det: int = 300, imgsz: int | None = None) -> None:
-        from quantsweep.model.session import open_session
+        from quantsweep.runtimes import open_session, runtime_for
 
         self.model = Path(model)
         info = inspect_onnx(self.model, imgsz)
@@ -66,7 +66,7 @@ class Detector:
         if hw is None:
             raise QuantsweepError(f"{model} has a dynamic input size", "pass --imgsz")
         self.hw: tuple[int, int] = hw
-        self.provider = ("openvino" if is_ir(self.model) else "cpu") if provider == "auto" else provider
+        self.provider = runtime_for(self.model, "cpu").provider if provider == "auto" else provider
         self.session = open_session(self.model, self.provider)
         self.layout: DetectorLayout | None = info.layout
         self.conf, self.iou, self.max_det = conf, iou, max_det
@@ -166,19 +166,17 @@ def predict_photos(detector: Detector, images: Sequence[Path], out: Path) -> dic
     return result
 
 
-def snippet(model: Path, image: Path, layout: str, hw: tuple[int, int], conf: float = 0.25) -> str:
+def snippet(model: Path, image: Path, layout: str, hw: tuple[int, int], conf: float = 0.25,
+            provider: str = "auto") -> str:
     """A copy-pasteable Python program: open ``model`` on its runtime, letterbox ``image``, decode boxes.
 
     Needs only the runtime, OpenCV and numpy (plus quantsweep's layout decoding for raw heads'
-    NMS, imported from the installed package). The numbers are those of ``quantsweep predict``.
+    NMS, imported from the installed package). The numbers are those of ``quantsweep predict``
+    with the same ``provider`` (``auto``: the first runtime that opens the model's format).
     """
-    if is_ir(Path(model)):
-        opened = (f'import openvino as ov\nmodel = ov.Core().compile_model("{model}", "CPU")\n'
-                  "run = lambda x: model(x)[0]")
-    else:
-        opened = (f'import onnxruntime as ort\nsession = ort.InferenceSession("{model}", '
-                  'providers=["CPUExecutionProvider"])\n'
-                  "run = lambda x: session.run(None, {session.get_inputs()[0].name: x})[0]")
+    from quantsweep.runtimes import runtime_for
+
+    opened = runtime_for(Path(model), "cpu" if provider == "auto" else provider).open_code(str(model))
     return f'''import cv2
 import numpy as np
 from quantsweep.model.layouts import get_layout

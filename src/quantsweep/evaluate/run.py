@@ -21,8 +21,8 @@ from quantsweep.data.letterbox import iter_batches
 from quantsweep.errors import QuantsweepError, first_line
 from quantsweep.evaluate.decode import decode, to_coco
 from quantsweep.evaluate.metrics import coco_map, per_class_ap
-from quantsweep.files import atomic_write_json, sha256_file
-from quantsweep.model.info import inspect_onnx, is_ir
+from quantsweep.files import ModelFile, atomic_write_json, sha256_file
+from quantsweep.model.info import inspect_onnx
 from quantsweep.model.layouts import DetectorLayout, detect_layout
 
 __all__ = ["EvalSettings", "evaluate", "predict", "predict_sharded", "shards_of"]
@@ -60,7 +60,7 @@ def predict(model: Path, ds: Dataset, ids: Sequence[int], settings: EvalSettings
 
     Run facts: layout, provider, batch, input size, pure inference seconds, wall seconds.
     """
-    from quantsweep.model.session import open_session
+    from quantsweep.runtimes import open_session
 
     info = inspect_onnx(model, settings.imgsz)
     hw = info.hw or ((settings.imgsz, settings.imgsz) if settings.imgsz else None)
@@ -166,9 +166,13 @@ def evaluate(model: Path, ds: Dataset, ids: Sequence[int], settings: EvalSetting
     """
     model = Path(model)
     warnings = []
-    if is_ir(model) and settings.provider != "openvino":  # only OpenVINO runs an IR
-        warnings.append(f"an OpenVINO IR: scored by OpenVINO, not the {settings.provider!r} provider")
-        settings = replace(settings, provider="openvino")
+    from quantsweep.runtimes import runtime_for, scorer
+
+    able = runtime_for(model, settings.provider)
+    if able is not scorer(settings.provider):  # e.g. only OpenVINO opens an IR
+        warnings.append(f"{ModelFile.of(model).format.title}: scored by {able.title}, not the "
+                        f"{settings.provider!r} provider")
+        settings = replace(settings, provider=able.provider)
 
     def run(s: EvalSettings) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         if shards > 1 and shard_map is not None:

@@ -1,1 +1,1 @@
-"""The model: safe ``.pt`` loading, export to FP32 ONNX, ONNX inspection and graph analysis, ORT sessions."""
+"""The model: safe ``.pt`` loading, export to FP32 ONNX, ONNX/IR inspection, graph analysis, output layouts."""

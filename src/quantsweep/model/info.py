@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from quantsweep.errors import QuantsweepError, first_line
+from quantsweep.files import OPENVINO_IR, ModelFile
 from quantsweep.model.layouts import DetectorLayout, detect_layout, supported_text
 
-__all__ = ["ModelInfo", "OPSET_RANGE", "check_onnx_file", "inspect_onnx", "ir_files", "is_ir", "load_onnx",
-           "model_file"]
+__all__ = ["ModelInfo", "OPSET_RANGE", "check_onnx_file", "inspect_onnx", "load_onnx"]
 
 
 OPSET_RANGE = (11, 23)  # what the supported exporters write and onnxruntime 1.24 runs
@@ -125,7 +125,7 @@ def inspect_onnx(path: Path, imgsz: int | None = None, require_detector: bool = 
     Raises:
         QuantsweepError: not ONNX, not one rank-4 image input, or an unknown output layout.
     """
-    if is_ir(path):
+    if ModelFile.of(path).format is OPENVINO_IR:
         return _describe(_inspect_ir(Path(path)), imgsz, require_detector)
     model = load_onnx(path, load_external_data=False)
     check_onnx_file(path, model)
@@ -140,23 +140,6 @@ def inspect_onnx(path: Path, imgsz: int | None = None, require_detector: bool = 
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
     return _describe(ModelInfo(Path(path), inputs[0].name, in_shape, outputs, opset, None, None), imgsz,
                      require_detector)
-
-
-def is_ir(path: Path) -> bool:
-    """Whether ``path`` is an OpenVINO IR (``.xml`` with its ``.bin`` beside it), not an ONNX file."""
-    return Path(path).suffix.lower() == ".xml"
-
-
-def ir_files(path: Path) -> list[Path]:
-    """The files a model consists of: ``[x.onnx]`` or ``[x.xml, x.bin]``."""
-    path = Path(path)
-    return [path, path.with_suffix(".bin")] if is_ir(path) else [path]
-
-
-def model_file(folder: Path, name: str) -> Path:
-    """The model called ``name`` in ``folder``: ``name.xml`` (OpenVINO IR) when there is one, else ``name.onnx``."""
-    xml = Path(folder) / f"{name}.xml"
-    return xml if xml.is_file() else Path(folder) / f"{name}.onnx"
 
 
 def _inspect_ir(path: Path) -> ModelInfo:

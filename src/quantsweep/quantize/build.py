@@ -20,7 +20,7 @@ from typing import Any
 
 from quantsweep import __version__
 from quantsweep.errors import QuantsweepError
-from quantsweep.files import atomic_replace, atomic_write_json, sha256_file
+from quantsweep.files import OPENVINO_IR, ModelFile, atomic_replace, atomic_write_json, sha256_file
 from quantsweep.schemes import REGISTRY, BuildContext, scheme_to_dict
 
 __all__ = ["Candidate", "candidate_path", "keep_float_nodes", "materialize"]
@@ -33,7 +33,7 @@ class Candidate:
     """A built candidate: its model file (ONNX, or OpenVINO IR ``.xml``) and its scheme record."""
 
     name: str
-    onnx_path: Path
+    model_path: Path
     scheme_path: Path
     record: dict[str, Any]
 
@@ -164,7 +164,6 @@ def materialize(scheme: Any, ctx: BuildContext, out_dir: Path,
     import onnx
 
     from quantsweep.model.graph import compute_nodes, float_compute_nodes, ir_graph_facts, op_counts
-    from quantsweep.model.info import ir_files, is_ir
 
     absent = REGISTRY[scheme.registry].missing() if scheme.registry in REGISTRY else None
     if absent is not None:  # a row that says which extra to install
@@ -179,30 +178,28 @@ def materialize(scheme: Any, ctx: BuildContext, out_dir: Path,
     result = scheme.build(ctx, keep, raw)
     build_s = time.perf_counter() - t0
     ranked_keep = [n for n, why in keep.items() if why.startswith("sensitivity rank")]
-    if is_ir(result.onnx_path):  # OpenVINO IR: saved as its library wrote it
-        target = candidate_path(out_dir, scheme)
-        facts = ir_graph_facts(result.onnx_path)
+    made = ModelFile.of(result.model_path)
+    if made.format is OPENVINO_IR:  # saved as its library wrote it
+        facts = ir_graph_facts(result.model_path)
         _check_effective_k(scheme, ranked_keep, facts["compute_nodes"], facts["float_compute_nodes"])
-        atomic_replace(result.onnx_path.with_suffix(".bin"), target.with_suffix(".bin"))
-        atomic_replace(result.onnx_path, target)
+        target = made.move_to(candidate_path(out_dir, scheme))
         hygiene: dict[str, Any] = {"pass": "none (OpenVINO IR, as the library saved it)"}
         rewired, opset, counts = 0, None, facts["op_counts"]
     else:
-        rewired = _unshare_float_inputs(result.onnx_path, keep)
+        rewired = _unshare_float_inputs(result.model_path, keep)
         if getattr(scheme, "float_dtype", "fp32") == "fp16" and not getattr(scheme, "native_fp16", False):
             from quantsweep.schemes.modelopt_qdq import convert_fp16
 
-            result.settings["float_dtype"] = (f"fp16 after the build: {convert_fp16(result.onnx_path)}; "
+            result.settings["float_dtype"] = (f"fp16 after the build: {convert_fp16(result.model_path)}; "
                                               "I/O stay fp32")
         final_tmp = ctx.work_dir / f"{scheme.name}.clean.onnx"
-        hygiene = _clean(result.onnx_path, final_tmp)
+        hygiene = _clean(result.model_path, final_tmp)
         built = onnx.load(str(final_tmp))
         _check_effective_k(scheme, ranked_keep, compute_nodes(built), float_compute_nodes(built), result.settings)
-        target = candidate_path(out_dir, scheme)
-        atomic_replace(final_tmp, target)
+        target = ModelFile.of(atomic_replace(final_tmp, candidate_path(out_dir, scheme)))
         opset = next((o.version for o in built.opset_import if o.domain in ("", "ai.onnx")), None)
         counts = op_counts(built)
-    size = sum(p.stat().st_size for p in ir_files(target))
+    size = target.size_bytes()
     calib = ctx.calib
     record = {
         "name": scheme.name,
@@ -219,12 +216,12 @@ def materialize(scheme: Any, ctx: BuildContext, out_dir: Path,
         "kept_float": [{"node": n, "why": why} for n, why in result.kept_float.items()],
         "kept_float_count": len(result.kept_float),
         "hygiene": {**hygiene, "kept_float_inputs_unshared": rewired},
-        "format": "openvino-ir" if is_ir(target) else "onnx",
-        "files": [p.name for p in ir_files(target)],
+        "format": target.format.name,
+        "files": [p.name for p in target.files],
         "opset": opset,
         "op_counts": counts,
         "size_mb": round(size / 1e6, 3),
-        "sha256": sha256_file(target),
+        "sha256": target.sha256(),
         "source": {"fp32_onnx": str(ctx.fp32_onnx), "fp32_sha256": sha256_file(ctx.fp32_onnx),
                    "pt": str(ctx.source_pt) if ctx.source_pt else None},
         "build_s": round(build_s, 2),
@@ -232,4 +229,4 @@ def materialize(scheme: Any, ctx: BuildContext, out_dir: Path,
     }
     scheme_path = out_dir / f"{scheme.name}.scheme.json"
     atomic_write_json(scheme_path, record)
-    return Candidate(scheme.name, target, scheme_path, record)
+    return Candidate(scheme.name, target.path, scheme_path, record)

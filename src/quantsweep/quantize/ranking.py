@@ -50,7 +50,7 @@ def compute_sensitivity(fp32: Path, pt: Path | None, calib: CalibSet, scheme_nam
     if qdq_model is None:
         full = materialize(scheme, BuildContext(fp32, pt, calib, work / f"sens-work-{scheme_name}"),
                            work / f"sens-{scheme_name}")
-        qdq_model, record = full.onnx_path, full.record
+        qdq_model, record = full.model_path, full.record
     else:
         record = json.loads(qdq_model.with_suffix(".scheme.json").read_text())
     result = rank_nodes(fp32, qdq_model, calib.array(limit=images), scheme.precision,

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from quantsweep.model.info import ir_files
+from quantsweep.files import ModelFile
 
 __all__ = ["Decision", "points", "COLLAPSE_FRACTION", "COLLAPSE_MIN_AP", "COLLAPSE_MIN_INSTANCES", "COLLAPSE_POINTS", "COLUMNS",
            "HIGHER_IS_BETTER", "Row", "blame", "precision_label", "collapse_verdict", "collapsed_classes", "pareto_flags", "summary_rows", "to_csv", "to_markdown"]
@@ -180,7 +180,7 @@ def summary_rows(built: dict[str, Any], benches: dict[str, dict[str, Any]],
             "scheme": "fp32" if scheme is None else scheme.family,
             "precision": "fp32" if scheme is None else precision_label(scheme),
             "k": 0 if scheme is None else scheme.k,
-            "size_mb": (round(sum(p.stat().st_size for p in ir_files(Path(onnx))) / 1e6, 3)
+            "size_mb": (round(ModelFile.of(onnx).size_bytes() / 1e6, 3)
                         if onnx and Path(onnx).exists() else None),
             "map50_95": metrics.get("map50_95"), "map50": metrics.get("map50"),
             "delta_map50_95": delta,

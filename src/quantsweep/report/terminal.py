@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from quantsweep.model.info import model_file
+from quantsweep.files import ModelFile
 from quantsweep.report.table import points
 
 __all__ = ["terminal_summary"]
@@ -76,7 +76,7 @@ def terminal_summary(summary: dict[str, Any], run_dir: Path, width: int = 100) -
                          f"{chosen['latency_p50_ms']:.2f} ms p50 · {chosen.get('label')} · search-subset Δ {_delta(chosen)}")
         else:
             lines.append(f"  why not confirmed: {rec.get('note') or 'no held-out verdict'}")
-        model = model_file(run_dir / "recommended", chosen["candidate"])
+        model = ModelFile.find(run_dir / "recommended", chosen["candidate"]).path
         lines.append(f"  file: {model}")
         lines.append(f"  how to run it: {run_dir / 'recommended' / 'README.md'}")
     else:

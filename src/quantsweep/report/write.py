@@ -6,8 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from quantsweep.files import atomic_replace, atomic_write_json, atomic_write_text
-from quantsweep.model.info import ir_files, model_file
+from quantsweep.files import ModelFile, atomic_replace, atomic_write_json, atomic_write_text
 from quantsweep.report.html import write_report
 from quantsweep.report.plots import k_curve_plot, kept_float_strip, pareto_plot
 from quantsweep.report.table import COLUMNS, HIGHER_IS_BETTER, Decision, Row, to_csv, to_markdown
@@ -48,7 +47,7 @@ def write_outputs(run_dir: Path, cfg: Any, rows: list[Row], decision: Decision, 
     sens = json.loads(sens_path.read_text()) if sens_path.exists() else {}
     command = file = None
     if decision.candidate not in (None, "fp32"):
-        file = model_file(run_dir / "candidates", decision.candidate).name
+        file = ModelFile.find(run_dir / "candidates", decision.candidate).name
         command = run_command(decision.candidate, decision.backend, file, example_image)
     write_report(run_dir, cfg, rows, decision, verdict, sens, confirmation, search, command, scored_by, file)
     hand_back(run_dir, decision, rows, example_image)
@@ -56,25 +55,20 @@ def write_outputs(run_dir: Path, cfg: Any, rows: list[Row], decision: Decision, 
 
 
 def run_command(name: str, backend: str | None, file: str | None = None, image: Path | None = None) -> str:
-    """The shell command that runs ``recommended/<file>`` (default ``<name>.onnx``) on ``backend`` (from that
-    folder): ``quantsweep predict`` on ``image`` when one is known, else one pass over zeros that prints the
-    output shape; an OpenVINO IR (``.xml``) runs on OpenVINO whatever ``backend`` says."""
-    file = file or f"{name}.onnx"
-    if image is not None:
-        provider = "openvino" if file.endswith(".xml") or backend == "openvino" else "cpu"
-        return f"quantsweep predict --model {file} --images {image} --provider {provider} --out predictions"
-    if file.endswith(".xml"):
-        backend = "openvino"
-    runner = {"openvino": ("import numpy as np, openvino as ov; "
-                           f"compiled = ov.Core().compile_model('{file}', 'CPU'); "
-                           "out = compiled(np.zeros(tuple(compiled.inputs[0].shape), np.float32))[0]; "
-                           "print('output', out.shape)"),
-              "ort-cpu": ("import numpy as np, onnxruntime as ort; "
-                          f"s = ort.InferenceSession('{file}', providers=['CPUExecutionProvider']); "
-                          "i = s.get_inputs()[0]; out = s.run(None, {i.name: np.zeros(i.shape, np.float32)})[0]; "
-                          "print('output', out.shape)")}
-    return f'python -c "{runner.get(backend or "", runner["ort-cpu"])}"'
+    """The shell command that runs ``recommended/<file>`` (default ``<name>.onnx``) from that folder on
+    ``backend``'s runtime (or, when that runtime cannot open the file's format, the first that can):
+    ``quantsweep predict`` on ``image`` when one is known, else one pass over zeros that prints the
+    output shape."""
+    from quantsweep.runtimes import RUNTIMES, runtime_for
 
+    file = file or f"{name}.onnx"
+    runtime = runtime_for(Path(file), RUNTIMES[backend].provider if backend in RUNTIMES else "cpu")
+    if image is not None:
+        return f"quantsweep predict --model {file} --images {image} --provider {runtime.provider} --out predictions"
+    opened = runtime.open_code(file).replace("\n", "; ")
+    return ('python -c "import numpy as np; from quantsweep.model.info import inspect_onnx; '
+            f"h, w = inspect_onnx('{file}', require_detector=False).hw; {opened}; "
+            "print('output', run(np.zeros((1, 3, h, w), np.float32)).shape)\"")
 
 
 def hand_back(run_dir: Path, decision: Decision, rows: list[Row], image: Path | None = None) -> None:
@@ -86,9 +80,7 @@ def hand_back(run_dir: Path, decision: Decision, rows: list[Row], image: Path | 
     row = next(r for r in rows if r.candidate == name and r.backend == decision.backend)
     out = run_dir / "recommended"
     src = run_dir / "candidates"
-    model = model_file(src, name)
-    for part in ir_files(model):
-        atomic_replace(part, out / part.name, copy=True)
+    model = ModelFile.find(src, name).copy_into(out)
     atomic_replace(src / f"{name}.scheme.json", out / f"{name}.scheme.json", copy=True)
     status = ("" if decision.status == "deploy" else
               f"**Best candidate, NOT confirmed on held-out images**: {decision.note or 'see the report'}\n\n")
@@ -105,7 +97,7 @@ Run it on a photo (from this folder; boxes drawn into `predictions/`, detections
 ```bash
 {run_command(name, decision.backend, model.name, image)}
 ```
-{_snippet_section(out / model.name, image)}
+{_snippet_section(model.path, image, decision.backend)}
 Measure it against FP32 on this machine:
 
 ```bash
@@ -114,7 +106,7 @@ quantsweep bench --model ../candidates/fp32.onnx --model {model.name} --backend 
 """)
 
 
-def _snippet_section(model: Path, image: Path | None) -> str:
+def _snippet_section(model: Path, image: Path | None, backend: str | None = None) -> str:
     """The same steps in Python (runtime, letterbox, decode): what a user writes next, with the same numbers."""
     if image is None:
         return ""
@@ -128,7 +120,10 @@ def _snippet_section(model: Path, image: Path | None) -> str:
         return ""
     if info.layout is None or info.hw is None:
         return ""
-    code = snippet(Path(model.name), image, str(info.layout), info.hw)
+    from quantsweep.runtimes import RUNTIMES
+
+    provider = RUNTIMES[backend].provider if backend in RUNTIMES else "auto"
+    code = snippet(Path(model.name), image, str(info.layout), info.hw, provider=provider)
     return f"""
 The same in Python, with only the runtime, OpenCV and numpy (and quantsweep's decoding); it prints the boxes
 `quantsweep predict` finds:

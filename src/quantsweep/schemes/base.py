@@ -38,7 +38,7 @@ class BuildContext:
 class BuildResult:
     """What a scheme's ``build`` produced, before graph hygiene and bookkeeping."""
 
-    onnx_path: Path
+    model_path: Path
     tool: str
     tool_version: str
     settings: dict[str, Any] = field(default_factory=dict)

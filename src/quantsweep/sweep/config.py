@@ -78,9 +78,9 @@ class SweepConfig:
             if not isinstance(k, int) or isinstance(k, bool) or k < 0:
                 raise QuantsweepError(f"K must be a non-negative integer (got {k!r})", "pass e.g. --ks 0,5,10,20")
         if self.backends is not None:
-            from quantsweep.bench.registry import check_backends
+            from quantsweep.runtimes import check_runtimes
 
-            check_backends(self.backends)
+            check_runtimes(self.backends)
         for name in ("confirm_images", "finalists"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:

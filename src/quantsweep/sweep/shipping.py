@@ -30,7 +30,7 @@ from typing import Any
 
 from quantsweep.data.calibration import CalibSet
 from quantsweep.data.coco import Dataset
-from quantsweep.files import atomic_write_bytes
+from quantsweep.files import ModelFile, atomic_write_bytes
 
 __all__ = ["Shipper", "map_paths", "needed_files", "run_staged"]
 
@@ -47,9 +47,8 @@ def needed_files(args: Any) -> list[Path]:
 
     def add(p: Path) -> None:
         p = Path(p).absolute()
-        found.setdefault(p, None)
-        if p.suffix.lower() == ".xml" and p.with_suffix(".bin").is_file():
-            found.setdefault(p.with_suffix(".bin"), None)
+        for part in ModelFile.of(p).existing():  # a model's companions (an IR's .bin) travel with it
+            found.setdefault(part, None)
 
     def walk(obj: Any) -> None:
         if isinstance(obj, Path):

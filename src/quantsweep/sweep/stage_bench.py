@@ -23,13 +23,13 @@ def choose_target(r: StepStore, cfg: SweepConfig, fp32: Path, executor: Executor
     ``--target-backend``, else the backend where FP32 runs fastest (``target.json``)."""
     if cfg.target_backend is not None:
         return cfg.target_backend
-    from quantsweep.bench.base import BenchSettings
     from quantsweep.bench.measure import benchmark
-    from quantsweep.bench.registry import available_backends
     from quantsweep.files import file_hash
+    from quantsweep.runtimes import available_runtimes
+    from quantsweep.runtimes.base import BenchSettings
 
     path = r.dir / "target.json"
-    backends = list(cfg.backends or available_backends())
+    backends = list(cfg.backends or available_runtimes())
 
     def measure() -> None:
         rows: list[dict[str, Any]] = []
@@ -57,18 +57,19 @@ def choose_target(r: StepStore, cfg: SweepConfig, fp32: Path, executor: Executor
 
 def eval_settings(cfg: SweepConfig, target: str | None) -> Any:
     """Evaluation settings scoring as the target runtime computes (ORT CPU when there is none)."""
-    from quantsweep.bench.registry import eval_provider
     from quantsweep.evaluate.run import EvalSettings
+    from quantsweep.runtimes import get_runtime
 
-    return EvalSettings(conf=cfg.conf, iou=cfg.iou, max_det=cfg.max_det, provider=eval_provider(target))
+    provider = get_runtime(target).provider if target else "cpu"
+    return EvalSettings(conf=cfg.conf, iou=cfg.iou, max_det=cfg.max_det, provider=provider)
 
 
 def bench_on_backend(executor: Executor, cfg: SweepConfig, backend: str, models: list[tuple[str, Path]],
            work: Path, seconds: float | None = None) -> dict[str, Any]:
     """Time ``models`` (FP32 first) interleaved on ``backend``: here, or on a node carrying the
     resource ``--bench-on`` binds it to (one benchmark at a time there); records the node."""
-    from quantsweep.bench.base import BenchSettings
     from quantsweep.bench.measure import benchmark
+    from quantsweep.runtimes.base import BenchSettings
 
     settings = BenchSettings(backends=(backend,), batches=cfg.batches, warmup=cfg.bench_warmup,
                              seconds=cfg.bench_seconds if seconds is None else seconds)
@@ -86,13 +87,13 @@ def write_bench(path: Path, res: dict[str, Any], name: str) -> None:
 
 def benchmarks(r: StepStore, cfg: SweepConfig, built: dict[str, Any],
                 executor: Executor) -> dict[str, dict[str, Any]]:
-    from quantsweep.bench.registry import available_backends
     from quantsweep.files import file_hash
+    from quantsweep.runtimes import available_runtimes
 
     res_dir = r.dir / "results"
     models = [(n, e["onnx"]) for n, e in built.items() if e.get("onnx") and e.get("error") is None]
     out: dict[str, dict[str, Any]] = {}
-    backends = cfg.backends or tuple(available_backends())
+    backends = cfg.backends or tuple(available_runtimes())
     for backend in backends:
         outputs = [res_dir / f"{n}.{backend}.bench.json" for n, _ in models]
 

@@ -23,8 +23,7 @@ log = logging.getLogger(__name__)
 
 def build_task(r: StepStore, scheme: Any, ctx: Any, ranking: list[dict[str, Any]] | None) -> Any:
     """The manifest step that builds ``scheme`` into ``candidates/`` (its log in ``candidates/logs``)."""
-    from quantsweep.files import file_hash
-    from quantsweep.model.info import ir_files
+    from quantsweep.files import ModelFile, file_hash
     from quantsweep.quantize.build import candidate_path, materialize
     from quantsweep.schemes import scheme_to_dict
 
@@ -32,7 +31,7 @@ def build_task(r: StepStore, scheme: Any, ctx: Any, ranking: list[dict[str, Any]
     inputs = {"scheme": scheme_to_dict(scheme), "fp32": file_hash(ctx.fp32_onnx), "calib": ctx.calib.ids_hash,
               "ranking": bool(ranking)}
     return Task(f"build:{scheme.name}", lambda: inputs,
-                [*ir_files(candidate_path(cand_dir, scheme)), cand_dir / f"{scheme.name}.scheme.json"], materialize,
+                [*ModelFile.of(candidate_path(cand_dir, scheme)).files, cand_dir / f"{scheme.name}.scheme.json"], materialize,
                 (scheme, ctx, cand_dir, ranking), cand_dir / "logs" / f"{scheme.name}.log")
 
 
@@ -151,8 +150,9 @@ def blame_collapses(r: StepStore, built: dict[str, Any], inp: Inputs, ids: list[
     from dataclasses import replace
 
     from quantsweep.evaluate.run import evaluate
-    from quantsweep.model.info import is_ir
+    from quantsweep.files import ModelFile
     from quantsweep.report.table import collapse_verdict, collapsed_classes
+    from quantsweep.runtimes import scorer
 
     if settings.provider == "cpu":
         return
@@ -160,7 +160,8 @@ def blame_collapses(r: StepStore, built: dict[str, Any], inp: Inputs, ids: list[
     suspects = []
     for name, e in built.items():
         m = e.get("metrics") or {}
-        if name == "fp32" or e.get("error") or not m or not base or is_ir(Path(e["onnx"])):
+        opens = ModelFile.of(e["onnx"]).format.name in scorer("cpu").formats if e.get("onnx") else False
+        if name == "fp32" or e.get("error") or not m or not base or not opens:
             continue
         lost = collapse_verdict(m["map50_95"] - base["map50_95"], None)  # the table's own rule
         if lost or collapsed_classes(m.get("ap_per_class"), base.get("ap_per_class"), m.get("instances_per_class")):

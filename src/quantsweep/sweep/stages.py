@@ -60,11 +60,11 @@ class RunResult:
 
 def execute(r: StepStore, cfg: SweepConfig, inp: Inputs, executor: Executor) -> RunResult:
     """Run every stage of the sweep in ``r``'s folder (skipping finished ones)."""
-    from quantsweep.bench.registry import available_backends
     from quantsweep.data.coco import select_ids, write_ids_file
     from quantsweep.files import file_hash
     from quantsweep.model.export import export_onnx
     from quantsweep.model.info import inspect_onnx
+    from quantsweep.runtimes import available_runtimes
     from quantsweep.schemes import BuildContext
 
     cand_dir, res_dir = r.dir / "candidates", r.dir / "results"
@@ -72,7 +72,7 @@ def execute(r: StepStore, cfg: SweepConfig, inp: Inputs, executor: Executor) -> 
     res_dir.mkdir(exist_ok=True)
     plan = _plan(cfg, onnx_only=inp.pt is None)
     n_sens = len({s.registry for s in plan if s.k > 0})
-    n_backends = len(cfg.backends or available_backends())
+    n_backends = len(cfg.backends or available_runtimes())
     n_k0 = len({s.registry for s in plan if s.k == 0} & {s.registry for s in plan if s.k > 0})
     n_confirm = (cfg.finalists + 1) * -(-cfg.confirm_images // cfg.confirm_step) if cfg.finalists else 0
     # the search's steps at most: a ranking per placement and a build, evaluation and timing per probe
@@ -102,7 +102,9 @@ def execute(r: StepStore, cfg: SweepConfig, inp: Inputs, executor: Executor) -> 
     settings = eval_settings(cfg, target)
     request_gpus = getattr(executor, "request_gpus", None)  # a cluster places GPU-scored steps on GPU nodes
     if request_gpus is not None:
-        request_gpus(1 if settings.provider in ("cuda", "tensorrt") else 0)
+        from quantsweep.runtimes import scorer
+
+        request_gpus(1 if scorer(settings.provider).needs_gpu else 0)
     rankings = sensitivities(r, cfg, plan, ctx, executor)
     built = build_and_evaluate(r, cfg, plan, ctx, inp, ids, rankings, executor, settings)
     blame_collapses(r, built, inp, ids, executor, settings)

@@ -1,4 +1,4 @@
-"""The OpenVINO CPU backend (extra ``[openvino]``).
+"""OpenVINO on the CPU device (extra ``[openvino]``): opens ONNX files and OpenVINO IR.
 
 The label comes from the executed graph: the runtime precision OpenVINO chose for each
 convolution and matrix-multiply layer (``runtimePrecision``). Low-precision compute layers make a
@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from quantsweep.bench.base import BenchSettings, Prepared, check_batch, is_quantized, missing_module
-from quantsweep.errors import QuantsweepError
+from quantsweep.env import worker_threads
+from quantsweep.errors import QuantsweepError, first_line
+from quantsweep.runtimes.base import BenchSettings, Prepared, check_batch, is_quantized, missing_module
 
-__all__ = ["OpenVinoBackend", "label_from_runtime_ops"]
+__all__ = ["OpenVinoRuntime", "OvSession", "label_from_runtime_ops", "open_openvino"]
 
 _COMPUTE = frozenset({"Convolution", "GroupConvolution", "Deconvolution", "MatMul", "FullyConnected"})
 _LOW = frozenset({"i8", "u8", "i4", "u4", "f8e4m3", "f8e5m2"})
@@ -55,12 +56,58 @@ def label_from_runtime_ops(ops: Iterable[Any], quantized: bool) -> tuple[str, di
                    "low_precision_compute_layers": low}
 
 
+@dataclass
+class OvSession:
+    """An OpenVINO CPU compiled model, with :class:`OrtSession`'s interface."""
+
+    compiled: Any
+    provider: str
+    threads: int
+    graph_optimization: str
+    input_name: str
+
+    def run(self, pixels: Any) -> Any:
+        return self.compiled(pixels)[self.compiled.outputs[0]]
+
+
+def open_openvino(model: Path, threads: int | None = None) -> OvSession:
+    """Compile ``model`` (ONNX or IR) for OpenVINO's CPU plugin with ``threads`` inference threads.
+
+    Raises:
+        QuantsweepError: OpenVINO is not installed, or cannot compile the model.
+    """
+    try:
+        import openvino as ov
+    except ImportError:
+        raise QuantsweepError("OpenVINO is not installed: scoring on OpenVINO needs it",
+                              "pip install 'quantsweep[openvino]'") from None
+    n = threads or worker_threads()
+    try:
+        # the plugin's defaults otherwise, as the benchmark and the deployed command compile it
+        compiled = ov.Core().compile_model(str(model), "CPU", {"INFERENCE_NUM_THREADS": n})
+    except Exception as exc:
+        raise QuantsweepError(f"OpenVINO cannot compile {model}: {first_line(exc, 200, type(exc).__name__)}",
+                              "score it on ONNX Runtime (--provider cpu)") from None
+    return OvSession(compiled, f"OpenVINO {ov.__version__.split('-')[0]} CPU", n, "openvino default",
+                     compiled.inputs[0].get_any_name())
+
+
 @dataclass(frozen=True)
-class OpenVinoBackend:
+class OpenVinoRuntime:
     """OpenVINO on the CPU device."""
 
     name: str = "openvino"
-    extra: str = "openvino"
+    title: str = "OpenVINO CPU"
+    extra: str | None = "openvino"
+    provider: str = "openvino"
+    formats: tuple[str, ...] = ("onnx", "openvino-ir")
+    needs_gpu: bool = False
+
+    def open(self, model: Path, threads: int | None = None, graph_optimization: str = "all") -> OvSession:
+        return open_openvino(model, threads)
+
+    def open_code(self, file: str) -> str:
+        return f"import openvino as ov\nmodel = ov.Core().compile_model({file!r}, 'CPU')\nrun = lambda x: model(x)[0]"
 
     def unavailable(self) -> QuantsweepError | None:
         return missing_module(self.name, "openvino", "pip install 'quantsweep[openvino]'")

@@ -1,9 +1,20 @@
-"""What every benchmark backend shares: the settings, a prepared model, the backend protocol.
+"""What every runtime shares: the runtime protocol, a scoring session, timing settings, labels.
 
-A backend is one module in this package declaring a class that satisfies :class:`Backend`: its
-name, the install extra it needs, an availability probe, and ``prepare`` (open a model, label it
-from what the runtime executes, return a callable that runs one batch). The registry
-(:mod:`quantsweep.bench.registry`) lists them.
+A runtime is one module in this package declaring a class that satisfies :class:`Runtime`, plus
+one line in the registry (:data:`quantsweep.runtimes.RUNTIMES`). It owns everything quantsweep
+knows about that runtime: its name and title, the install extra that brings it and whether it
+can run here, the model files it accepts (:class:`~quantsweep.files.ModelFormat` names), the
+evaluation provider that scores as it computes and how to open a scoring session, how to time a
+model interleaved and label it from what it really executes, whether its steps need a GPU, and
+the Python lines that open a model on it (the deploy command and snippet in ``recommended/``).
+
+Labels are decided from evidence, never from a table:
+
+- ``float``: the model has no quantization at all (the FP32 reference).
+- ``accelerated``: low-precision kernels run for the quantized compute layers.
+- ``emulated``: Q/DQ nodes run around float kernels (or weights are dequantized and computed in
+  float): same numerics as the deployment target, none of the speed.
+- ``unsupported``: the runtime could not load or run the candidate (the error is recorded).
 """
 
 from __future__ import annotations
@@ -19,7 +30,8 @@ from quantsweep.env import gpu_present
 from quantsweep.errors import QuantsweepError
 from quantsweep.model.info import inspect_onnx
 
-__all__ = ["Backend", "BenchSettings", "Prepared", "check_batch", "is_quantized", "missing_gpu", "missing_module"]
+__all__ = ["BenchSettings", "Prepared", "Runtime", "Session", "check_batch", "is_quantized", "missing_gpu",
+           "missing_module", "refuse_format"]
 
 
 @dataclass(frozen=True)
@@ -56,14 +68,56 @@ class Prepared:
     info: dict[str, Any] = field(default_factory=dict)
 
 
-class Backend(Protocol):
-    """A runtime that times ONNX models (see the module docstring)."""
+class Session(Protocol):
+    """A model opened for scoring: ``run(pixels)`` returns the first output for an NCHW float batch."""
+
+    provider: str
+    threads: int
+    graph_optimization: str
+    input_name: str
+
+    def run(self, pixels: Any) -> Any: ...
+
+
+class Runtime(Protocol):
+    """A runtime quantsweep scores, times and deploys on (see the module docstring)."""
 
     @property
-    def name(self) -> str: ...
+    def name(self) -> str:
+        """The backend name on the CLI (``--backends``, ``--target-backend``)."""
+        ...
+
+    @property
+    def title(self) -> str:
+        """How the report names it (``ONNX Runtime CPU``)."""
+        ...
+
+    @property
+    def extra(self) -> str | None:
+        """The install extra that brings it (None: the core install)."""
+        ...
+
+    @property
+    def provider(self) -> str:
+        """The evaluation provider (``quantsweep eval --provider``) that computes as this runtime does."""
+        ...
+
+    @property
+    def formats(self) -> tuple[str, ...]:
+        """The model formats it opens (:data:`quantsweep.files.FORMATS` names)."""
+        ...
+
+    @property
+    def needs_gpu(self) -> bool:
+        """Whether its steps must run on a GPU node (a cluster places them there)."""
+        ...
 
     def unavailable(self) -> QuantsweepError | None:
-        """Why this backend cannot run here (a missing extra, no GPU), or None."""
+        """Why this runtime cannot run here (a missing extra, no GPU), or None."""
+        ...
+
+    def open(self, model: Path, threads: int | None = None, graph_optimization: str = "all") -> Session:
+        """A scoring session on ``model``."""
         ...
 
     def group(self, models: Sequence[tuple[str, Path]], work: Path) -> list[tuple[str, Path]]:
@@ -73,6 +127,21 @@ class Backend(Protocol):
     def prepare(self, model: Path, batch: int, work: Path, settings: BenchSettings) -> Prepared:
         """Open ``model`` for ``batch``: a callable running one batch, its label and evidence."""
         ...
+
+    def open_code(self, file: str) -> str:
+        """Python lines that open ``file`` on this runtime and define ``run(x)`` -> the first output."""
+        ...
+
+
+def refuse_format(runtime: Runtime, model: Path) -> None:
+    """Refuse ``model`` when ``runtime`` cannot open its format (naming who can)."""
+    from quantsweep.files import ModelFile
+
+    fmt = ModelFile.of(model).format
+    if fmt.name not in runtime.formats:
+        raise QuantsweepError(f"{Path(model).name} is an {fmt.title} file: {runtime.title} cannot open it",
+                              f"score and benchmark it on a runtime that opens {fmt.title} "
+                              "(see `quantsweep env`: backends)")
 
 
 def missing_module(backend: str, module: str, fix: str) -> QuantsweepError | None:
@@ -108,10 +177,10 @@ def is_quantized(model: Path) -> bool:
     """Whether the model holds any Q/DQ node (an IR: any FakeQuantize; otherwise its label is ``float``)."""
     import onnx
 
+    from quantsweep.files import OPENVINO_IR, ModelFile
     from quantsweep.model.graph import ir_graph_facts, qdq_counts
-    from quantsweep.model.info import is_ir
 
-    if is_ir(model):
+    if ModelFile.of(model).format is OPENVINO_IR:
         return ir_graph_facts(model)["op_counts"].get("FakeQuantize", 0) > 0
 
     return any(qdq_counts(onnx.load(str(model), load_external_data=False)).values())

@@ -25,13 +25,20 @@ from typing import Any
 
 import numpy as np
 
-from quantsweep.bench.base import BenchSettings, Prepared, check_batch, is_quantized, missing_gpu, missing_module
-from quantsweep.bench.labels import label_from_trt_layers
 from quantsweep.errors import QuantsweepError
 from quantsweep.files import atomic_write_bytes
-from quantsweep.model.info import is_ir
+from quantsweep.runtimes.base import (
+    BenchSettings,
+    Prepared,
+    Session,
+    check_batch,
+    is_quantized,
+    missing_gpu,
+    missing_module,
+    refuse_format,
+)
 
-__all__ = ["EngineRunner", "TensorRtBackend", "build_engine"]
+__all__ = ["EngineRunner", "TensorRtRuntime", "build_engine", "label_from_trt_layers"]
 
 
 _LOGGER: list[Any] = []  # TensorRT objects need their logger alive as long as they are
@@ -87,6 +94,38 @@ def build_engine(onnx_path: Path, engine_path: Path, timing_cache: Path, batch: 
             "timing_cache_reused": reused, "strongly_typed": True}
 
 
+_TRT_COMPUTE = ("convolution", "matrixmultiply", "gemm", "fullyconnected", "deconvolution")
+
+
+def _trt_precision(text: str) -> str:
+    t = text.upper().replace("FLOAT8", "FP8").replace("HALF", "FP16")
+    return next((p for p in ("FP8", "INT8", "INT4", "FP16", "BF16", "FP32", "FLOAT") if p in t), "OTHER").replace(
+        "FLOAT", "FP32")
+
+
+def label_from_trt_layers(layers: list[dict[str, Any]]) -> tuple[str, dict[str, Any]]:
+    """Label from TensorRT engine-inspector layers (detailed verbosity).
+
+    A compute layer (convolution, matrix multiply) counts as low precision when the data it
+    consumes is INT8/FP8/INT4: its first input's ``Format/Datatype`` (or a ``Precision`` field).
+    ``accelerated`` when at least one does, else ``emulated``.
+    """
+    precisions: dict[str, int] = {}
+    low = 0
+    for layer in layers:
+        kind = f"{layer.get('LayerType', '')} {layer.get('ParameterType', '')} {layer.get('Name', '')}".lower()
+        if not any(c in kind for c in _TRT_COMPUTE):
+            continue
+        ins = layer.get("Inputs") or []
+        text = str(layer.get("Precision") or (ins[0].get("Format/Datatype", "") if ins and isinstance(ins[0], dict)
+                                               else ""))
+        prec = _trt_precision(text)
+        precisions[prec] = precisions.get(prec, 0) + 1
+        low += prec in ("FP8", "INT8", "INT4")
+    return ("accelerated" if low else "emulated"), {"compute_layer_input_precisions": precisions,
+                                                    "low_precision_compute_layers": low}
+
+
 class EngineRunner:
     """One deserialized engine with device buffers bound once (no copies in the timed region)."""
 
@@ -133,11 +172,28 @@ class EngineRunner:
 
 
 @dataclass(frozen=True)
-class TensorRtBackend:
-    """TensorRT engines built with its Python builder (extra: TensorRT itself, on an NVIDIA GPU)."""
+class TensorRtRuntime:
+    """TensorRT engines built with its Python builder (extra: TensorRT itself, on an NVIDIA GPU).
+
+    Scored by ONNX Runtime's TensorRT execution provider (the nearest runtime that reads the ONNX).
+    """
 
     name: str = "tensorrt"
-    extra: str = "tensorrt (pip install tensorrt) on a GPU machine"
+    title: str = "TensorRT engine"
+    extra: str | None = "tensorrt (pip install tensorrt) on a GPU machine"
+    provider: str = "tensorrt"
+    formats: tuple[str, ...] = ("onnx",)
+    needs_gpu: bool = True
+
+    def open(self, model: Path, threads: int | None = None, graph_optimization: str = "all") -> Session:
+        from quantsweep.runtimes.ort import open_ort
+
+        return open_ort(model, "tensorrt", threads, graph_optimization)
+
+    def open_code(self, file: str) -> str:
+        return (f"import onnxruntime as ort\nsession = ort.InferenceSession({file!r}, "
+                "providers=['TensorrtExecutionProvider', 'CUDAExecutionProvider', 'CPUExecutionProvider'])\n"
+                "run = lambda x: session.run(None, {session.get_inputs()[0].name: x})[0]")
 
     def unavailable(self) -> QuantsweepError | None:
         return missing_module(self.name, "tensorrt", f"install {self.extra}") or missing_gpu(self.name)
@@ -159,9 +215,7 @@ class TensorRtBackend:
         why = self.unavailable()
         if why is not None:
             raise why
-        if is_ir(model):
-            raise QuantsweepError(f"{model.name} is an OpenVINO IR: TensorRT cannot build an engine from it",
-                                  "benchmark it on the openvino backend")
+        refuse_format(self, model)
         input_name, hw = check_batch(model, batch)
         engine = work / f"{model.stem}.b{batch}.engine"
         facts = build_engine(model, engine, work / "tensorrt.timing.cache", batch)
