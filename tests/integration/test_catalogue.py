@@ -144,8 +144,8 @@ def test_readme_lists_the_catalogue():
 
 @pytest.mark.parametrize("case", CASES, ids=[c.key for c in CASES])
 def test_case(case, demo_dir, tmp_path, capsys):
-    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
     argv = [str(a) for a in TRIGGERS[case.key](demo_dir, tmp_path)]
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}  # what the trigger set up
     code = main(argv)
     err = capsys.readouterr().err
     lines = [line for line in err.strip().splitlines() if line.strip() and not line.startswith("quantsweep: note")]

@@ -25,7 +25,7 @@ pytestmark = pytest.mark.slow
 
 CFG = dict(grid=True, schemes=("int8-qdq", "w8a16-graph"), ks=(0,), max_images=20, calib_count=8, bench_seconds=0.3,
            bootstrap=200, sensitivity_images=1, backends=("ort-cpu",), confirm_images=20, confirm_step=20,
-           finalists=1, ablation=False)
+           finalists=1, ablation=False, budget=100.0)  # a budget every candidate keeps: a finalist is confirmed
 GIB = 1024 ** 3
 
 
@@ -80,7 +80,8 @@ def test_a_ray_sweep_matches_the_local_one_and_times_on_the_bound_node(cluster, 
     tasks = json.loads((b / "executor.json").read_text())["tasks"]  # every build and evaluation went to Ray
     assert {"build:int8-qdq", "eval:fp32", "eval:int8-qdq", "build:w8a16-graph"} <= set(tasks), tasks
     confirmed = json.loads((b / "confirmation.json").read_text())["results"]
-    assert {f"confirm:{c['candidate']}:0" for c in confirmed} | {"confirm:fp32:0"} <= set(tasks) or not confirmed
+    assert confirmed, "the budget admits a finalist: its confirmation must be among the Ray tasks"
+    assert {f"confirm:{c['candidate']}:0" for c in confirmed} | {"confirm:fp32:0"} <= set(tasks), tasks
 
 
 def test_a_backend_bound_to_a_resource_no_node_has_is_refused_in_one_line(cluster):

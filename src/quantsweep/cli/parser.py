@@ -143,6 +143,8 @@ def build_parser(handlers: dict[str, Callable[[argparse.Namespace], int]]) -> ar
     r.add_argument("--alpha-spending", choices=("obf", "pocock"),
                    help="how alpha is spent over the confirmation looks (default obf: O'Brien-Fleming)")
     r.add_argument("--seed", type=int)
+    r.add_argument("--gallery", type=int, help="image pairs the report shows where the pick changed most (default 12)")
+    r.add_argument("--gallery-conf", type=float, help="score threshold of the gallery's boxes (default 0.25)")
     r.add_argument("--out", type=Path, help="runs folder (default runs/)")
     r.add_argument("--resume", type=Path, help="finish an interrupted run folder")
     r.add_argument("--jobs", type=int, help="parallel builds/evals (default 1)")

@@ -36,7 +36,8 @@ import numpy as np
 
 from quantsweep.errors import QuantsweepError
 
-__all__ = ["MatchTable", "bootstrap_map", "delta_interval", "match_table", "resample_weights", "weighted_map"]
+__all__ = ["MatchTable", "bootstrap_map", "delta_interval", "match_table", "resample_weights", "weighted_ap_per_class",
+           "weighted_map"]
 
 log = logging.getLogger(__name__)
 
@@ -262,10 +263,10 @@ def _reached(recall: np.ndarray) -> np.ndarray:
     return b
 
 
-def weighted_map(table: MatchTable, weights: np.ndarray) -> np.ndarray:
-    """mAP50-95 (COCO: area all, 100 detections) under each row of image ``weights`` [resamples, images].
+def _category_sums(table: MatchTable, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per resample and category: the sum of COCO's interpolated precision over the 10 IoU thresholds
+    x 101 recall thresholds, and whether the resample holds ground truth of that category.
 
-    A weight of 2 counts an image twice, 0 leaves it out; all-ones rows give plain COCOeval.
     For each resample and (category, IoU threshold), COCO's precision at recall threshold ``k`` is
     the precision envelope at the first true positive whose recall reaches ``k``; so the sum over
     the 101 thresholds is ``sum_j envelope[j] * (thresholds first reached at j)``.
@@ -275,47 +276,60 @@ def weighted_map(table: MatchTable, weights: np.ndarray) -> np.ndarray:
         raise ValueError(f"weights have {w.shape[1]} columns for {len(table.image_ids)} images")
     terms = table.terms
     n_seg = len(IOU_THRESHOLDS) * len(table.categories)
-    out = np.zeros(len(w))
+    sums = np.zeros((len(w), len(table.categories)))
     gt_counts = table.gt_counts.T.astype(np.float64)  # [images, categories]
+    has_gt = (w @ gt_counts) > 0
     cols = len(terms.segment)
-    if cols:
-        # later segments get smaller offsets, so a reversed running max never crosses a segment
-        offset = 2.0 * (n_seg - terms.segment)
-        seg_starts = np.r_[terms.starts, cols]
-        base_index = np.repeat(np.arange(len(terms.starts)), np.diff(seg_starts))
-        cat_starts = np.flatnonzero(np.r_[True, terms.category[1:] != terms.category[:-1]])
-        cats_present = terms.category[cat_starts]
-        fp_before = terms.fp_before  # integer counts, float32: exact below 2**24
+    if not cols:
+        return sums, has_gt
+    # later segments get smaller offsets, so a reversed running max never crosses a segment
+    offset = 2.0 * (n_seg - terms.segment)
+    seg_starts = np.r_[terms.starts, cols]
+    base_index = np.repeat(np.arange(len(terms.starts)), np.diff(seg_starts))
+    cat_starts = np.flatnonzero(np.r_[True, terms.category[1:] != terms.category[:-1]])
+    cats_present = terms.category[cat_starts]
+    fp_before = terms.fp_before  # integer counts, float32: exact below 2**24
     for lo in range(0, len(w), _CHUNK):
         wc = w[lo:lo + _CHUNK]
         npig = wc @ gt_counts  # [resamples, categories]
-        has_gt = npig > 0
-        valid = has_gt.sum(axis=1)
-        total = np.zeros(len(wc))
-        if cols:
-            tp_cum = np.cumsum(wc[:, terms.tp_image], axis=1)
-            before = np.concatenate([np.zeros((len(wc), 1)), tp_cum], axis=1)[:, terms.starts]
-            tp_cum -= before[:, base_index]
-            fp_cum = (wc.astype(np.float32) @ fp_before).astype(np.float64)
-            fp_cum += tp_cum
-            fp_cum += np.spacing(1)
-            precision = np.divide(tp_cum, fp_cum, out=fp_cum)
-            precision += offset
-            envelope = np.maximum.accumulate(precision[:, ::-1], axis=1)[:, ::-1]
-            envelope -= offset
-            denom = npig[:, terms.category]
-            recall = np.divide(tp_cum, denom, out=tp_cum, where=denom > 0)
-            recall[denom <= 0] = 0.0
-            reached = _reached(recall)
-            newly = np.diff(reached, axis=1, prepend=0)
-            newly[:, terms.starts] = reached[:, terms.starts]
-            envelope *= newly
-            per_cat = np.add.reduceat(envelope, cat_starts, axis=1)  # [resamples, categories present]
-            total = (per_cat * has_gt[:, cats_present]).sum(axis=1)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            out[lo:lo + _CHUNK] = np.where(valid > 0, total / (valid * len(IOU_THRESHOLDS) * len(RECALL_THRESHOLDS)),
-                                           0.0)
-    return out
+        tp_cum = np.cumsum(wc[:, terms.tp_image], axis=1)
+        before = np.concatenate([np.zeros((len(wc), 1)), tp_cum], axis=1)[:, terms.starts]
+        tp_cum -= before[:, base_index]
+        fp_cum = (wc.astype(np.float32) @ fp_before).astype(np.float64)
+        fp_cum += tp_cum
+        fp_cum += np.spacing(1)
+        precision = np.divide(tp_cum, fp_cum, out=fp_cum)
+        precision += offset
+        envelope = np.maximum.accumulate(precision[:, ::-1], axis=1)[:, ::-1]
+        envelope -= offset
+        denom = npig[:, terms.category]
+        recall = np.divide(tp_cum, denom, out=tp_cum, where=denom > 0)
+        recall[denom <= 0] = 0.0
+        reached = _reached(recall)
+        newly = np.diff(reached, axis=1, prepend=0)
+        newly[:, terms.starts] = reached[:, terms.starts]
+        envelope *= newly
+        sums[lo:lo + _CHUNK, cats_present] = np.add.reduceat(envelope, cat_starts, axis=1)
+    return sums, has_gt
+
+
+def weighted_map(table: MatchTable, weights: np.ndarray) -> np.ndarray:
+    """mAP50-95 (COCO: area all, 100 detections) under each row of image ``weights`` [resamples, images].
+
+    A weight of 2 counts an image twice, 0 leaves it out; all-ones rows give plain COCOeval.
+    """
+    sums, has_gt = _category_sums(table, weights)
+    valid = has_gt.sum(axis=1)
+    total = (sums * has_gt).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(valid > 0, total / (valid * len(IOU_THRESHOLDS) * len(RECALL_THRESHOLDS)), 0.0)
+
+
+def weighted_ap_per_class(table: MatchTable, weights: np.ndarray) -> np.ndarray:
+    """AP50-95 of each category [resamples, categories] under image ``weights``; NaN where a resample
+    holds no ground truth of that category. All-ones weights give COCOeval's per-class AP."""
+    sums, has_gt = _category_sums(table, weights)
+    return np.where(has_gt, sums / (len(IOU_THRESHOLDS) * len(RECALL_THRESHOLDS)), np.nan)
 
 
 def resample_weights(n_images: int, resamples: int, seed: int = 0) -> np.ndarray:

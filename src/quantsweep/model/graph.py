@@ -83,11 +83,21 @@ def decode_tail(model: Any) -> dict[str, str]:
 
 
 def dq_fed_inputs(model: Any) -> dict[str, list[int]]:
-    """For each node, the indices of its inputs produced by a DequantizeLinear."""
+    """For each node, the indices of its inputs produced by a DequantizeLinear (directly, or through the
+    Reshape that gives a flattened 4-bit weight its convolution shape back)."""
     producers = _producers(model)
+    weights = {i.name for i in model.graph.initializer}
+
+    def dequantized(tensor: str) -> bool:
+        p = producers.get(tensor)
+        if p is not None and p.op_type == "Reshape":  # only a dequantized *initializer* is seen through
+            p = producers.get(p.input[0])
+            return p is not None and p.op_type == "DequantizeLinear" and p.input[0] in weights
+        return p is not None and p.op_type == "DequantizeLinear"
+
     out: dict[str, list[int]] = {}
     for n in model.graph.node:
-        idx = [k for k, i in enumerate(n.input) if i in producers and producers[i].op_type == "DequantizeLinear"]
+        idx = [k for k, i in enumerate(n.input) if dequantized(i)]
         if idx:
             out[n.name] = idx
     return out

@@ -186,10 +186,68 @@ window.addEventListener('load', function () {
 </script>"""
 
 
+def _pts_ci(c: dict[str, Any]) -> str:
+    ci = c.get("ci95")
+    text = f"{100 * c['delta']:+.2f}"
+    return text + (f" [{100 * ci[0]:+.2f}, {100 * ci[1]:+.2f}]" if ci else " (too few boxes for an interval)")
+
+
+def _changes_html(changes: dict[str, Any] | None, res: Path) -> str:
+    """Per-class and per-size damage of the pick (the figure and the most damaged classes), a line per other finalist."""
+    subjects = (changes or {}).get("candidates") or {}
+    if not subjects:
+        return "<p>No quantized candidate to compare with FP32 in this run.</p>"
+    parts = []
+    for k, (name, c) in enumerate(subjects.items()):
+        sizes = ", ".join(f"{s} {100 * v['delta']:+.2f} ({v['boxes']} boxes)" for s, v in c["sizes"].items()
+                          if v.get("delta") is not None)
+        verdicts = c.get("image_verdicts") or {}
+        worst = c["classes"][:1]
+        head = (f"<p><b>{_E(name)}</b> vs FP32 on {c['num_images']} {_E(c['images'])} images: AP by object size "
+                f"{_E(sizes) or '—'} (points). Per image at score ≥ {changes.get('gallery_conf') if changes else ''}: "
+                f"{verdicts.get('worse', 0)} worse, {verdicts.get('better', 0)} better, "
+                f"{verdicts.get('different', 0)} different boxes with as many errors, {verdicts.get('same', 0)} same."
+                + (f" Most damaged class: {_E(worst[0]['name'])} {_E(_pts_ci(worst[0]))} points." if worst else "")
+                + "</p>")
+        if k == 0:
+            rows = "".join(f"<tr><td>{_E(c2['name'])}</td><td>{c2['boxes']}</td><td>{c2['images']}</td>"
+                           f"<td>{100 * c2['ap_fp32']:.2f}</td><td>{100 * c2['ap_candidate']:.2f}</td>"
+                           f"<td>{_E(_pts_ci(c2))}</td></tr>" for c2 in c["classes"][:10])
+            figure = (_img(res / "class_damage.png", f"Δ AP per class and per object size, {name} vs FP32")
+                      if (res / "class_damage.png").exists() else "")
+            head += (f"{figure}<table><tr><th>class (10 most damaged)</th><th>boxes</th><th>images</th><th>AP FP32</th>"
+                     f"<th>AP {_E(name)}</th><th>Δ points [paired 95% interval] ↑</th></tr>{rows}</table>")
+        parts.append(head)
+    return "".join(parts) + "<p>All classes: <code>results/changes.json</code> and <code>summary.json</code>.</p>"
+
+
+def _gallery_html(changes: dict[str, Any] | None, res: Path) -> str:
+    """Thumbnails (embedded) of the image pairs, each opening the full-size pair in ``results/gallery/``."""
+    from quantsweep.report.gallery import thumbnail_uri
+
+    gallery = (changes or {}).get("gallery") or {}
+    pairs = gallery.get("pairs") or []
+    if not pairs:
+        return "<p>No gallery in this run (no quantized candidate to compare, or <code>--gallery 0</code>).</p>"
+    figures = []
+    for p in pairs:
+        uri = thumbnail_uri(res / p["file"])
+        if not uri:
+            continue
+        cls = {"worse": "bad", "better": "ok"}.get(p["verdict"], "")
+        figures.append(f'<figure><a href="results/{_E(p["file"])}"><img alt="{_E(p["caption"])}" src="{uri}"></a>'
+                       f'<figcaption class="{cls}">#{p["image_id"]}: {_E(p["caption"])}</figcaption></figure>')
+    return (f"<p>{_E(gallery['candidate'])} (right) against FP32 (left) on {_E(gallery['images'])} images, ranked by how "
+            f"much the boxes at score ≥ {changes.get('gallery_conf') if changes else ''} changed; ground truth outlined "
+            "in thin green; a few images where the candidate is better are included. Click a pair for full size.</p>"
+            f'<div class="gallery">{"".join(figures)}</div>')
+
+
 def write_report(run_dir: Path, cfg: Any, rows: list[Row], decision: Decision,
                  verdict: dict[str, Any] | None, sensitivity: dict[str, Any],
                  confirmation: dict[str, Any] | None = None, search: dict[str, Any] | None = None,
-                 command: str | None = None, scored_by: str | None = None, file: str | None = None) -> Path:
+                 command: str | None = None, scored_by: str | None = None, file: str | None = None,
+                 changes: dict[str, Any] | None = None) -> Path:
     """Write ``run_dir/report.html``; ``command`` runs the recommended model (``file``) from
     ``recommended/``; ``scored_by`` names the runtime that scored the candidates."""
     env = json.loads((run_dir / "env.json").read_text()) if (run_dir / "env.json").exists() else {}
@@ -211,6 +269,7 @@ def write_report(run_dir: Path, cfg: Any, rows: list[Row], decision: Decision,
            if (run_dir / name).exists()}
     ids_html = "".join(f"<p>{_E(n)} ({len(v)}): {_E(' '.join(v[:40]))}{' …' if len(v) > 40 else ''}</p>"
                        for n, v in ids.items())
+    changes = changes or {}
     page = f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>quantsweep report</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <style>body{{font-family:system-ui,sans-serif;margin:1.2em auto;max-width:1200px;padding:0 1em;color:#222}}
@@ -219,13 +278,19 @@ tr.rec{{background:#e6ffe6;font-weight:bold}}tr.err{{color:#a00}}tr.apart{{color
 .card{{border:2px solid #2a7;border-radius:8px;padding:.6em 1em;background:#f4fff8}}.card.stay{{border-color:#c80;background:#fffaf0}}
 .card h1{{font-size:1.5em;margin:.2em 0}}.facts th{{width:8em;background:#eef}}.ok{{color:#060}}.bad{{color:#a00;font-weight:bold}}
 pre{{background:#f6f6f6;padding:.6em;white-space:pre-wrap;font-size:12px}}img{{max-width:100%}}
+.gallery{{display:grid;grid-template-columns:repeat(auto-fill,minmax(380px,1fr));gap:.6em}}figure{{margin:0}}
+figcaption{{font-size:11px}}
 @media print{{details{{display:block}}.card{{break-inside:avoid}}}}</style></head><body>
 {_card(rows, decision, cfg.budget, command, confirmation, file)}
 <p id="recommendation"><small>{_E(decision.reason)}</small></p>
 <h2>Accuracy vs speed</h2>{_img(res / 'pareto.png', 'ΔmAP vs speed-up per runtime')}
 <h2>Confirmation on held-out images</h2>{_confirmation_html(rows, confirmation)}
+<h2>What changed</h2>{_changes_html(changes, res)}
+<h2>Gallery: the images that changed most</h2>{_gallery_html(changes, res)}
 <h2>Search</h2>{_search_html(search)}
-{_img(res / 'k_curve.png', 'ΔmAP and speed-up against K')}
+{_img(res / 'k_curve.png', 'ΔmAP and speed-up against K') if (res / 'k_curve.png').exists() else
+ '<p>No ΔmAP / speed-up against K plot: no candidate in this run keeps any layer in float or at 8 bits (K = 0 '
+ 'only: the search needed no probe).</p>'}
 {_img(res / 'kept_float.png', 'where the float-kept nodes sit') if (res / 'kept_float.png').exists() else ''}
 <h2>W8A16 sanity check</h2>{verdict_html}
 <h2>All candidates</h2><p>mAP on {cfg.max_images} search images, scored by {_E(str(scored_by))} (the decision's

@@ -7,6 +7,10 @@
 - :func:`k_curve_plot`: ΔmAP (with intervals) and speed-up against K, per placement (the grid's
   K-sets and the search's probes alike).
 - :func:`kept_float_strip`: where the recommended model's float-kept nodes sit in the network.
+- :func:`damage_plot`: what a candidate changed against FP32, per class (Δ AP50-95 with its paired
+  interval, box counts) and per object size.
+
+A plot with nothing to show is not drawn (the function returns None, the report says why).
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from typing import Any
 
 from quantsweep.report.table import Row
 
-__all__ = ["k_curve_plot", "kept_float_strip", "pareto_plot"]
+__all__ = ["damage_plot", "k_curve_plot", "kept_float_strip", "pareto_plot"]
 
 DEPLOYABLE = ("accelerated", "float")
 
@@ -105,11 +109,16 @@ def pareto_plot(rows: list[Row], out: Path, budget_points: float = 1.0, target: 
     return _save(fig, out)
 
 
-def k_curve_plot(rows: list[Row], out: Path, backend: str | None = None) -> Path:
-    """ΔmAP (points, intervals) and speed-up against K for each K-scheme family on ``backend``."""
+def k_curve_plot(rows: list[Row], out: Path, backend: str | None = None) -> Path | None:
+    """ΔmAP (points, intervals) and speed-up against K for each K-scheme family on ``backend``; None
+    (nothing drawn, stale files removed) when no candidate kept any layer (K > 0)."""
+    fams = sorted({r.scheme for r in rows if r.k and r.error is None})
+    if not fams:
+        for stale in (out, out.with_suffix(".svg")):
+            stale.unlink(missing_ok=True)
+        return None
     plt = _pyplot()
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4.2))
-    fams = sorted({r.scheme for r in rows if r.k and r.error is None})
     for fam in fams:
         pts = sorted({r.k: r for r in rows if r.scheme == fam and r.error is None and not r.ablation
                       and r.delta_map50_95 is not None}.values(), key=lambda r: r.k)
@@ -161,5 +170,40 @@ def kept_float_strip(fp32_onnx: Path, scheme: dict[str, Any] | None, out: Path) 
     ax.set_xlabel(f"compute nodes in graph order (input → output), {len(compute)} in all")
     ax.set_title(f"{scheme.get('name')}: float-kept nodes — orange = by sensitivity, purple = head policy, "
                  "grey = quantized", fontsize=9)
+    fig.tight_layout()
+    return _save(fig, out)
+
+
+def damage_plot(name: str, changes: dict[str, Any], out: Path, top: int = 20) -> Path | None:
+    """Per class (the ``top`` most damaged, then the most improved if room): Δ AP50-95 in points with
+    the paired 95 % interval, labelled with its box count; beside it Δ AP per object size. None when
+    there is no class to show."""
+    classes = changes.get("classes") or []
+    if not classes:
+        return None
+    shown = classes[:top] if len(classes) <= top else classes[: top - 3] + classes[-3:]
+    plt = _pyplot()
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 1.2 + 0.28 * len(shown)), gridspec_kw={"width_ratios": [3, 1]})
+    ys = list(range(len(shown)))[::-1]
+    deltas = [100 * c["delta"] for c in shown]
+    colors = ["tab:red" if d < 0 else "tab:green" for d in deltas]
+    a1.barh(ys, deltas, color=colors, alpha=0.75)
+    for y, c in zip(ys, shown):
+        if c.get("ci95"):
+            lo, hi = (100 * v for v in c["ci95"])
+            a1.plot([lo, hi], [y, y], color="black", lw=1)
+    a1.set_yticks(ys, [f"{c['name']} ({c['boxes']})" for c in shown], fontsize=8)
+    a1.axvline(0, color="gray", lw=0.8)
+    a1.set_xlabel(f"Δ AP50-95 per class, {name} vs FP32, points (paired 95% interval; boxes in brackets)")
+    a1.grid(axis="x", alpha=0.3)
+    sizes = changes.get("sizes") or {}
+    labels = [k for k, v in sizes.items() if v.get("delta") is not None]
+    vals = [100 * sizes[k]["delta"] for k in labels]
+    a2.barh(range(len(labels))[::-1], vals, color=["tab:red" if v < 0 else "tab:green" for v in vals], alpha=0.75)
+    a2.set_yticks(range(len(labels))[::-1], [f"{k} ({sizes[k]['boxes']})" for k in labels], fontsize=8)
+    a2.axvline(0, color="gray", lw=0.8)
+    a2.set_xlabel("Δ AP by object size, points")
+    a2.grid(axis="x", alpha=0.3)
+    fig.suptitle(f"What {name} changed: {changes.get('num_images')} {changes.get('images')} images", fontsize=10)
     fig.tight_layout()
     return _save(fig, out)

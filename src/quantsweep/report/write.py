@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from quantsweep.files import ModelFile, atomic_replace, atomic_write_json, atomic_write_text
+from quantsweep.report.ecosystem import ultralytics_layout, ultralytics_metadata
 from quantsweep.report.html import write_report
-from quantsweep.report.plots import k_curve_plot, kept_float_strip, pareto_plot
+from quantsweep.report.plots import damage_plot, k_curve_plot, kept_float_strip, pareto_plot
 from quantsweep.report.table import COLUMNS, HIGHER_IS_BETTER, Decision, Row, to_csv, to_markdown
 
 __all__ = ["hand_back", "read_outputs", "run_command", "write_outputs"]
@@ -16,10 +17,12 @@ __all__ = ["hand_back", "read_outputs", "run_command", "write_outputs"]
 
 def write_outputs(run_dir: Path, cfg: Any, rows: list[Row], decision: Decision, verdict: dict[str, Any] | None,
                   search_images: int, confirmation: dict[str, Any] | None = None,
-                  scored_by: str | None = None, example_image: Path | None = None) -> tuple[list[Row], Decision]:
+                  scored_by: str | None = None, example_image: Path | None = None,
+                  changes: dict[str, Any] | None = None) -> tuple[list[Row], Decision]:
     """Write ``results/summary.*``, the plots, ``report.html`` and ``recommended/``; return (rows, decision).
 
     ``example_image``: a real image (the first confirmation image) the deploy command runs on.
+    ``changes``: what the pick and the finalists changed (:mod:`quantsweep.sweep.stage_changes`).
 
     Presents what :func:`quantsweep.decide.decision.conclude` decided; computes nothing new.
     """
@@ -33,8 +36,15 @@ def write_outputs(run_dir: Path, cfg: Any, rows: list[Row], decision: Decision, 
         "columns": list(COLUMNS), "higher_is_better": HIGHER_IS_BETTER, "rows": [r.to_dict() for r in rows],
         "recommendation": decision.to_dict(), "w8a16": verdict, "confirmation": confirmation, "search": search,
         "bootstrap": {"resamples": cfg.bootstrap, "seed": cfg.seed, "paired": True},
-        "budget_points": cfg.budget, "search_images": search_images, "scored_by": scored_by})
+        "budget_points": cfg.budget, "search_images": search_images, "scored_by": scored_by,
+        "changes": (changes or {}).get("candidates") or {}})
     pareto_plot(rows, res / "pareto.png", cfg.budget, decision.backend)
+    shown = next(iter((changes or {}).get("candidates") or {}), None)
+    damage = (damage_plot(shown, changes["candidates"][shown], res / "class_damage.png")
+              if changes and shown else None)
+    if damage is None:
+        for stale in (res / "class_damage.png", res / "class_damage.svg"):
+            stale.unlink(missing_ok=True)
     k_curve_plot(rows, res / "k_curve.png", decision.backend)
     scheme_path = run_dir / "candidates" / f"{decision.candidate}.scheme.json"
     strip = kept_float_strip(run_dir / "candidates" / "fp32.onnx",
@@ -49,7 +59,7 @@ def write_outputs(run_dir: Path, cfg: Any, rows: list[Row], decision: Decision, 
     if decision.candidate not in (None, "fp32"):
         file = ModelFile.find(run_dir / "candidates", decision.candidate).name
         command = run_command(decision.candidate, decision.backend, file, example_image)
-    write_report(run_dir, cfg, rows, decision, verdict, sens, confirmation, search, command, scored_by, file)
+    write_report(run_dir, cfg, rows, decision, verdict, sens, confirmation, search, command, scored_by, file, changes)
     hand_back(run_dir, decision, rows, example_image)
     return rows, decision
 
@@ -82,6 +92,7 @@ def hand_back(run_dir: Path, decision: Decision, rows: list[Row], image: Path | 
     src = run_dir / "candidates"
     model = ModelFile.find(src, name).copy_into(out)
     atomic_replace(src / f"{name}.scheme.json", out / f"{name}.scheme.json", copy=True)
+    loadable = ultralytics_layout(model, src / "fp32.onnx")
     status = ("" if decision.status == "deploy" else
               f"**Best candidate, NOT confirmed on held-out images**: {decision.note or 'see the report'}\n\n")
     atomic_write_text(out / "README.md", f"""# {name} on {decision.backend}
@@ -98,12 +109,31 @@ Run it on a photo (from this folder; boxes drawn into `predictions/`, detections
 {run_command(name, decision.backend, model.name, image)}
 ```
 {_snippet_section(model.path, image, decision.backend)}
+{_ultralytics_section(loadable, src / "fp32.onnx", image)}
 Measure it against FP32 on this machine:
 
 ```bash
 quantsweep bench --model ../candidates/fp32.onnx --model {model.name} --backend {decision.backend} --out bench.json
 ```
 """)
+
+
+def _ultralytics_section(loadable: Path | None, fp32: Path, image: Path | None) -> str:
+    """How Ultralytics runs it as written (``yolo predict`` / ``yolo val``), or why it cannot."""
+    if loadable is None:
+        return ("The FP32 model carries no Ultralytics metadata (class names, image size), so no Ultralytics "
+                "layout was written.\n")
+    import ast
+
+    size = ast.literal_eval(ultralytics_metadata(fp32).get("imgsz", "[640]"))[0]
+    kind = "OpenVINO IR folder" if loadable.is_dir() else "ONNX file with its metadata"
+    return f"""Ultralytics loads it as written (its {kind}; `pip install ultralytics`):
+
+```bash
+yolo predict model={loadable.name} source={image or 'IMAGES'} imgsz={size}
+yolo val model={loadable.name} data=YOUR_DATA.yaml imgsz={size} batch=1
+```
+"""
 
 
 def _snippet_section(model: Path, image: Path | None, backend: str | None = None) -> str:

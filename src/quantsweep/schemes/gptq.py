@@ -105,7 +105,8 @@ def conv_hessians(model_path: Path, nodes: Sequence[str], images: np.ndarray, po
 
 def gptq_quantize(w: np.ndarray, xtx: np.ndarray, scale: np.ndarray, qmax: int, damp: float = 0.01,
                   block: int = 128) -> np.ndarray:
-    """GPTQ of ``w`` [out, cols] with per-row ``scale``: integer values in [-qmax, qmax] (int8 array).
+    """GPTQ of ``w`` [out, cols] with ``scale`` per row [out] or per element [out, cols] (group-wise
+    scales, expanded): integer values in [-qmax, qmax] (int8 array).
 
     ``xtx`` is ``XᵀX`` of the layer's inputs [cols, cols]; columns never seen non-zero are zeroed.
     """
@@ -116,10 +117,10 @@ def gptq_quantize(w: np.ndarray, xtx: np.ndarray, scale: np.ndarray, qmax: int, 
     w[:, dead] = 0.0
     perm = np.argsort(-np.diag(h), kind="stable")  # act-order: the best-known columns first
     w, h = w[:, perm], h[np.ix_(perm, perm)]
+    s = np.broadcast_to(scale.astype(np.float64).reshape(len(w), -1), w.shape)[:, perm]
     h[np.diag_indices_from(h)] += damp * np.mean(np.diag(h))
     # upper Cholesky factor of H^-1: row i holds the weights that spread column i's error
     u = np.linalg.cholesky(np.linalg.inv(h)).T
-    s = scale.astype(np.float64)[:, None]
     q = np.zeros_like(w)
     cols = w.shape[1]
     for i1 in range(0, cols, block):
@@ -129,9 +130,10 @@ def gptq_quantize(w: np.ndarray, xtx: np.ndarray, scale: np.ndarray, qmax: int, 
         u1 = u[i1:i2, i1:i2]
         for i in range(i2 - i1):
             col = w1[:, i]
-            qi = np.clip(np.round(col / s[:, 0]), -qmax, qmax)
+            si = s[:, i1 + i]
+            qi = np.clip(np.round(col / si), -qmax, qmax)
             q[:, i1 + i] = qi
-            e = (col - qi * s[:, 0]) / u1[i, i]
+            e = (col - qi * si) / u1[i, i]
             w1[:, i:] -= np.outer(e, u1[i, i:])
             err1[:, i] = e
         w[:, i2:] -= err1 @ u[i1:i2, i2:]

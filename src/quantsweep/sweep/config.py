@@ -58,6 +58,8 @@ class SweepConfig:
     alpha: float = 0.05  # chance of confirming a pick whose true loss exceeds the budget (all looks, all finalists)
     alpha_spending: str = "obf"  # how alpha is spent over the confirmation looks: obf (O'Brien-Fleming) | pocock
     seed: int = 0
+    gallery: int = 12  # image pairs (FP32 | candidate) the report shows where the candidate changed most; 0: none
+    gallery_conf: float = 0.25  # score threshold of the boxes drawn and counted in the gallery
     jobs: int = 1
     executor: str = "local"  # local (this machine: --jobs processes) | ray (a Ray cluster)
     ray_address: str | None = None  # auto | HOST:PORT | ray://HOST:PORT; None: a private local Ray

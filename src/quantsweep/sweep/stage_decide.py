@@ -119,23 +119,28 @@ def report(r: StepStore, cfg: SweepConfig, built: dict[str, Any], benches: dict[
 
     sources = sorted((r.dir / "results").glob("*.metrics.json")) + sorted((r.dir / "results").glob("*.bench.json"))
     sources += sorted((r.dir / "results" / "reference").glob("*.metrics.json"))
+    sources += sorted((r.dir / "results" / "confirm").glob("*.metrics.json"))
     sources += [p for p in (r.dir / "sensitivity.json", r.dir / "search.json", r.dir / "confirmation.json")
                 if p.exists()]
     inputs = {"files": {str(p.relative_to(r.dir)): file_hash(p) for p in sources},
               "errors": {n: e.get("error") for n, e in built.items()},
-              "decision": [cfg.budget, target, cfg.bootstrap, cfg.seed, cfg.alpha, cfg.alpha_spending]}
+              "decision": [cfg.budget, target, cfg.bootstrap, cfg.seed, cfg.alpha, cfg.alpha_spending],
+              "changes": [cfg.gallery, cfg.gallery_conf]}
     shown = read_ids_file(r.dir / "confirm_ids.txt") if (r.dir / "confirm_ids.txt").is_file() else []
     example = inp.eval_ds.path((shown or ids)[0]).resolve() if (shown or ids) else None
     inputs["example_image"] = str(example)
     res = r.dir / "results"
     outputs = [res / "summary.csv", res / "summary.md", res / "summary.json", res / "pareto.png", res / "pareto.svg",
-               res / "k_curve.png", res / "k_curve.svg", r.dir / "report.html"]
+               res / "changes.json", r.dir / "report.html"]
 
     def write() -> tuple[list[Row], Decision]:
         rows, decision, verdict = conclude(built, benches, inp.eval_ds, ids, cfg.budget, cfg.bootstrap, cfg.seed,
                                            confirmation, target or cfg.target_backend, note)
+        from quantsweep.sweep.stage_changes import what_changed
+
+        changes = what_changed(r.dir, cfg, inp.eval_ds, decision, confirmation, built)
         scored_by = (built.get("fp32", {}).get("metrics") or {}).get("run", {}).get("provider")
-        return write_outputs(r.dir, cfg, rows, decision, verdict, len(ids), confirmation, scored_by, example)
+        return write_outputs(r.dir, cfg, rows, decision, verdict, len(ids), confirmation, scored_by, example, changes)
 
     made = r.step("report", inputs, outputs, write)
     return made if made is not None else read_outputs(r.dir)  # None: finished earlier with the same inputs
