@@ -32,7 +32,10 @@ def main() -> None:
     ap.add_argument("--demo", type=Path, help="a folder written by `quantsweep demo` (model, val, calib)")
     ap.add_argument("--calib-count", type=int, default=64)
     ap.add_argument("--max-images", type=int, default=100)
-    ap.add_argument("--schemes", default="w4a16-graph-rtn,w4a16-graph")
+    ap.add_argument("--schemes", default="int8-qdq,w4a16-graph-mse,w4a16-graph-gptq,w4a8-graph-gptq",
+                    help="comma-separated; the first INT8 one is the size reference")
+    ap.add_argument("--groups", default="0", help="for 4-bit weight-only schemes: input-column group sizes, "
+                    "e.g. 0,32,64,128 (0: one scale per output channel)")
     ap.add_argument("--ks", default="0", help="for K-capable 4-bit schemes: convs kept at 8 bits by sensitivity, "
                     "e.g. 0,4,8 (the ranking is measured on the K=0 candidate)")
     ap.add_argument("--provider", default="cpu")
@@ -67,43 +70,55 @@ def main() -> None:
     base_dets = json.loads(Path(base["detections_file"]).read_text())
     rows = [{"scheme": "fp32", "map50_95": base["map50_95"], "delta": 0.0}]
     ks = [int(k) for k in args.ks.split(",")]
-    jobs = [(name, k) for name in args.schemes.split(",") for k in (ks if name in K_SCHEMES else [0])]
+    groups = [int(g) for g in args.groups.split(",")]
+
+    def grouped(name: str) -> bool:
+        s = make_scheme(name, onnx_only=pt is None)
+        return getattr(s, "weight_bits", 8) == 4 and not getattr(s, "act_bits", None) and hasattr(s, "group_size")
+
+    jobs = [(name, k, g) for name in args.schemes.split(",") for k in (ks if name in K_SCHEMES else [0])
+            for g in (groups if grouped(name) else [0])]
     rankings: dict[str, list] = {}
-    for name, k in jobs:
-        scheme = make_scheme(name, onnx_only=pt is None, k=k)
+    for name, k, g in jobs:
+        scheme = make_scheme(name, onnx_only=pt is None, k=k, **({"group_size": g} if grouped(name) else {}))
         t = time.perf_counter()
         try:
             if k and name not in rankings:
                 k0 = work / "candidates" / f"{make_scheme(name, onnx_only=pt is None).name}.onnx"
                 rankings[name] = compute_sensitivity(fp32, pt, calib, scheme.registry, work / "work",
                                                      qdq_model=k0 if k0.exists() else None)["ranking"]
-            cand = materialize(scheme, BuildContext(fp32, pt, calib, work / "work"), work / "candidates",
-                               rankings.get(name) if k else None)
+            cand = materialize(scheme, BuildContext(fp32, pt, calib, work / "work"),
+                               work / ("candidates" if not g else f"candidates-g{g}"), rankings.get(name) if k else None)
         except Exception as exc:  # noqa: BLE001 - a row saying why
             rows.append({"scheme": scheme.name, "error": str(exc)[:200]})
             continue
         build_s = time.perf_counter() - t
-        m = evaluate(cand.model_path, ds, ids, settings, work / f"{scheme.name}.metrics.json")
+        m = evaluate(cand.model_path, ds, ids, settings, work / f"{scheme.name}-g{g}.metrics.json")
         dets = json.loads(Path(m["detections_file"]).read_text())
         boot = bootstrap_map(ds.coco, {"fp32": base_dets, "cand": dets}, ids, 200, 0)["map50_95"]
         low, high = delta_interval(boot["cand"], boot["fp32"])
         delta = m["map50_95"] - base["map50_95"]
-        rows.append({"scheme": scheme.name, "map50_95": m["map50_95"], "delta": delta, "low": low, "high": high,
+        rows.append({"scheme": scheme.name, "group": g or "channel", "storage": cand.record["settings"].get("storage", ""),
+                     "map50_95": m["map50_95"], "delta": delta, "low": low, "high": high,
                      "build_s": round(build_s, 1), "size_mb": cand.record["size_mb"],
                      "collapsed": -100 * delta > args.collapse,
                      "reconstruction": cand.record["settings"].get("reconstruction"),
                      "weights_8bit": len(cand.record["settings"].get("weights_8bit", []))})
     print(f"4-bit weights on {model.name}: {len(ids)} images of {ann.name}, {len(calib.ids)} calibration images "
           f"from {calib_dir}, scored by {args.provider}\n")
-    print("| scheme | mAP50-95 | Δ points | 95% interval | build (s) | size (MB) | 8-bit convs | |")
-    print("|---|---:|---:|---|---:|---:|---:|---|")
+    ref_size = next((r["size_mb"] for r in rows if "size_mb" in r and str(r["scheme"]).startswith("int8")), None)
+    print("| scheme | scale groups | mAP50-95 | Δ points | 95% interval | build (s) | size (MB) | × INT8 size "
+          "| 8-bit convs | storage | |")
+    print("|---|---|---:|---:|---|---:|---:|---:|---:|---|---|")
     for r in rows:
         if "error" in r:
-            print(f"| {r['scheme']} | — | — | — | — | — | — | {r['error']} |")
+            print(f"| {r['scheme']} | | — | — | — | — | — | — | — | | {r['error']} |")
             continue
         interval = f"[{100 * r['low']:+.2f}, {100 * r['high']:+.2f}]" if "low" in r else ""
-        print(f"| {r['scheme']} | {r['map50_95']:.4f} | {100 * r['delta']:+.2f} | {interval} | {r.get('build_s', '')} | "
-              f"{r.get('size_mb', '')} | {r.get('weights_8bit', '')} | {'COLLAPSED' if r.get('collapsed') else ''} |")
+        ratio = f"{r['size_mb'] / ref_size:.2f}" if ref_size and r.get("size_mb") else ""
+        print(f"| {r['scheme']} | {r.get('group', '')} | {r['map50_95']:.4f} | {100 * r['delta']:+.2f} | {interval} | "
+              f"{r.get('build_s', '')} | {r.get('size_mb', '')} | {ratio} | {r.get('weights_8bit', '')} | "
+              f"{r.get('storage', '')} | {'COLLAPSED' if r.get('collapsed') else ''} |")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"model": str(model), "images": len(ids), "rows": rows}, indent=2))
     print(args.out)

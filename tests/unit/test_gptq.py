@@ -8,7 +8,7 @@ from onnx import TensorProto, helper, numpy_helper
 from tests.conftest import tiny_convnet
 
 from quantsweep.schemes.gptq import conv_hessians, gptq_quantize, unfold
-from quantsweep.schemes.graph_weight_only import quantize_weight
+from quantsweep.schemes.graph_weight_only import quantize_groups, quantize_weight
 
 
 @pytest.mark.parametrize("stride,dilation,pads", [(1, 1, [1, 1, 1, 1]), (2, 1, [1, 0, 1, 0]), (1, 2, [2, 2, 2, 2])])
@@ -90,3 +90,74 @@ def test_w4a16_graph_records_its_method_and_keeps_the_k_ranked_convs_at_8_bits(t
     assert not any(k["node"] == "conv1" for k in cand.record["kept_float"])  # 8-bit, not float
     inits = {i.name for i in onnx.load(str(cand.model_path)).graph.initializer}
     assert {"w0_q4", "w1_q8", "w2_q4"} <= inits
+
+
+def _tiny_context(tmp_path):
+    import cv2
+
+    from quantsweep.data.calibration import CalibSet
+    from quantsweep.schemes import BuildContext
+
+    path = tiny_convnet(tmp_path / "tiny.onnx")
+    (tmp_path / "photos").mkdir(exist_ok=True)
+    rng = np.random.default_rng(0)
+    for i in range(4):
+        cv2.imwrite(str(tmp_path / "photos" / f"{i}.png"), rng.integers(0, 256, (32, 32, 3), dtype=np.uint8))
+    return path, BuildContext(path, None, CalibSet.from_folder(tmp_path / "photos", 4, (32, 32)), tmp_path / "work")
+
+
+@pytest.mark.parametrize("group", [0, 64])
+def test_w4a16_weights_are_stored_in_four_bits_and_onnx_runtime_computes_them_exactly(tmp_path, group):
+    """The file holds INT4 initializers (half the bytes of int8); unpacked, they are the quantized values;
+    ONNX Runtime's convolution equals the reference convolution with the dequantized weights."""
+    import os
+
+    from quantsweep.quantize.build import materialize
+    from quantsweep.schemes import make_scheme
+
+    path, ctx = _tiny_context(tmp_path)
+    kw = {"keep_8bit": "none", "reconstruction": "none", "group_size": group}
+    four = materialize(make_scheme("w4a16-graph-gptq", **kw), ctx, tmp_path / "int4")
+    boxed = materialize(make_scheme("w4a16-graph-gptq", storage="int8", **kw), ctx, tmp_path / "int8")
+    model = onnx.load(str(four.model_path))
+    q4 = {i.name: i for i in model.graph.initializer if i.data_type == TensorProto.INT4}
+    assert set(q4) == {"w0_q4", "w1_q4", "w2_q4"} and max(o.version for o in model.opset_import if o.domain == "") >= 21
+    assert four.record["settings"]["storage"].startswith("INT4") and four.record["settings"]["group_size"] == group
+    assert os.path.getsize(four.model_path) < 0.6 * os.path.getsize(boxed.model_path)
+    inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    w1 = numpy_helper.to_array(next(i for i in onnx.load(str(path)).graph.initializer if i.name == "w1"))
+    values, scales = inits["w1_q4"].astype(np.int8), inits["w1_scale"].astype(np.float64)
+    expect_q, expect_s = quantize_groups(w1.reshape(128, -1), 4, group, mse=True)
+    np.testing.assert_array_equal(values, expect_q)  # pack/unpack: the quantized values
+    assert scales.shape == ((128, 576 // group) if group else (128,))
+    # ONNX Runtime on the int4 file = the float reference model with the dequantized weights
+    full = np.repeat(scales, group, axis=1) if group else scales[:, None]
+    ref = onnx.load(str(path))
+    for i in ref.graph.initializer:
+        if i.name in ("w0", "w1", "w2"):
+            q = inits[f"{i.name}_q4"].astype(np.float64)
+            s = inits[f"{i.name}_scale"].astype(np.float64)
+            s = np.repeat(s, group, axis=1)[:, :q.shape[1]] if group else s[:, None]
+            i.CopyFrom(numpy_helper.from_array((q * s).reshape(numpy_helper.to_array(i).shape).astype(np.float32),
+                                               i.name))
+    assert full.shape[0] == 128
+    x = np.random.default_rng(3).normal(size=(1, 3, 32, 32)).astype(np.float32)
+    run = lambda m: ort.InferenceSession(m, providers=["CPUExecutionProvider"]).run(None, {"images": x})[0]  # noqa: E731
+    np.testing.assert_allclose(run(str(four.model_path)), run(ref.SerializeToString()), rtol=1e-4, atol=1e-4)
+
+
+def test_group_wise_scales_lower_a_conv_s_output_error_against_per_channel(tmp_path):
+    path = tiny_convnet(tmp_path / "tiny.onnx")
+    rng = np.random.default_rng(5)
+    w = numpy_helper.to_array(next(i for i in onnx.load(str(path)).graph.initializer if i.name == "w1"))
+    w = w * rng.lognormal(0, 1, size=(1, 64, 1, 1)).astype(np.float32)  # input channels of unequal range
+    flat = w.reshape(128, -1).astype(np.float64)
+    x = rng.normal(size=(2048, flat.shape[1]))
+
+    def output_error(group):
+        q, s = quantize_groups(flat, 4, group, mse=True)
+        s = np.repeat(s, group, axis=1) if group else s
+        return float(((x @ (q * s).T - x @ flat.T) ** 2).mean())
+
+    per_channel, g64, g32 = output_error(0), output_error(64), output_error(32)
+    assert g64 < 0.9 * per_channel and g32 < g64, (per_channel, g64, g32)

@@ -36,7 +36,9 @@ def class_damage(ground_truth: dict[str, Any], reference: list[dict[str, Any]], 
                  image_ids: Sequence[int], resamples: int = 2000, seed: int = 0, level: float = 0.95) -> list[dict[str, Any]]:
     """Per class with ground truth in ``image_ids``: AP50-95 of ``reference`` and ``candidate``, Δ
     (candidate - reference), boxes and images holding it, and the paired percentile interval of Δ
-    (None below :data:`MIN_BOXES_FOR_INTERVAL` boxes). Sorted by Δ, most damaged first."""
+    (None below :data:`MIN_BOXES_FOR_INTERVAL` boxes). Sorted by Δ, most damaged first: first the classes
+    with an interval, then those with too few boxes for one (on real data many classes have one or two
+    boxes in a subset, and their Δ of a whole AP point says little)."""
     from quantsweep.evaluate.bootstrap import _gt_coco, match_table, resample_weights, weighted_ap_per_class
 
     ids = sorted({int(i) for i in image_ids})
@@ -65,7 +67,7 @@ def class_damage(ground_truth: dict[str, Any], reference: list[dict[str, Any]], 
         out.append({"category_id": cat, "name": names.get(cat, str(cat)), "boxes": boxes[cat],
                     "images": len(images[cat]), "ap_fp32": round(float(ref[0, ci]), 5),
                     "ap_candidate": round(float(cand[0, ci]), 5), "delta": round(delta, 5), "ci95": interval})
-    return sorted(out, key=lambda r: (r["delta"], r["category_id"]))
+    return sorted(out, key=lambda r: (r["ci95"] is None, r["delta"], r["category_id"]))
 
 
 def size_damage(ground_truth: dict[str, Any], reference: list[dict[str, Any]], candidate: list[dict[str, Any]],

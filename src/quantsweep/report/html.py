@@ -215,7 +215,8 @@ def _changes_html(changes: dict[str, Any] | None, res: Path) -> str:
                            f"<td>{_E(_pts_ci(c2))}</td></tr>" for c2 in c["classes"][:10])
             figure = (_img(res / "class_damage.png", f"Δ AP per class and per object size, {name} vs FP32")
                       if (res / "class_damage.png").exists() else "")
-            head += (f"{figure}<table><tr><th>class (10 most damaged)</th><th>boxes</th><th>images</th><th>AP FP32</th>"
+            head += (f"{figure}<table><tr><th>class (10 most damaged; classes with too few boxes for an "
+                     "interval after those with one)</th><th>boxes</th><th>images</th><th>AP FP32</th>"
                      f"<th>AP {_E(name)}</th><th>Δ points [paired 95% interval] ↑</th></tr>{rows}</table>")
         parts.append(head)
     return "".join(parts) + "<p>All classes: <code>results/changes.json</code> and <code>summary.json</code>.</p>"

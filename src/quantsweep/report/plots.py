@@ -176,12 +176,13 @@ def kept_float_strip(fp32_onnx: Path, scheme: dict[str, Any] | None, out: Path) 
 
 def damage_plot(name: str, changes: dict[str, Any], out: Path, top: int = 20) -> Path | None:
     """Per class (the ``top`` most damaged, then the most improved if room): Δ AP50-95 in points with
-    the paired 95 % interval, labelled with its box count; beside it Δ AP per object size. None when
-    there is no class to show."""
+    the paired 95 % interval, labelled with its box count (only classes with enough boxes for an
+    interval, when there are any); beside it Δ AP per object size. None when there is no class to show."""
     classes = changes.get("classes") or []
     if not classes:
         return None
-    shown = classes[:top] if len(classes) <= top else classes[: top - 3] + classes[-3:]
+    judged = [c for c in classes if c.get("ci95")] or classes  # classes with enough boxes for an interval
+    shown = judged[:top] if len(judged) <= top else judged[: top - 3] + judged[-3:]
     plt = _pyplot()
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 1.2 + 0.28 * len(shown)), gridspec_kw={"width_ratios": [3, 1]})
     ys = list(range(len(shown)))[::-1]

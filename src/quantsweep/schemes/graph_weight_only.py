@@ -8,6 +8,13 @@ channel, followed by DequantizeLinear. Activations stay float.
 With ``reconstruction="gptq"`` the 4-bit Conv weights are reconstructed by GPTQ against the
 calibration images' activations (:mod:`quantsweep.schemes.gptq`) instead of rounded to nearest;
 the per-channel scales are the same MSE-searched ones.
+
+Weight-only 4-bit convolutions are *stored* in 4 bits (``storage="int4"``): each conv weight is
+flattened to ``[out, in x kh x kw]``, written as an ONNX ``INT4`` initializer (two values a byte)
+read by a ``DequantizeLinear`` (opset 21; blocked, ``block_size=group_size``, when ``group_size``
+gives one scale per group of that many input columns instead of one per output channel) and a
+``Reshape`` back to the conv's shape. The model is converted to opset 21 for it (ONNX's version
+converter); where that fails the weights stay in an int8 container and the record says so.
 """
 
 from __future__ import annotations
@@ -28,7 +35,9 @@ from quantsweep.schemes.base import (
     fp16_suffix,
 )
 
-__all__ = ["GraphWeightOnly", "quantize_weight"]
+__all__ = ["GraphWeightOnly", "quantize_groups", "quantize_weight"]
+
+INT4_OPSET = 21  # DequantizeLinear with INT4 inputs and block_size
 
 _CLIP_GRID = np.linspace(0.5, 1.0, 21)
 
@@ -52,6 +61,34 @@ def quantize_weight(w: np.ndarray, bits: int, axis: int, mse: bool) -> tuple[np.
     shape = (w.shape[axis],) + tuple(np.delete(w.shape, axis))
     q = np.moveaxis(q.reshape(shape), 0, axis)
     return q, best.astype(np.float32)
+
+
+def quantize_groups(w2: np.ndarray, bits: int, group: int, mse: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Symmetric quantization of ``w2`` [out, cols] with one scale per row and block of ``group``
+    columns (0: per row) -> (int8 values [out, cols], float scales [out, blocks])."""
+    if group <= 0:
+        q, scale = quantize_weight(w2, bits, 0, mse)
+        return q, scale[:, None]
+    parts = [quantize_weight(w2[:, c:c + group], bits, 0, mse) for c in range(0, w2.shape[1], group)]
+    return np.concatenate([p[0] for p in parts], axis=1), np.stack([p[1] for p in parts], axis=1)
+
+
+def _opset(model: Any) -> int:
+    return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+
+
+def _to_int4_opset(model: Any) -> tuple[Any, str | None]:
+    """``model`` at opset >= 21 (ONNX's version converter), or the model unchanged and why not."""
+    if _opset(model) >= INT4_OPSET:
+        return model, None
+    from onnx import version_converter
+
+    try:
+        converted = version_converter.convert_version(model, INT4_OPSET)
+    except Exception as exc:  # noqa: BLE001 - any converter failure keeps the int8 container
+        return model, f"opset {_opset(model)} -> {INT4_OPSET} conversion failed: {str(exc).splitlines()[0][:160]}"
+    converted.ir_version = max(converted.ir_version, 10)
+    return converted, None
 
 
 def _eight_bit_nodes(model: Any) -> dict[str, str]:
@@ -150,6 +187,8 @@ class GraphWeightOnly:
     keep_8bit: Literal["stem+depthwise+predictions", "none"] = "stem+depthwise+predictions"
     reconstruction: Literal["none", "gptq"] = "none"
     act_bits: Literal[8] | None = None  # 8: activations int8 too (ONNX Runtime's QDQ placement), W4A8
+    group_size: int = 0  # 4-bit convs: one scale per block of this many input columns (0: per output channel)
+    storage: Literal["int4", "int8"] = "int4"  # how 4-bit weight-only convs are stored in the file
     # with GPTQ: each Conv's bias absorbs the mean output shift of its 4-bit weights. Off by default: it did
     # not pay when measured (demo W4A16 +0.01, W4A8 +0.23; real YOLOv5n K=0 +0.01, K=4 -0.56 points)
     bias_correction: bool = False
@@ -161,6 +200,11 @@ class GraphWeightOnly:
             raise QuantsweepError(f"reconstruction must be none or gptq (got {self.reconstruction!r})", "use gptq")
         if self.act_bits not in (None, 8):
             raise QuantsweepError(f"act_bits must be 8 or None (got {self.act_bits})", "use 8 or omit it")
+        if self.group_size < 0 or (self.group_size and (self.weight_bits != 4 or self.act_bits)):
+            raise QuantsweepError(f"group_size {self.group_size}: groups are for 4-bit weight-only schemes",
+                                  "use group_size 0 (per output channel), or 32/64/128 with W4A16")
+        if self.storage not in ("int4", "int8"):
+            raise QuantsweepError(f"storage must be int4 or int8 (got {self.storage!r})", "use int4")
         if self.reconstruction == "gptq" and self.weight_bits != 4:
             raise QuantsweepError("GPTQ is for 4-bit weights (8-bit rounding to nearest loses nothing measurable)",
                                   "use reconstruction none with weight_bits 8")
@@ -173,11 +217,42 @@ class GraphWeightOnly:
                 + fp16_suffix(self) + ("" if self.head_policy else "-nohead")
                 + (f"-k{self.k}" if self.k else ""))
 
+    def _flat_dequantize(self, model: Any, init: Any, q: np.ndarray, groups: np.ndarray,
+                         shape: tuple[int, ...]) -> list[Any]:
+        """Replace weight ``init`` by its flattened 4-bit values (``INT4`` or int8), the scales
+        (``groups`` [out, blocks]; one block: per channel) and DequantizeLinear -> Reshape nodes."""
+        from onnx import helper, numpy_helper
+
+        wname = init.name
+        q2 = q.reshape(shape[0], -1)
+        if self.storage == "int4":
+            import ml_dtypes
+
+            values = numpy_helper.from_array(q2.astype(ml_dtypes.int4), f"{wname}_q4")
+        else:
+            values = numpy_helper.from_array(q2.astype(np.int8), f"{wname}_q4")
+        blocked = groups.shape[1] > 1 or self.group_size > 0
+        scales = groups.astype(np.float32) if blocked else groups[:, 0].astype(np.float32)
+        model.graph.initializer.remove(init)
+        model.graph.initializer.extend([values, numpy_helper.from_array(scales, f"{wname}_scale"),
+                                        numpy_helper.from_array(np.array(shape, np.int64), f"{wname}_shape")])
+        attrs = {"axis": 1, "block_size": self.group_size} if blocked else {"axis": 0}
+        dq = helper.make_node("DequantizeLinear", [values.name, f"{wname}_scale"], [f"{wname}_flat"],
+                              name=f"{wname}_DequantizeLinear")
+        dq.attribute.extend(helper.make_attribute(k, v) for k, v in attrs.items())
+        return [dq, helper.make_node("Reshape", [f"{wname}_flat", f"{wname}_shape"], [wname], name=f"{wname}_Reshape")]
+
     def build(self, ctx: BuildContext, keep_float: dict[str, str], out: Path) -> BuildResult:
         import onnx
         from onnx import helper, numpy_helper
 
         model = onnx.load(str(ctx.fp32_onnx))
+        # 4-bit weight-only convs stored flat ([out, in x kh x kw]) in INT4 (or int8) behind a blocked DQ
+        flat_store = self.weight_bits == 4 and not self.act_bits and (self.storage == "int4" or self.group_size > 0)
+        storage_note = None
+        if flat_store:
+            model, storage_note = _to_int4_opset(model)
+            flat_store = storage_note is None
         inits = {i.name: i for i in model.graph.initializer}
         users: dict[str, int] = {}
         for n in model.graph.node:
@@ -212,23 +287,36 @@ class GraphWeightOnly:
             axis = {"Conv": 0, "ConvTranspose": 1, "MatMul": w.ndim - 1,
                     "Gemm": 0 if any(a.name == "transB" and a.i for a in n.attribute) else 1}[n.op_type]
             bits = 8 if n.name in eight else self.weight_bits
-            q, scale = quantize_weight(w, bits, axis, self.weight_scale == "mse")
+            flat = flat_store and bits == 4 and n.op_type == "Conv" and axis == 0
+            mse = self.weight_scale == "mse"
+            if flat:
+                q2, groups = quantize_groups(w.reshape(len(w), -1), bits, self.group_size if storage_note is None else 0,
+                                             mse)
+                q, scale = q2.reshape(w.shape), groups[:, 0]
+                full = np.repeat(groups, self.group_size, axis=1)[:, :q2.shape[1]] if self.group_size else scale
+            else:
+                q, scale = quantize_weight(w, bits, axis, mse)
+                groups, full = scale[:, None], scale
             if n.name in hessians and axis == 0 and hessians[n.name][0].shape[0] == w[0].size:
                 from quantsweep.schemes.gptq import gptq_quantize
 
-                q = gptq_quantize(w.reshape(len(w), -1), hessians[n.name][0], scale,
+                q = gptq_quantize(w.reshape(len(w), -1), hessians[n.name][0], full,
                                   2 ** (bits - 1) - 1).reshape(w.shape)
                 reconstructed += 1
                 if self.bias_correction and n.name in means and len(n.input) > 2 and n.input[2] in inits:
                     # E[W x] - E[Wq x] = (W - Wq) E[x]: the shift the 4-bit weights add, given back in the bias
                     shift = (w.reshape(len(w), -1).astype(np.float64)
-                             - q.reshape(len(w), -1) * scale[:, None].astype(np.float64)) @ means[n.name]
+                             - q.reshape(len(w), -1) * np.asarray(full, np.float64).reshape(len(w), -1)) @ means[n.name]
                     bias = numpy_helper.to_array(inits[n.input[2]]).astype(np.float64) + shift
                     inits[n.input[2]].CopyFrom(numpy_helper.from_array(bias.astype(np.float32), n.input[2]))
                     corrected += 1
-            if bits == 4:
+            if bits == 4 and not flat:
                 weights[n.name] = (q, scale)
             if self.act_bits:  # placed into ONNX Runtime's QDQ graph below
+                done += 1
+                continue
+            if flat:
+                new_nodes += self._flat_dequantize(model, inits[wname], q, groups, w.shape)
                 done += 1
                 continue
             qname, sname, zname = f"{wname}_q{bits}", f"{wname}_scale", f"{wname}_zp"
@@ -257,12 +345,21 @@ class GraphWeightOnly:
             del model.graph.node[:]
             model.graph.node.extend(nodes)
             onnx.save(model, str(out))
+        if self.weight_bits != 4:
+            stored = "int8 initializers"
+        elif flat_store:
+            stored = (f"{'INT4' if self.storage == 'int4' else 'int8'} initializers (flattened convs, opset "
+                      f"{INT4_OPSET} DequantizeLinear{f' block_size {self.group_size}' if self.group_size else ''} + Reshape)")
+        else:
+            stored = "int8 initializers" + (f" ({storage_note})" if storage_note else "")
         return BuildResult(out, "quantsweep graph weight-only (int weights + DequantizeLinear)" if not self.act_bits
                            else "onnxruntime quantize_static (activations) + quantsweep 4-bit weights",
                            onnx.__version__,
-                           {"weights": f"int{self.weight_bits} symmetric per-output-channel "
-                                       f"({'MSE-searched' if self.weight_scale == 'mse' else 'max'} scale)"
-                                       + (", stored in int8" if self.act_bits else ""),
+                           {"weights": f"int{self.weight_bits} symmetric "
+                                       + (f"per group of {self.group_size} input columns"
+                                          if flat_store and self.group_size else "per-output-channel")
+                                       + f" ({'MSE-searched' if self.weight_scale == 'mse' else 'max'} scale)",
+                            "storage": stored, "group_size": self.group_size if flat_store else 0,
                             "activations": activations, "weights_quantized": done,
                             "weights_8bit": [{"node": n, "why": w} for n, w in eight.items()],
                             "reconstruction": ({"method": "GPTQ (act-order, blocks of 128, 1% dampening)",
