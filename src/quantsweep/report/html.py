@@ -146,7 +146,25 @@ def _search_html(search: dict[str, Any] | None) -> str:
             f"(cap {search['max_evals']}), {search['seconds']:.0f} s. {_E(search['rule'])}.</p>"
             f"<ul>{stops}</ul><table id=\"search\"><tr><th>placement</th><th>K</th><th>search Δ (points)</th>"
             "<th>expected low</th><th>qualifies</th><th>speed-up</th><th>label</th><th>s</th>"
-            f"<th>last kept-float nodes</th></tr>{''.join(body)}</table>")
+            f"<th>last kept-float nodes</th></tr>{''.join(body)}</table>{_four_bit_html(search.get('four_bit'))}")
+
+
+def _four_bit_html(four: dict[str, Any] | None) -> str:
+    """The 4-bit (size) search: per family, the fewest 8-bit convs within ``--w4-budget``, with sizes."""
+    if not four or not four.get("placements"):
+        return ""
+    probes = {t["candidate"]: t for t in four["trace"]}
+    items = []
+    for p in four["placements"]:
+        best = probes.get(p.get("best") or "")
+        got = (f" → <b>{_E(p['best'])}</b> ({best['k']} conv(s) kept at 8 bits, "
+               f"{points(best['delta'], best['low'], best['high'])} points)" if best else " → none within the budget")
+        items.append(f"<li><b>{_E(p['placement'])}</b> ({p.get('size_mb') or '?'} MB at K=0): "
+                     f"{_E(p.get('stopped', ''))}{got}</li>")
+    return (f"<h3>Four-bit candidates (for size): fewest 8-bit convs within {four['budget_points']:g} points</h3>"
+            f"<p>{four['evaluations']} probe(s) beyond K=0, same rule as above with the 4-bit budget "
+            "(<code>--w4-budget</code>); sizes of every probe are in the table below.</p>"
+            f"<ul>{''.join(items)}</ul>")
 
 
 def _table(rows: list[Row], target: str | None) -> str:

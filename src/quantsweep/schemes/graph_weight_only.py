@@ -374,8 +374,10 @@ class GraphWeightOnly:
 SPECS = (
     SchemeSpec("w8a16-graph", GraphWeightOnly, "INT8 per-channel weights on the ONNX graph (no .pt needed)"),
     SchemeSpec("w4a16-graph-gptq", GraphWeightOnly, "4-bit weights on the ONNX graph reconstructed by GPTQ against "
-               "calibration activations (MSE scales; no .pt needed); K = most sensitive convs kept at 8 bits",
-               preset={"weight_bits": 4, "weight_scale": "mse", "reconstruction": "gptq"}, k_sets=True, default=True),
+               "calibration activations (MSE scales per 32 input columns, stored as INT4; no .pt needed); "
+               "K = most sensitive convs kept at 8 bits",
+               preset={"weight_bits": 4, "weight_scale": "mse", "reconstruction": "gptq", "group_size": 32},
+               k_sets=True, default=True),
     SchemeSpec("w4a8-graph-gptq", GraphWeightOnly, "4-bit GPTQ weights on the ONNX graph with int8 activations placed "
                "by ONNX Runtime's quantizer (weights in an int8 container: int8 kernels; no .pt needed)",
                preset={"weight_bits": 4, "act_bits": 8, "weight_scale": "mse", "reconstruction": "gptq"},

@@ -95,17 +95,70 @@ def search(r: StepStore, cfg: SweepConfig, plan: list[Any], ctx: Any, inp: Input
 
     trace: list[dict[str, Any]] = []
 
-    def trace_row(fam: str, name: str, p: Probe, kept: list[str]) -> None:
+    def trace_row(fam: str, name: str, p: Probe, kept: list[str], into: list[dict[str, Any]] | None = None,
+                  rule: Any = None) -> None:
         b = ((benches[target].get(name) or {}).get("rows") or [{}])[0]
         steps = r.seconds()
-        trace.append({"placement": fam, "candidate": name, "k": p.k, "kept_float": kept, "delta": p.delta,
+        (trace if into is None else into).append({"placement": fam, "candidate": name, "k": p.k, "kept_float": kept, "delta": p.delta,
                       "low": p.low, "high": p.high,
                       "expected_low": (None if p.delta is None or p.low is None
                                        else round(p.delta - shrink * (p.delta - p.low), 5)),
-                      "qualifies": accept(p), "latency_ms": b.get("latency_p50_ms"),
+                      "qualifies": (rule or accept)(p), "latency_ms": b.get("latency_p50_ms"),
                       "speedup_vs_fp32": b.get("speedup_vs_fp32"), "label": b.get("label"), "error": p.error,
                       "seconds": round(sum(steps.get(f"{what}:{name}", 0.0) for what in ("build", "eval"))
                                        + steps.get(f"bench:{target}:{name}", 0.0), 2)})
+
+    def search_family(s0: Any, p0: Probe, item: dict[str, Any], rule: Any, target_delta: float, cap: int,
+                      into: list[dict[str, Any]] | None = None) -> Any:
+        """Search one K family beyond its measured K=0 probe ``p0``: its ranking, then the smallest K
+        that ``rule`` accepts within ``cap`` probes; None when there is no ranking."""
+        fam = s0.registry
+        sens = sensitivities(r, cfg, [s0, make_scheme(fam, onnx_only=inp.pt is None, k=1)], ctx,
+                             executor).get(fam, {})
+        if "ranking" not in sens:
+            item["stopped"] = f"not searched: no sensitivity ranking ({sens.get('error', 'not computed')})"
+            return None
+        ranking = sens["ranking"]
+
+        def evaluate(k: int) -> Probe:
+            if k == 0:
+                return p0
+            scheme = make_scheme(fam, onnx_only=inp.pt is None, k=k)
+            built.update(build_and_evaluate(r, cfg, [scheme], ctx, inp, ids, {fam: {"ranking": ranking}},
+                                             executor, settings, with_fp32=False))
+            if built[scheme.name].get("error") is None:
+                time_on_target(scheme.name)
+            p = measured(scheme.name, k)
+            trace_row(fam, scheme.name, p, [n["node"] for n in ranking[:k]], into, rule)
+            return p
+
+        result = search_k(evaluate, rule, k_max=len(ranking), max_evals=cap + 1, target_delta=target_delta)
+        item["stopped"] = result.stopped
+        if result.best is not None:
+            item["best"] = (s0.name if result.best.k == 0
+                            else make_scheme(fam, onnx_only=inp.pt is None, k=result.best.k).name)
+        return result
+
+    def four_bit_search() -> dict[str, Any]:
+        """The 4-bit families' purpose is size: the fewest convs kept at 8 bits that keep ``--w4-budget``
+        (same probes and rule as the speed search, on the search subset; no speed-up required)."""
+        rule = within_budget(cfg.w4_budget, shrink)
+        out: dict[str, Any] = {"budget_points": cfg.w4_budget, "placements": [], "trace": []}
+        for s0 in plan:
+            row0 = on_target.get(s0.name)
+            if not (s0.k == 0 and s0.registry in K_SCHEMES and getattr(s0, "weight_bits", 8) == 4
+                    and s0.head_policy and row0 is not None and row0.error is None):
+                continue
+            item: dict[str, Any] = {"placement": s0.registry, "k0": s0.name, "size_mb": row0.size_mb}
+            out["placements"].append(item)
+            p0 = measured(s0.name, 0)
+            trace_row(s0.registry, s0.name, p0, [], out["trace"], rule)
+            if rule(p0):
+                item.update(stopped="qualified at K=0", best=s0.name)
+                continue
+            search_family(s0, p0, item, rule, -cfg.w4_budget / 100, cfg.max_evals, out["trace"])
+        out["evaluations"] = len([t for t in out["trace"] if t["k"] > 0])
+        return out
 
     placements = []
     for s0 in plan:
@@ -142,35 +195,15 @@ def search(r: StepStore, cfg: SweepConfig, plan: list[Any], ctx: Any, inp: Input
         if left <= 0:
             item["stopped"] = "not searched: --max-evals reached"
             continue
-        sens = sensitivities(r, cfg, [s0, make_scheme(fam, onnx_only=inp.pt is None, k=1)], ctx,
-                             executor).get(fam, {})
-        if "ranking" not in sens:
-            item["stopped"] = f"not searched: no sensitivity ranking ({sens.get('error', 'not computed')})"
+        result = search_family(s0, p0, item, accept, -cfg.budget / 100, left)
+        if result is None:
             continue
-        ranking = sens["ranking"]
-
-        def evaluate(k: int, s0: Any = s0, fam: str = fam, p0: Probe = p0, ranking: list[Any] = ranking) -> Probe:
-            if k == 0:
-                return p0
-            scheme = make_scheme(fam, onnx_only=inp.pt is None, k=k)
-            built.update(build_and_evaluate(r, cfg, [scheme], ctx, inp, ids, {fam: {"ranking": ranking}},
-                                             executor, settings, with_fp32=False))
-            if built[scheme.name].get("error") is None:
-                time_on_target(scheme.name)
-            p = measured(scheme.name, k)
-            trace_row(fam, scheme.name, p, [n["node"] for n in ranking[:k]])
-            return p
-
-        result = search_k(evaluate, accept, k_max=len(ranking), max_evals=left + 1,
-                          target_delta=-cfg.budget / 100)
         left -= result.evaluations - 1
-        item["stopped"] = result.stopped
         if result.best is not None:
-            name = s0.name if result.best.k == 0 else make_scheme(fam, onnx_only=inp.pt is None, k=result.best.k).name
-            item["best"] = name
-            sp = speed(name)
+            sp = speed(item["best"])
             if sp is not None and sp > 1.0 and (best is None or sp > best[1]):
-                best = (name, sp)
+                best = (item["best"], sp)
+    record["four_bit"] = four_bit_search()
     # seconds the search's steps took (from the manifest, so a resumed run reports the same)
     steps = r.seconds()
     spent = sum(t["seconds"] for t in trace if t["k"] > 0)
