@@ -377,6 +377,11 @@ def test_openvino_search_builds_ir_candidates_ranked_on_their_onnx_twin(tmp_path
     d = run_sweep(cfg).run_dir
     from quantsweep.model.graph import ir_graph_facts
 
+    if not json.loads((d / "search.json").read_text())["placements"]:  # a speed search needs a faster K=0
+        rows = json.loads((d / "results" / "summary.json").read_text())["rows"]
+        speed = next(r["speedup_vs_fp32"] for r in rows if r["candidate"] == "int8-ov" and r["backend"] == "openvino")
+        assert speed <= 1.0, "int8-ov is faster than FP32, yet it was not searched"
+        pytest.skip(f"int8-ov runs at {speed:.2f}x FP32 on this CPU's OpenVINO (VNNI): nothing to search here")
     sens = json.loads((d / "sensitivity.json").read_text())["int8-ov"]
     assert "twin" in sens["ranked_on"] and sens["qdq_model_scheme"]["format"] == "onnx"
     trace = json.loads((d / "search.json").read_text())["trace"]
@@ -402,12 +407,12 @@ def test_grid_mode_builds_every_k_and_writes_no_search(small_run):
 def test_four_bit_candidates_are_searched_for_the_fewest_8bit_convs_within_their_own_budget(tmp_path):
     """--w4-budget 0: no 4-bit probe qualifies on 20 images, so the search probes K > 0 (convs kept at
     8 bits by the measured ranking) up to the cap; each probe's 8-bit set is the ranking's head, recorded."""
-    cfg = SweepConfig(out=tmp_path, **{**SEARCH, "schemes": ("w4a16-graph-gptq",), "w4_budget": 0.0, "max_evals": 2})
+    cfg = SweepConfig(out=tmp_path, **{**SEARCH, "schemes": ("w4a16-graph-gptq",), "w4_budget": 0.0, "max_evals": 1})
     d = run_sweep(cfg).run_dir
     four = json.loads((d / "search.json").read_text())["four_bit"]
     assert four["budget_points"] == 0.0 and [p["placement"] for p in four["placements"]] == ["w4a16-graph-gptq"]
     trace = four["trace"]
-    assert trace[0]["k"] == 0 and 1 <= four["evaluations"] == len(trace) - 1 <= 2, trace
+    assert trace[0]["k"] == 0 and four["evaluations"] == len(trace) - 1 == 1, trace
     ranking = [n["node"] for n in json.loads((d / "sensitivity.json").read_text())["w4a16-graph-gptq"]["ranking"]]
     for t in trace[1:]:
         record = json.loads((d / "candidates" / f"{t['candidate']}.scheme.json").read_text())
