@@ -23,8 +23,8 @@ from quantsweep.sweep.runner import run_sweep
 ray = pytest.importorskip("ray")
 pytestmark = pytest.mark.slow
 
-CFG = dict(grid=True, schemes=("int8-qdq", "w8a16-graph"), ks=(0,), max_images=20, calib_count=8, bench_seconds=0.3,
-           bootstrap=200, sensitivity_images=1, backends=("ort-cpu",), confirm_images=20, confirm_step=20,
+CFG = dict(grid=True, schemes=("int8-qdq", "w8a16-graph"), ks=(0, 1), max_images=20, calib_count=8, bench_seconds=0.3,
+           bootstrap=200, sensitivity_images=1, sensitivity_probe_top=4, backends=("ort-cpu",), confirm_images=20, confirm_step=20,
            finalists=1, ablation=False, budget=100.0)  # a budget every candidate keeps: a finalist is confirmed
 GIB = 1024 ** 3
 
@@ -63,7 +63,7 @@ def test_a_ray_sweep_matches_the_local_one_and_times_on_the_bound_node(cluster, 
                                 bench_on=("ort-cpu=ort_target",), **CFG))
     assert not ray.is_initialized()  # the driver disconnected; the cluster is the fixture's
     a, b = local_run.run_dir, res.run_dir
-    assert _hashes(a) == _hashes(b) and len(_hashes(a)) == 2
+    assert _hashes(a) == _hashes(b) and len(_hashes(a)) == 3  # int8-qdq, int8-qdq-k1, w8a16-graph
     assert _metrics(a) == _metrics(b)
     for det in sorted((a / "results").glob("*.detections.json")):  # sharded over two workers: the same bytes
         assert det.read_bytes() == (b / "results" / det.name).read_bytes(), det.name
@@ -78,7 +78,8 @@ def test_a_ray_sweep_matches_the_local_one_and_times_on_the_bound_node(cluster, 
     assert bench["node"]["bound_to"] == {"ort_target": 1.0} and bench["node"]["ray_node_id"] in bound
     assert bench["node"]["ray_node_ip"] == "127.0.0.1"
     tasks = json.loads((b / "executor.json").read_text())["tasks"]  # every build and evaluation went to Ray
-    assert {"build:int8-qdq", "eval:fp32", "eval:int8-qdq", "build:w8a16-graph"} <= set(tasks), tasks
+    assert {"build:int8-qdq", "eval:fp32", "eval:int8-qdq", "build:w8a16-graph", "sensitivity:int8-qdq",
+            "build:int8-qdq-k1"} <= set(tasks), tasks  # the ranking too
     confirmed = json.loads((b / "confirmation.json").read_text())["results"]
     assert confirmed, "the budget admits a finalist: its confirmation must be among the Ray tasks"
     assert {f"confirm:{c['candidate']}:0" for c in confirmed} | {"confirm:fp32:0"} <= set(tasks), tasks

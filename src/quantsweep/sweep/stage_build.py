@@ -9,14 +9,14 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from quantsweep.errors import QuantsweepError
 from quantsweep.files import atomic_write_json
 from quantsweep.sweep.config import SweepConfig
 from quantsweep.sweep.executors import Executor, LocalExecutor, Task
 from quantsweep.sweep.inputs import Inputs
 from quantsweep.sweep.store import StepStore
 
-__all__ = ['blame_collapses', 'build_and_evaluate', 'build_task', 'eval_inputs', 'log_to', 'sensitivities']
+__all__ = ['blame_collapses', 'build_and_evaluate', 'build_task', 'eval_inputs', 'log_to', 'rank_family',
+           'sensitivities']
 
 log = logging.getLogger(__name__)
 
@@ -35,49 +35,57 @@ def build_task(r: StepStore, scheme: Any, ctx: Any, ranking: list[dict[str, Any]
                 (scheme, ctx, cand_dir, ranking), cand_dir / "logs" / f"{scheme.name}.log")
 
 
+def rank_family(fp32: Path, pt: Path | None, calib: Any, family: str, work: Path, images: int, probe_top: int,
+                qdq: Path | None, out: Path, reads: tuple[Path, ...] = ()) -> None:
+    """One family's sensitivity ranking into ``out`` (a step run through the executor: a Ray task).
+    ``reads``: files the ranking opens beside ``qdq`` (its scheme JSON), named so they travel with it."""
+    from quantsweep.quantize.ranking import compute_sensitivity
+
+    atomic_write_json(out, compute_sensitivity(fp32, pt, calib, family, work, images, probe_top, qdq))
+
+
 def sensitivities(r: StepStore, cfg: SweepConfig, plan: list[Any], ctx: Any,
                   executor: Executor | None = None) -> dict[str, Any]:
     """One ranking per K-scheme family, each on that family's own fully quantized graph.
 
-    The family's K=0 candidate is built first (its step is shared with the candidate stage)
-    and ranked in place, so the ranking costs only its probes.
+    The family's K=0 candidate is built first (its step is shared with the candidate stage) and
+    ranked in place, so the ranking costs only its probes; the build and the ranking are one chain of
+    steps through the executor (Ray tasks with ``--executor ray``), the ranking written to
+    ``work/sensitivity-<family>.json`` and gathered into ``sensitivity.json`` here.
     """
     from quantsweep.files import file_hash
     from quantsweep.quantize.build import candidate_path
-    from quantsweep.quantize.ranking import compute_sensitivity
 
     path = r.dir / "sensitivity.json"
     stored: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
     families = sorted({s.registry for s in plan if s.k > 0})
     for fam in families:
         k0 = next((s for s in plan if s.k == 0 and s.registry == fam), None)
-        qdq = None
-        if k0 is not None:
-            failures: list[BaseException] = []
+        qdq = candidate_path(r.dir / "candidates", k0) if k0 is not None else None
+        out = r.dir / "work" / f"sensitivity-{fam}.json"
 
-            def fail(ci: int, task: Task, exc: BaseException, failures: list[BaseException] = failures) -> None:
-                failures.append(exc)
+        def inputs(qdq: Path | None = qdq) -> dict[str, Any]:  # after the K=0 build: its file is hashed
+            return {"fp32": file_hash(ctx.fp32_onnx), "calib": ctx.calib.ids_hash, "images": cfg.sensitivity_images,
+                    "probe_top": cfg.sensitivity_probe_top, "qdq": file_hash(qdq) if qdq else None}
 
-            (executor or LocalExecutor()).run_chains(r, [[build_task(r, k0, ctx, None)]], fail)
-            if failures:
-                stored[fam] = {"error": f"its K=0 candidate failed to build: {failures[0]}"}
-                continue
-            qdq = candidate_path(r.dir / "candidates", k0)
+        rank = Task(f"sensitivity:{fam}", inputs, [out], rank_family,
+                    (ctx.fp32_onnx, ctx.source_pt, ctx.calib, fam, r.dir / "work", cfg.sensitivity_images,
+                     cfg.sensitivity_probe_top, qdq, out, (qdq.with_suffix(".scheme.json"),) if qdq else ()),
+                    r.dir / "candidates" / "logs" / f"sensitivity-{fam}.log")
+        failures: list[tuple[Task, BaseException]] = []
 
-        def compute(fam: str = fam, qdq: Path | None = qdq) -> None:
-            with log_to(r, f"sensitivity-{fam}"):
-                result = compute_sensitivity(ctx.fp32_onnx, ctx.source_pt, ctx.calib, fam, r.dir / "work",
-                                             cfg.sensitivity_images, cfg.sensitivity_probe_top, qdq)
-            stored[fam] = result
-            atomic_write_json(path, stored)
+        def fail(ci: int, task: Task, exc: BaseException, failures: list[tuple[Task, BaseException]] = failures) -> None:
+            failures.append((task, exc))
 
-        try:
-            r.step(f"sensitivity:{fam}", {"fp32": file_hash(ctx.fp32_onnx), "calib": ctx.calib.ids_hash,
-                                          "images": cfg.sensitivity_images,
-                                          "probe_top": cfg.sensitivity_probe_top,
-                                          "qdq": file_hash(qdq) if qdq else None}, [path], compute)
-        except (QuantsweepError, Exception) as exc:  # noqa: BLE001 - recorded as rows' errors
-            stored[fam] = {"error": str(exc)}
+        chain = ([build_task(r, k0, ctx, None)] if k0 is not None else []) + [rank]
+        (executor or LocalExecutor()).run_chains(r, [chain], fail)
+        if failures:
+            task, exc = failures[0]
+            stored[fam] = {"error": (f"its K=0 candidate failed to build: {exc}" if task.step.startswith("build:")
+                                     else str(exc))}
+        else:
+            stored[fam] = json.loads(out.read_text())
+        atomic_write_json(path, stored)
     return stored
 
 

@@ -109,9 +109,10 @@ def search(r: StepStore, cfg: SweepConfig, plan: list[Any], ctx: Any, inp: Input
                                        + steps.get(f"bench:{target}:{name}", 0.0), 2)})
 
     def search_family(s0: Any, p0: Probe, item: dict[str, Any], rule: Any, target_delta: float, cap: int,
-                      into: list[dict[str, Any]] | None = None) -> Any:
+                      into: list[dict[str, Any]] | None = None, timed: bool = True) -> Any:
         """Search one K family beyond its measured K=0 probe ``p0``: its ranking, then the smallest K
-        that ``rule`` accepts within ``cap`` probes; None when there is no ranking."""
+        that ``rule`` accepts within ``cap`` probes (each timed on the target when ``timed``); None when
+        there is no ranking."""
         fam = s0.registry
         sens = sensitivities(r, cfg, [s0, make_scheme(fam, onnx_only=inp.pt is None, k=1)], ctx,
                              executor).get(fam, {})
@@ -126,7 +127,7 @@ def search(r: StepStore, cfg: SweepConfig, plan: list[Any], ctx: Any, inp: Input
             scheme = make_scheme(fam, onnx_only=inp.pt is None, k=k)
             built.update(build_and_evaluate(r, cfg, [scheme], ctx, inp, ids, {fam: {"ranking": ranking}},
                                              executor, settings, with_fp32=False))
-            if built[scheme.name].get("error") is None:
+            if timed and built[scheme.name].get("error") is None:
                 time_on_target(scheme.name)
             p = measured(scheme.name, k)
             trace_row(fam, scheme.name, p, [n["node"] for n in ranking[:k]], into, rule)
@@ -141,22 +142,26 @@ def search(r: StepStore, cfg: SweepConfig, plan: list[Any], ctx: Any, inp: Input
 
     def four_bit_search() -> dict[str, Any]:
         """The 4-bit families' purpose is size: the fewest convs kept at 8 bits that keep ``--w4-budget``
-        (same probes and rule as the speed search, on the search subset; no speed-up required)."""
+        (same probes and rule as the speed search, on the search subset). No speed-up is required and
+        probes are not timed: the target may not even run them (OpenVINO cannot compile the demo's
+        4-bit file; it is scored on ONNX Runtime)."""
         rule = within_budget(cfg.w4_budget, shrink)
         out: dict[str, Any] = {"budget_points": cfg.w4_budget, "placements": [], "trace": []}
         for s0 in plan:
-            row0 = on_target.get(s0.name)
+            entry = built.get(s0.name) or {}
             if not (s0.k == 0 and s0.registry in K_SCHEMES and getattr(s0, "weight_bits", 8) == 4
-                    and s0.head_policy and row0 is not None and row0.error is None):
+                    and s0.head_policy and entry.get("metrics") and not entry.get("error")):
                 continue
-            item: dict[str, Any] = {"placement": s0.registry, "k0": s0.name, "size_mb": row0.size_mb}
+            row0 = on_target.get(s0.name)
+            item: dict[str, Any] = {"placement": s0.registry, "k0": s0.name,
+                                    "size_mb": row0.size_mb if row0 is not None else None}
             out["placements"].append(item)
             p0 = measured(s0.name, 0)
             trace_row(s0.registry, s0.name, p0, [], out["trace"], rule)
             if rule(p0):
                 item.update(stopped="qualified at K=0", best=s0.name)
                 continue
-            search_family(s0, p0, item, rule, -cfg.w4_budget / 100, cfg.max_evals, out["trace"])
+            search_family(s0, p0, item, rule, -cfg.w4_budget / 100, cfg.max_evals, out["trace"], timed=False)
         out["evaluations"] = len([t for t in out["trace"] if t["k"] > 0])
         return out
 
