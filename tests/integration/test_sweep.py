@@ -303,8 +303,15 @@ def test_same_config_gives_identical_candidates_and_metrics(small_run, tmp_path)
         x, y = json.loads(m.read_text()), json.loads((b / "results" / m.name).read_text())
         assert {k: x[k] for k in ("map50_95", "map50", "map75", "num_detections")} == \
                {k: y[k] for k in ("map50_95", "map50", "map75", "num_detections")}
-    assert json.loads((a / "sensitivity.json").read_text())["int8-qdq"]["ranking"] == \
-        json.loads((b / "sensitivity.json").read_text())["int8-qdq"]["ranking"]
+    # the ranking runs in a worker with one thread under --jobs 2 (two here): the same nodes in the same order,
+    # its measured errors equal to float precision (ONNX Runtime's sums differ in the last bits across threads)
+    ra, rb = (json.loads((d / "sensitivity.json").read_text())["int8-qdq"]["ranking"] for d in (a, b))
+    assert [(n["node"], n["rank"], n["method"]) for n in ra] == [(n["node"], n["rank"], n["method"]) for n in rb]
+    for x, y in zip(ra, rb):
+        for key in ("score", "local_error"):
+            assert (x.get(key) is None) == (y.get(key) is None), (x, y)
+            if x.get(key) is not None:
+                assert x[key] == pytest.approx(y[key], rel=1e-4, abs=1e-9), (x, y)
 
 
 # the search (the default): one K-capable placement whose K=0 misses a tight budget, so K is searched
