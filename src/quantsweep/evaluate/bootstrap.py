@@ -277,8 +277,8 @@ def _category_sums(table: MatchTable, weights: np.ndarray) -> tuple[np.ndarray, 
     terms = table.terms
     n_seg = len(IOU_THRESHOLDS) * len(table.categories)
     sums = np.zeros((len(w), len(table.categories)))
-    gt_counts = table.gt_counts.T.astype(np.float64)  # [images, categories]
-    has_gt = (w @ gt_counts) > 0
+    npig = w @ table.gt_counts.T.astype(np.float64)  # [resamples, categories] ground-truth boxes
+    has_gt = npig > 0
     cols = len(terms.segment)
     if not cols:
         return sums, has_gt
@@ -291,7 +291,6 @@ def _category_sums(table: MatchTable, weights: np.ndarray) -> tuple[np.ndarray, 
     fp_before = terms.fp_before  # integer counts, float32: exact below 2**24
     for lo in range(0, len(w), _CHUNK):
         wc = w[lo:lo + _CHUNK]
-        npig = wc @ gt_counts  # [resamples, categories]
         tp_cum = np.cumsum(wc[:, terms.tp_image], axis=1)
         before = np.concatenate([np.zeros((len(wc), 1)), tp_cum], axis=1)[:, terms.starts]
         tp_cum -= before[:, base_index]
@@ -302,7 +301,7 @@ def _category_sums(table: MatchTable, weights: np.ndarray) -> tuple[np.ndarray, 
         precision += offset
         envelope = np.maximum.accumulate(precision[:, ::-1], axis=1)[:, ::-1]
         envelope -= offset
-        denom = npig[:, terms.category]
+        denom = npig[lo:lo + _CHUNK][:, terms.category]
         recall = np.divide(tp_cum, denom, out=tp_cum, where=denom > 0)
         recall[denom <= 0] = 0.0
         reached = _reached(recall)

@@ -39,7 +39,13 @@ def class_damage(ground_truth: dict[str, Any], reference: list[dict[str, Any]], 
     (None below :data:`MIN_BOXES_FOR_INTERVAL` boxes). Sorted by Δ, most damaged first: first the classes
     with an interval, then those with too few boxes for one (on real data many classes have one or two
     boxes in a subset, and their Δ of a whole AP point says little)."""
-    from quantsweep.evaluate.bootstrap import _gt_coco, match_table, resample_weights, weighted_ap_per_class
+    from quantsweep.evaluate.bootstrap import (
+        _gt_coco,
+        delta_interval,
+        match_table,
+        resample_weights,
+        weighted_ap_per_class,
+    )
 
     ids = sorted({int(i) for i in image_ids})
     gt = _gt_coco(ground_truth, ids)
@@ -52,7 +58,6 @@ def class_damage(ground_truth: dict[str, Any], reference: list[dict[str, Any]], 
     for a in _boxes(ground_truth, set(ids)):
         boxes[int(a["category_id"])] = boxes.get(int(a["category_id"]), 0) + 1
         images.setdefault(int(a["category_id"]), set()).add(int(a["image_id"]))
-    tail = 100 * (1 - level) / 2
     out = []
     for ci, cat in enumerate(tables[0].categories):
         if cat not in boxes:
@@ -60,10 +65,9 @@ def class_damage(ground_truth: dict[str, Any], reference: list[dict[str, Any]], 
         delta = float(cand[0, ci] - ref[0, ci])
         interval = None
         if boxes[cat] >= MIN_BOXES_FOR_INTERVAL and resamples > 0:
-            diffs = cand[1:, ci] - ref[1:, ci]
-            diffs = diffs[np.isfinite(diffs)]  # a resample without the class says nothing about it
-            if len(diffs):
-                interval = [round(float(np.percentile(diffs, tail)), 5), round(float(np.percentile(diffs, 100 - tail)), 5)]
+            seen = np.isfinite(ref[1:, ci])  # a resample without the class says nothing about it
+            if seen.any():
+                interval = list(delta_interval(cand[1:, ci][seen], ref[1:, ci][seen], level))
         out.append({"category_id": cat, "name": names.get(cat, str(cat)), "boxes": boxes[cat],
                     "images": len(images[cat]), "ap_fp32": round(float(ref[0, ci]), 5),
                     "ap_candidate": round(float(cand[0, ci]), 5), "delta": round(delta, 5), "ci95": interval})

@@ -13,7 +13,8 @@ __all__ = ["compute_sensitivity"]
 
 
 def compute_sensitivity(fp32: Path, pt: Path | None, calib: CalibSet, scheme_name: str, work: Path,
-                        images: int = 2, probe_top: int = 32, qdq_model: Path | None = None) -> dict[str, Any]:
+                        images: int = 2, probe_top: int = 32, qdq_model: Path | None = None,
+                        threads: int | None = None) -> dict[str, Any]:
     """Build ``scheme_name``'s fully quantized (K=0) graph once and rank its nodes.
 
     Args:
@@ -23,6 +24,7 @@ def compute_sensitivity(fp32: Path, pt: Path | None, calib: CalibSet, scheme_nam
         probe_top: nodes measured exactly after the local-error screen (0 = every node).
         qdq_model: the scheme's K=0 candidate when it is already built (with its
             ``.scheme.json`` beside it); otherwise it is built in ``work``.
+        threads: ONNX Runtime intra-op threads of the probes (default: :func:`quantsweep.env.worker_threads`).
 
     See :mod:`quantsweep.quantize.sensitivity` for the method.
     """
@@ -54,7 +56,7 @@ def compute_sensitivity(fp32: Path, pt: Path | None, calib: CalibSet, scheme_nam
     else:
         record = json.loads(qdq_model.with_suffix(".scheme.json").read_text())
     result = rank_nodes(fp32, qdq_model, calib.array(limit=images), scheme.precision,
-                        probe_top=probe_top or None)
+                        probe_top=probe_top or None, threads=threads)
     result["scheme"] = scheme_name
     result["qdq_model_scheme"] = record["scheme"]
     if ranked_on:

@@ -51,10 +51,10 @@ def _link_or_copy(src: Path, dst: Path) -> None:
         atomic_replace(src, dst, copy=True)
 
 
-def ultralytics_layout(model: ModelFile, fp32_onnx: Path) -> Path | None:
-    """Make ``model`` (in ``recommended/``) loadable by Ultralytics; the path to give ``YOLO(...)``, or
-    None when the FP32 model carries no Ultralytics metadata (not an Ultralytics export)."""
-    meta = ultralytics_metadata(fp32_onnx)
+def ultralytics_layout(model: ModelFile, meta: dict[str, str]) -> Path | None:
+    """Make ``model`` (in ``recommended/``) loadable by Ultralytics with ``meta`` (the FP32 model's,
+    :func:`ultralytics_metadata`); the path to give ``YOLO(...)``, or None without metadata (not an
+    Ultralytics export)."""
     if not meta:
         return None
     if model.format is OPENVINO_IR:

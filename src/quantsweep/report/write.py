@@ -92,7 +92,8 @@ def hand_back(run_dir: Path, decision: Decision, rows: list[Row], image: Path | 
     src = run_dir / "candidates"
     model = ModelFile.find(src, name).copy_into(out)
     atomic_replace(src / f"{name}.scheme.json", out / f"{name}.scheme.json", copy=True)
-    loadable = ultralytics_layout(model, src / "fp32.onnx")
+    meta = ultralytics_metadata(src / "fp32.onnx")
+    loadable = ultralytics_layout(model, meta)
     status = ("" if decision.status == "deploy" else
               f"**Best candidate, NOT confirmed on held-out images**: {decision.note or 'see the report'}\n\n")
     atomic_write_text(out / "README.md", f"""# {name} on {decision.backend}
@@ -109,7 +110,7 @@ Run it on a photo (from this folder; boxes drawn into `predictions/`, detections
 {run_command(name, decision.backend, model.name, image)}
 ```
 {_snippet_section(model.path, image, decision.backend)}
-{_ultralytics_section(loadable, src / "fp32.onnx", image)}
+{_ultralytics_section(loadable, meta, image)}
 Measure it against FP32 on this machine:
 
 ```bash
@@ -118,14 +119,14 @@ quantsweep bench --model ../candidates/fp32.onnx --model {model.name} --backend 
 """)
 
 
-def _ultralytics_section(loadable: Path | None, fp32: Path, image: Path | None) -> str:
+def _ultralytics_section(loadable: Path | None, meta: dict[str, str], image: Path | None) -> str:
     """How Ultralytics runs it as written (``yolo predict`` / ``yolo val``), or why it cannot."""
     if loadable is None:
         return ("The FP32 model carries no Ultralytics metadata (class names, image size), so no Ultralytics "
                 "layout was written.\n")
     import ast
 
-    size = ast.literal_eval(ultralytics_metadata(fp32).get("imgsz", "[640]"))[0]
+    size = ast.literal_eval(meta.get("imgsz", "[640]"))[0]
     kind = "OpenVINO IR folder" if loadable.is_dir() else "ONNX file with its metadata"
     return f"""Ultralytics loads it as written (its {kind}; `pip install ultralytics`):
 

@@ -40,24 +40,14 @@ def rank_family(fp32: Path, pt: Path | None, calib: Any, family: str, work: Path
     """One family's sensitivity ranking into ``out`` (a step run through the executor: a Ray task).
     ``reads``: files the ranking opens beside ``qdq`` (its scheme JSON), named so they travel with it.
 
-    It runs with as many ONNX Runtime threads as the machine has cores wherever it runs (a pool
-    worker's share would change the last bits of its measured errors, and so possibly the order of
-    near-tied nodes: the ranking must not depend on ``--jobs``)."""
-    import os
-
+    Its probes run with as many ONNX Runtime threads as the machine has cores wherever it runs (a
+    pool worker's share would change the last bits of its measured errors, and so possibly the order
+    of near-tied nodes: the ranking must not depend on ``--jobs``)."""
     from quantsweep.env import physical_cores
     from quantsweep.quantize.ranking import compute_sensitivity
 
-    saved = os.environ.get("QUANTSWEEP_THREADS")
-    os.environ["QUANTSWEEP_THREADS"] = str(physical_cores())
-    try:
-        result = compute_sensitivity(fp32, pt, calib, family, work, images, probe_top, qdq)
-    finally:
-        if saved is None:
-            os.environ.pop("QUANTSWEEP_THREADS", None)
-        else:
-            os.environ["QUANTSWEEP_THREADS"] = saved
-    atomic_write_json(out, result)
+    atomic_write_json(out, compute_sensitivity(fp32, pt, calib, family, work, images, probe_top, qdq,
+                                               threads=physical_cores()))
 
 
 def sensitivities(r: StepStore, cfg: SweepConfig, plan: list[Any], ctx: Any,

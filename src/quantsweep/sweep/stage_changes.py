@@ -84,7 +84,8 @@ def what_changed(run_dir: Path, cfg: Any, ds: Any, decision: Decision, confirmat
             better = [e for e in per_image if e["verdict"] == "better"]
             n_better = min(len(better), BETTER_SHOWN, cfg.gallery // 4 or 1)
             picks = changed[: cfg.gallery - n_better] + better[:n_better]
-            picks += [e for e in per_image if e not in picks][: cfg.gallery - len(picks)]  # fill with the rest
+            shown = {e["image_id"] for e in picks}
+            picks += [e for e in per_image if e["image_id"] not in shown][: cfg.gallery - len(picks)]  # the rest
             out["gallery"] = {"candidate": name, "images": where,
                               "pairs": write_gallery(res / "gallery", picks, ds.path, ds.coco, ref, cand, name,
                                                      cfg.gallery_conf)}
