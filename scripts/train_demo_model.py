@@ -1,8 +1,9 @@
-"""Train the embedded demo detector (YOLOv10n architecture) on the synthetic demo world.
+"""Train an embedded demo detector (YOLOv10n or YOLO26n architecture) on the synthetic demo world.
 
-This is the exact recipe behind ``src/quantsweep/demo/assets/demo_yolov10n.pt``:
+The exact recipes behind ``src/quantsweep/demo/assets/demo_yolov10n.pt`` and ``demo_yolo26n.pt``:
 
     python scripts/train_demo_model.py --work /tmp/qs-train --epochs 30
+    python scripts/train_demo_model.py --arch yolo26n --work /tmp/qs-train26 --epochs 30
 
 It writes the train/val splits with :mod:`quantsweep.demo.synth` (seed 0), trains from scratch
 (no pretrained weights: nothing is downloaded) and copies the final checkpoint into the package.
@@ -19,11 +20,13 @@ from pathlib import Path
 from quantsweep.demo.synth import CLASSES, write_split
 from quantsweep.offline import import_ultralytics
 
-ASSET = Path(__file__).resolve().parents[1] / "src/quantsweep/demo/assets/demo_yolov10n.pt"
+ASSETS = Path(__file__).resolve().parents[1] / "src/quantsweep/demo/assets"
+ARCHS = ("yolov10n", "yolo26n")  # Ultralytics model yamls (scale n), built from scratch
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--arch", choices=ARCHS, default="yolov10n", help="architecture (default %(default)s)")
     ap.add_argument("--work", type=Path, required=True, help="scratch folder for data and runs")
     ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--imgsz", type=int, default=320)
@@ -40,7 +43,7 @@ def main() -> None:
     yaml_path.write_text(f"path: {data}\ntrain: train/images\nval: val/images\nnames:\n{names}\n")
 
     ultralytics = import_ultralytics()
-    model = ultralytics.YOLO("yolov10n.yaml")  # architecture only: random init, no download
+    model = ultralytics.YOLO(f"{args.arch}.yaml")  # architecture only: random init, no download
     t0 = time.time()
     model.train(data=str(yaml_path), epochs=args.epochs, imgsz=args.imgsz, batch=args.batch,
                 device="cpu", workers=2, amp=False, plots=False, val=False, seed=0,
@@ -49,9 +52,10 @@ def main() -> None:
     print(f"training wall time: {time.time() - t0:.0f} s")
     best = args.work / "runs/demo/weights/last.pt"
     if not args.no_copy:
-        ASSET.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(best, ASSET)
-        print(f"wrote {ASSET} ({ASSET.stat().st_size / 1e6:.1f} MB)")
+        asset = ASSETS / f"demo_{args.arch}.pt"
+        asset.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(best, asset)
+        print(f"wrote {asset} ({asset.stat().st_size / 1e6:.1f} MB)")
 
 
 if __name__ == "__main__":

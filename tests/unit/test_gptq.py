@@ -124,11 +124,14 @@ def test_w4a16_weights_are_stored_in_four_bits_and_onnx_runtime_computes_them_ex
     assert set(q4) == {"w0_q4", "w1_q4", "w2_q4"} and max(o.version for o in model.opset_import if o.domain == "") >= 21
     assert four.record["settings"]["storage"].startswith("INT4") and four.record["settings"]["group_size"] == group
     assert os.path.getsize(four.model_path) < 0.6 * os.path.getsize(boxed.model_path)
-    inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    # the scales are stored in fp16 (behind a Cast): rounded before the weights were quantized against them
+    inits = {i.name.removesuffix("_fp16"): numpy_helper.to_array(i) for i in model.graph.initializer}
+    assert inits["w1_scale"].dtype == np.float16 and "fp16 scales" in four.record["settings"]["storage"]
     w1 = numpy_helper.to_array(next(i for i in onnx.load(str(path)).graph.initializer if i.name == "w1"))
     values, scales = inits["w1_q4"].astype(np.int8), inits["w1_scale"].astype(np.float64)
-    expect_q, expect_s = quantize_groups(w1.reshape(128, -1), 4, group, mse=True)
+    expect_q, expect_s = quantize_groups(w1.reshape(128, -1), 4, group, mse=True, fp16_scales=True)
     np.testing.assert_array_equal(values, expect_q)  # pack/unpack: the quantized values
+    np.testing.assert_array_equal(scales, expect_s.reshape(scales.shape))
     assert scales.shape == ((128, 576 // group) if group else (128,))
     # ONNX Runtime on the int4 file = the float reference model with the dequantized weights
     full = np.repeat(scales, group, axis=1) if group else scales[:, None]
@@ -161,3 +164,29 @@ def test_group_wise_scales_lower_a_conv_s_output_error_against_per_channel(tmp_p
 
     per_channel, g64, g32 = output_error(0), output_error(64), output_error(32)
     assert g64 < 0.9 * per_channel and g32 < g64, (per_channel, g64, g32)
+
+
+def test_float_constants_fp16_holds_exactly_move_to_fp16_and_nothing_else_changes(tmp_path):
+    """A grid of integers (a YOLOv5 decode's kind) is stored in fp16 behind a Cast; a constant fp16 would
+    round stays float32; ONNX Runtime's output is bit-identical."""
+    from onnx import helper
+
+    from quantsweep.schemes.graph_weight_only import exact_fp16_constants
+
+    grid = np.arange(400, dtype=np.float32).reshape(1, 1, 20, 20)
+    odd = np.full((1, 1, 20, 20), 0.1, np.float32)  # 0.1 is not an fp16 value
+    g = helper.make_graph(
+        [helper.make_node("Add", ["x", "grid"], ["a"]), helper.make_node("Mul", ["a", "odd"], ["y"])], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 20, 20])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1, 20, 20])],
+        [numpy_helper.from_array(grid, "grid"), numpy_helper.from_array(odd, "odd")])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    before = m.SerializeToString()
+    assert exact_fp16_constants(m) == 1
+    stored = {i.name: i.data_type for i in m.graph.initializer}
+    assert stored == {"grid_fp16": TensorProto.FLOAT16, "odd": TensorProto.FLOAT}
+    onnx.checker.check_model(m)
+    x = np.random.default_rng(0).normal(size=(1, 1, 20, 20)).astype(np.float32)
+    run = lambda b: ort.InferenceSession(b, providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]  # noqa: E731
+    np.testing.assert_array_equal(run(m.SerializeToString()), run(before))

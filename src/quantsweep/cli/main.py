@@ -48,7 +48,7 @@ def _refuse_overwrite(path: Path, force: bool) -> None:
 def cmd_demo(args: argparse.Namespace) -> int:
     from quantsweep.demo import materialize
 
-    wrote = materialize(args.out, yolo_labels=args.yolo_labels)
+    wrote = materialize(args.out, yolo_labels=args.yolo_labels, demo=args.demo)
     for name, path in wrote.items():
         print(f"{name:28s} {path}")
     return 0

@@ -6,6 +6,7 @@ import argparse
 from collections.abc import Callable
 from pathlib import Path
 
+from quantsweep.demo import DEFAULT_DEMO, DEMOS
 from quantsweep.errors import QuantsweepError
 from quantsweep.runtimes import RUNTIMES, providers
 
@@ -62,6 +63,8 @@ def build_parser(handlers: dict[str, Callable[[argparse.Namespace], int]]) -> ar
     d = sub.add_parser("demo", help="write the embedded demo world (model + synthetic COCO data)")
     d.add_argument("--out", type=Path, required=True)
     d.add_argument("--yolo-labels", action="store_true", help="also write YOLO txt labels")
+    d.add_argument("--demo", default=DEFAULT_DEMO, choices=list(DEMOS),
+                   help=f"the packaged detector (default %(default)s): {'; '.join(f'{k}: {v[1]}' for k, v in DEMOS.items())}")
     d.set_defaults(func=handlers["demo"])
 
     e = sub.add_parser("export", help="Ultralytics .pt -> FP32 ONNX (ONNX passes through)")
@@ -107,6 +110,8 @@ def build_parser(handlers: dict[str, Callable[[argparse.Namespace], int]]) -> ar
     r = sub.add_parser("run", help="the whole study; with no arguments, on the embedded demo")
     r.add_argument("--config", type=Path, help="YAML with the same keys as the flags (CLI wins)")
     r.add_argument("--model", type=Path, help=".pt or .onnx (default: the embedded demo detector)")
+    r.add_argument("--demo", choices=list(DEMOS),
+                   help=f"without --model: which packaged demo detector (default {DEFAULT_DEMO}; yolo26: YOLO26n)")
     add_data_args(r, subset=False)
     r.add_argument("--max-images", type=int, help="search subset: every candidate is scored on these (default 100)")
     r.add_argument("--confirm-images", type=int,

@@ -1,8 +1,13 @@
-"""The embedded demo world: a synthetic COCO-format dataset and a small YOLOv10 trained on it.
+"""The embedded demo world: a synthetic COCO-format dataset and two small detectors trained on it.
 
-``materialize(out)`` writes the fixed layout that ``quantsweep demo --out DIR`` promises::
+:data:`DEMOS` names the packaged detectors: ``yolov10n`` (the default: YOLOv10 architecture, NMS-free
+with a DFL box head) and ``yolo26`` (YOLO26n: NMS-free, no DFL — its box regression convs feed the
+decode directly). Both are trained from scratch on the same synthetic data by
+``scripts/train_demo_model.py``.
 
-    DIR/model.pt                  the packaged checkpoint (YOLOv10n architecture, 5 classes)
+``materialize(out, demo=...)`` writes the fixed layout that ``quantsweep demo --out DIR`` promises::
+
+    DIR/model.pt                  the packaged checkpoint (5 classes)
     DIR/model.onnx                its FP32 export, end-to-end head [1,300,6], 320x320
     DIR/<split>/images/*.jpg      split in train, val, calib (calib is disjoint from val)
     DIR/<split>/annotations.json  COCO instances
@@ -14,14 +19,34 @@ import shutil
 from importlib import resources
 from pathlib import Path
 
-__all__ = ["DEMO_IMGSZ", "checkpoint_path", "materialize"]
+__all__ = ["DEFAULT_DEMO", "DEMOS", "DEMO_IMGSZ", "checkpoint_path", "check_demo", "materialize"]
 
 DEMO_IMGSZ = 320
 
+#: the packaged demo detectors: name -> (checkpoint in assets/, what it is)
+DEMOS: dict[str, tuple[str, str]] = {
+    "yolov10n": ("demo_yolov10n.pt", "YOLOv10n (NMS-free, DFL box head)"),
+    "yolo26": ("demo_yolo26n.pt", "YOLO26n (NMS-free, no DFL: one-to-one box regression)"),
+}
+DEFAULT_DEMO = "yolov10n"
 
-def checkpoint_path() -> Path:
-    """Path of the packaged demo checkpoint."""
-    return Path(str(resources.files("quantsweep.demo") / "assets" / "demo_yolov10n.pt"))
+
+def check_demo(name: str) -> str:
+    """``name`` when it is a packaged demo detector.
+
+    Raises:
+        QuantsweepError: an unknown name (the message lists the known ones).
+    """
+    from quantsweep.errors import QuantsweepError
+
+    if name not in DEMOS:
+        raise QuantsweepError(f"unknown demo detector {name!r}", f"use --demo {' or --demo '.join(DEMOS)}", "demo")
+    return name
+
+
+def checkpoint_path(demo: str = DEFAULT_DEMO) -> Path:
+    """Path of a packaged demo checkpoint (``demo``: a key of :data:`DEMOS`)."""
+    return Path(str(resources.files("quantsweep.demo") / "assets" / DEMOS[check_demo(demo)][0]))
 
 
 def _complete(annotations: Path, count: int) -> bool:
@@ -34,17 +59,23 @@ def _complete(annotations: Path, count: int) -> bool:
 
 
 def materialize(out: Path, splits: tuple[str, ...] = ("train", "val", "calib"),
-                yolo_labels: bool = False) -> dict[str, Path]:
-    """Write the demo world under ``out`` (skipping parts already complete); return what it wrote."""
+                yolo_labels: bool = False, demo: str = DEFAULT_DEMO) -> dict[str, Path]:
+    """Write the demo world with the ``demo`` detector under ``out`` (skipping parts already complete);
+    return what it wrote."""
     from quantsweep.demo.synth import SPLITS, write_split
     from quantsweep.model.export import export_onnx
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     wrote: dict[str, Path] = {}
-    pt = out / "model.pt"
+    pt, packaged = out / "model.pt", checkpoint_path(demo)
     if not pt.exists():
-        shutil.copyfile(checkpoint_path(), pt)
+        shutil.copyfile(packaged, pt)
+    elif pt.read_bytes() != packaged.read_bytes():  # another demo's world: its export would not match
+        from quantsweep.errors import QuantsweepError
+
+        raise QuantsweepError(f"{pt} is not the {demo} demo detector (that folder holds another demo or model)",
+                              "choose an empty --out for this demo")
     wrote["model.pt"] = pt
     onnx_path = out / "model.onnx"
     if not onnx_path.exists():

@@ -194,6 +194,9 @@ def materialize(scheme: Any, ctx: BuildContext, out_dir: Path,
                                               "I/O stay fp32")
         final_tmp = ctx.work_dir / f"{scheme.name}.clean.onnx"
         hygiene = _clean(result.model_path, final_tmp)
+        finish = getattr(scheme, "after_clean", None)  # a scheme's own last pass over the cleaned file
+        if finish is not None:
+            finish(final_tmp, result.settings)
         built = onnx.load(str(final_tmp))
         _check_effective_k(scheme, ranked_keep, compute_nodes(built), float_compute_nodes(built), result.settings)
         target = ModelFile.of(atomic_replace(final_tmp, candidate_path(out_dir, scheme)))

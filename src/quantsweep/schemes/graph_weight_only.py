@@ -15,6 +15,11 @@ read by a ``DequantizeLinear`` (opset 21; blocked, ``block_size=group_size``, wh
 gives one scale per group of that many input columns instead of one per output channel) and a
 ``Reshape`` back to the conv's shape. The model is converted to opset 21 for it (ONNX's version
 converter); where that fails the weights stay in an int8 container and the record says so.
+
+Such a file also stores its scales in fp16 (``scale_dtype="fp16"``: the scales are rounded to fp16
+*before* the weights are quantized against them, so nothing is lost in the file) and every other
+float constant whose values fp16 holds exactly (a YOLOv5 decode's grids and anchors, say) as fp16
+behind a ``Cast`` (``fp16_constants``): bit-exact, checked value by value.
 """
 
 from __future__ import annotations
@@ -35,24 +40,34 @@ from quantsweep.schemes.base import (
     fp16_suffix,
 )
 
-__all__ = ["GraphWeightOnly", "quantize_groups", "quantize_weight"]
+__all__ = ["GraphWeightOnly", "exact_fp16_constants", "quantize_groups", "quantize_weight"]
 
 INT4_OPSET = 21  # DequantizeLinear with INT4 inputs and block_size
 
 _CLIP_GRID = np.linspace(0.5, 1.0, 21)
 
 
-def quantize_weight(w: np.ndarray, bits: int, axis: int, mse: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Symmetric per-channel quantization of ``w`` along ``axis`` -> (int8 values, float scales)."""
+_FP16_TINY = 2.0 ** -14  # smallest normal fp16: a smaller scale is raised to it (its weights round to 0 anyway)
+
+
+def _as_scale(scale: np.ndarray, fp16: bool) -> np.ndarray:
+    """``scale`` as stored: unchanged, or rounded to the nearest fp16 value (kept in float64)."""
+    return np.maximum(scale, _FP16_TINY).astype(np.float16).astype(np.float64) if fp16 else scale
+
+
+def quantize_weight(w: np.ndarray, bits: int, axis: int, mse: bool,
+                    fp16_scales: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Symmetric per-channel quantization of ``w`` along ``axis`` -> (int8 values, float scales);
+    ``fp16_scales``: every scale is an fp16 value (rounded before the weights are quantized)."""
     qmax = 2 ** (bits - 1) - 1
     moved = np.moveaxis(w, axis, 0).reshape(w.shape[axis], -1).astype(np.float64)
     amax = np.abs(moved).max(axis=1)
     amax[amax == 0] = 1.0
-    best = amax / qmax
+    best = _as_scale(amax / qmax, fp16_scales)
     if mse:  # per-channel search of the clipping ratio that minimises reconstruction error
         best_err = np.full(len(amax), np.inf)
         for r in _CLIP_GRID:
-            scale = amax * r / qmax
+            scale = _as_scale(amax * r / qmax, fp16_scales)
             q = np.clip(np.round(moved / scale[:, None]), -qmax, qmax)
             err = ((q * scale[:, None] - moved) ** 2).sum(axis=1)
             better = err < best_err
@@ -63,14 +78,41 @@ def quantize_weight(w: np.ndarray, bits: int, axis: int, mse: bool) -> tuple[np.
     return q, best.astype(np.float32)
 
 
-def quantize_groups(w2: np.ndarray, bits: int, group: int, mse: bool) -> tuple[np.ndarray, np.ndarray]:
+def quantize_groups(w2: np.ndarray, bits: int, group: int, mse: bool,
+                    fp16_scales: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Symmetric quantization of ``w2`` [out, cols] with one scale per row and block of ``group``
     columns (0: per row) -> (int8 values [out, cols], float scales [out, blocks])."""
     if group <= 0:
-        q, scale = quantize_weight(w2, bits, 0, mse)
+        q, scale = quantize_weight(w2, bits, 0, mse, fp16_scales)
         return q, scale[:, None]
-    parts = [quantize_weight(w2[:, c:c + group], bits, 0, mse) for c in range(0, w2.shape[1], group)]
+    parts = [quantize_weight(w2[:, c:c + group], bits, 0, mse, fp16_scales) for c in range(0, w2.shape[1], group)]
     return np.concatenate([p[0] for p in parts], axis=1), np.stack([p[1] for p in parts], axis=1)
+
+
+def exact_fp16_constants(model: Any, min_elements: int = 16) -> int:
+    """Store each float32 initializer (of at least ``min_elements`` values) that fp16 holds exactly as
+    fp16 behind a ``Cast`` to float32 (the consumers see the same values, bit for bit); returns
+    how many moved. Graph inputs are left alone (a caller may feed them)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    fed = {i.name for i in model.graph.input}
+    casts, moved = [], 0
+    for init in list(model.graph.initializer):
+        if init.data_type != TensorProto.FLOAT or init.name in fed or int(np.prod(init.dims)) < min_elements:
+            continue
+        a = numpy_helper.to_array(init)
+        half = a.astype(np.float16)
+        if not np.array_equal(half.astype(np.float32), a, equal_nan=False):
+            continue
+        model.graph.initializer.remove(init)
+        model.graph.initializer.append(numpy_helper.from_array(half, f"{init.name}_fp16"))
+        casts.append(helper.make_node("Cast", [f"{init.name}_fp16"], [init.name], name=f"{init.name}_Cast",
+                                      to=TensorProto.FLOAT))
+        moved += 1
+    nodes = casts + list(model.graph.node)  # before every consumer: the graph stays topologically sorted
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)
+    return moved
 
 
 def _opset(model: Any) -> int:
@@ -189,6 +231,9 @@ class GraphWeightOnly:
     act_bits: Literal[8] | None = None  # 8: activations int8 too (ONNX Runtime's QDQ placement), W4A8
     group_size: int = 0  # 4-bit convs: one scale per block of this many input columns (0: per output channel)
     storage: Literal["int4", "int8"] = "int4"  # how 4-bit weight-only convs are stored in the file
+    # INT4 files: scales rounded to fp16 before quantizing, and float constants fp16 holds exactly stored as fp16
+    scale_dtype: Literal["fp32", "fp16"] = "fp16"
+    fp16_constants: bool = True
     # with GPTQ: each Conv's bias absorbs the mean output shift of its 4-bit weights. Off by default: it did
     # not pay when measured (demo W4A16 +0.01, W4A8 +0.23; real YOLOv5n K=0 +0.01, K=4 -0.56 points)
     bias_correction: bool = False
@@ -205,6 +250,8 @@ class GraphWeightOnly:
                                   "use group_size 0 (per output channel), or 32/64/128 with W4A16")
         if self.storage not in ("int4", "int8"):
             raise QuantsweepError(f"storage must be int4 or int8 (got {self.storage!r})", "use int4")
+        if self.scale_dtype not in ("fp32", "fp16"):
+            raise QuantsweepError(f"scale_dtype must be fp32 or fp16 (got {self.scale_dtype!r})", "use fp16")
         if self.reconstruction == "gptq" and self.weight_bits != 4:
             raise QuantsweepError("GPTQ is for 4-bit weights (8-bit rounding to nearest loses nothing measurable)",
                                   "use reconstruction none with weight_bits 8")
@@ -241,6 +288,19 @@ class GraphWeightOnly:
                               name=f"{wname}_DequantizeLinear")
         dq.attribute.extend(helper.make_attribute(k, v) for k, v in attrs.items())
         return [dq, helper.make_node("Reshape", [f"{wname}_flat", f"{wname}_shape"], [wname], name=f"{wname}_Reshape")]
+
+    def after_clean(self, path: Path, settings: dict[str, Any]) -> None:
+        """The last pass over the cleaned file (the graph clean-up folds ``Cast(constant)`` back to
+        float32): an INT4 file stores its exactly-fp16 float constants (scales included) as fp16."""
+        import onnx
+
+        if not (self.fp16_constants and str(settings.get("storage", "")).startswith("INT4")):
+            return
+        model = onnx.load(str(path))
+        moved = exact_fp16_constants(model)
+        if moved:
+            onnx.save(model, str(path))
+            settings["storage"] = settings["storage"][:-1] + f"; {moved} float constants stored as fp16 + Cast, exactly)"
 
     def build(self, ctx: BuildContext, keep_float: dict[str, str], out: Path) -> BuildResult:
         import onnx
@@ -291,7 +351,7 @@ class GraphWeightOnly:
             mse = self.weight_scale == "mse"
             if flat:
                 q2, groups = quantize_groups(w.reshape(len(w), -1), bits, self.group_size if storage_note is None else 0,
-                                             mse)
+                                             mse, fp16_scales=self.scale_dtype == "fp16")
                 q, scale = q2.reshape(w.shape), groups[:, 0]
                 full = np.repeat(groups, self.group_size, axis=1)[:, :q2.shape[1]] if self.group_size else scale
             else:
@@ -349,7 +409,8 @@ class GraphWeightOnly:
             stored = "int8 initializers"
         elif flat_store:
             stored = (f"{'INT4' if self.storage == 'int4' else 'int8'} initializers (flattened convs, opset "
-                      f"{INT4_OPSET} DequantizeLinear{f' block_size {self.group_size}' if self.group_size else ''} + Reshape)")
+                      f"{INT4_OPSET} DequantizeLinear{f' block_size {self.group_size}' if self.group_size else ''} + Reshape"
+                      f"{'; fp16 scales' if self.scale_dtype == 'fp16' else ''})")
         else:
             stored = "int8 initializers" + (f" ({storage_note})" if storage_note else "")
         return BuildResult(out, "quantsweep graph weight-only (int weights + DequantizeLinear)" if not self.act_bits

@@ -13,6 +13,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from quantsweep.demo import DEFAULT_DEMO
 from quantsweep.errors import QuantsweepError, did_you_mean, first_line
 from quantsweep.schemes import DEFAULT_SCHEMES, REGISTRY, canonical_name, suggest
 
@@ -27,6 +28,7 @@ class SweepConfig:
     """Everything that decides a sweep's results (timings aside). ``None`` model = the demo."""
 
     model: Path | None = None
+    demo: str = DEFAULT_DEMO  # the packaged demo detector when model is None (quantsweep.demo.DEMOS)
     images: Path | None = None
     annotations: Path | None = None
     data: Path | None = None
@@ -77,6 +79,9 @@ class SweepConfig:
             if s not in REGISTRY:
                 raise QuantsweepError(f"unknown scheme {s!r}; {suggest(s)}".strip(),
                                       f"choose from {', '.join(REGISTRY)}")
+        from quantsweep.demo import check_demo
+
+        check_demo(self.demo)
         for k in self.ks:
             if not isinstance(k, int) or isinstance(k, bool) or k < 0:
                 raise QuantsweepError(f"K must be a non-negative integer (got {k!r})", "pass e.g. --ks 0,5,10,20")

@@ -38,7 +38,12 @@ class Inputs:
 
 
 def model_label(cfg: SweepConfig) -> str:
-    return "demo" if cfg.model is None else cfg.model.stem
+    """The run folder's parent name: the model file's stem, ``demo`` (or ``demo-<name>`` for another demo)."""
+    from quantsweep.demo import DEFAULT_DEMO
+
+    if cfg.model is not None:
+        return cfg.model.stem
+    return "demo" if cfg.demo == DEFAULT_DEMO else f"demo-{cfg.demo}"
 
 
 def resolve_inputs(cfg: SweepConfig) -> Inputs:
@@ -60,8 +65,8 @@ def resolve_inputs(cfg: SweepConfig) -> Inputs:
         from quantsweep.files import sha256_file
 
         # keyed by the checkpoint's hash, so a new packaged model never meets a stale export
-        demo_dir = cache_dir() / f"demo-world-{sha256_file(checkpoint_path())[:12]}"
-        materialize(demo_dir, splits=("val", "calib"))
+        demo_dir = cache_dir() / f"demo-world-{sha256_file(checkpoint_path(cfg.demo))[:12]}"
+        materialize(demo_dir, splits=("val", "calib"), demo=cfg.demo)
     model = cfg.model if cfg.model is not None else demo_dir / "model.pt"  # type: ignore[operator]
     if cfg.data is not None:
         eval_ds = load_dataset(*coco2017_paths(cfg.data))
