@@ -8,9 +8,12 @@ images, its calibration images) and builds what a user would otherwise do:
   budget, validated on the run's search subset (the images quantsweep searched on);
 - **Ultralytics OpenVINO INT8**: ``YOLO(pt).export(format="openvino", int8=True)`` (NNCF inside,
   its own head handling), when the run's model is an Ultralytics ``.pt`` (or ``--pt`` names one).
+  For an NMS-free model (YOLOv10, YOLO26) Ultralytics 8.4 exports the one-to-many head by default
+  (``nms=None``: NMS left to the caller); ``nms=False`` keeps the end-to-end head — both are rows.
 
-Every model is scored with OpenVINO on the run's confirmation images (ΔmAP50-95 vs FP32 with a
-paired bootstrap interval) and timed on OpenVINO CPU in interleaved rounds in this process, with
+Every model is scored with OpenVINO on the run's confirmation images (ΔmAP50-95 with a paired
+bootstrap interval, against the FP32 model *with the same head*: a peer whose export has another
+output layout than the run's FP32 is compared with an FP32 export of that head, also a row) and timed on OpenVINO CPU in interleaved rounds in this process, with
 the wall time each took to produce. A peer whose library is missing or that fails is a row saying
 why; nothing is downloaded.
 
@@ -65,6 +68,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--run", type=Path, required=True, help="a finished quantsweep run folder")
     ap.add_argument("--pt", type=Path, help="the Ultralytics .pt of the run's model (default: the run's model if .pt)")
+    ap.add_argument("--candidates", default="",
+                    help="comma-separated run candidates to compare too (e.g. int8-ov when the run stayed on FP32)")
     ap.add_argument("--seconds", type=float, default=8.0, help="timed seconds per model, interleaved (default 8)")
     ap.add_argument("--bootstrap", type=int, default=200)
     ap.add_argument("--skip", default="", help="comma-separated peers to leave out: nncf, ac, ultralytics")
@@ -107,6 +112,12 @@ def main() -> None:
         made[f"quantsweep {name}"] = {"how": f"the run's recommendation ({rec['backend']})",
                                       "seconds": round(sum(s.get("seconds", 0.0) for s in steps.values()), 1)}
 
+    for name in (x.strip() for x in args.candidates.split(",") if x.strip()):
+        if f"quantsweep {name}" not in models:
+            models[f"quantsweep {name}"] = str(ModelFile.find(run / "candidates", name).path)
+            made[f"quantsweep {name}"] = {"how": "a run candidate (--candidates), not its recommendation",
+                                          "seconds": None}
+
     def peer(label: str, how: str, build: Callable[[], Any]) -> None:
         t = time.perf_counter()
         try:
@@ -143,21 +154,47 @@ def main() -> None:
 
     pt = args.pt or inp.pt
     if pt is not None and "ultralytics" not in skip:
-        def ultralytics_int8() -> Any:
-            from quantsweep.offline import import_ultralytics
+        def ultralytics_int8(**extra: Any) -> Callable[[], Any]:
+            def build() -> Any:
+                import shutil
 
-            YOLO = import_ultralytics().YOLO
+                from quantsweep.offline import import_ultralytics
 
-            assert inp.calib_ds is not None, "Ultralytics' INT8 export needs a labelled calibration split"
-            data = _yolo_calib_dir(inp.calib_ds, calib_ids, work / "yolo-calib")
-            out = YOLO(str(pt)).export(format="openvino", int8=True, data=str(data), imgsz=hw[0], batch=1,
-                                       fraction=1.0)
-            return str(next(Path(out).glob("*.xml")))
+                YOLO = import_ultralytics().YOLO
 
-        peer("Ultralytics OpenVINO INT8", "YOLO(pt).export(format='openvino', int8=True)", ultralytics_int8)
+                assert inp.calib_ds is not None, "Ultralytics' INT8 export needs a labelled calibration split"
+                data = _yolo_calib_dir(inp.calib_ds, calib_ids, work / "yolo-calib")
+                staged = work / f"ultralytics-{len(extra)}" / Path(pt).name  # each export in its own folder
+                staged.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(pt, staged)
+                out = YOLO(str(staged)).export(format="openvino", int8=True, data=str(data), imgsz=hw[0], batch=1,
+                                               fraction=1.0, **extra)
+                return str(next(Path(out).glob("*.xml")))
+            return build
+
+        peer("Ultralytics OpenVINO INT8", "YOLO(pt).export(format='openvino', int8=True)", ultralytics_int8())
+        peer("Ultralytics OpenVINO INT8, nms=False", "the same with nms=False (end-to-end head kept)",
+             ultralytics_int8(nms=False))
     else:
         made["Ultralytics OpenVINO INT8"] = {"how": "needs the model's Ultralytics .pt (--pt)", "seconds": None,
                                              "error": "skipped: the run's model is not a .pt"}
+
+    def layout_of(model: Any) -> str:
+        from quantsweep.model.layouts import detect_layout
+
+        m = model if not isinstance(model, str) else ov.Core().read_model(model)
+        return str(detect_layout(list(m.outputs[0].get_partial_shape().to_shape()), hw)[0])
+
+    layouts = {n: layout_of(m) for n, m in models.items()}
+    reference = {layouts["fp32"]: "fp32"}  # each head's FP32 model
+    for lay in list(layouts.values()):
+        if lay not in reference and pt is not None:
+            from quantsweep.model.export import export_onnx
+
+            ref = f"fp32 ({lay} head)"
+            models[ref] = ov.convert_model(str(export_onnx(pt, work / f"fp32-{lay}.onnx", imgsz=hw[0], head=lay)))
+            made[ref] = {"how": f"FP32 export of the {lay} head: the reference of the {lay}-head peers", "seconds": None}
+            layouts[ref], reference[lay] = lay, ref
 
     runners = {n: _ov_runner(m) for n, m in models.items()}
     dets = {n: _detections(r, inp.eval_ds, confirm_ids, hw) for n, r in runners.items()}
@@ -169,25 +206,29 @@ def main() -> None:
     for n in made:
         row: dict[str, Any] = {"model": n, **made[n]}
         if n in runners:
-            low, high = delta_interval(boot[n], boot["fp32"])
-            row.update(map50_95=round(maps[n], 4), delta_points=round(100 * (maps[n] - maps["fp32"]), 2),
+            ref = reference.get(layouts[n], "fp32")
+            low, high = delta_interval(boot[n], boot[ref])
+            row.update(head=layouts[n], reference=ref,
+                       map50_95=round(maps[n], 4), delta_points=round(100 * (maps[n] - maps[ref]), 2),
                        low_points=round(100 * low, 2), high_points=round(100 * high, 2),
                        p50_ms=stats[n]["latency_p50_ms"], spread=stats[n]["spread"],
-                       speedup=round(stats["fp32"]["latency_p50_ms"] / stats[n]["latency_p50_ms"], 3))
+                       speedup=round(stats[ref]["latency_p50_ms"] / stats[n]["latency_p50_ms"], 3))
         rows.append(row)
     env = collect_env()
     print(f"Peers on {run} — OpenVINO {ov.__version__} CPU ({env['cpu']['model']}, {env['cpu']['physical_cores']} "
           f"cores); ΔmAP50-95 on the {len(confirm_ids)} confirmation images (paired bootstrap 95% interval, "
-          f"{args.bootstrap} resamples); batch 1, {hw[0]}x{hw[1]}; {args.seconds:g} s per model in interleaved "
-          "rounds\n")
-    print("| model | Δ mAP50-95 (points) ↑ | 95% interval | speed-up vs FP32 ↑ | p50 ms ↓ | spread | wall to make (s) |")
-    print("|---|---:|---|---:|---:|---:|---:|")
+          f"{args.bootstrap} resamples) and speed-up, both against the FP32 model with the same head; batch 1, "
+          f"{hw[0]}x{hw[1]}; {args.seconds:g} s per model in interleaved rounds\n")
+    print("| model | head | mAP50-95 | Δ mAP50-95 (points) ↑ | 95% interval | speed-up vs FP32 ↑ | p50 ms ↓ | spread "
+          "| wall to make (s) |")
+    print("|---|---|---:|---:|---|---:|---:|---:|---:|")
     for r in rows:
         if "p50_ms" in r:
-            print(f"| {r['model']} | {r['delta_points']:+.2f} | [{r['low_points']:+.2f}, {r['high_points']:+.2f}] | "
-                  f"{r['speedup']:.2f}× | {r['p50_ms']:.2f} | {r['spread']:.0%} | {r['seconds'] or ''} |")
+            print(f"| {r['model']} | {r['head']} | {r['map50_95']:.4f} | {r['delta_points']:+.2f} | "
+                  f"[{r['low_points']:+.2f}, {r['high_points']:+.2f}] | {r['speedup']:.2f}× | {r['p50_ms']:.2f} | "
+                  f"{r['spread']:.0%} | {r['seconds'] or ''} |")
         else:
-            print(f"| {r['model']} | — | — | — | — | — | {r.get('error', '')} |")
+            print(f"| {r['model']} | — | — | — | — | — | — | — | {r.get('error', '')} |")
     out = args.out or run / "peers.json"
     out.write_text(json.dumps({"rows": rows, "env": env, "confirm_images": len(confirm_ids), "budget_points": budget,
                                "seconds_per_model": args.seconds}, indent=2))

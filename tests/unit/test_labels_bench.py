@@ -119,6 +119,10 @@ def test_openvino_labels_from_the_executed_graph(tiny_models):
     labels = {r["candidate"]: r["label"] for r in res["rows"]}
     assert labels == {"fp32": "float", "ort-int8": "accelerated", "modelopt-fp8": "emulated"}, res["rows"]
     assert res["rows"][1]["evidence"]["compute_layer_precisions"].get("u8", 0) >= 2
+    # the float precision OpenVINO computes in is recorded: what the FP32 layers ran in (bf16 on AMX CPUs)
+    fp32 = res["rows"][0]
+    assert fp32["evidence"]["inference_precision"] == fp32["inference_precision"] in ("f32", "bf16", "f16")
+    assert set(fp32["evidence"]["compute_layer_precisions"]) == {fp32["inference_precision"]}
 
 
 @pytest.mark.gpu

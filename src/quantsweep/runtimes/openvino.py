@@ -56,6 +56,17 @@ def label_from_runtime_ops(ops: Iterable[Any], quantized: bool) -> tuple[str, di
                    "low_precision_compute_layers": low}
 
 
+def inference_precision(compiled: Any) -> str:
+    """The float precision OpenVINO computes in (``INFERENCE_PRECISION_HINT``): ``f32``, or ``bf16`` /
+    ``f16`` where the CPU has them (OpenVINO's default on AMX CPUs is bf16: an FP32 file then runs in
+    bf16, and it is scored and timed as it runs)."""
+    try:
+        value = compiled.get_property("INFERENCE_PRECISION_HINT")
+    except Exception:  # noqa: BLE001 - an older plugin without the property
+        return "?"
+    return value.get_type_name() if hasattr(value, "get_type_name") else str(value)
+
+
 @dataclass
 class OvSession:
     """An OpenVINO CPU compiled model, with :class:`OrtSession`'s interface."""
@@ -88,7 +99,8 @@ def open_openvino(model: Path, threads: int | None = None) -> OvSession:
     except Exception as exc:
         raise QuantsweepError(f"OpenVINO cannot compile {model}: {first_line(exc, 200, type(exc).__name__)}",
                               "score it on ONNX Runtime (--provider cpu)") from None
-    return OvSession(compiled, f"OpenVINO {ov.__version__.split('-')[0]} CPU", n, "openvino default",
+    return OvSession(compiled, f"OpenVINO {ov.__version__.split('-')[0]} CPU ({inference_precision(compiled)} float "
+                     "precision)", n, "openvino default",
                      compiled.inputs[0].get_any_name())
 
 
@@ -127,6 +139,7 @@ class OpenVinoRuntime:
         compiled = core.compile_model(str(model), "CPU", config)
         request = compiled.create_infer_request()
         label, evidence = label_from_runtime_ops(compiled.get_runtime_model().get_ops(), is_quantized(model))
+        evidence["inference_precision"] = inference_precision(compiled)
         return Prepared(lambda x: request.infer({input_name: x}), label, evidence,
                         {"runtime": f"openvino {ov.__version__}", "provider": "CPU", "threads": settings.threads,
-                         "input_shape": [batch, 3, *hw]})
+                         "inference_precision": evidence["inference_precision"], "input_shape": [batch, 3, *hw]})

@@ -440,9 +440,10 @@ SPECS = (
                preset={"weight_bits": 4, "weight_scale": "mse", "reconstruction": "gptq", "group_size": 32},
                k_sets=True, default=True),
     SchemeSpec("w4a8-graph-gptq", GraphWeightOnly, "4-bit GPTQ weights on the ONNX graph with int8 activations placed "
-               "by ONNX Runtime's quantizer (weights in an int8 container: int8 kernels; no .pt needed)",
+               "by ONNX Runtime's quantizer (weights in an int8 container: ONNX Runtime's int8 kernels read no INT4; "
+               "no .pt needed); K = most sensitive convs kept at 8 bits",
                preset={"weight_bits": 4, "act_bits": 8, "weight_scale": "mse", "reconstruction": "gptq"},
-               default=True),
+               k_sets=True, default=True),
     SchemeSpec("w4a16-graph-mse", GraphWeightOnly, "4-bit MSE weights on the ONNX graph, rounded to nearest "
                "(the baseline GPTQ improves on)", preset={"weight_bits": 4, "weight_scale": "mse"}),
 )

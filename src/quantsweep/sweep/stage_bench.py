@@ -49,8 +49,13 @@ def choose_target(r: StepStore, cfg: SweepConfig, fp32: Path, executor: Executor
                                  "fp32": rows})
 
     r.step("target", {"fp32": file_hash(fp32), "backends": backends}, [path], measure)
-    target: str | None = json.loads(path.read_text())["target"]
-    r.on_event({"event": "note", "message": f"target runtime: {target} (FP32 fastest there); "
+    record = json.loads(path.read_text())
+    target: str | None = record["target"]
+    precision = next((row.get("evidence", {}).get("inference_precision") for row in record["fp32"]
+                      if row.get("backend") == target and not row.get("error")), None)
+    ran_as = (f"; it computes the FP32 file in {precision} on this CPU (its default), so FP32 is timed and "
+              "scored as it runs there" if precision not in (None, "?", "f32") else "")
+    r.on_event({"event": "note", "message": f"target runtime: {target} (FP32 fastest there){ran_as}; "
                 f"candidates are scored by it"})
     return target
 
