@@ -43,13 +43,15 @@ def test_yolo26_layouts_are_detected(y26, head, shape):
 
 @pytest.mark.parametrize("head", ["e2e", "raw"])
 def test_yolo26_head_policy_keeps_only_the_decode_ops_float(y26, head):
-    """No Softmax, so no DFL convolution: the tail is the decode arithmetic, every conv is quantized,
-    and the box regression convs (4 output channels) feed the tail directly."""
+    """No DFL convolution (its only Softmax is the backbone's attention): the tail is the decode
+    arithmetic, every conv is quantized, and the box regression convs (4 output channels) feed the
+    tail directly."""
     m = onnx.load(str(y26[head]))
     ops = {n.name: n.op_type for n in m.graph.node}
     tail = decode_tail(m)
-    assert "Softmax" not in ops.values()
-    assert tail and not any(ops[n] in COMPUTE_OPS for n in tail)
+    assert tail and not any(ops[n] in COMPUTE_OPS for n in tail)  # no DFL convolution to keep float
+    softmax = [n for n, op in ops.items() if op == "Softmax"]
+    assert softmax and not set(softmax) & set(tail)  # the backbone's attention (C2PSA) is not the head's
     if head == "e2e":
         assert {"TopK", "GatherElements"} <= {ops[n] for n in tail}
     producers = {o: n for n in m.graph.node for o in n.output}
@@ -87,7 +89,12 @@ def test_a_small_yolo26_search_runs_the_whole_study(tmp_path):
     summary = json.loads((d / "results" / "summary.json").read_text())
     fp32 = json.loads((d / "results" / "fp32.metrics.json").read_text())
     assert fp32["run"]["layout"] == "e2e" and fp32["map50_95"] > 0.2  # the trained detector, decoded
-    assert "YOLO26" in (d / "report.html").read_text() or summary["recommendation"]
+    rec = summary["recommendation"]
+    assert rec["status"] in ("deploy", "unconfirmed", "fp32", "none") and rec["reason"]  # a verdict, with its why
+    confirmation = json.loads((d / "confirmation.json").read_text())
+    if rec["status"] in ("deploy", "unconfirmed"):  # the pick went through the held-out confirmation
+        assert rec["candidate"] in confirmation["finalists"]
+    assert (rec["candidate"] or "FP32") in (d / "report.html").read_text()  # the report leads with it
     sens = json.loads((d / "sensitivity.json").read_text())
     assert sens  # the ranking ran on YOLO26's graph
     trace = json.loads((d / "search.json").read_text())["trace"]

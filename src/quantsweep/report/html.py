@@ -126,12 +126,21 @@ def _confirmation_html(rows: list[Row], confirmation: dict[str, Any] | None) -> 
             + "".join(body) + "</table>")
 
 
+def _hedge_html(hedge: Any) -> str:
+    """A placement's hedge probe (a K>0 finalist beside a K=0 that qualified), or why it had none."""
+    if isinstance(hedge, dict):
+        return (f"; hedge for the confirmation: <code>{_E(hedge['candidate'])}</code> (K={hedge['k']}: "
+                f"{_E(hedge['why'])})")
+    return f"; {_E(str(hedge))}" if hedge else ""
+
+
 def _search_html(search: dict[str, Any] | None) -> str:
     """The search trace: every probe, per placement, with why each placement stopped."""
     if search is None:
         return "<p>No search in this run (<code>--grid</code>, or no runtime was measured).</p>"
     stops = "".join(f"<li><b>{_E(p['placement'])}</b> ({p['k0_speedup']:.2f}× FP32 at K=0): "
-                    f"{_E(p.get('stopped', ''))}{' → ' + _E(p['best']) if p.get('best') else ''}</li>"
+                    f"{_E(p.get('stopped', ''))}{' → ' + _E(p['best']) if p.get('best') else ''}"
+                    f"{_hedge_html(p.get('hedge'))}</li>"
                     for p in search["placements"])
     body = []
     for t in search["trace"]:

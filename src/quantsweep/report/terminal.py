@@ -101,7 +101,9 @@ def terminal_summary(summary: dict[str, Any], run_dir: Path, width: int = 100) -
             lines.append(f"On {backend}: " + "; ".join(f"{r['candidate']} {_speed(r)} Δ {_delta(r)}" for r in best))
     search = summary.get("search")
     if search:
-        stops = ", ".join(f"{p['placement']} {p.get('stopped', '')}".strip() for p in search["placements"])
+        stops = ", ".join(f"{p['placement']} {p.get('stopped', '')}".strip()
+                          + (f" (+ hedge {p['hedge']['candidate']})" if isinstance(p.get("hedge"), dict) else "")
+                          for p in search["placements"])
         lines.append(f"Search on {search['target']}: {search['evaluations']} probe(s) beyond K=0 "
                      f"(cap {search['max_evals']}), {search['seconds']:.0f} s — {stops}")
     for c in conf.get("results", []):

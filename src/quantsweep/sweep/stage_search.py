@@ -108,30 +108,68 @@ def search(r: StepStore, cfg: SweepConfig, plan: list[Any], ctx: Any, inp: Input
                       "seconds": round(sum(steps.get(f"{what}:{name}", 0.0) for what in ("build", "eval"))
                                        + steps.get(f"bench:{target}:{name}", 0.0), 2)})
 
+    def ranking_of(s0: Any) -> dict[str, Any]:
+        """The family's sensitivity result (computed once, through the executor): ``ranking`` in it, or
+        ``error``."""
+        sens = sensitivities(r, cfg, [s0, make_scheme(s0.registry, onnx_only=inp.pt is None, k=1)], ctx,
+                             executor).get(s0.registry, {})
+        return sens if "ranking" in sens else {"error": sens.get("error", "not computed")}
+
+    def probe_k(fam: str, ranking: list[dict[str, Any]], k: int, rule: Any,
+                into: list[dict[str, Any]] | None = None, timed: bool = True) -> Probe:
+        """Build, score (and time on the target when ``timed``) the family's candidate with K kept nodes."""
+        scheme = make_scheme(fam, onnx_only=inp.pt is None, k=k)
+        built.update(build_and_evaluate(r, cfg, [scheme], ctx, inp, ids, {fam: {"ranking": ranking}},
+                                         executor, settings, with_fp32=False))
+        if timed and built[scheme.name].get("error") is None:
+            time_on_target(scheme.name)
+        p = measured(scheme.name, k)
+        trace_row(fam, scheme.name, p, [n["node"] for n in ranking[:k]], into, rule)
+        return p
+
+    def hedge(s0: Any, item: dict[str, Any]) -> bool:
+        """A placement that qualified at K=0 on the search subset gets one more probe: the K that keeps
+        float the nodes carrying half of the ranking's measured damage. The search subset is small, so
+        a K=0 that qualified there can still miss the budget on the held-out images; the hedge gives the
+        confirmation a sturdier finalist at a small speed cost. Returns whether a probe was spent."""
+        sens = ranking_of(s0)
+        if "ranking" not in sens:
+            item["hedge"] = f"none: no sensitivity ranking ({sens['error']})"
+            return False
+        ranking, full = sens["ranking"], float(sens.get("damage_full") or 0.0)
+        removed, k_half = 0.0, 0
+        for k, entry in enumerate(ranking, start=1):
+            if entry.get("score") is None:
+                break
+            removed += max(float(entry["score"]), 0.0)
+            if full > 0 and removed >= 0.5 * full:
+                k_half = k
+                break
+        if not k_half:
+            item["hedge"] = ("none: no few nodes carry half of the measured damage "
+                             f"(the {len([e for e in ranking if e.get('score') is not None])} probed remove "
+                             f"{removed / full:.0%})" if full > 0 else "none: no measured damage")
+            return False
+        p = probe_k(s0.registry, ranking, k_half, accept)
+        item["hedge"] = {"k": k_half, "candidate": make_scheme(s0.registry, onnx_only=inp.pt is None, k=k_half).name,
+                         "why": "the nodes that carry half of the measured quantization damage, kept float: a "
+                                "sturdier finalist for the confirmation", "delta": p.delta, "qualifies": accept(p)}
+        return True
+
     def search_family(s0: Any, p0: Probe, item: dict[str, Any], rule: Any, target_delta: float, cap: int,
                       into: list[dict[str, Any]] | None = None, timed: bool = True) -> Any:
         """Search one K family beyond its measured K=0 probe ``p0``: its ranking, then the smallest K
         that ``rule`` accepts within ``cap`` probes (each timed on the target when ``timed``); None when
         there is no ranking."""
         fam = s0.registry
-        sens = sensitivities(r, cfg, [s0, make_scheme(fam, onnx_only=inp.pt is None, k=1)], ctx,
-                             executor).get(fam, {})
+        sens = ranking_of(s0)
         if "ranking" not in sens:
-            item["stopped"] = f"not searched: no sensitivity ranking ({sens.get('error', 'not computed')})"
+            item["stopped"] = f"not searched: no sensitivity ranking ({sens['error']})"
             return None
         ranking = sens["ranking"]
 
         def evaluate(k: int) -> Probe:
-            if k == 0:
-                return p0
-            scheme = make_scheme(fam, onnx_only=inp.pt is None, k=k)
-            built.update(build_and_evaluate(r, cfg, [scheme], ctx, inp, ids, {fam: {"ranking": ranking}},
-                                             executor, settings, with_fp32=False))
-            if timed and built[scheme.name].get("error") is None:
-                time_on_target(scheme.name)
-            p = measured(scheme.name, k)
-            trace_row(fam, scheme.name, p, [n["node"] for n in ranking[:k]], into, rule)
-            return p
+            return p0 if k == 0 else probe_k(fam, ranking, k, rule, into, timed)
 
         result = search_k(evaluate, rule, k_max=len(ranking), max_evals=cap + 1, target_delta=target_delta)
         item["stopped"] = result.stopped
@@ -196,6 +234,8 @@ def search(r: StepStore, cfg: SweepConfig, plan: list[Any], ctx: Any, inp: Input
         if accept(p0):
             item.update(stopped="qualified at K=0", best=s0.name)
             best = (s0.name, k0_speed) if best is None or k0_speed > best[1] else best
+            if left > 0 and cfg.confirm_images and hedge(s0, item):
+                left -= 1
             continue
         if left <= 0:
             item["stopped"] = "not searched: --max-evals reached"
@@ -213,7 +253,7 @@ def search(r: StepStore, cfg: SweepConfig, plan: list[Any], ctx: Any, inp: Input
     steps = r.seconds()
     spent = sum(t["seconds"] for t in trace if t["k"] > 0)
     spent += sum(steps.get(f"sensitivity:{p['placement']}", 0.0) for p in record["placements"]
-                 if p.get("stopped", "").startswith(("smallest", "no K", "max_evals")))
+                 if p.get("stopped", "").startswith(("smallest", "no K", "max_evals")) or isinstance(p.get("hedge"), dict))
     record.update(evaluations=len([t for t in trace if t["k"] > 0]), best=best[0] if best else None,
                   seconds=round(spent, 2))
     atomic_write_json(r.dir / "search.json", record)
