@@ -240,6 +240,8 @@ def _start_until(finished, tmp_path, step, *extra, **popen):
     events = tmp_path / "events.jsonl"
     cmd = [sys.executable, "-m", "quantsweep", "run", "--resume", str(run_dir), "--quiet", "--log-json", str(events),
            *extra]
+    # Ctrl-C reaches the run even when the tests were started in the background (which ignores SIGINT)
+    popen.setdefault("preexec_fn", lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
     deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None:

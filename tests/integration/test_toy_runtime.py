@@ -69,7 +69,7 @@ def test_a_toy_runtime_goes_through_a_run_and_predict(tmp_path, monkeypatch, dem
     monkeypatch.setitem(RUNTIMES, "toy", ToyRuntime())
     cfg = SweepConfig(out=tmp_path / "runs", schemes=("int8-qdq",), backends=("toy",), max_images=20, calib_count=8,
                       bench_seconds=0.3, bootstrap=200, sensitivity_images=1, confirm_images=40, confirm_step=20,
-                      finalists=1, budget=100.0)
+                      finalists=1, budget=100.0, max_evals=0)  # the plumbing, not the search (no K probes)
     d = run_sweep(cfg).run_dir
     assert json.loads((d / "target.json").read_text())["target"] == "toy"
     metrics = json.loads((d / "results" / "int8-qdq.metrics.json").read_text())

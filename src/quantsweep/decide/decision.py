@@ -154,7 +154,9 @@ def w8a16_verdict(rows: list[Row]) -> dict[str, Any] | None:
     loss = -100 * row.delta_map50_95
     ok = loss <= W8A16_SUSPECT_POINTS
     return {"candidate": row.candidate, "loss_points": round(loss, 3), "ok": ok,
-            "verdict": (f"pipeline OK: {row.candidate} loses {loss:.2f} mAP50-95 points (≤ {W8A16_SUSPECT_POINTS})"
+            "verdict": (f"pipeline OK: {row.candidate} "
+                        + (f"loses {loss:.2f} mAP50-95 points" if loss > 0 else f"gains {-loss:.2f} mAP50-95 points")
+                        + f" (a loss ≤ {W8A16_SUSPECT_POINTS} is expected)"
                         if ok else
                         f"PIPELINE SUSPECT: {row.candidate} loses {loss:.2f} mAP50-95 points (> "
                         f"{W8A16_SUSPECT_POINTS}); int8 weights alone should be nearly lossless — check "
