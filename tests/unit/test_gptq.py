@@ -62,6 +62,15 @@ def test_gptq_lowers_the_layer_output_error_against_rounding_on_held_out_inputs(
 
     e_rtn, e_gptq = output_error(rtn), output_error(gptq)
     assert e_gptq < 0.8 * e_rtn, (e_gptq, e_rtn)
+    # learned rounding (AdaRound, from the same Hessian) also beats rounding to nearest on held-out inputs,
+    # and only ever picks the floor or the ceiling of each weight
+    from quantsweep.schemes.adaround import adaround_quantize
+
+    ada = adaround_quantize(flat, xtx, scale, 7)
+    e_ada = output_error(ada)
+    assert ada.dtype == np.int8 and e_ada < 0.9 * e_rtn, (e_ada, e_rtn)
+    ratio = flat / scale[:, None]
+    assert np.all((ada == np.clip(np.floor(ratio), -7, 7)) | (ada == np.clip(np.ceil(ratio), -7, 7)))
 
 
 def test_w4a16_graph_records_its_method_and_keeps_the_k_ranked_convs_at_8_bits(tmp_path):

@@ -227,7 +227,7 @@ class GraphWeightOnly:
     float_dtype: Literal["fp32", "fp16"] = "fp32"
     head_policy: bool = True
     keep_8bit: Literal["stem+depthwise+predictions", "none"] = "stem+depthwise+predictions"
-    reconstruction: Literal["none", "gptq"] = "none"
+    reconstruction: Literal["none", "gptq", "adaround"] = "none"  # adaround: learned rounding (an option)
     act_bits: Literal[8] | None = None  # 8: activations int8 too (ONNX Runtime's QDQ placement), W4A8
     group_size: int = 0  # 4-bit convs: one scale per block of this many input columns (0: per output channel)
     storage: Literal["int4", "int8"] = "int4"  # how 4-bit weight-only convs are stored in the file
@@ -241,8 +241,9 @@ class GraphWeightOnly:
 
     def __post_init__(self) -> None:
         check_weight_fields(self, k_ok=self.weight_bits == 4)
-        if self.reconstruction not in ("none", "gptq"):
-            raise QuantsweepError(f"reconstruction must be none or gptq (got {self.reconstruction!r})", "use gptq")
+        if self.reconstruction not in ("none", "gptq", "adaround"):
+            raise QuantsweepError(f"reconstruction must be none, gptq or adaround (got {self.reconstruction!r})",
+                                  "use gptq")
         if self.act_bits not in (None, 8):
             raise QuantsweepError(f"act_bits must be 8 or None (got {self.act_bits})", "use 8 or omit it")
         if self.group_size < 0 or (self.group_size and (self.weight_bits != 4 or self.act_bits)):
@@ -252,13 +253,14 @@ class GraphWeightOnly:
             raise QuantsweepError(f"storage must be int4 or int8 (got {self.storage!r})", "use int4")
         if self.scale_dtype not in ("fp32", "fp16"):
             raise QuantsweepError(f"scale_dtype must be fp32 or fp16 (got {self.scale_dtype!r})", "use fp16")
-        if self.reconstruction == "gptq" and self.weight_bits != 4:
+        if self.reconstruction != "none" and self.weight_bits != 4:
             raise QuantsweepError("GPTQ is for 4-bit weights (8-bit rounding to nearest loses nothing measurable)",
                                   "use reconstruction none with weight_bits 8")
 
     @property
     def name(self) -> str:
-        method = "-gptq" if self.reconstruction == "gptq" else ("-mse" if self.weight_scale == "mse" else "")
+        method = (f"-{self.reconstruction}" if self.reconstruction != "none"
+                  else ("-mse" if self.weight_scale == "mse" else ""))
         return (f"w{self.weight_bits}a{self.act_bits or 16}-graph" + method
                 + ("-bc" if self.reconstruction == "gptq" and self.bias_correction else "")
                 + fp16_suffix(self) + ("" if self.head_policy else "-nohead")
@@ -329,7 +331,7 @@ class GraphWeightOnly:
         hessians: dict[str, tuple[np.ndarray, int]] = {}
         means: dict[str, np.ndarray] = {}
         reconstructed = corrected = 0
-        if self.reconstruction == "gptq":
+        if self.reconstruction != "none":
             from quantsweep.schemes.gptq import conv_hessians
 
             targets = [n.name for n in model.graph.node if n.op_type == "Conv" and n.name not in keep_float
@@ -358,10 +360,11 @@ class GraphWeightOnly:
                 q, scale = quantize_weight(w, bits, axis, mse)
                 groups, full = scale[:, None], scale
             if n.name in hessians and axis == 0 and hessians[n.name][0].shape[0] == w[0].size:
+                from quantsweep.schemes.adaround import adaround_quantize
                 from quantsweep.schemes.gptq import gptq_quantize
 
-                q = gptq_quantize(w.reshape(len(w), -1), hessians[n.name][0], full,
-                                  2 ** (bits - 1) - 1).reshape(w.shape)
+                solve = adaround_quantize if self.reconstruction == "adaround" else gptq_quantize
+                q = solve(w.reshape(len(w), -1), hessians[n.name][0], full, 2 ** (bits - 1) - 1).reshape(w.shape)
                 reconstructed += 1
                 if self.bias_correction and n.name in means and len(n.input) > 2 and n.input[2] in inits:
                     # E[W x] - E[Wq x] = (W - Wq) E[x]: the shift the 4-bit weights add, given back in the bias
@@ -423,12 +426,15 @@ class GraphWeightOnly:
                             "storage": stored, "group_size": self.group_size if flat_store else 0,
                             "activations": activations, "weights_quantized": done,
                             "weights_8bit": [{"node": n, "why": w} for n, w in eight.items()],
-                            "reconstruction": ({"method": "GPTQ (act-order, blocks of 128, 1% dampening)",
+                            "reconstruction": ({"method": "GPTQ (act-order, blocks of 128, 1% dampening)"
+                                                if self.reconstruction == "gptq" else
+                                                "AdaRound (learned up/down rounding against the conv's output error "
+                                                "from its input Hessian; 300 Adam steps, regulariser 0.01, beta 20->2)",
                                                 "convs": reconstructed, "bias_corrected": corrected, "calibration_images": len(ctx.calib.ids),
                                                 "patches_per_image": 2048}
-                                               if self.reconstruction == "gptq" else "none (round to nearest)"),
-                            "calibration_method": ("GPTQ Hessians from the calibration images"
-                                                   if self.reconstruction == "gptq" else "none (weights only)")},
+                                               if self.reconstruction != "none" else "none (round to nearest)"),
+                            "calibration_method": ("input Hessians (XᵀX) from the calibration images"
+                                                   if self.reconstruction != "none" else "none (weights only)")},
                            dict(keep_float))
 
 
@@ -444,6 +450,10 @@ SPECS = (
                "no .pt needed); K = most sensitive convs kept at 8 bits",
                preset={"weight_bits": 4, "act_bits": 8, "weight_scale": "mse", "reconstruction": "gptq"},
                k_sets=True, default=True),
+    SchemeSpec("w4a16-graph-adaround", GraphWeightOnly, "4-bit weights on the ONNX graph with learned rounding "
+               "(AdaRound from each conv's input Hessian; groups of 32, INT4): the option GPTQ is measured against",
+               preset={"weight_bits": 4, "weight_scale": "mse", "reconstruction": "adaround", "group_size": 32},
+               k_sets=True),
     SchemeSpec("w4a16-graph-mse", GraphWeightOnly, "4-bit MSE weights on the ONNX graph, rounded to nearest "
                "(the baseline GPTQ improves on)", preset={"weight_bits": 4, "weight_scale": "mse"}),
 )
