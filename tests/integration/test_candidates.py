@@ -40,7 +40,9 @@ def _built(world, name):
     return world["built"][name]
 
 
-@pytest.mark.parametrize("name", list(REGISTRY))
+# w4a16-graph-adaround (an option GPTQ is measured against) is built on a small net in test_gptq: its
+# 300 optimisation steps per conv cost ~40 s on the demo for nothing this test does not check elsewhere
+@pytest.mark.parametrize("name", [n for n in REGISTRY if n != "w4a16-graph-adaround"])
 def test_scheme_builds_runs_and_records(name, world, demo_val):
     cand = _built(world, name)
     rec = json.loads(cand.scheme_path.read_text())

@@ -199,3 +199,21 @@ def test_float_constants_fp16_holds_exactly_move_to_fp16_and_nothing_else_change
     x = np.random.default_rng(0).normal(size=(1, 1, 20, 20)).astype(np.float32)
     run = lambda b: ort.InferenceSession(b, providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]  # noqa: E731
     np.testing.assert_array_equal(run(m.SerializeToString()), run(before))
+
+
+def test_the_adaround_option_builds_an_int4_file_and_records_its_method(tmp_path):
+    from quantsweep.quantize.build import materialize
+    from quantsweep.schemes import make_scheme
+
+    path, ctx = _tiny_context(tmp_path)
+    cand = materialize(make_scheme("w4a16-graph-adaround", keep_8bit="none"), ctx, tmp_path / "ada")
+    settings = cand.record["settings"]
+    assert cand.model_path.name == "w4a16-graph-adaround.onnx" and settings["storage"].startswith("INT4")
+    assert settings["reconstruction"]["method"].startswith("AdaRound") and settings["reconstruction"]["convs"] == 3
+    rtn = materialize(make_scheme("w4a16-graph-adaround", keep_8bit="none", reconstruction="none"), ctx,
+                      tmp_path / "rtn")
+    x = ctx.calib.array()  # the images its rounding was learned on
+    run = lambda m: ort.InferenceSession(m, providers=["CPUExecutionProvider"]).run(None, {"images": x[:1]})[0]  # noqa: E731
+    ref = run(str(path))
+    err = {name: float(np.square(run(str(c.model_path)) - ref).mean()) for name, c in (("ada", cand), ("rtn", rtn))}
+    assert err["ada"] < 0.9 * err["rtn"], err  # learned rounding beats rounding to nearest, end to end
