@@ -182,3 +182,38 @@ def test_a_finalist_that_cannot_be_scored_is_a_verdict_not_the_answer():
         Confirmation.from_dict(broken).text(1.0)
     d = decide_confirmed(rows, [broken], 1.0, "openvino")
     assert d.candidate == "fp32" and "disk full" in d.reason
+
+
+def test_the_four_bit_size_picks_are_confirmed_smallest_first_against_their_own_budget(tmp_path):
+    """The size search's picks face the held-out images too: smallest file first, the 4-bit budget (not
+    the speed pick's), their own design; a pick the search did not make (or whose build failed) is not
+    re-scored."""
+    import json
+    from types import SimpleNamespace
+
+    from quantsweep.sweep.config import SweepConfig
+    from quantsweep.sweep.stage_decide import _confirm_four_bit
+
+    (tmp_path / "small.onnx").write_bytes(b"0" * 10)
+    (tmp_path / "large.onnx").write_bytes(b"0" * 20)
+    (tmp_path / "search.json").write_text(json.dumps({"four_bit": {"placements": [
+        {"placement": "w4a8-graph-gptq", "best": "large"}, {"placement": "w4a16-graph-gptq", "best": "small"},
+        {"placement": "other", "best": None}]}}))
+    built = {"small": {"onnx": tmp_path / "small.onnx"}, "large": {"onnx": tmp_path / "large.onnx"}}
+    chunks = [[1, 2], [3, 4]]
+    seen: list[tuple[str, int]] = []
+
+    def score(name, ids):  # the small file loses 1.5 points (sharp), the large one 0.2
+        seen.append((name, len(ids)))
+        delta = -0.015 if name == "small" else -0.002
+        return delta, delta - 0.001, delta + 0.001, 0.0005
+
+    cfg = SweepConfig(w4_budget=2.0)
+    out = _confirm_four_bit(SimpleNamespace(dir=tmp_path), cfg, built, chunks, [2, 4], score)
+    assert out["finalists"] == ["small", "large"] and out["budget_points"] == 2.0
+    assert [c["candidate"] for c in out["results"]] == ["small"] and out["results"][0]["verdict"] == "pass"
+    assert {name for name, _ in seen} == {"small"}  # the first pass stops it: the large file is not scored
+    strict = _confirm_four_bit(SimpleNamespace(dir=tmp_path), SweepConfig(w4_budget=1.0), built, chunks, [2, 4], score)
+    assert [c["verdict"] for c in strict["results"]] == ["fail", "pass"]  # -1.5 misses a 1.0 budget; -0.2 keeps it
+    built["large"]["error"] = "build failed"
+    assert _confirm_four_bit(SimpleNamespace(dir=tmp_path), cfg, built, chunks, [2, 4], score)["finalists"] == ["small"]

@@ -29,6 +29,8 @@ def write_outputs(run_dir: Path, cfg: Any, rows: list[Row], decision: Decision, 
     res = run_dir / "results"
     search_path = run_dir / "search.json"
     search = json.loads(search_path.read_text()) if search_path.exists() else None
+    if search and search.get("four_bit") and confirmation and confirmation.get("four_bit"):
+        search["four_bit"]["confirmation"] = confirmation["four_bit"]  # the report shows the size picks' verdicts
     atomic_write_text(res / "summary.csv", to_csv(rows))
     atomic_write_text(res / "summary.md", to_markdown(rows))
     atomic_write_json(res / "summary.json", {

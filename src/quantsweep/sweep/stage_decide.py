@@ -103,8 +103,35 @@ def confirm(r: StepStore, cfg: SweepConfig, built: dict[str, Any], benches: dict
               "step": cfg.confirm_step, "design": design.to_dict(),
               "split": {"mode": subsets.mode, "note": subsets.note, "search_images": len(subsets.search)},
               "finalists": [row.candidate for row in chosen], "results": [c.to_dict() for c in results]}
+    record["four_bit"] = _confirm_four_bit(r, cfg, built, chunks, looks, score)
     atomic_write_json(r.dir / "confirmation.json", record)
     return record
+
+
+def _confirm_four_bit(r: StepStore, cfg: SweepConfig, built: dict[str, Any], chunks: list[list[int]],
+                      looks: list[int], score: Any) -> dict[str, Any] | None:
+    """The 4-bit size search's picks re-scored on the same held-out images against ``--w4-budget``,
+    smallest file first until one passes, under their own design (a separate question from the speed
+    pick's: which small file keeps its budget), so a size pick is a verdict too, not a search-subset
+    estimate."""
+    from quantsweep.decide.confirm import confirm_finalists
+    from quantsweep.decide.sequential import make_design
+
+    path = r.dir / "search.json"
+    if not path.is_file():
+        return None
+    placements = json.loads(path.read_text()).get("four_bit", {}).get("placements", [])
+    picks = [p["best"] for p in placements if p.get("best") in built and not built[p["best"]].get("error")]
+    if not picks:
+        return None
+    from quantsweep.files import ModelFile
+
+    picks.sort(key=lambda name: ModelFile.of(Path(built[name]["onnx"])).size_bytes())
+    design = make_design(cfg.alpha, looks, len(picks), cfg.alpha_spending, cfg.bootstrap)
+    results = confirm_finalists(picks, chunks, score, cfg.w4_budget, design)
+    return {"what": "the 4-bit size picks re-scored on the held-out images against the 4-bit budget, smallest "
+                    "file first until one passes, under their own design", "budget_points": cfg.w4_budget,
+            "design": design.to_dict(), "finalists": picks, "results": [c.to_dict() for c in results]}
 
 
 def report(r: StepStore, cfg: SweepConfig, built: dict[str, Any], benches: dict[str, dict[str, Any]],
