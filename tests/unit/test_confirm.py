@@ -215,5 +215,16 @@ def test_the_four_bit_size_picks_are_confirmed_smallest_first_against_their_own_
     assert {name for name, _ in seen} == {"small"}  # the first pass stops it: the large file is not scored
     strict = _confirm_four_bit(SimpleNamespace(dir=tmp_path), SweepConfig(w4_budget=1.0), built, chunks, [2, 4], score)
     assert [c["verdict"] for c in strict["results"]] == ["fail", "pass"]  # -1.5 misses a 1.0 budget; -0.2 keeps it
+    # a pick its target could not score (scored on ONNX Runtime CPU instead) is paired with FP32 on that CPU too
+    built["fp32"] = {"metrics": {"run": {"provider": "OpenVINO CPU"}}}
+    built["small"]["metrics"] = {"run": {"provider": "CPUExecutionProvider"}}
+    on_cpu: list[str] = []
+
+    def score_cpu(name, ids):
+        on_cpu.append(name)
+        return -0.001, -0.002, 0.0, 0.0005
+
+    _confirm_four_bit(SimpleNamespace(dir=tmp_path), cfg, built, chunks, [2, 4], score, score_cpu)
+    assert on_cpu == ["small"]
     built["large"]["error"] = "build failed"
     assert _confirm_four_bit(SimpleNamespace(dir=tmp_path), cfg, built, chunks, [2, 4], score)["finalists"] == ["small"]

@@ -64,37 +64,47 @@ def confirm(r: StepStore, cfg: SweepConfig, built: dict[str, Any], benches: dict
     design = make_design(cfg.alpha, looks, max(len(chosen), 1), cfg.alpha_spending, cfg.bootstrap)
     out_dir = r.dir / "results" / "confirm"
 
-    scored: dict[tuple[str, int], list[dict[str, Any]]] = {}  # (model, chunk) -> its detections
+    scored: dict[tuple[str, str, int], list[dict[str, Any]]] = {}  # (provider, model, chunk) -> detections
 
-    def detections(name: str, upto: int) -> list[dict[str, Any]]:
-        todo = [i for i in range(upto) if (name, i) not in scored]
+    def detections(name: str, upto: int, how: Any) -> list[dict[str, Any]]:
+        tag = "" if how == settings else f".{how.provider}"  # the target's steps keep their names
+        todo = [i for i in range(upto) if (how.provider, name, i) not in scored]
         onnx_path = built[name]["onnx"]
-        metrics = {i: out_dir / f"{name}.c{i}.metrics.json" for i in todo}
-        chains = [[Task(f"confirm:{name}:{i}", functools.partial(eval_inputs, onnx_path, chunks[i], str(settings)),
-                        [metrics[i]], evaluate, (onnx_path, inp.eval_ds, chunks[i], settings, metrics[i], None, 1,
+        metrics = {i: out_dir / f"{name}{tag}.c{i}.metrics.json" for i in todo}
+        chains = [[Task(f"confirm{tag.replace('.', '-')}:{name}:{i}",
+                        functools.partial(eval_inputs, onnx_path, chunks[i], str(how)),
+                        [metrics[i]], evaluate, (onnx_path, inp.eval_ds, chunks[i], how, metrics[i], None, 1,
                                                  None, "cpu"))] for i in todo]
         failures: list[BaseException] = []
         executor.run_chains(r, chains, lambda ci, task, exc: failures.append(exc))
         if failures:
             raise failures[0]
         for i in todo:
-            scored[name, i] = json.loads(Path(json.loads(metrics[i].read_text())["detections_file"]).read_text())
-        return [d for i in range(upto) for d in scored[name, i]]
+            scored[how.provider, name, i] = json.loads(Path(json.loads(metrics[i].read_text())["detections_file"])
+                                                       .read_text())
+        return [d for i in range(upto) for d in scored[how.provider, name, i]]
 
     # each model's mAP and bootstrap on each prefix, computed once (the resampled multisets depend
     # only on the number of images and the seed, so FP32's are paired with every finalist's)
-    cache: dict[tuple[str, int], tuple[float, np.ndarray]] = {}
+    cache: dict[tuple[str, str, int], tuple[float, np.ndarray]] = {}
 
-    def map_and_resamples(name: str, ids: list[int]) -> tuple[float, np.ndarray]:
-        if (name, len(ids)) not in cache:
-            dets = detections(name, looks.index(len(ids)) + 1)
+    def map_and_resamples(name: str, ids: list[int], how: Any) -> tuple[float, np.ndarray]:
+        if (how.provider, name, len(ids)) not in cache:
+            dets = detections(name, looks.index(len(ids)) + 1, how)
             boot = bootstrap_map(inp.eval_ds.coco, {name: dets}, ids, cfg.bootstrap, cfg.seed)["map50_95"][name]
-            cache[name, len(ids)] = (coco_map(inp.eval_ds.coco, dets, ids)["map50_95"] or 0.0, np.asarray(boot))
-        return cache[name, len(ids)]
+            cache[how.provider, name, len(ids)] = (coco_map(inp.eval_ds.coco, dets, ids)["map50_95"] or 0.0,
+                                                   np.asarray(boot))
+        return cache[how.provider, name, len(ids)]
 
-    def score(name: str, ids: list[int]) -> tuple[float, float, float, float]:
-        (base_map, base_boot), (cand_map, cand_boot) = map_and_resamples("fp32", ids), map_and_resamples(name, ids)
-        return paired_evidence(cand_map, base_map, cand_boot, base_boot)
+    def scorer(how: Any) -> Any:
+        """Paired evidence with FP32 scored the same way as the candidate (``how``)."""
+        def score(name: str, ids: list[int]) -> tuple[float, float, float, float]:
+            (base_map, base_boot) = map_and_resamples("fp32", ids, how)
+            (cand_map, cand_boot) = map_and_resamples(name, ids, how)
+            return paired_evidence(cand_map, base_map, cand_boot, base_boot)
+        return score
+
+    score = scorer(settings)
 
     results = confirm_finalists([row.candidate for row in chosen], chunks, score, cfg.budget, design)
     record = {"what": "finalists re-scored on held-out confirmation images (paired bootstrap vs FP32), fastest "
@@ -103,17 +113,24 @@ def confirm(r: StepStore, cfg: SweepConfig, built: dict[str, Any], benches: dict
               "step": cfg.confirm_step, "design": design.to_dict(),
               "split": {"mode": subsets.mode, "note": subsets.note, "search_images": len(subsets.search)},
               "finalists": [row.candidate for row in chosen], "results": [c.to_dict() for c in results]}
-    record["four_bit"] = _confirm_four_bit(r, cfg, built, chunks, looks, score)
+    record["four_bit"] = _confirm_four_bit(r, cfg, built, chunks, looks, score, scorer(_on_cpu(settings)))
     atomic_write_json(r.dir / "confirmation.json", record)
     return record
 
 
+def _on_cpu(settings: Any) -> Any:
+    import dataclasses
+
+    return dataclasses.replace(settings, provider="cpu")
+
+
 def _confirm_four_bit(r: StepStore, cfg: SweepConfig, built: dict[str, Any], chunks: list[list[int]],
-                      looks: list[int], score: Any) -> dict[str, Any] | None:
+                      looks: list[int], score: Any, score_cpu: Any = None) -> dict[str, Any] | None:
     """The 4-bit size search's picks re-scored on the same held-out images against ``--w4-budget``,
     smallest file first until one passes, under their own design (a separate question from the speed
     pick's: which small file keeps its budget), so a size pick is a verdict too, not a search-subset
-    estimate."""
+    estimate. A pick the target runtime could not score (OpenVINO cannot compile the INT4 file) is
+    scored on ONNX Runtime CPU, and so is the FP32 it is paired with (``score_cpu``)."""
     from quantsweep.decide.confirm import confirm_finalists
     from quantsweep.decide.sequential import make_design
 
@@ -128,7 +145,13 @@ def _confirm_four_bit(r: StepStore, cfg: SweepConfig, built: dict[str, Any], chu
 
     picks.sort(key=lambda name: ModelFile.of(Path(built[name]["onnx"])).size_bytes())
     design = make_design(cfg.alpha, looks, len(picks), cfg.alpha_spending, cfg.bootstrap)
-    results = confirm_finalists(picks, chunks, score, cfg.w4_budget, design)
+    fp32_by = ((built.get("fp32") or {}).get("metrics") or {}).get("run", {}).get("provider")
+
+    def paired(name: str, ids: list[int]) -> tuple[float, float, float, float]:
+        by = ((built[name].get("metrics") or {}).get("run") or {}).get("provider")
+        return (score_cpu if score_cpu is not None and by is not None and by != fp32_by else score)(name, ids)
+
+    results = confirm_finalists(picks, chunks, paired, cfg.w4_budget, design)
     return {"what": "the 4-bit size picks re-scored on the held-out images against the 4-bit budget, smallest "
                     "file first until one passes, under their own design", "budget_points": cfg.w4_budget,
             "design": design.to_dict(), "finalists": picks, "results": [c.to_dict() for c in results]}
