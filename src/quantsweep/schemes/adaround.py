@@ -39,13 +39,9 @@ def adaround_quantize(w: np.ndarray, xtx: np.ndarray, scale: np.ndarray, qmax: i
         reg: weight of the rounding regulariser against the relative output error.
         damp: added to ``XᵀX``'s diagonal, as a share of its mean (as GPTQ does).
     """
-    w = w.astype(np.float64)
-    h = xtx.astype(np.float64).copy()
-    dead = np.diag(h) == 0
-    h[dead, dead] = 1.0
-    w = w.copy()
-    w[:, dead] = 0.0
-    h[np.diag_indices_from(h)] += damp * np.mean(np.diag(h))
+    from quantsweep.schemes.gptq import damped_hessian
+
+    w, h = damped_hessian(w, xtx, damp)
     s = np.broadcast_to(scale.astype(np.float64).reshape(len(w), -1), w.shape)
     floor = np.floor(w / s)
     rest = np.clip(w / s - floor, 0.01, 0.99)

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["conv_hessians", "gptq_quantize", "unfold"]
+__all__ = ["conv_hessians", "damped_hessian", "gptq_quantize", "unfold"]
 
 
 def _attr(node: Any, name: str, default: Any) -> Any:
@@ -103,6 +103,18 @@ def conv_hessians(model_path: Path, nodes: Sequence[str], images: np.ndarray, po
     return acc
 
 
+def damped_hessian(w: np.ndarray, xtx: np.ndarray, damp: float) -> tuple[np.ndarray, np.ndarray]:
+    """``(w, XᵀX)`` as float64 copies ready for a reconstruction: the columns never seen non-zero get
+    their weights zeroed (and a unit diagonal), and ``damp`` × the mean diagonal is added to it."""
+    w = w.astype(np.float64).copy()
+    h = xtx.astype(np.float64).copy()
+    dead = np.diag(h) == 0
+    h[dead, dead] = 1.0
+    w[:, dead] = 0.0
+    h[np.diag_indices_from(h)] += damp * np.mean(np.diag(h))
+    return w, h
+
+
 def gptq_quantize(w: np.ndarray, xtx: np.ndarray, scale: np.ndarray, qmax: int, damp: float = 0.01,
                   block: int = 128) -> np.ndarray:
     """GPTQ of ``w`` [out, cols] with ``scale`` per row [out] or per element [out, cols] (group-wise
@@ -110,15 +122,10 @@ def gptq_quantize(w: np.ndarray, xtx: np.ndarray, scale: np.ndarray, qmax: int, 
 
     ``xtx`` is ``XᵀX`` of the layer's inputs [cols, cols]; columns never seen non-zero are zeroed.
     """
-    w = w.astype(np.float64).copy()
-    h = xtx.astype(np.float64).copy()
-    dead = np.diag(h) == 0
-    h[dead, dead] = 1.0
-    w[:, dead] = 0.0
+    w, h = damped_hessian(w, xtx, damp)
     perm = np.argsort(-np.diag(h), kind="stable")  # act-order: the best-known columns first
     w, h = w[:, perm], h[np.ix_(perm, perm)]
     s = np.broadcast_to(scale.astype(np.float64).reshape(len(w), -1), w.shape)[:, perm]
-    h[np.diag_indices_from(h)] += damp * np.mean(np.diag(h))
     # upper Cholesky factor of H^-1: row i holds the weights that spread column i's error
     u = np.linalg.cholesky(np.linalg.inv(h)).T
     q = np.zeros_like(w)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from quantsweep.demo import DEFAULT_DEMO
+from quantsweep.demo import DEFAULT_DEMO, check_demo
 from quantsweep.errors import QuantsweepError, did_you_mean, first_line
 from quantsweep.schemes import DEFAULT_SCHEMES, REGISTRY, canonical_name, suggest
 
@@ -79,8 +79,6 @@ class SweepConfig:
             if s not in REGISTRY:
                 raise QuantsweepError(f"unknown scheme {s!r}; {suggest(s)}".strip(),
                                       f"choose from {', '.join(REGISTRY)}")
-        from quantsweep.demo import check_demo
-
         check_demo(self.demo)
         for k in self.ks:
             if not isinstance(k, int) or isinstance(k, bool) or k < 0:
