@@ -38,6 +38,8 @@ def main() -> None:
                     "e.g. 0,32,64,128 (0: one scale per output channel)")
     ap.add_argument("--ks", default="0", help="for K-capable 4-bit schemes: convs kept at 8 bits by sensitivity, "
                     "e.g. 0,4,8 (the ranking is measured on the K=0 candidate)")
+    ap.add_argument("--sens-images", type=int, default=2, help="calibration images the sensitivity probes run on "
+                    "(quantsweep's default: 2)")
     ap.add_argument("--provider", default="cpu")
     ap.add_argument("--collapse", type=float, default=10.0, help="points lost that mark a collapse")
     ap.add_argument("--out", type=Path, default=Path("runs/bench-four-bit.json"))
@@ -74,7 +76,7 @@ def main() -> None:
 
     def grouped(name: str) -> bool:
         s = make_scheme(name, onnx_only=pt is None)
-        return getattr(s, "weight_bits", 8) == 4 and not getattr(s, "act_bits", None) and hasattr(s, "group_size")
+        return getattr(s, "weight_bits", 8) == 4 and hasattr(s, "group_size")
 
     jobs = [(name, k, g) for name in args.schemes.split(",") for k in (ks if name in K_SCHEMES else [0])
             for g in (groups if grouped(name) else [0])]
@@ -85,7 +87,7 @@ def main() -> None:
         try:
             if k and name not in rankings:
                 k0 = work / "candidates" / f"{make_scheme(name, onnx_only=pt is None).name}.onnx"
-                rankings[name] = compute_sensitivity(fp32, pt, calib, scheme.registry, work / "work",
+                rankings[name] = compute_sensitivity(fp32, pt, calib, scheme.registry, work / "work", args.sens_images,
                                                      qdq_model=k0 if k0.exists() else None)["ranking"]
             cand = materialize(scheme, BuildContext(fp32, pt, calib, work / "work"),
                                work / ("candidates" if not g else f"candidates-g{g}"), rankings.get(name) if k else None)
@@ -103,7 +105,8 @@ def main() -> None:
                      "build_s": round(build_s, 1), "size_mb": cand.record["size_mb"],
                      "collapsed": -100 * delta > args.collapse,
                      "reconstruction": cand.record["settings"].get("reconstruction"),
-                     "weights_8bit": len(cand.record["settings"].get("weights_8bit", []))})
+                     "weights_8bit": len(cand.record["settings"].get("weights_8bit", [])),
+                     "ranked_weights_8bit": sum(e.get("weights", 0) for e in rankings.get(name, [])[:k])})
     print(f"4-bit weights on {model.name}: {len(ids)} images of {ann.name}, {len(calib.ids)} calibration images "
           f"from {calib_dir}, scored by {args.provider}\n")
     ref_size = next((r["size_mb"] for r in rows if "size_mb" in r and str(r["scheme"]).startswith("int8")), None)

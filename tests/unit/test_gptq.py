@@ -149,7 +149,8 @@ def test_w4a16_weights_are_stored_in_four_bits_and_onnx_runtime_computes_them_ex
         if i.name in ("w0", "w1", "w2"):
             q = inits[f"{i.name}_q4"].astype(np.float64)
             s = inits[f"{i.name}_scale"].astype(np.float64)
-            s = np.repeat(s, group, axis=1)[:, :q.shape[1]] if group else s[:, None]
+            # blocked where the group divides the conv's columns (w0's 27 are per channel: OpenVINO needs it)
+            s = np.repeat(s, q.shape[1] // s.shape[1], axis=1) if s.ndim == 2 else s[:, None]
             i.CopyFrom(numpy_helper.from_array((q * s).reshape(numpy_helper.to_array(i).shape).astype(np.float32),
                                                i.name))
     assert full.shape[0] == 128
@@ -217,3 +218,89 @@ def test_the_adaround_option_builds_an_int4_file_and_records_its_method(tmp_path
     ref = run(str(path))
     err = {name: float(np.square(run(str(c.model_path)) - ref).mean()) for name, c in (("ada", cand), ("rtn", rtn))}
     assert err["ada"] < 0.9 * err["rtn"], err  # learned rounding beats rounding to nearest, end to end
+
+
+def _optimized_ops(model_path, tmp_path):
+    """Op counts of ONNX Runtime's optimized graph for ``model_path`` (what its CPU kernels run)."""
+    import collections
+
+    opts = ort.SessionOptions()
+    opts.optimized_model_filepath = str(tmp_path / "optimized.onnx")
+    opts.log_severity_level = 3
+    ort.InferenceSession(str(model_path), opts, providers=["CPUExecutionProvider"])
+    return collections.Counter(n.op_type for n in onnx.load(opts.optimized_model_filepath).graph.node)
+
+
+def _unpacked(model):
+    """``model`` with every INT4 weight path folded back into its int8 initializer (the file's own
+    Cast/Mul/Reshape arithmetic, done in numpy): what the int8 kernels read."""
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    inits = {i.name: numpy_helper.to_array(i) for i in m.graph.initializer}
+    values = dict(inits)
+    folded = [n for n in m.graph.node if all(i in values for i in n.input) and n.op_type in ("Cast", "Mul", "Reshape")]
+    while folded:
+        for n in folded:
+            a = [values[i] for i in n.input]
+            to = {TensorProto.INT32: np.int32, TensorProto.INT8: np.int8, TensorProto.FLOAT: np.float32}
+            values[n.output[0]] = (a[0].astype(to[n.attribute[0].i]) if n.op_type == "Cast" else
+                                   a[0] * a[1] if n.op_type == "Mul" else a[0].reshape(a[1]))
+            m.graph.node.remove(n)
+        folded = [n for n in m.graph.node if all(i in values for i in n.input) and n.op_type in ("Cast", "Mul", "Reshape")]
+    used = {i for n in m.graph.node for i in n.input}
+    del m.graph.initializer[:]
+    m.graph.initializer.extend(numpy_helper.from_array(np.asarray(v), k) for k, v in values.items() if k in used)
+    return m
+
+
+@pytest.mark.parametrize("group", [0, 32])
+def test_w4a8_is_stored_in_four_bits_and_still_runs_on_the_int8_kernels(tmp_path, group):
+    """W4A8's file holds INT4 weights (with UINT4 group multipliers when grouped); ONNX Runtime folds them
+    back to int8 at load and fuses the same QLinearConv kernels; its output equals the int8 weights'."""
+    import os
+
+    from quantsweep.quantize.build import materialize
+    from quantsweep.schemes import make_scheme
+
+    path, ctx = _tiny_context(tmp_path)
+    kw = {"keep_8bit": "none", "reconstruction": "none", "group_size": group}
+    four = materialize(make_scheme("w4a8-graph-gptq", **kw), ctx, tmp_path / "int4")
+    boxed = materialize(make_scheme("w4a8-graph-gptq", storage="int8", **kw), ctx, tmp_path / "int8")
+    model = onnx.load(str(four.model_path))
+    kinds = {i.name: i.data_type for i in model.graph.initializer}
+    assert sum(t == TensorProto.INT4 for t in kinds.values()) == 3
+    assert sum(t == TensorProto.UINT4 for t in kinds.values()) == (3 if group else 0)
+    assert not [i.name for i in model.graph.initializer if i.data_type == TensorProto.INT8 and "zero_point" not in i.name]
+    assert four.record["settings"]["storage"].startswith("INT4")
+    assert os.path.getsize(four.model_path) < 0.65 * os.path.getsize(boxed.model_path)
+    ops = _optimized_ops(four.model_path, tmp_path)
+    # the int8 kernels, as with int8 weights (the last conv feeds the graph output unquantized: FusedConv)
+    assert ops == _optimized_ops(boxed.model_path, tmp_path) and ops["QLinearConv"] == 2, ops
+    unpacked = _unpacked(model)
+    weights = [numpy_helper.to_array(i) for i in unpacked.graph.initializer if i.data_type == TensorProto.INT8]
+    if group:  # progressive groups: int8 values q x m beyond 4 bits, on one scale per row
+        assert max(int(np.abs(w).max()) for w in weights) > 7
+        assert four.record["settings"]["group_multiplier_max"] in (9, 15)
+    x = ctx.calib.array()[:1]
+    run = lambda m: ort.InferenceSession(m, providers=["CPUExecutionProvider"]).run(None, {"images": x})[0]  # noqa: E731
+    np.testing.assert_array_equal(run(str(four.model_path)), run(unpacked.SerializeToString()))
+
+
+def test_progressive_groups_lower_the_weight_error_against_per_channel_and_factor_back_exactly():
+    from quantsweep.schemes.graph_weight_only import _factor_blocks, quantize_progressive
+
+    rng = np.random.default_rng(5)
+    w = rng.normal(size=(64, 288)) * rng.lognormal(0, 0.7, size=(1, 288))  # columns of unequal range
+    q_c, s_c = quantize_weight(w, 4, 0, mse=True)
+    per_channel = float(((q_c * s_c[:, None] - w) ** 2).sum())
+    q_g, s_g = quantize_groups(w, 4, 32, mse=True)
+    grouped = float(((q_g * np.repeat(s_g, 32, axis=1) - w) ** 2).sum())
+    for max_mult in (9, 15):
+        q, s, m = quantize_progressive(w, 32, max_mult, mse=True)
+        mult = np.repeat(m.astype(np.int32), 32, axis=1)
+        err = float(((q * s[:, None] * mult - w) ** 2).sum())
+        assert err < 0.6 * per_channel and err < 1.15 * grouped, (err, per_channel, grouped)
+        v = (q.astype(np.int32) * mult).astype(np.int8)
+        assert int(np.abs(v).max()) <= 7 * max_mult and 1 <= m.min() and m.max() <= max_mult
+        q2, m2 = _factor_blocks(v, 32, max_mult)
+        np.testing.assert_array_equal((q2.astype(np.int32) * m2[:, :, None]).reshape(v.shape), v)

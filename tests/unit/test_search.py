@@ -82,3 +82,18 @@ def test_a_gap_that_float_layers_do_not_close_stops_after_two_probes():
     evaluate, calls = _counting(lambda k: -0.03 + 0.004 * k)
     r = search_k(evaluate, BUDGET, k_max=80, max_evals=8, target_delta=-0.01)
     assert r.best is not None and r.best.k == 5
+
+
+def test_the_ranking_predicts_the_first_k_and_the_search_starts_there():
+    from quantsweep.sweep.search import predicted_k
+
+    ranking = [{"score": 0.4}, {"score": 0.2}, {"score": 0.2}, {"score": 0.1}, {"score": None}]
+    sens = {"ranking": ranking, "damage_full": 1.0}
+    # K=0 at -4 points (bound -5): 60 % of the damage must go within a 2-point budget -> 2 nodes
+    assert predicted_k(sens, Probe(0, -0.04, -0.05), 2.0, 1.0) == 2
+    assert predicted_k(sens, Probe(0, -0.04, -0.05), 0.25, 1.0) == 4  # more than the measured nodes carry
+    assert predicted_k(sens, Probe(0, -0.01, -0.015), 2.0, 1.0) == 1  # already within: nothing to predict
+    assert predicted_k({"ranking": ranking, "damage_full": 0.0}, Probe(0, -0.04, -0.05), 2.0, 1.0) == 1
+    evaluate, calls = _counting(lambda k: -0.03 + 0.001 * k)
+    r = search_k(evaluate, BUDGET, k_max=80, max_evals=8, first_k=12)
+    assert calls[:2] == [0, 12] and r.best is not None and r.best.k == 20

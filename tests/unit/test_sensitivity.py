@@ -49,3 +49,28 @@ def test_two_stage_ranking_probes_only_the_screened_top(tiny_int8):
     assert "screened" in ranking_markdown(two)
     with pytest.raises(QuantsweepError, match="probe_top"):
         rank_nodes(fp32, q, x, "int8", exclude=set(), probe_top=0)
+
+
+def test_weights_only_gating_leaves_quantized_activations_quantized(tiny_int8):
+    """A 4-bit scheme's K set keeps weights at 8 bits, activations as they are: its ranking restores
+    weights only, so with every gate open the activations are still quantized (damage is left vs FP32)."""
+    import numpy as np
+    import onnxruntime as ort
+
+    fp32, q, images = tiny_int8
+    x = images[:2]
+    full = GatedProbe(fp32, q, x, exclude=set())
+    weights = GatedProbe(fp32, q, x, exclude=set(), weights_only=True)
+    assert weights.nodes == full.nodes
+    # all gates open: float weights, int8 activations -> differs from FP32 by the activations' error
+    ref = ort.InferenceSession(str(fp32), providers=["CPUExecutionProvider"])
+    open_all = np.ones(len(weights.nodes), bool)
+    fp32_out = ref.run(None, {"images": x[:1]})[0]
+    gated_open = weights._sess.run(weights.probes, {"images": x[:1], "qs_gates": open_all})[-1]
+    float_open = full._sess.run(full.probes, {"images": x[:1], "qs_gates": open_all})[-1]
+    err_full = float(np.square(float_open - fp32_out).mean())
+    err_weights = float(np.square(gated_open - fp32_out).mean())
+    assert err_weights > 2 * err_full, (err_weights, err_full)
+    ranked = rank_nodes(fp32, q, x, "int8", exclude=set(), probe_top=None, weights_only=True)
+    assert ranked["restores"].startswith("weights only") and len(ranked["ranking"]) == 3
+

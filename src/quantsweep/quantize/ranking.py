@@ -55,8 +55,9 @@ def compute_sensitivity(fp32: Path, pt: Path | None, calib: CalibSet, scheme_nam
         qdq_model, record = full.model_path, full.record
     else:
         record = json.loads(qdq_model.with_suffix(".scheme.json").read_text())
+    four_bit = getattr(scheme, "weight_bits", 8) == 4  # its K set keeps weights at 8 bits, for size
     result = rank_nodes(fp32, qdq_model, calib.array(limit=images), scheme.precision,
-                        probe_top=probe_top or None, threads=threads)
+                        probe_top=probe_top or None, threads=threads, weights_only=four_bit)
     result["scheme"] = scheme_name
     result["qdq_model_scheme"] = record["scheme"]
     if ranked_on:

@@ -99,13 +99,16 @@ def _unfold(tensor: str, ref: Any, j: int, producers: dict[str, Any], fp32_produ
 
 
 def build_gated_model(fp32: Any, qdq: Any, exclude: set[str] | frozenset[str] = frozenset(),
-                      local: bool = False) -> tuple[Any, list[str], list[str], list[tuple[str, str]]]:
+                      local: bool = False, weights_only: bool = False
+                      ) -> tuple[Any, list[str], list[str], list[tuple[str, str]]]:
     """Rewrite ``qdq`` so each rankable node's dequantized inputs are gated back to float.
 
     Args:
         fp32: the FP32 baseline ModelProto (source of float weights and of node names).
         qdq: the fully quantized ModelProto of the same graph.
         exclude: node names never ranked (e.g. the decode tail).
+        weights_only: gate only the weight (initializer) inputs; quantized activations stay
+            quantized (a 4-bit scheme's K set keeps *weights* at 8 bits, its activations as they are).
 
     Returns:
         ``(gated model, ranked node names in gate order, probe tensor names)``.
@@ -139,6 +142,8 @@ def build_gated_model(fp32: Any, qdq: Any, exclude: set[str] | frozenset[str] = 
             dq = producers[node.input[j]]
             src = producers.get(dq.input[0])
             if src is not None and src.op_type == "QuantizeLinear":
+                if weights_only:
+                    continue
                 # activation: the tensor before Q (with any activation the quantizer folded into
                 # the Q range, e.g. Relu, applied again so that the float path is really float)
                 sources.append((j, _unfold(src.input[0], fp32_nodes.get(node.name), j, producers,
@@ -223,15 +228,16 @@ class GatedProbe:
     """
 
     def __init__(self, fp32_path: Path, qdq_path: Path, images: np.ndarray,
-                 exclude: set[str] | None = None, threads: int | None = None) -> None:
+                 exclude: set[str] | None = None, threads: int | None = None, weights_only: bool = False) -> None:
         import onnx
 
         from quantsweep.model.graph import decode_tail
 
         self._fp32, self._qdq = onnx.load(str(fp32_path)), onnx.load(str(qdq_path))
         self._exclude = set(decode_tail(self._fp32)) if exclude is None else exclude
-        self._threads = threads
-        gated, self.nodes, self.probes, _ = build_gated_model(self._fp32, self._qdq, self._exclude)
+        self._threads, self._weights_only = threads, weights_only
+        gated, self.nodes, self.probes, _ = build_gated_model(self._fp32, self._qdq, self._exclude,
+                                                              weights_only=weights_only)
         self.ops = {n.name: n.op_type for n in gated.graph.node}
         inp = self._fp32.graph.input[0]  # the image input (the probe needs no detector layout)
         dim0 = inp.type.tensor_type.shape.dim[0] if inp.type.tensor_type.shape.dim else None
@@ -242,7 +248,7 @@ class GatedProbe:
         if not self.feeds:
             raise QuantsweepError("no images for the sensitivity probe", "pass calibration images")
         self.runs = 0
-        self._reference = self._run(np.ones(len(self.nodes), bool))  # all gates open = float
+        self._reference = self._run(np.ones(len(self.nodes), bool))  # all gates open = float (weights)
         self._energy = [sum(float(np.square(t).sum()) for t in outs) for outs in self._reference]
 
     def _run(self, gates: np.ndarray) -> list[list[np.ndarray]]:
@@ -268,7 +274,8 @@ class GatedProbe:
         Returns:
             ``{node: relative squared error of its output}`` (mean over the probe images).
         """
-        gated, nodes, _, pairs = build_gated_model(self._fp32, self._qdq, self._exclude, local=True)
+        gated, nodes, _, pairs = build_gated_model(self._fp32, self._qdq, self._exclude, local=True,
+                                                   weights_only=self._weights_only)
         if nodes != self.nodes:
             raise QuantsweepError("internal: the local-error graph ranks other nodes", "report this")
         sess = _probe_session(gated, self._threads)
@@ -286,7 +293,7 @@ class GatedProbe:
 
 def rank_nodes(fp32_path: Path, qdq_path: Path, images: np.ndarray, precision: str,
                exclude: set[str] | None = None, threads: int | None = None,
-               probe_top: int | None = 32) -> dict[str, Any]:
+               probe_top: int | None = 32, weights_only: bool = False) -> dict[str, Any]:
     """Rank the quantized compute nodes of ``qdq_path`` by the damage their quantization does.
 
     Two stages keep the cost near two FP32 evaluation passes: a screen (every node's local
@@ -302,6 +309,8 @@ def rank_nodes(fp32_path: Path, qdq_path: Path, images: np.ndarray, precision: s
         exclude: nodes not to rank (default: the decode tail).
         threads: ORT intra-op threads.
         probe_top: nodes measured exactly after the screen; ``None`` measures every node.
+        weights_only: restore only a node's weights (its quantized activations stay): the damage of
+            its low-bit *weights*, what a 4-bit scheme's K set buys back.
 
     Returns:
         ``{"ranking": [{node, op, score, rank, precision, method, local_error}], "damage_full",
@@ -310,7 +319,7 @@ def rank_nodes(fp32_path: Path, qdq_path: Path, images: np.ndarray, precision: s
     if probe_top is not None and probe_top < 1:
         raise QuantsweepError(f"probe_top must be at least 1 (got {probe_top})", "pass e.g. 32, or None for all")
     t0 = time.perf_counter()
-    probe = GatedProbe(fp32_path, qdq_path, images, exclude, threads)
+    probe = GatedProbe(fp32_path, qdq_path, images, exclude, threads, weights_only)
     build_s = time.perf_counter() - t0
     t1 = time.perf_counter()
     local = probe.local_errors() if probe_top is not None and probe_top < len(probe.nodes) else {}
@@ -331,6 +340,7 @@ def rank_nodes(fp32_path: Path, qdq_path: Path, images: np.ndarray, precision: s
                     "(relative squared error of the pre-decode head tensors vs FP32); nodes marked "
                     "'screen' were ordered by their local quantization error only",
             "precision": precision, "ranking": ranking, "damage_full": full,
+            "restores": "weights only (quantized activations stay)" if weights_only else "every quantized input",
             "probes": probe.probes, "images": int(len(images)),
             "probe_top": probe_top if local else None, "nodes": len(probe.nodes),
             "cost": {"build_s": round(build_s, 3), "run_s": round(run_s, 3), "forward_passes": probe.runs},

@@ -16,6 +16,11 @@ gives one scale per group of that many input columns instead of one per output c
 ``Reshape`` back to the conv's shape. The model is converted to opset 21 for it (ONNX's version
 converter); where that fails the weights stay in an int8 container and the record says so.
 
+W4A8 keeps ONNX Runtime's QDQ graph, whose int8 kernels (QLinearConv) read int8 weights with one
+scale per output channel: its 4-bit weights are stored as ``INT4`` initializers behind a ``Cast`` to
+int8 (:func:`int8_to_int4_initializers`, after the graph clean-up); ONNX Runtime folds the ``Cast`` of
+a constant at load and fuses the same QLinearConv kernels, so the file is 4-bit and the speed is INT8's.
+
 Such a file also stores its scales in fp16 (``scale_dtype="fp16"``: the scales are rounded to fp16
 *before* the weights are quantized against them, so nothing is lost in the file) and every other
 float constant whose values fp16 holds exactly (a YOLOv5 decode's grids and anchors, say) as fp16
@@ -40,11 +45,15 @@ from quantsweep.schemes.base import (
     fp16_suffix,
 )
 
-__all__ = ["GraphWeightOnly", "exact_fp16_constants", "quantize_groups", "quantize_weight"]
+__all__ = ["GraphWeightOnly", "block_for", "exact_fp16_constants", "int8_to_int4_initializers", "quantize_groups", "quantize_weight"]
 
 INT4_OPSET = 21  # DequantizeLinear with INT4 inputs and block_size
 
 _CLIP_GRID = np.linspace(0.5, 1.0, 21)
+# GPTQ's Hessians use every patch of each calibration image (up to this many per conv and image, a
+# memory guard): the exact XᵀX. Sampling 2048 made the result depend on the sample (demo W4A8 -1.07 at
+# 2048, -1.13 at 4096, -0.49 with every patch; real YOLOv5n W4A16 -3.06 / -3.32 / -2.74)
+HESSIAN_PATCHES = 65536
 
 
 _FP16_TINY = 2.0 ** -14  # smallest normal fp16: a smaller scale is raised to it (its weights round to 0 anyway)
@@ -78,6 +87,18 @@ def quantize_weight(w: np.ndarray, bits: int, axis: int, mse: bool,
     return q, best.astype(np.float32)
 
 
+def block_for(cols: int, group: int) -> int:
+    """The block a conv of ``cols`` flattened input columns gets for ``group`` (0: per channel): ``group``
+    when it divides ``cols``; else the largest divisor of ``cols`` in [group/2, group], or the smallest in
+    [group, 2 x group]; else 0 (one scale per output channel). ONNX allows a ragged last block, but
+    OpenVINO's importer refuses a block size that does not divide the axis."""
+    if group <= 0 or cols % group == 0:
+        return group
+    below = [d for d in range((group + 1) // 2, group + 1) if cols % d == 0]
+    above = [d for d in range(group, 2 * group + 1) if cols % d == 0]
+    return max(below) if below else (min(above) if above else 0)
+
+
 def quantize_groups(w2: np.ndarray, bits: int, group: int, mse: bool,
                     fp16_scales: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Symmetric quantization of ``w2`` [out, cols] with one scale per row and block of ``group``
@@ -87,6 +108,47 @@ def quantize_groups(w2: np.ndarray, bits: int, group: int, mse: bool,
         return q, scale[:, None]
     parts = [quantize_weight(w2[:, c:c + group], bits, 0, mse, fp16_scales) for c in range(0, w2.shape[1], group)]
     return np.concatenate([p[0] for p in parts], axis=1), np.stack([p[1] for p in parts], axis=1)
+
+
+def quantize_progressive(w2: np.ndarray, block: int, max_mult: int, mse: bool,
+                         fp16_scales: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """4-bit values with group-wise steps that an int8 kernel can still read (the progressive
+    scheme of QServe, W4A8): one float scale ``s`` per row and one *integer* multiplier ``m`` in
+    [1, ``max_mult``] per block of ``block`` columns, so each group's step is ``s * m`` and its int8
+    weights ``q * m`` (|q| <= 7) share the row's scale ``s``. Returns (q int8 [out, cols] in [-7, 7],
+    s [out], m [out, blocks]); ``s`` per row is searched to minimise the rows' squared error."""
+    out, cols = w2.shape
+    ideal = quantize_groups(w2, 4, block, mse)[1].astype(np.float64)  # the unconstrained group steps
+    blocks = ideal.shape[1]
+    w3 = w2.reshape(out, blocks, block).astype(np.float64)
+    top = ideal.max(axis=1) / max_mult
+    best_err = np.full(out, np.inf)
+    best_s, best_m = top.copy(), np.ones((out, blocks))
+    for r in np.linspace(0.5, 1.0, 11):  # the row scale: the largest group at max_mult, or a finer grid
+        sc = _as_scale(top * r, fp16_scales)
+        m = np.clip(np.round(ideal / sc[:, None]), 1, max_mult)
+        step = (sc[:, None] * m)[:, :, None]
+        err = ((np.clip(np.round(w3 / step), -7, 7) * step - w3) ** 2).sum(axis=(1, 2))
+        better = err < best_err
+        best_err[better], best_s[better], best_m[better] = err[better], sc[better], m[better]
+    step = (best_s[:, None] * best_m)[:, :, None]
+    q = np.clip(np.round(w3 / step), -7, 7).reshape(out, cols).astype(np.int8)
+    return q, best_s.astype(np.float32), best_m.astype(np.int8)
+
+
+def _factor_blocks(v: np.ndarray, block: int, max_mult: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """``v`` [out, cols] int8 as ``q * m`` with |q| <= 7 and one multiplier per block in [1, max_mult]
+    (the smallest that divides the block and covers its range), or None when a block has none."""
+    out, cols = v.shape
+    v3 = v.reshape(out, cols // block, block).astype(np.int32)
+    amax = np.abs(v3).max(axis=2)
+    m = np.zeros(amax.shape, np.int32)
+    for k in range(max_mult, 0, -1):  # downwards: the smallest valid multiplier wins
+        ok = (amax <= 7 * k) & (v3 % k == 0).all(axis=2)
+        m[ok] = k
+    if (m == 0).any():
+        return None
+    return (v3 // m[:, :, None]).astype(np.int8), m
 
 
 def exact_fp16_constants(model: Any, min_elements: int = 16) -> int:
@@ -110,6 +172,61 @@ def exact_fp16_constants(model: Any, min_elements: int = 16) -> int:
                                       to=TensorProto.FLOAT))
         moved += 1
     nodes = casts + list(model.graph.node)  # before every consumer: the graph stays topologically sorted
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)
+    return moved
+
+
+def int8_to_int4_initializers(model: Any, min_elements: int = 16, group: int = 0, max_mult: int = 15) -> int:
+    """Store each int8 initializer that only ``DequantizeLinear`` reads (as its data) and whose values
+    all fit 4 bits ([-8, 7]) as an ``INT4`` initializer behind a ``Cast`` back to int8: lossless, and a
+    runtime folds the ``Cast`` of a constant at load, so its int8 kernels still see int8 weights
+    (ONNX Runtime fuses QLinearConv as before). With ``group``, a weight whose blocks of columns
+    (:func:`block_for`) are 4-bit values times one integer each (:func:`quantize_progressive`) is
+    stored as ``INT4`` values and ``UINT4`` multipliers, multiplied back to int8 by
+    ``Cast -> Mul -> Reshape -> Cast`` (folded at load the same way). Needs opset >= 21; returns how
+    many moved."""
+    import ml_dtypes
+    from onnx import TensorProto, helper, numpy_helper
+
+    readers: dict[str, list[tuple[Any, int]]] = {}
+    for n in model.graph.node:
+        for j, i in enumerate(n.input):
+            readers.setdefault(i, []).append((n, j))
+    fed = {i.name for i in model.graph.input}
+    casts, moved = [], 0
+    for init in list(model.graph.initializer):
+        if init.data_type != TensorProto.INT8 or init.name in fed or int(np.prod(init.dims)) < min_elements:
+            continue
+        users = readers.get(init.name, [])
+        if not users or any(u.op_type != "DequantizeLinear" or j != 0 for u, j in users):
+            continue
+        a = numpy_helper.to_array(init)
+        block = block_for(int(np.prod(a.shape[1:])), group) if group and a.ndim >= 2 else 0
+        factors = _factor_blocks(a.reshape(len(a), -1), block, max_mult) if block else None
+        if factors is not None and (a.min() < -8 or a.max() > 7):
+            q3, m = factors
+            t = f"qs_w4/{moved}"  # short names: five nodes per weight, each name stored three times
+            model.graph.initializer.remove(init)
+            model.graph.initializer.extend([
+                numpy_helper.from_array(q3.astype(ml_dtypes.int4), f"{t}/q"),
+                numpy_helper.from_array(m[:, :, None].astype(ml_dtypes.uint4), f"{t}/m"),
+                numpy_helper.from_array(np.array(a.shape, np.int64), f"{t}/shape")])
+            casts += [helper.make_node("Cast", [f"{t}/q"], [f"{t}/q32"], name=f"{t}/cq", to=TensorProto.INT32),
+                      helper.make_node("Cast", [f"{t}/m"], [f"{t}/m32"], name=f"{t}/cm", to=TensorProto.INT32),
+                      helper.make_node("Mul", [f"{t}/q32", f"{t}/m32"], [f"{t}/v32"], name=f"{t}/mul"),
+                      helper.make_node("Reshape", [f"{t}/v32", f"{t}/shape"], [f"{t}/v"], name=f"{t}/reshape"),
+                      helper.make_node("Cast", [f"{t}/v"], [init.name], name=f"{t}/c8", to=TensorProto.INT8)]
+            moved += 1
+            continue
+        if a.min() < -8 or a.max() > 7:
+            continue
+        model.graph.initializer.remove(init)
+        model.graph.initializer.append(numpy_helper.from_array(a.astype(ml_dtypes.int4), f"{init.name}_int4"))
+        casts.append(helper.make_node("Cast", [f"{init.name}_int4"], [init.name], name=f"{init.name}_Cast",
+                                      to=TensorProto.INT8))
+        moved += 1
+    nodes = casts + list(model.graph.node)
     del model.graph.node[:]
     model.graph.node.extend(nodes)
     return moved
@@ -152,14 +269,9 @@ def _eight_bit_nodes(model: Any) -> dict[str, str]:
                              for n in model.graph.node if n.op_type == "Conv"])
 
 
-def _with_int8_activations(ctx: BuildContext, source: Path, keep_float: dict[str, str],
-                           weights: dict[str, tuple[np.ndarray, np.ndarray]], out: Path) -> str:
-    """W4A8: ONNX Runtime's static QDQ (uint8 activations calibrated on ``ctx.calib``, per-channel int8
-    weights), then each quantized Conv's weight initializer and scales replaced by ``weights``
-    (4-bit values in an int8 container). Biases keep ORT's int32 quantization. Returns the
-    activation description."""
-    import onnx
-    from onnx import numpy_helper
+def _int8_activations(ctx: BuildContext, source: Path, keep_float: dict[str, str], out: Path) -> None:
+    """W4A8's graph: ONNX Runtime's static QDQ of ``source`` into ``out`` (uint8 activations calibrated on
+    ``ctx.calib``, per-channel int8 weights, replaced by :func:`_place_weights`)."""
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
     from quantsweep.model.info import inspect_onnx
@@ -181,6 +293,15 @@ def _with_int8_activations(ctx: BuildContext, source: Path, keep_float: dict[str
                     reduce_range=resolve_reduce_range("auto"), activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                     nodes_to_exclude=list(keep_float),
                     extra_options={"WeightSymmetric": True, "ActivationSymmetric": False})
+
+
+def _place_weights(ctx: BuildContext, out: Path, weights: dict[str, tuple[np.ndarray, np.ndarray]]) -> str:
+    """Each quantized Conv's weight initializer and scales in ``out`` replaced by ``weights`` (4-bit
+    values, times their group multipliers, as int8). Biases keep ORT's int32 quantization, rescaled.
+    Returns the activation description."""
+    import onnx
+    from onnx import numpy_helper
+
     model = onnx.load(str(out))
     producers = {o: n for n in model.graph.node for o in n.output}
     inits = {i.name: i for i in model.graph.initializer}
@@ -246,9 +367,9 @@ class GraphWeightOnly:
                                   "use gptq")
         if self.act_bits not in (None, 8):
             raise QuantsweepError(f"act_bits must be 8 or None (got {self.act_bits})", "use 8 or omit it")
-        if self.group_size < 0 or (self.group_size and (self.weight_bits != 4 or self.act_bits)):
-            raise QuantsweepError(f"group_size {self.group_size}: groups are for 4-bit weight-only schemes",
-                                  "use group_size 0 (per output channel), or 32/64/128 with W4A16")
+        if self.group_size < 0 or (self.group_size and self.weight_bits != 4):
+            raise QuantsweepError(f"group_size {self.group_size}: groups are for 4-bit weights",
+                                  "use group_size 0 (per output channel), or 32/64/128 with 4-bit weights")
         if self.storage not in ("int4", "int8"):
             raise QuantsweepError(f"storage must be int4 or int8 (got {self.storage!r})", "use int4")
         if self.scale_dtype not in ("fp32", "fp16"):
@@ -267,7 +388,7 @@ class GraphWeightOnly:
                 + (f"-k{self.k}" if self.k else ""))
 
     def _flat_dequantize(self, model: Any, init: Any, q: np.ndarray, groups: np.ndarray,
-                         shape: tuple[int, ...]) -> list[Any]:
+                         shape: tuple[int, ...], block: int) -> list[Any]:
         """Replace weight ``init`` by its flattened 4-bit values (``INT4`` or int8), the scales
         (``groups`` [out, blocks]; one block: per channel) and DequantizeLinear -> Reshape nodes."""
         from onnx import helper, numpy_helper
@@ -280,12 +401,12 @@ class GraphWeightOnly:
             values = numpy_helper.from_array(q2.astype(ml_dtypes.int4), f"{wname}_q4")
         else:
             values = numpy_helper.from_array(q2.astype(np.int8), f"{wname}_q4")
-        blocked = groups.shape[1] > 1 or self.group_size > 0
+        blocked = block > 0
         scales = groups.astype(np.float32) if blocked else groups[:, 0].astype(np.float32)
         model.graph.initializer.remove(init)
         model.graph.initializer.extend([values, numpy_helper.from_array(scales, f"{wname}_scale"),
                                         numpy_helper.from_array(np.array(shape, np.int64), f"{wname}_shape")])
-        attrs = {"axis": 1, "block_size": self.group_size} if blocked else {"axis": 0}
+        attrs = {"axis": 1, "block_size": block} if blocked else {"axis": 0}
         dq = helper.make_node("DequantizeLinear", [values.name, f"{wname}_scale"], [f"{wname}_flat"],
                               name=f"{wname}_DequantizeLinear")
         dq.attribute.extend(helper.make_attribute(k, v) for k, v in attrs.items())
@@ -296,13 +417,26 @@ class GraphWeightOnly:
         float32): an INT4 file stores its exactly-fp16 float constants (scales included) as fp16."""
         import onnx
 
-        if not (self.fp16_constants and str(settings.get("storage", "")).startswith("INT4")):
-            return
-        model = onnx.load(str(path))
-        moved = exact_fp16_constants(model)
-        if moved:
+        model, changed = onnx.load(str(path)), False
+        if self.weight_bits == 4 and self.act_bits and self.storage == "int4":
+            # W4A8: the int8 weights ONNX Runtime's kernels read become INT4 + Cast here, after the
+            # clean-up (which would fold the Cast of a constant back into an int8 initializer)
+            model, note = _to_int4_opset(model)
+            moved = 0 if note else int8_to_int4_initializers(model, group=self.group_size,
+                                                                  max_mult=int(settings.get("group_multiplier_max") or 15))
+            how = ("INT4 values x UINT4 group multipliers, multiplied back to int8 (Cast, Mul, Reshape, Cast)"
+                   if self.group_size else "a Cast to int8")
+            settings["storage"] = (f"INT4 initializers ({moved} conv weights; {how} before ONNX Runtime's "
+                                   "per-channel DequantizeLinear, folded at load: int8 kernels as before; opset "
+                                   f"{INT4_OPSET})" if moved else f"int8 initializers ({note or 'no 4-bit weights found'})")
+            changed = bool(moved)
+        if self.fp16_constants and str(settings.get("storage", "")).startswith("INT4"):
+            moved = exact_fp16_constants(model)
+            if moved:
+                settings["storage"] = settings["storage"][:-1] + f"; {moved} float constants stored as fp16 + Cast, exactly)"
+                changed = True
+        if changed:
             onnx.save(model, str(path))
-            settings["storage"] = settings["storage"][:-1] + f"; {moved} float constants stored as fp16 + Cast, exactly)"
 
     def build(self, ctx: BuildContext, keep_float: dict[str, str], out: Path) -> BuildResult:
         import onnx
@@ -330,13 +464,18 @@ class GraphWeightOnly:
         keep_float = {n: why for n, why in keep_float.items() if n not in ranked}
         hessians: dict[str, tuple[np.ndarray, int]] = {}
         means: dict[str, np.ndarray] = {}
-        reconstructed = corrected = 0
-        if self.reconstruction != "none":
+        reconstructed = corrected = smaller = 0
+        max_mult = 0
+        if self.act_bits and self.group_size:  # |q x m| <= 7 m must stay within the int8 weights' range
+            from quantsweep.schemes.ort_int8 import resolve_reduce_range
+
+            max_mult = min(15, (63 if resolve_reduce_range("auto") else 127) // 7)
+        if self.reconstruction != "none":  # W4A8 too: against float inputs (its quantized ones measured worse)
             from quantsweep.schemes.gptq import conv_hessians
 
             targets = [n.name for n in model.graph.node if n.op_type == "Conv" and n.name not in keep_float
                        and n.name not in eight and not any(a.name == "group" and a.i > 1 for a in n.attribute)]
-            hessians = conv_hessians(ctx.fp32_onnx, targets, ctx.calib.array(), means=means)
+            hessians = conv_hessians(ctx.fp32_onnx, targets, ctx.calib.array(), means=means, positions=HESSIAN_PATCHES)
         for n in model.graph.node:
             widx = 1 if n.op_type in ("Conv", "ConvTranspose", "MatMul", "Gemm") else None
             if widx is None or n.name in keep_float or len(n.input) <= widx or n.input[widx] not in inits:
@@ -350,14 +489,26 @@ class GraphWeightOnly:
                     "Gemm": 0 if any(a.name == "transB" and a.i for a in n.attribute) else 1}[n.op_type]
             bits = 8 if n.name in eight else self.weight_bits
             flat = flat_store and bits == 4 and n.op_type == "Conv" and axis == 0
+            mult = None
             mse = self.weight_scale == "mse"
             if flat:
-                q2, groups = quantize_groups(w.reshape(len(w), -1), bits, self.group_size if storage_note is None else 0,
-                                             mse, fp16_scales=self.scale_dtype == "fp16")
+                block = block_for(w[0].size, self.group_size)
+                smaller += int(block != self.group_size)
+                q2, groups = quantize_groups(w.reshape(len(w), -1), bits, block, mse,
+                                             fp16_scales=self.scale_dtype == "fp16")
                 q, scale = q2.reshape(w.shape), groups[:, 0]
-                full = np.repeat(groups, self.group_size, axis=1)[:, :q2.shape[1]] if self.group_size else scale
-            else:
-                q, scale = quantize_weight(w, bits, axis, mse)
+                full = np.repeat(groups, block, axis=1) if block else scale
+            elif self.act_bits and bits == 4 and self.group_size and n.op_type == "Conv" and axis == 0 \
+                    and block_for(w[0].size, self.group_size):
+                # W4A8 groups: integer multipliers on one row scale, so the int8 kernels still apply
+                block = block_for(w[0].size, self.group_size)
+                q2, scale, mult_b = quantize_progressive(w.reshape(len(w), -1), block, max_mult, mse,
+                                                         fp16_scales=self.scale_dtype == "fp16")
+                mult = np.repeat(mult_b.astype(np.int32), block, axis=1)
+                q, groups, full = q2.reshape(w.shape), scale[:, None], scale[:, None] * mult
+            else:  # W4A8's 4-bit scales are fp16 values too (its INT4 file stores them so)
+                q, scale = quantize_weight(w, bits, axis, mse, fp16_scales=bool(
+                    self.act_bits and bits == 4 and self.storage == "int4" and self.scale_dtype == "fp16"))
                 groups, full = scale[:, None], scale
             if n.name in hessians and axis == 0 and hessians[n.name][0].shape[0] == w[0].size:
                 from quantsweep.schemes.adaround import adaround_quantize
@@ -374,12 +525,14 @@ class GraphWeightOnly:
                     inits[n.input[2]].CopyFrom(numpy_helper.from_array(bias.astype(np.float32), n.input[2]))
                     corrected += 1
             if bits == 4 and not flat:
+                if mult is not None:  # int8 values q x m, read with the row scale
+                    q = (q.reshape(len(w), -1).astype(np.int32) * mult).astype(np.int8).reshape(w.shape)
                 weights[n.name] = (q, scale)
             if self.act_bits:  # placed into ONNX Runtime's QDQ graph below
                 done += 1
                 continue
             if flat:
-                new_nodes += self._flat_dequantize(model, inits[wname], q, groups, w.shape)
+                new_nodes += self._flat_dequantize(model, inits[wname], q, groups, w.shape, block)
                 done += 1
                 continue
             qname, sname, zname = f"{wname}_q{bits}", f"{wname}_scale", f"{wname}_zp"
@@ -397,7 +550,8 @@ class GraphWeightOnly:
             source = ctx.work_dir / f"{self.name}.bias-corrected.onnx"
             ctx.work_dir.mkdir(parents=True, exist_ok=True)
             onnx.save(model, str(source))
-            activations = _with_int8_activations(ctx, source, keep_float, weights, out)
+            _int8_activations(ctx, source, keep_float, out)
+            activations = _place_weights(ctx, out, weights)
         else:
             activations = "float (not quantized)"
             # DequantizeLinear with per-axis scales needs opset >= 13
@@ -412,7 +566,9 @@ class GraphWeightOnly:
             stored = "int8 initializers"
         elif flat_store:
             stored = (f"{'INT4' if self.storage == 'int4' else 'int8'} initializers (flattened convs, opset "
-                      f"{INT4_OPSET} DequantizeLinear{f' block_size {self.group_size}' if self.group_size else ''} + Reshape"
+                      f"{INT4_OPSET} DequantizeLinear{f' block_size {self.group_size}' if self.group_size else ''}"
+                      + (f" ({smaller} conv(s) whose columns {self.group_size} does not divide: a divisor near it, as OpenVINO needs)"
+                         if smaller else "") + " + Reshape"
                       f"{'; fp16 scales' if self.scale_dtype == 'fp16' else ''})")
         else:
             stored = "int8 initializers" + (f" ({storage_note})" if storage_note else "")
@@ -421,9 +577,14 @@ class GraphWeightOnly:
                            onnx.__version__,
                            {"weights": f"int{self.weight_bits} symmetric "
                                        + (f"per group of {self.group_size} input columns"
-                                          if flat_store and self.group_size else "per-output-channel")
+                                          if flat_store and self.group_size else
+                                          f"per group of {self.group_size} input columns as integer multipliers "
+                                          f"(1..{max_mult}) of one fp scale per output channel, read as int8 by "
+                                          "the int8 kernels (QServe's progressive groups)"
+                                          if max_mult else "per-output-channel")
                                        + f" ({'MSE-searched' if self.weight_scale == 'mse' else 'max'} scale)",
-                            "storage": stored, "group_size": self.group_size if flat_store else 0,
+                            "storage": stored, "group_size": self.group_size if flat_store or max_mult else 0,
+                            **({"group_multiplier_max": max_mult} if max_mult else {}),
                             "activations": activations, "weights_quantized": done,
                             "weights_8bit": [{"node": n, "why": w} for n, w in eight.items()],
                             "reconstruction": ({"method": "GPTQ (act-order, blocks of 128, 1% dampening)"
@@ -431,7 +592,7 @@ class GraphWeightOnly:
                                                 "AdaRound (learned up/down rounding against the conv's output error "
                                                 "from its input Hessian; 300 Adam steps, regulariser 0.01, beta 20->2)",
                                                 "convs": reconstructed, "bias_corrected": corrected, "calibration_images": len(ctx.calib.ids),
-                                                "patches_per_image": 2048}
+                                                "patches_per_image": f"every one (at most {HESSIAN_PATCHES})"}
                                                if self.reconstruction != "none" else "none (round to nearest)"),
                             "calibration_method": ("input Hessians (XᵀX) from the calibration images"
                                                    if self.reconstruction != "none" else "none (weights only)")},
@@ -446,9 +607,10 @@ SPECS = (
                preset={"weight_bits": 4, "weight_scale": "mse", "reconstruction": "gptq", "group_size": 32},
                k_sets=True, default=True),
     SchemeSpec("w4a8-graph-gptq", GraphWeightOnly, "4-bit GPTQ weights on the ONNX graph with int8 activations placed "
-               "by ONNX Runtime's quantizer (weights in an int8 container: ONNX Runtime's int8 kernels read no INT4; "
-               "no .pt needed); K = most sensitive convs kept at 8 bits",
-               preset={"weight_bits": 4, "act_bits": 8, "weight_scale": "mse", "reconstruction": "gptq"},
+               "by ONNX Runtime's quantizer: per 32 input columns an integer multiplier of the channel's scale, so "
+               "the int8 kernels still apply (stored as INT4 + UINT4, made int8 at load; no .pt needed); "
+               "K = most sensitive convs kept at 8 bits",
+               preset={"weight_bits": 4, "act_bits": 8, "weight_scale": "mse", "reconstruction": "gptq", "group_size": 32},
                k_sets=True, default=True),
     SchemeSpec("w4a16-graph-adaround", GraphWeightOnly, "4-bit weights on the ONNX graph with learned rounding "
                "(AdaRound from each conv's input Hessian; groups of 32, INT4): the option GPTQ is measured against",

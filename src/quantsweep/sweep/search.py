@@ -28,8 +28,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
-__all__ = ["Probe", "SearchResult", "search_k", "within_budget"]
+__all__ = ["Probe", "SearchResult", "predicted_k", "search_k", "within_budget"]
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,8 @@ class SearchResult:
 
 
 def search_k(evaluate: Callable[[int], Probe], accept: Callable[[Probe], bool], k_max: int,
-             max_evals: int = 8, target_delta: float | None = None, min_progress: float = 0.25) -> SearchResult:
+             max_evals: int = 8, target_delta: float | None = None, min_progress: float = 0.25,
+             first_k: int = 1) -> SearchResult:
     """Find the smallest K in ``[0, k_max]`` whose probe is accepted, with measured probes.
 
     Args:
@@ -93,6 +95,8 @@ def search_k(evaluate: Callable[[int], Probe], accept: Callable[[Probe], bool], 
             of the K=0 probe's gap to it: the loss does not come from a few sensitive layers (a
             runtime that miscomputes the whole quantized graph, say), so more float layers will
             not buy it back.
+        first_k: the first K probed after K=0 (the geometric growth starts there; a caller that can
+            predict the K it needs skips the probes below it).
 
     Returns:
         The trace and the smallest probed K that qualified (None when none did).
@@ -114,7 +118,7 @@ def search_k(evaluate: Callable[[int], Probe], accept: Callable[[Probe], bool], 
         return SearchResult((), None, "max_evals reached")
     if accept(probe(0)):
         return SearchResult(tuple(trace), trace[0], "qualified at K=0")
-    miss, hit, k = 0, None, 1
+    miss, hit, k = 0, None, max(1, first_k)
     base = trace[0].delta
     while hit is None:  # grow K geometrically until a probe qualifies
         if len(trace) >= max_evals:
@@ -139,3 +143,31 @@ def search_k(evaluate: Callable[[int], Probe], accept: Callable[[Probe], bool], 
         else:
             miss = mid
     return SearchResult(tuple(trace), smallest(), "smallest qualifying K found")
+
+
+def predicted_k(sensitivity: dict[str, Any], p0: Probe, budget_points: float, shrink: float) -> int:
+    """The K a ranking predicts for a placement whose K=0 probe is ``p0``: the fewest ranked nodes whose
+    measured damage (``score``, a share of ``damage_full``), removed, would lift K=0's expected lower
+    bound (:func:`within_budget`) to the budget, assuming the loss scales with the damage left.
+    1 when K=0 has no measured delta or the ranking no damage; every measured node when none suffice.
+
+    Example:
+        >>> ranking = [{"score": 0.5}, {"score": 0.3}, {"score": 0.1}, {"score": None}]
+        >>> predicted_k({"ranking": ranking, "damage_full": 1.0}, Probe(0, -0.04, -0.05), 2.0, 1.0)
+        2
+    """
+    full = float(sensitivity.get("damage_full") or 0.0)
+    if p0.delta is None or full <= 0:
+        return 1
+    low = p0.delta - shrink * (p0.delta - p0.low) if p0.low is not None else p0.delta
+    if low >= -budget_points / 100:
+        return 1
+    need = 1.0 - (budget_points / 100) / -low  # the share of the damage that must go
+    removed, k = 0.0, 0
+    for k, entry in enumerate(sensitivity.get("ranking") or [], start=1):
+        if entry.get("score") is None:
+            return max(k - 1, 1)
+        removed += max(float(entry["score"]), 0.0) / full
+        if removed >= need:
+            return k
+    return max(k, 1)

@@ -42,10 +42,10 @@ def search(r: StepStore, cfg: SweepConfig, plan: list[Any], ctx: Any, inp: Input
     import math
 
     from quantsweep.evaluate.bootstrap import bootstrap_map, delta_interval
-    from quantsweep.files import file_hash
+    from quantsweep.files import ModelFile, file_hash
     from quantsweep.report.table import summary_rows
     from quantsweep.schemes import make_scheme
-    from quantsweep.sweep.search import Probe, search_k, within_budget
+    from quantsweep.sweep.search import Probe, predicted_k, search_k, within_budget
 
     rows = summary_rows(built, benches)
     fp32_metrics = built.get("fp32", {}).get("metrics")
@@ -95,6 +95,10 @@ def search(r: StepStore, cfg: SweepConfig, plan: list[Any], ctx: Any, inp: Input
 
     trace: list[dict[str, Any]] = []
 
+    def size_mb(name: str) -> float | None:
+        path = (built.get(name) or {}).get("onnx")
+        return round(ModelFile.of(path).size_bytes() / 1e6, 3) if path and Path(path).exists() else None
+
     def trace_row(fam: str, name: str, p: Probe, kept: list[str], into: list[dict[str, Any]] | None = None,
                   rule: Any = None) -> None:
         b = ((benches[target].get(name) or {}).get("rows") or [{}])[0]
@@ -105,6 +109,7 @@ def search(r: StepStore, cfg: SweepConfig, plan: list[Any], ctx: Any, inp: Input
                                        else round(p.delta - shrink * (p.delta - p.low), 5)),
                       "qualifies": (rule or accept)(p), "latency_ms": b.get("latency_p50_ms"),
                       "speedup_vs_fp32": b.get("speedup_vs_fp32"), "label": b.get("label"), "error": p.error,
+                      "size_mb": size_mb(name),
                       "seconds": round(sum(steps.get(f"{what}:{name}", 0.0) for what in ("build", "eval"))
                                        + steps.get(f"bench:{target}:{name}", 0.0), 2)})
 
@@ -156,11 +161,13 @@ def search(r: StepStore, cfg: SweepConfig, plan: list[Any], ctx: Any, inp: Input
                                 "sturdier finalist for the confirmation", "delta": p.delta, "qualifies": accept(p)}
         return True
 
-    def search_family(s0: Any, p0: Probe, item: dict[str, Any], rule: Any, target_delta: float, cap: int,
-                      into: list[dict[str, Any]] | None = None, timed: bool = True) -> Any:
+    def search_family(s0: Any, p0: Probe, item: dict[str, Any], rule: Any, target_delta: float | None, cap: int,
+                      into: list[dict[str, Any]] | None = None, timed: bool = True,
+                      rule_points: float | None = None) -> Any:
         """Search one K family beyond its measured K=0 probe ``p0``: its ranking, then the smallest K
         that ``rule`` accepts within ``cap`` probes (each timed on the target when ``timed``); None when
-        there is no ranking."""
+        there is no ranking. With ``rule_points`` (the budget), the first probe is the K the ranking
+        predicts (:func:`~quantsweep.sweep.search.predicted_k`) instead of 1."""
         fam = s0.registry
         sens = ranking_of(s0)
         if "ranking" not in sens:
@@ -171,7 +178,12 @@ def search(r: StepStore, cfg: SweepConfig, plan: list[Any], ctx: Any, inp: Input
         def evaluate(k: int) -> Probe:
             return p0 if k == 0 else probe_k(fam, ranking, k, rule, into, timed)
 
-        result = search_k(evaluate, rule, k_max=len(ranking), max_evals=cap + 1, target_delta=target_delta)
+        first = predicted_k(sens, p0, rule_points, shrink) if rule_points is not None else 1
+        if first > 1:
+            item["first_k"] = {"k": first, "why": "the fewest ranked nodes whose measured damage, removed, would "
+                                                  "bring K=0's expected lower bound within the budget"}
+        result = search_k(evaluate, rule, k_max=len(ranking), max_evals=cap + 1, target_delta=target_delta,
+                          first_k=first)
         item["stopped"] = result.stopped
         if result.best is not None:
             item["best"] = (s0.name if result.best.k == 0
@@ -199,7 +211,11 @@ def search(r: StepStore, cfg: SweepConfig, plan: list[Any], ctx: Any, inp: Input
             if rule(p0):
                 item.update(stopped="qualified at K=0", best=s0.name)
                 continue
-            search_family(s0, p0, item, rule, -cfg.w4_budget / 100, cfg.max_evals, out["trace"], timed=False)
+            # no "no progress" give-up here: 4-bit damage is spread over many convs, so the first few
+            # 8-bit convs close little of the gap and many more close it (real YOLOv5n W4A8: K=2 closed
+            # a fifth, K=32 all of it); the probes are untimed, and --max-evals caps them
+            search_family(s0, p0, item, rule, None, cfg.max_evals, out["trace"], timed=False,
+                          rule_points=cfg.w4_budget)
         out["evaluations"] = len([t for t in out["trace"] if t["k"] > 0])
         return out
 
