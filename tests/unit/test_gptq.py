@@ -304,3 +304,18 @@ def test_progressive_groups_lower_the_weight_error_against_per_channel_and_facto
         assert int(np.abs(v).max()) <= 7 * max_mult and 1 <= m.min() and m.max() <= max_mult
         q2, m2 = _factor_blocks(v, 32, max_mult)
         np.testing.assert_array_equal((q2.astype(np.int32) * m2[:, :, None]).reshape(v.shape), v)
+
+
+def test_w4a8_with_every_conv_kept_at_8_bits_builds_as_w8a8(tmp_path):
+    """The size search may probe K = every ranked conv (real YOLOv5n, K=60): no 4-bit weight is left,
+    which is W8A8, not an error."""
+    from quantsweep.quantize.build import materialize
+    from quantsweep.schemes import make_scheme
+
+    path, ctx = _tiny_context(tmp_path)
+    ranking = [{"node": f"conv{i}", "rank": i + 1, "score": 0.1, "precision": "weight-only", "method": "probe"}
+               for i in range(3)]
+    cand = materialize(make_scheme("w4a8-graph-gptq", k=3, keep_8bit="none"), ctx, tmp_path / "c", ranking)
+    settings = cand.record["settings"]
+    assert len(settings["weights_8bit"]) == 3 and settings["storage"].startswith("int8")
+    assert _optimized_ops(cand.model_path, tmp_path)["QLinearConv"] == 2

@@ -186,7 +186,10 @@ def materialize(scheme: Any, ctx: BuildContext, out_dir: Path,
         hygiene: dict[str, Any] = {"pass": "none (OpenVINO IR, as the library saved it)"}
         rewired, opset, counts = 0, None, facts["op_counts"]
     else:
-        rewired = _unshare_float_inputs(result.model_path, keep)
+        # a 4-bit scheme's K set keeps *weights* at 8 bits: its activations stay quantized, not rewired to float
+        eight_bit_k = getattr(scheme, "k_keeps", "float") == "8-bit"
+        rewired = _unshare_float_inputs(result.model_path, {n: why for n, why in keep.items()
+                                                            if not (eight_bit_k and why.startswith("sensitivity rank"))})
         if getattr(scheme, "float_dtype", "fp32") == "fp16" and not getattr(scheme, "native_fp16", False):
             from quantsweep.schemes.modelopt_qdq import convert_fp16
 

@@ -129,7 +129,7 @@ def _confirm_four_bit(r: StepStore, cfg: SweepConfig, built: dict[str, Any], chu
     """The 4-bit size search's picks re-scored on the same held-out images against ``--w4-budget``,
     smallest file first until one passes, under their own design (a separate question from the speed
     pick's: which small file keeps its budget), so a size pick is a verdict too, not a search-subset
-    estimate. A pick the target runtime could not score (OpenVINO cannot compile the INT4 file) is
+    estimate. A pick the target runtime could not score (a runtime that cannot load an INT4 file) is
     scored on ONNX Runtime CPU, and so is the FP32 it is paired with (``score_cpu``)."""
     from quantsweep.decide.confirm import confirm_finalists
     from quantsweep.decide.sequential import make_design

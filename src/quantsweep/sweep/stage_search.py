@@ -193,8 +193,7 @@ def search(r: StepStore, cfg: SweepConfig, plan: list[Any], ctx: Any, inp: Input
     def four_bit_search() -> dict[str, Any]:
         """The 4-bit families' purpose is size: the fewest convs kept at 8 bits that keep ``--w4-budget``
         (same probes and rule as the speed search, on the search subset). No speed-up is required and
-        probes are not timed: the target may not even run them (OpenVINO cannot compile the demo's
-        4-bit file; it is scored on ONNX Runtime)."""
+        probes are not timed (a runtime that cannot load an INT4 file scores them on ONNX Runtime)."""
         rule = within_budget(cfg.w4_budget, shrink)
         out: dict[str, Any] = {"budget_points": cfg.w4_budget, "placements": [], "trace": []}
         for s0 in plan:
