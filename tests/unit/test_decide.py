@@ -1,13 +1,13 @@
 """The recommendation: fastest candidate within the accuracy budget, or an honest 'stay on FP32'."""
 
-from quantsweep.decide.decision import decide
+from quantsweep.decide.decision import decide, finalists
 from quantsweep.report.table import Row
 
 
 def _row(name, p50, low, backend="ort-cpu", delta=None, **extra):
     return Row(candidate=name, scheme="s", precision="int8", backend=backend, latency_p50_ms=p50, delta_ci95_low=low,
-               delta_map50_95=low if delta is None else delta, speedup_vs_fp32=10.0 / p50, label="accelerated",
-               **extra)
+               delta_map50_95=low if delta is None else delta, speedup_vs_fp32=10.0 / p50,
+               label=extra.pop("label", "accelerated"), **extra)
 
 
 def test_fastest_within_budget_is_recommended():
@@ -86,3 +86,11 @@ def test_a_collapse_names_the_runtime_or_the_quantization():
     assert "the runtime miscomputes this file" in runtime and "-0.82 points" in runtime
     quantization = blame("lost 26.4 points", {"provider": "ONNX Runtime CPU", "delta": -0.25})
     assert "the quantization loses it" in quantization and "-25.00 points" in quantization
+
+
+def test_an_emulated_candidate_is_never_the_speed_pick():
+    """A runtime that computes the float graph on dequantized values (OpenVINO on an INT4 W4A16 file)
+    times it like FP32: a 1.003x ratio is noise, not a reason to deploy it."""
+    rows = [_row("fp32", 10.0, 0.0), _row("w4a16", 9.97, -0.001, label="emulated"), _row("int8", 8.0, -0.005)]
+    d = decide(rows, 1.0, "ort-cpu")
+    assert d.candidate == "int8" and [r.candidate for r in finalists(rows, 1.0, "ort-cpu", 3)] == ["int8"]
