@@ -228,3 +228,26 @@ def test_the_four_bit_size_picks_are_confirmed_smallest_first_against_their_own_
     assert on_cpu == ["small"]
     built["large"]["error"] = "build failed"
     assert _confirm_four_bit(SimpleNamespace(dir=tmp_path), cfg, built, chunks, [2, 4], score)["finalists"] == ["small"]
+
+
+def test_each_four_bit_pick_is_judged_against_its_family_s_budget(tmp_path):
+    """W4A8 carries int8 activations on top of its 4-bit weights: the search records its own budget
+    (--w4a8-budget) on its placement, and the held-out verdict uses it."""
+    import json
+    from types import SimpleNamespace
+
+    from quantsweep.sweep.config import SweepConfig
+    from quantsweep.sweep.stage_decide import _confirm_four_bit
+
+    (tmp_path / "w4a8.onnx").write_bytes(b"0" * 10)
+    (tmp_path / "search.json").write_text(json.dumps({"four_bit": {"placements": [
+        {"placement": "w4a8-graph-gptq", "best": "w4a8", "budget_points": 3.5}]}}))
+    built = {"w4a8": {"onnx": tmp_path / "w4a8.onnx"}}
+
+    def score(name, ids):  # loses 2.5 points, sharply measured
+        return -0.025, -0.026, -0.024, 0.0005
+
+    out = _confirm_four_bit(SimpleNamespace(dir=tmp_path), SweepConfig(w4_budget=2.0, w4a8_budget=3.5), built,
+                            [[1, 2], [3, 4]], [2, 4], score)
+    assert out["results"][0]["verdict"] == "pass" and out["results"][0]["budget_points"] == 3.5
+    assert out["w4a8_budget_points"] == 3.5 and out["budget_points"] == 2.0

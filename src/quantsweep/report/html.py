@@ -168,14 +168,17 @@ def _four_bit_html(four: dict[str, Any] | None) -> str:
         best = probes.get(p.get("best") or "")
         got = (f" → <b>{_E(p['best'])}</b> ({best['k']} conv(s) kept at 8 bits, "
                f"{points(best['delta'], best['low'], best['high'])} points)" if best else " → none within the budget")
-        items.append(f"<li><b>{_E(p['placement'])}</b> ({p.get('size_mb') or '?'} MB at K=0): "
+        items.append(f"<li><b>{_E(p['placement'])}</b> ({p.get('size_mb') or '?'} MB at K=0, budget "
+                     f"{p.get('budget_points', four['budget_points']):g} points): "
                      f"{_E(p.get('stopped', ''))}{got}</li>")
     held_out = "".join(f"<li><b>{_E(c['candidate'])}</b>: {_E(c['verdict'])} at {c['images']} held-out images, "
                        f"Δ {points(c['delta'], c['low'], c['high'])} points</li>"
                        for c in (four.get("confirmation") or {}).get("results", []))
-    return (f"<h3>Four-bit candidates (for size): fewest 8-bit convs within {four['budget_points']:g} points</h3>"
+    return (f"<h3>Four-bit candidates (for size): fewest 8-bit convs within their budget</h3>"
             f"<p>{four['evaluations']} probe(s) beyond K=0, same rule as above with the 4-bit budget "
-            "(<code>--w4-budget</code>); sizes of every probe are in the table below.</p>"
+            f"(<code>--w4-budget</code> {four['budget_points']:g} points; W4A8, whose int8 activations cost on top, "
+            f"<code>--w4a8-budget</code> {four.get('w4a8_budget_points', four['budget_points']):g}); sizes of every "
+            "probe are in the table below.</p>"
             f"<ul>{''.join(items)}</ul>"
             + (f"<p>Re-scored on the held-out confirmation images (smallest file first, own design):</p>"
                f"<ul>{held_out}</ul>" if held_out else ""))

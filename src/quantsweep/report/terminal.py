@@ -112,7 +112,8 @@ def terminal_summary(summary: dict[str, Any], run_dir: Path, width: int = 100) -
                          f"Δ {points(c['delta'], c['low'], c['high'])}")
     four = conf.get("four_bit") or {}
     for c in four.get("results", []):  # the 4-bit size picks, against their own budget
-        lines.append(f"Four-bit for size: {c['candidate']} {c['verdict']} within {four['budget_points']:g} points at "
+        lines.append(f"Four-bit for size: {c['candidate']} {c['verdict']} within "
+                     f"{c.get('budget_points', four['budget_points']):g} points at "
                      f"{c['images']} held-out images, Δ {points(c['delta'], c['low'], c['high'])}")
     if conf.get("design"):
         d = conf["design"]

@@ -46,6 +46,8 @@ class SweepConfig:
     batches: tuple[int, ...] = (1,)
     budget: float = 1.0  # max mAP50-95 loss in points for the recommendation
     w4_budget: float = 2.0  # 4-bit candidates (for size): max loss in points; their 8-bit convs are searched for it
+    # W4A8's own: its int8 activations cost on top of the 4-bit weights (INT8 alone: -0.8 on a real YOLOv5n)
+    w4a8_budget: float = 3.5
     target_backend: str | None = None
     sensitivity_images: int = 2
     sensitivity_probe_top: int = 32  # nodes measured exactly after the local-error screen; 0 = all
@@ -121,9 +123,10 @@ class SweepConfig:
         if not isinstance(self.bootstrap, int) or self.bootstrap < 200:
             raise QuantsweepError(f"bootstrap must be at least 200 resamples (got {self.bootstrap!r})",
                                   "use the default 2000 (a 100-image pair takes well under a second)", "bootstrap")
-        if self.w4_budget < 0:
-            raise QuantsweepError(f"w4_budget must be >= 0 mAP points (got {self.w4_budget})", "use e.g. w4_budget 2.0",
-                                  "w4_budget")
+        for key, example in (("w4_budget", 2.0), ("w4a8_budget", 3.5)):
+            if getattr(self, key) < 0:
+                raise QuantsweepError(f"{key} must be >= 0 mAP points (got {getattr(self, key)})",
+                                      f"use e.g. {key} {example}", key)
         if self.budget < 0:
             raise QuantsweepError(f"budget must be >= 0 mAP points (got {self.budget})", "use e.g. budget 1.0", "budget")
 

@@ -192,17 +192,20 @@ def search(r: StepStore, cfg: SweepConfig, plan: list[Any], ctx: Any, inp: Input
 
     def four_bit_search() -> dict[str, Any]:
         """The 4-bit families' purpose is size: the fewest convs kept at 8 bits that keep ``--w4-budget``
+        (``--w4a8-budget`` for W4A8)
         (same probes and rule as the speed search, on the search subset). No speed-up is required and
         probes are not timed (a runtime that cannot load an INT4 file scores them on ONNX Runtime)."""
-        rule = within_budget(cfg.w4_budget, shrink)
-        out: dict[str, Any] = {"budget_points": cfg.w4_budget, "placements": [], "trace": []}
+        out: dict[str, Any] = {"budget_points": cfg.w4_budget, "w4a8_budget_points": cfg.w4a8_budget,
+                               "placements": [], "trace": []}
         for s0 in plan:
             entry = built.get(s0.name) or {}
             if not (s0.k == 0 and s0.registry in K_SCHEMES and getattr(s0, "weight_bits", 8) == 4
                     and s0.head_policy and entry.get("metrics") and not entry.get("error")):
                 continue
             row0 = on_target.get(s0.name)
-            item: dict[str, Any] = {"placement": s0.registry, "k0": s0.name,
+            budget = cfg.w4a8_budget if getattr(s0, "act_bits", None) else cfg.w4_budget
+            rule = within_budget(budget, shrink)
+            item: dict[str, Any] = {"placement": s0.registry, "k0": s0.name, "budget_points": budget,
                                     "size_mb": row0.size_mb if row0 is not None else None}
             out["placements"].append(item)
             p0 = measured(s0.name, 0)
@@ -214,7 +217,7 @@ def search(r: StepStore, cfg: SweepConfig, plan: list[Any], ctx: Any, inp: Input
             # 8-bit convs close little of the gap and many more close it (real YOLOv5n W4A8: K=2 closed
             # a fifth, K=32 all of it); the probes are untimed, and --max-evals caps them
             search_family(s0, p0, item, rule, None, cfg.max_evals, out["trace"], timed=False,
-                          rule_points=cfg.w4_budget)
+                          rule_points=budget)
         out["evaluations"] = len([t for t in out["trace"] if t["k"] > 0])
         return out
 
