@@ -238,15 +238,14 @@ def _unpacked(model):
     m.CopyFrom(model)
     inits = {i.name: numpy_helper.to_array(i) for i in m.graph.initializer}
     values = dict(inits)
-    folded = [n for n in m.graph.node if all(i in values for i in n.input) and n.op_type in ("Cast", "Mul", "Reshape")]
-    while folded:
+    to = {TensorProto.INT32: np.int32, TensorProto.INT8: np.int8, TensorProto.FLOAT: np.float32}
+    while folded := [n for n in m.graph.node
+                     if n.op_type in ("Cast", "Mul", "Reshape") and all(i in values for i in n.input)]:
         for n in folded:
             a = [values[i] for i in n.input]
-            to = {TensorProto.INT32: np.int32, TensorProto.INT8: np.int8, TensorProto.FLOAT: np.float32}
             values[n.output[0]] = (a[0].astype(to[n.attribute[0].i]) if n.op_type == "Cast" else
                                    a[0] * a[1] if n.op_type == "Mul" else a[0].reshape(a[1]))
             m.graph.node.remove(n)
-        folded = [n for n in m.graph.node if all(i in values for i in n.input) and n.op_type in ("Cast", "Mul", "Reshape")]
     used = {i for n in m.graph.node for i in n.input}
     del m.graph.initializer[:]
     m.graph.initializer.extend(numpy_helper.from_array(np.asarray(v), k) for k, v in values.items() if k in used)

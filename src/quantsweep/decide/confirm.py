@@ -27,7 +27,7 @@ import dataclasses
 import functools
 import itertools
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -130,13 +130,15 @@ def confirm_adaptively(candidate: str, chunks: Sequence[Sequence[int]], score: S
 
 
 def confirm_finalists(finalists: Sequence[str], chunks: Sequence[Sequence[int]],
-                      score: Callable[[str, list[int]], tuple[float, float, float, float]], budget_points: float,
-                      design: Design) -> list[Confirmation]:
-    """Confirm ``finalists`` (fastest first) until one passes; an unscorable one is an ``error`` verdict."""
+                      score: Callable[[str, list[int]], tuple[float, float, float, float]],
+                      budget_points: float | Mapping[str, float], design: Design) -> list[Confirmation]:
+    """Confirm ``finalists`` (fastest first) until one passes; an unscorable one is an ``error`` verdict.
+    ``budget_points``: one budget, or each finalist's own (the 4-bit families')."""
     out: list[Confirmation] = []
     for name in finalists:
+        budget = budget_points if isinstance(budget_points, (int, float)) else budget_points[name]
         try:
-            c = confirm_adaptively(name, chunks, functools.partial(score, name), budget_points, design)
+            c = confirm_adaptively(name, chunks, functools.partial(score, name), budget, design)
         except Exception as exc:  # noqa: BLE001 - a finalist that cannot be scored is a verdict, not a crash
             from quantsweep.errors import first_line
 

@@ -202,9 +202,16 @@ def int8_to_int4_initializers(model: Any, min_elements: int = 16, group: int = 0
         if not users or any(u.op_type != "DequantizeLinear" or j != 0 for u, j in users):
             continue
         a = numpy_helper.to_array(init)
+        if a.min() >= -8 and a.max() <= 7:  # 4-bit values as they are
+            model.graph.initializer.remove(init)
+            model.graph.initializer.append(numpy_helper.from_array(a.astype(ml_dtypes.int4), f"{init.name}_int4"))
+            casts.append(helper.make_node("Cast", [f"{init.name}_int4"], [init.name], name=f"{init.name}_Cast",
+                                          to=TensorProto.INT8))
+            moved += 1
+            continue
         block = block_for(int(np.prod(a.shape[1:])), group) if group and a.ndim >= 2 else 0
         factors = _factor_blocks(a.reshape(len(a), -1), block, max_mult) if block else None
-        if factors is not None and (a.min() < -8 or a.max() > 7):
+        if factors is not None:  # 4-bit values times one multiplier per block
             q3, m = factors
             t = f"qs_w4/{moved}"  # short names: five nodes per weight, each name stored three times
             model.graph.initializer.remove(init)
@@ -218,14 +225,6 @@ def int8_to_int4_initializers(model: Any, min_elements: int = 16, group: int = 0
                       helper.make_node("Reshape", [f"{t}/v32", f"{t}/shape"], [f"{t}/v"], name=f"{t}/reshape"),
                       helper.make_node("Cast", [f"{t}/v"], [init.name], name=f"{t}/c8", to=TensorProto.INT8)]
             moved += 1
-            continue
-        if a.min() < -8 or a.max() > 7:
-            continue
-        model.graph.initializer.remove(init)
-        model.graph.initializer.append(numpy_helper.from_array(a.astype(ml_dtypes.int4), f"{init.name}_int4"))
-        casts.append(helper.make_node("Cast", [f"{init.name}_int4"], [init.name], name=f"{init.name}_Cast",
-                                      to=TensorProto.INT8))
-        moved += 1
     nodes = casts + list(model.graph.node)
     del model.graph.node[:]
     model.graph.node.extend(nodes)
@@ -422,8 +421,8 @@ class GraphWeightOnly:
             # W4A8: the int8 weights ONNX Runtime's kernels read become INT4 + Cast here, after the
             # clean-up (which would fold the Cast of a constant back into an int8 initializer)
             model, note = _to_int4_opset(model)
-            moved = 0 if note else int8_to_int4_initializers(model, group=self.group_size,
-                                                                  max_mult=int(settings.get("group_multiplier_max") or 15))
+            # the smallest multiplier that divides a block is found again (at most the build's, <= 15: UINT4)
+            moved = 0 if note else int8_to_int4_initializers(model, group=self.group_size)
             how = ("INT4 values x UINT4 group multipliers, multiplied back to int8 (Cast, Mul, Reshape, Cast)"
                    if self.group_size else "a Cast to int8")
             settings["storage"] = (f"INT4 initializers ({moved} conv weights; {how} before ONNX Runtime's "
@@ -498,10 +497,9 @@ class GraphWeightOnly:
                                              fp16_scales=self.scale_dtype == "fp16")
                 q, scale = q2.reshape(w.shape), groups[:, 0]
                 full = np.repeat(groups, block, axis=1) if block else scale
-            elif self.act_bits and bits == 4 and self.group_size and n.op_type == "Conv" and axis == 0 \
-                    and block_for(w[0].size, self.group_size):
+            elif self.act_bits and bits == 4 and n.op_type == "Conv" and axis == 0 \
+                    and (block := block_for(w[0].size, self.group_size)):
                 # W4A8 groups: integer multipliers on one row scale, so the int8 kernels still apply
-                block = block_for(w[0].size, self.group_size)
                 q2, scale, mult_b = quantize_progressive(w.reshape(len(w), -1), block, max_mult, mse,
                                                          fp16_scales=self.scale_dtype == "fp16")
                 mult = np.repeat(mult_b.astype(np.int32), block, axis=1)

@@ -30,7 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Probe", "SearchResult", "predicted_k", "search_k", "within_budget"]
+__all__ = ["Probe", "SearchResult", "expected_low", "predicted_k", "search_k", "within_budget"]
 
 
 @dataclass(frozen=True)
@@ -52,6 +52,14 @@ class Probe:
     error: str | None = None
 
 
+def expected_low(p: Probe, shrink: float) -> float | None:
+    """The lower bound ``p`` leaves expected on the confirmation images: ``delta - shrink * (delta -
+    low)`` (the point estimate when there is no interval); None without a measured delta."""
+    if p.delta is None:
+        return None
+    return p.delta - shrink * (p.delta - p.low) if p.low is not None else p.delta
+
+
 def within_budget(budget_points: float, shrink: float = 0.0) -> Callable[[Probe], bool]:
     """A probe qualifies when ``delta - shrink * (delta - low)`` keeps the budget.
 
@@ -59,10 +67,8 @@ def within_budget(budget_points: float, shrink: float = 0.0) -> Callable[[Probe]
     ``sqrt(n_search / n_confirm)`` the lower bound expected on ``n_confirm`` confirmation images.
     """
     def accept(p: Probe) -> bool:
-        if p.error is not None or p.delta is None:
-            return False
-        low = p.delta - shrink * (p.delta - p.low) if p.low is not None else p.delta
-        return low >= -budget_points / 100.0 - 1e-12
+        low = expected_low(p, shrink)
+        return p.error is None and low is not None and low >= -budget_points / 100.0 - 1e-12
 
     return accept
 
@@ -157,10 +163,8 @@ def predicted_k(sensitivity: dict[str, Any], p0: Probe, budget_points: float, sh
         2
     """
     full = float(sensitivity.get("damage_full") or 0.0)
-    if p0.delta is None or full <= 0:
-        return 1
-    low = p0.delta - shrink * (p0.delta - p0.low) if p0.low is not None else p0.delta
-    if low >= -budget_points / 100:
+    low = expected_low(p0, shrink)
+    if low is None or full <= 0 or low >= -budget_points / 100:
         return 1
     need = 1.0 - (budget_points / 100) / -low  # the share of the damage that must go
     removed, k = 0.0, 0

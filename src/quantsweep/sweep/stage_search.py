@@ -45,7 +45,7 @@ def search(r: StepStore, cfg: SweepConfig, plan: list[Any], ctx: Any, inp: Input
     from quantsweep.files import ModelFile, file_hash
     from quantsweep.report.table import summary_rows
     from quantsweep.schemes import make_scheme
-    from quantsweep.sweep.search import Probe, predicted_k, search_k, within_budget
+    from quantsweep.sweep.search import Probe, expected_low, predicted_k, search_k, within_budget
 
     rows = summary_rows(built, benches)
     fp32_metrics = built.get("fp32", {}).get("metrics")
@@ -103,10 +103,9 @@ def search(r: StepStore, cfg: SweepConfig, plan: list[Any], ctx: Any, inp: Input
                   rule: Any = None) -> None:
         b = ((benches[target].get(name) or {}).get("rows") or [{}])[0]
         steps = r.seconds()
+        low = expected_low(p, shrink) if p.low is not None else None  # no interval: nothing expected
         (trace if into is None else into).append({"placement": fam, "candidate": name, "k": p.k, "kept_float": kept, "delta": p.delta,
-                      "low": p.low, "high": p.high,
-                      "expected_low": (None if p.delta is None or p.low is None
-                                       else round(p.delta - shrink * (p.delta - p.low), 5)),
+                      "low": p.low, "high": p.high, "expected_low": None if low is None else round(low, 5),
                       "qualifies": (rule or accept)(p), "latency_ms": b.get("latency_p50_ms"),
                       "speedup_vs_fp32": b.get("speedup_vs_fp32"), "label": b.get("label"), "error": p.error,
                       "size_mb": size_mb(name),
@@ -192,8 +191,7 @@ def search(r: StepStore, cfg: SweepConfig, plan: list[Any], ctx: Any, inp: Input
 
     def four_bit_search() -> dict[str, Any]:
         """The 4-bit families' purpose is size: the fewest convs kept at 8 bits that keep ``--w4-budget``
-        (``--w4a8-budget`` for W4A8)
-        (same probes and rule as the speed search, on the search subset). No speed-up is required and
+        (``--w4a8-budget`` for W4A8), with the same probes and rule as the speed search, on the search subset. No speed-up is required and
         probes are not timed (a runtime that cannot load an INT4 file scores them on ONNX Runtime)."""
         out: dict[str, Any] = {"budget_points": cfg.w4_budget, "w4a8_budget_points": cfg.w4a8_budget,
                                "placements": [], "trace": []}
