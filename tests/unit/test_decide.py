@@ -26,8 +26,21 @@ def test_no_qualifier_says_which_faster_candidate_misses_and_by_how_much():
     d = decide(rows, budget_points=1.0)
     assert d.candidate == "fp32" and d.closest == "near"
     assert "closest: near (1.11× FP32, CI lower bound -1.05 points, 0.05 over the budget)" in d.reason
-    assert "within the budget but not faster than FP32: slow-but-accurate (12.00 ms p50 vs 10.00)" in d.reason
+    assert ("within the budget but not measurably faster than FP32: slow-but-accurate (12.00 ms p50 vs 10.00, 0.83×)"
+            in d.reason)
     assert [r.candidate for r in d.mark(rows) if r.recommended] == ["fp32"]
+
+
+def test_a_speed_up_whose_interval_straddles_one_is_noise_not_a_reason_to_quantize():
+    # real YOLOv5n on OpenVINO: an INT8 placement timed 1.01x in one run and 0.99x in the next
+    noisy = _row("noisy", 9.7, -0.002, speedup_ci95_low=0.97, speedup_ci95_high=1.06)
+    d = decide([_row("fp32", 10.0, 0.0), noisy], budget_points=1.0)
+    assert d.candidate == "fp32" and d.closest == "noisy"
+    assert "not measurably faster than FP32: noisy (9.70 ms p50 vs 10.00, 1.03× [0.97, 1.06])" in d.reason
+    sure = _row("sure", 9.7, -0.002, speedup_ci95_low=1.01, speedup_ci95_high=1.05)
+    d = decide([_row("fp32", 10.0, 0.0), noisy, sure], budget_points=1.0)
+    assert d.candidate == "sure" and "1.03× [1.01, 1.05] FP32" in d.reason
+    assert [r.candidate for r in finalists([_row("fp32", 10.0, 0.0), noisy, sure], 1.0, "ort-cpu", 3)] == ["sure"]
 
 
 def test_target_backend_defaults_to_where_fp32_is_fastest():

@@ -1,11 +1,12 @@
 """Honest labels from the graph ORT really runs, and failure-as-a-row benchmarking."""
 
+import numpy as np
 import pytest
 from tests.conftest import tiny_convnet as _tiny_convnet
 from tests.conftest import tiny_ort_int8
 
-from quantsweep.bench.measure import benchmark
-from quantsweep.bench.timing import summarize
+from quantsweep.bench.measure import bench_markdown, benchmark
+from quantsweep.bench.timing import speedup_interval, summarize
 from quantsweep.errors import QuantsweepError
 from quantsweep.runtimes.base import BenchSettings
 from quantsweep.runtimes.tensorrt import label_from_trt_layers
@@ -54,6 +55,8 @@ def test_labels_come_from_the_optimized_graph(tiny_models):
     for r in res["rows"]:
         for key in ("latency_p50_ms", "latency_p90_ms", "latency_p99_ms", "throughput_ips", "speedup_vs_fp32"):
             assert r[key] is not None and r[key] > 0
+        if r["candidate"] != "fp32":  # 5 rounds: too few for a 95 % interval on the speed-up
+            assert r["speedup_ci95_low"] is None and r["speedup_ci95_high"] is None
         assert r["error"] is None and r["input_shape"] == [1, 3, 32, 32]
     assert res["env"]["cpu"]["flags"] and "onnxruntime" in res["rows"][0]["runtime"]
 
@@ -67,6 +70,15 @@ def test_a_failing_model_or_backend_is_a_row(tiny_ort, tmp_path):
     assert rows[("fp32", "ort-cpu")]["error"] is None and rows[("fp32", "ort-cpu")]["samples"] == 3
     assert rows[("broken", "ort-cpu")]["label"] == "unsupported" and "broken.onnx" in rows[("broken", "ort-cpu")]["error"]
     assert "not available here" in rows[("fp32", "tensorrt")]["error"]
+
+
+def test_a_candidate_row_carries_its_speed_up_interval(tiny_ort):
+    res = benchmark([("fp32", tiny_ort / "fp32.onnx"), ("same", tiny_ort / "fp32.onnx")],
+                    BenchSettings(iters=12, warmup=1))
+    fp32, same = res["rows"]
+    assert fp32["speedup_ci95_low"] is None  # the reference has no speed-up over itself
+    assert 0 < same["speedup_ci95_low"] <= same["speedup_ci95_high"]  # order statistics of the paired ratios
+    assert "[" in bench_markdown(res, "fp32").splitlines()[-1]
 
 
 def test_fixed_batch_is_reported_not_crashed(tiny_ort):
@@ -83,6 +95,23 @@ def test_timing_summary_is_pure_and_named():
     s = summarize([10.0] * 9 + [100.0], batch=8)
     assert s["latency_p50_ms"] == 10.0 and s["latency_min_ms"] == 10.0 and s["throughput_ips"] == 800.0
     assert s["latency_p99_ms"] > 90 and s["samples"] == 10
+
+
+def test_speedup_interval_pairs_the_rounds_and_covers_the_true_ratio():
+    rng = np.random.default_rng(0)
+    # the machine's slow phases hit both models of a round: pairing cancels them, so a steady 1.25x
+    # is resolved even when the rounds' own latencies vary by 2x
+    phase = rng.uniform(1.0, 2.0, 40)
+    low, high = speedup_interval(10.0 * phase, 8.0 * phase)
+    assert low == high == 1.25
+    # no true difference: the 95 % interval contains 1 in about 95 % of benches (measured coverage)
+    hits = 0
+    for _ in range(1000):
+        ref, cand = rng.lognormal(0.0, 0.1, 30), rng.lognormal(0.0, 0.1, 30)
+        lo, hi = speedup_interval(ref, cand)
+        hits += lo <= 1.0 <= hi
+    assert 0.93 <= hits / 1000 <= 0.995
+    assert speedup_interval([10.0] * 5, [9.0] * 5) is None  # five rounds cannot give a 95 % interval
 
 
 def test_trt_labels_and_command():

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from quantsweep import __version__
-from quantsweep.bench.timing import SPREAD_WARN, summarize
+from quantsweep.bench.timing import SPREAD_WARN, speedup_interval, speedup_text, summarize
 from quantsweep.env import collect_env
 from quantsweep.errors import QuantsweepError, first_line
 from quantsweep.runtimes import RUNTIMES, check_runtimes
@@ -37,7 +37,8 @@ def bench_markdown(result: dict[str, Any], reference: str) -> str:
     """The bench JSON as a Markdown table (what was measured, on what, with which settings)."""
     s, cpu = result["settings"], result["env"]["cpu"]
     lines = [f"latency per batch on {cpu['model']} ({cpu['physical_cores']} cores, VNNI {cpu['vnni']}), "
-             f"interleaved rounds, warmup {s['warmup']}; speed-up vs {reference} on the same backend and batch:",
+             f"interleaved rounds, warmup {s['warmup']}; speed-up vs {reference} on the same backend and batch "
+             "(ratio of p50s; [95 % interval of the rounds' paired ratios]):",
              "| candidate | backend | batch | label | p50 ms ↓ | p90 ms ↓ | p99 ms ↓ | min ms ↓ | spread ↓ | img/s ↑ "
              "| speed-up ↑ | error |", "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in result["rows"]:
@@ -46,7 +47,8 @@ def bench_markdown(result: dict[str, Any], reference: str) -> str:
         else:
             lines.append(f"| {r['candidate']} | {r['backend']} | {r['batch']} | {r['label']} | {r['latency_p50_ms']:.2f} | "
                          f"{r['latency_p90_ms']:.2f} | {r['latency_p99_ms']:.2f} | {r['latency_min_ms']:.2f} | "
-                         f"{r['spread']:.0%} | {r['throughput_ips']:.1f} | {r['speedup_vs_fp32']:.2f}× | |")
+                         f"{r['spread']:.0%} | {r['throughput_ips']:.1f} | "
+                         f"{speedup_text(r['speedup_vs_fp32'], r.get('speedup_ci95_low'), r.get('speedup_ci95_high'))} | |")
     return "\n".join(lines)
 
 
@@ -147,6 +149,9 @@ def _measure_group(models: Sequence[tuple[str, Path]], backend: Runtime, batch: 
         stats = summarize(s, batch)
         rows[n].update(stats)
         rows[n]["speedup_vs_fp32"] = round(ref["latency_p50_ms"] / stats["latency_p50_ms"], 3) if ref else None
+        # the speed-up's 95 % interval from the rounds' paired ratios (None for the reference itself)
+        ci = speedup_interval(samples[ref_name], s) if ref and n != ref_name else None
+        rows[n]["speedup_ci95_low"], rows[n]["speedup_ci95_high"] = ci if ci else (None, None)
         if stats["spread"] > SPREAD_WARN:
             warnings.append(f"{n} on {backend.name} batch {batch}: spread {stats['spread']:.0%} exceeds "
                             f"{SPREAD_WARN:.0%}; the machine is noisy")

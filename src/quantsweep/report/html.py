@@ -19,6 +19,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from quantsweep.bench.timing import speedup_text
 from quantsweep.files import atomic_write_text
 from quantsweep.quantize.sensitivity import score_text
 from quantsweep.report.table import Decision, Row, points
@@ -33,6 +34,17 @@ def _img(path: Path, alt: str) -> str:
         return f"<p>({_E(alt)}: not produced)</p>"
     data = base64.b64encode(path.read_bytes()).decode()
     return f'<img alt="{_E(alt)}" src="data:image/png;base64,{data}">'
+
+
+def _speedup(r: Row) -> str:
+    return speedup_text(r.speedup_vs_fp32, r.speedup_ci95_low, r.speedup_ci95_high)
+
+
+def _ci(r: Row) -> str:
+    """`` [low, high] 95 %`` after a speed-up, when it was measured with an interval."""
+    if r.speedup_ci95_low is None or r.speedup_ci95_high is None:
+        return ""
+    return f" [{r.speedup_ci95_low:.2f}, {r.speedup_ci95_high:.2f}] (95 % over interleaved rounds)"
 
 
 def _pts(r: Row) -> str:
@@ -81,7 +93,7 @@ def _card(rows: list[Row], decision: Decision, budget: float, command: str | Non
              f"Best candidate, not confirmed: <code>{_E(chosen.candidate)}</code> on {_E(str(target))}")
     css = "card" if decision.status == "deploy" else "card stay"
     return f"""<section id="decision" class="{css}"><h1>{title}</h1>
-<table class="facts"><tr><th>speed-up</th><td><b>{chosen.speedup_vs_fp32:.2f}×</b> FP32 ({chosen.latency_p50_ms:.2f} ms p50,
+<table class="facts"><tr><th>speed-up</th><td><b>{chosen.speedup_vs_fp32:.2f}×</b> FP32{_ci(chosen)} ({chosen.latency_p50_ms:.2f} ms p50,
 {chosen.latency_p90_ms or 0:.2f} ms p90, batch {chosen.batch or 1}; interleaved with FP32 on this machine)</td></tr>
 <tr><th>ΔmAP50-95</th><td>{held}; search subset: {_pts(chosen)}</td></tr>
 <tr><th>how it runs</th><td>{_E(str(chosen.label))} on {_E(str(target))} (read from the executed graph)</td></tr>
@@ -199,13 +211,13 @@ def _table(rows: list[Row], target: str | None) -> str:
             body.append(
                 f'<tr class="{cls}"><td>{_E(r.candidate)}</td><td>{_E(r.precision)}</td><td>{r.k}</td>'
                 f"<td>{_E(str(r.label or ''))}</td><td>{'' if r.map50_95 is None else f'{r.map50_95:.4f}'}</td>"
-                f"<td>{_pts(r)}</td><td>{'' if r.speedup_vs_fp32 is None else f'{r.speedup_vs_fp32:.2f}×'}</td>"
+                f"<td>{_pts(r)}</td><td>{'' if r.speedup_vs_fp32 is None else _E(_speedup(r))}</td>"
                 f"<td>{'' if r.latency_p50_ms is None else f'{r.latency_p50_ms:.2f}'}</td>"
                 f"<td>{'' if r.size_mb is None else f'{r.size_mb:.2f}'}</td><td>{'✓' if r.pareto else ''}</td>"
                 f"<td>{_E(r.collapsed or '')}</td>{err_cell}</tr>")
         out.append(f"<h3>{_E(str(backend))}{' (the decision’s runtime)' if backend == target else ''}</h3>"
                    f'<table class="summary" id="summary-{_E(str(backend))}"><tr><th>candidate</th><th>precision</th>'
-                   "<th>K</th><th>label</th><th>mAP50-95 ↑</th><th>Δ points [95%] ↑</th><th>speed-up ↑</th>"
+                   "<th>K</th><th>label</th><th>mAP50-95 ↑</th><th>Δ points [95%] ↑</th><th>speed-up [95%] ↑</th>"
                    "<th>p50 ms ↓</th><th>MB ↓</th><th>Pareto</th><th>collapsed</th><th>error</th></tr>"
                    f"{''.join(body)}</table>")
     return '<div id="summary">' + "".join(out) + "</div>"

@@ -106,6 +106,8 @@ class Row:
     latency_p90_ms: float | None = None
     throughput_ips: float | None = None
     speedup_vs_fp32: float | None = None
+    speedup_ci95_low: float | None = None  # the speed-up's 95 % interval over interleaved rounds
+    speedup_ci95_high: float | None = None
     pareto: bool = False
     recommended: bool = False
     error: str | None = None
@@ -157,7 +159,8 @@ class Decision:
 COLUMNS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Row) if f.name not in ("batch", "ablation"))
 HIGHER_IS_BETTER = {"size_mb": False, "map50_95": True, "map50": True, "delta_map50_95": True,
                     "delta_ci95_low": True, "delta_ci95_high": True, "latency_p50_ms": False,
-                    "latency_p90_ms": False, "throughput_ips": True, "speedup_vs_fp32": True}
+                    "latency_p90_ms": False, "throughput_ips": True, "speedup_vs_fp32": True,
+                    "speedup_ci95_low": True, "speedup_ci95_high": True}
 
 
 def summary_rows(built: dict[str, Any], benches: dict[str, dict[str, Any]],
@@ -200,7 +203,9 @@ def summary_rows(built: dict[str, Any], benches: dict[str, dict[str, Any]],
                                     "latency_p50_ms": b.get("latency_p50_ms"),
                                     "latency_p90_ms": b.get("latency_p90_ms"),
                                     "throughput_ips": b.get("throughput_ips"),
-                                    "speedup_vs_fp32": b.get("speedup_vs_fp32"), "batch": b.get("batch")})
+                                    "speedup_vs_fp32": b.get("speedup_vs_fp32"),
+                                    "speedup_ci95_low": b.get("speedup_ci95_low"),
+                                    "speedup_ci95_high": b.get("speedup_ci95_high"), "batch": b.get("batch")})
         for pb in per_backend or [{}]:
             rows.append(Row(**{**common, **pb, "error": entry.get("error") or pb.get("error")}))
     return pareto_flags(rows)

@@ -14,6 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from quantsweep.bench.timing import speedup_text
 from quantsweep.files import ModelFile
 from quantsweep.report.table import points
 
@@ -28,7 +29,7 @@ def _clip(line: str, width: int) -> str:
 
 
 def _speed(r: dict[str, Any]) -> str:
-    return f"{r['speedup_vs_fp32']:.2f}×" if r.get("speedup_vs_fp32") is not None else "—"
+    return speedup_text(r.get("speedup_vs_fp32"), r.get("speedup_ci95_low"), r.get("speedup_ci95_high"))
 
 
 def _delta(r: dict[str, Any]) -> str:
@@ -47,7 +48,7 @@ def _ranked(rows: list[dict[str, Any]], backend: str, budget: float) -> list[dic
     on = [r for r in rows if r.get("backend") == backend and _deployable(r)]
 
     def useful(r: dict[str, Any]) -> bool:  # faster than FP32 and within the budget (point estimate)
-        return (r.get("speedup_vs_fp32") or 0.0) > 1.0 and (r.get("delta_map50_95") or -1.0) >= -budget / 100
+        return (r.get("speedup_ci95_low") or r.get("speedup_vs_fp32") or 0.0) > 1.0 and (r.get("delta_map50_95") or -1.0) >= -budget / 100
 
     return sorted(on, key=lambda r: (not useful(r), r.get("label") != "accelerated",
                                      -(r.get("speedup_vs_fp32") or 0.0)))

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from quantsweep.bench.timing import speedup_text
 from quantsweep.files import ModelFile, atomic_replace, atomic_write_json, atomic_write_text
 from quantsweep.report.ecosystem import ultralytics_layout, ultralytics_metadata
 from quantsweep.report.html import write_report
@@ -102,7 +103,7 @@ def hand_back(run_dir: Path, decision: Decision, rows: list[Row], image: Path | 
 
 {status}{decision.reason}
 
-Label on {decision.backend}: {row.label}; {row.latency_p50_ms} ms p50 per batch, {row.speedup_vs_fp32}× FP32 on the
+Label on {decision.backend}: {row.label}; {row.latency_p50_ms} ms p50 per batch, {speedup_text(row.speedup_vs_fp32, row.speedup_ci95_low, row.speedup_ci95_high)} FP32 on the
 machine that ran the sweep. The exact scheme (tool, settings, calibration, kept-float nodes) is in
 `{name}.scheme.json`. Input: letterboxed RGB, /255, NCHW float32 (as `quantsweep eval`).
 

@@ -28,7 +28,8 @@ def search(r: StepStore, cfg: SweepConfig, plan: list[Any], ctx: Any, inp: Input
     """The K search on the target runtime; probes join ``built`` and ``benches``; writes ``search.json``.
 
     Placements: the K-capable candidates (head policy on) that the target runs ``accelerated``
-    and faster than FP32, fastest first. A placement no faster at K=0 than a candidate already
+    and measurably faster than FP32 (:func:`~quantsweep.decide.decision.faster_than_fp32`: the
+    speed-up's interval above 1), fastest first. A placement no faster at K=0 than a candidate already
     found within the budget is not searched (restoring float nodes only slows it). Otherwise,
     when its K=0 candidate misses the budget, :func:`quantsweep.sweep.search.search_k` restores
     the ranking's most damaging nodes to float, each probe built, scored on the search subset and
@@ -41,9 +42,10 @@ def search(r: StepStore, cfg: SweepConfig, plan: list[Any], ctx: Any, inp: Input
     """
     import math
 
+    from quantsweep.decide.decision import faster_than_fp32
     from quantsweep.evaluate.bootstrap import bootstrap_map, delta_interval
     from quantsweep.files import ModelFile, file_hash
-    from quantsweep.report.table import summary_rows
+    from quantsweep.report.table import Row, summary_rows
     from quantsweep.schemes import make_scheme
     from quantsweep.sweep.search import Probe, expected_low, predicted_k, search_k, within_budget
 
@@ -90,8 +92,11 @@ def search(r: StepStore, cfg: SweepConfig, plan: list[Any], ctx: Any, inp: Input
             built[name]["error"] = built[name].get("error") or f"benchmark on {target} failed: {first_line(exc)}"
 
     def speed(name: str) -> float | None:
-        rows_ = (benches[target].get(name) or {}).get("rows") or [{}]
-        return rows_[0].get("speedup_vs_fp32")
+        """``name``'s speed-up on the target when it is measurably faster than FP32 there, else None."""
+        b = ((benches[target].get(name) or {}).get("rows") or [{}])[0]
+        row = Row(name, "", "", label=b.get("label"), speedup_vs_fp32=b.get("speedup_vs_fp32"),
+                  speedup_ci95_low=b.get("speedup_ci95_low"))
+        return row.speedup_vs_fp32 if faster_than_fp32(row) else None
 
     trace: list[dict[str, Any]] = []
 
@@ -107,7 +112,8 @@ def search(r: StepStore, cfg: SweepConfig, plan: list[Any], ctx: Any, inp: Input
         (trace if into is None else into).append({"placement": fam, "candidate": name, "k": p.k, "kept_float": kept, "delta": p.delta,
                       "low": p.low, "high": p.high, "expected_low": None if low is None else round(low, 5),
                       "qualifies": (rule or accept)(p), "latency_ms": b.get("latency_p50_ms"),
-                      "speedup_vs_fp32": b.get("speedup_vs_fp32"), "label": b.get("label"), "error": p.error,
+                      "speedup_vs_fp32": b.get("speedup_vs_fp32"), "speedup_ci95_low": b.get("speedup_ci95_low"),
+                      "speedup_ci95_high": b.get("speedup_ci95_high"), "label": b.get("label"), "error": p.error,
                       "size_mb": size_mb(name),
                       "seconds": round(sum(steps.get(f"{what}:{name}", 0.0) for what in ("build", "eval"))
                                        + steps.get(f"bench:{target}:{name}", 0.0), 2)})
@@ -223,7 +229,7 @@ def search(r: StepStore, cfg: SweepConfig, plan: list[Any], ctx: Any, inp: Input
     for s0 in plan:
         row0 = on_target.get(s0.name)
         if (s0.k == 0 and s0.registry in K_SCHEMES and s0.head_policy and row0 is not None
-                and row0.error is None and row0.label == "accelerated" and (row0.speedup_vs_fp32 or 0.0) > 1.0):
+                and row0.error is None and row0.label == "accelerated" and faster_than_fp32(row0)):
             placements.append((s0, row0))
     # nearest to the budget first (its search is likeliest to pay), then fastest; a placement that
     # makes no progress gives up after two probes, so a hopeless fast one cannot eat the cap
@@ -262,7 +268,7 @@ def search(r: StepStore, cfg: SweepConfig, plan: list[Any], ctx: Any, inp: Input
         left -= result.evaluations - 1
         if result.best is not None:
             sp = speed(item["best"])
-            if sp is not None and sp > 1.0 and (best is None or sp > best[1]):
+            if sp is not None and (best is None or sp > best[1]):
                 best = (item["best"], sp)
     record["four_bit"] = four_bit_search()
     # seconds the search's steps took (from the manifest, so a resumed run reports the same)
