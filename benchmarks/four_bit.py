@@ -38,8 +38,8 @@ def main() -> None:
                     "e.g. 0,32,64,128 (0: one scale per output channel)")
     ap.add_argument("--ks", default="0", help="for K-capable 4-bit schemes: convs kept at 8 bits by sensitivity, "
                     "e.g. 0,4,8 (the ranking is measured on the K=0 candidate)")
-    ap.add_argument("--sens-images", type=int, default=2, help="calibration images the sensitivity probes run on "
-                    "(quantsweep's default: 2)")
+    ap.add_argument("--sens-images", type=int, default=8, help="calibration images the sensitivity probes run on "
+                    "(quantsweep's default: 8)")
     ap.add_argument("--provider", default="cpu")
     ap.add_argument("--collapse", type=float, default=10.0, help="points lost that mark a collapse")
     ap.add_argument("--out", type=Path, default=Path("runs/bench-four-bit.json"))

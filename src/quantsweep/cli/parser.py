@@ -141,7 +141,7 @@ def build_parser(handlers: dict[str, Callable[[argparse.Namespace], int]]) -> ar
                    help="the same for W4A8, whose int8 activations cost on top of its 4-bit weights (default 3.5)")
     r.add_argument("--target-backend", help="backend the recommendation is for (default: fastest)")
     r.add_argument("--bench-seconds", type=float, help="timed seconds per model and backend (default 5)")
-    r.add_argument("--sensitivity-images", type=int, help="images for the sensitivity probe (default 2)")
+    r.add_argument("--sensitivity-images", type=int, help="images for the sensitivity probe (default 8)")
     r.add_argument("--sensitivity-probe-top", type=int,
                    help="nodes measured exactly after the local-error screen (default 32; 0 = every node)")
     r.add_argument("--bootstrap", type=int,
@@ -192,7 +192,7 @@ def build_parser(handlers: dict[str, Callable[[argparse.Namespace], int]]) -> ar
     s.add_argument("--precision", type=canonical_name, choices=sorted(K_SCHEMES), default="int8-qdq",
                    help="rank on the graph of this scheme (int8-qdq: ORT placement; int8-trt/fp8-qdq: ModelOpt)")
     add_calib_args(s)
-    s.add_argument("--images", type=int, default=2, help="calibration images used for the probe (default 2)")
+    s.add_argument("--images", type=int, default=8, help="calibration images used for the probe (default 8)")
     s.add_argument("--probe-top", type=int, default=32,
                    help="nodes measured exactly after the local-error screen (default 32; 0 = every node)")
     s.add_argument("--imgsz", type=int, default=640, help="export size when --model is a .pt")

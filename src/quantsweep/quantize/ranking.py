@@ -13,7 +13,7 @@ __all__ = ["compute_sensitivity"]
 
 
 def compute_sensitivity(fp32: Path, pt: Path | None, calib: CalibSet, scheme_name: str, work: Path,
-                        images: int = 2, probe_top: int = 32, qdq_model: Path | None = None,
+                        images: int = 8, probe_top: int = 32, qdq_model: Path | None = None,
                         threads: int | None = None) -> dict[str, Any]:
     """Build ``scheme_name``'s fully quantized (K=0) graph once and rank its nodes.
 
