@@ -52,3 +52,14 @@ def test_staying_on_fp32_says_so_and_why():
     text = terminal_summary(_summary(recommended=False), Path("r"), width=80)
     assert text.splitlines()[0].startswith("STAY ON FP32 (on openvino): fastest confirmed")
     assert max(map(len, text.splitlines())) <= 80
+
+
+def test_speed_ups_show_their_interval_and_an_empty_search_says_why():
+    s = _summary(recommended=False)
+    first = "int8-variant-with-a-long-name-k0"
+    s["rows"] = [{**r, "speedup_ci95_low": 1.41, "speedup_ci95_high": 1.58} if r["candidate"] == first else r
+                 for r in s["rows"]]
+    s["search"].update(placements=[], evaluations=0)
+    text = terminal_summary(s, Path("r"), width=200)
+    assert any(first in line and "1.50× [1.41, 1.58]" in line for line in text.splitlines())
+    assert "0 probe(s) beyond K=0 (cap 8), 61 s — no placement measurably faster than FP32 at K=0" in text

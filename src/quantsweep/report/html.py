@@ -154,10 +154,13 @@ def _search_html(search: dict[str, Any] | None) -> str:
                     f"{_E(p.get('stopped', ''))}{' → ' + _E(p['best']) if p.get('best') else ''}"
                     f"{_hedge_html(p.get('hedge'))}</li>"
                     for p in search["placements"])
+    stops = stops or ("<li>no placement: no K-capable candidate ran accelerated and measurably faster than FP32 "
+                      "at K=0 (its speed-up's 95 % interval above 1)</li>")
     body = []
     for t in search["trace"]:
         delta = points(t["delta"], t["low"], t["high"]) if t["delta"] is not None else _E(str(t["error"]))
-        speed = f"{t['speedup_vs_fp32']:.2f}×" if t.get("speedup_vs_fp32") else ""
+        speed = (speedup_text(t["speedup_vs_fp32"], t.get("speedup_ci95_low"), t.get("speedup_ci95_high"))
+                 if t.get("speedup_vs_fp32") else "")
         kept = _E(", ".join(t["kept_float"][-3:])) + (" …" if len(t["kept_float"]) > 3 else "")
         expected = "" if t["expected_low"] is None else f"{100 * t['expected_low']:+.2f}"
         body.append(f"<tr><td>{_E(t['placement'])}</td><td>{t['k']}</td><td>{delta}</td><td>{expected}</td>"

@@ -47,8 +47,10 @@ def _ranked(rows: list[dict[str, Any]], backend: str, budget: float) -> list[dic
     """Deployable rows on ``backend``: within the budget (point estimate) first, then by speed-up."""
     on = [r for r in rows if r.get("backend") == backend and _deployable(r)]
 
-    def useful(r: dict[str, Any]) -> bool:  # faster than FP32 and within the budget (point estimate)
-        return (r.get("speedup_ci95_low") or r.get("speedup_vs_fp32") or 0.0) > 1.0 and (r.get("delta_map50_95") or -1.0) >= -budget / 100
+    def useful(r: dict[str, Any]) -> bool:  # measurably faster than FP32, within the budget (point estimate)
+        speed = r.get("speedup_ci95_low") if r.get("speedup_ci95_low") is not None else r.get("speedup_vs_fp32")
+        delta = r.get("delta_map50_95")
+        return speed is not None and speed > 1.0 and delta is not None and delta >= -budget / 100
 
     return sorted(on, key=lambda r: (not useful(r), r.get("label") != "accelerated",
                                      -(r.get("speedup_vs_fp32") or 0.0)))
@@ -105,6 +107,7 @@ def terminal_summary(summary: dict[str, Any], run_dir: Path, width: int = 100) -
         stops = ", ".join(f"{p['placement']} {p.get('stopped', '')}".strip()
                           + (f" (+ hedge {p['hedge']['candidate']})" if isinstance(p.get("hedge"), dict) else "")
                           for p in search["placements"])
+        stops = stops or "no placement measurably faster than FP32 at K=0"
         lines.append(f"Search on {search['target']}: {search['evaluations']} probe(s) beyond K=0 "
                      f"(cap {search['max_evals']}), {search['seconds']:.0f} s — {stops}")
     for c in conf.get("results", []):
