@@ -131,9 +131,14 @@ def confirm_adaptively(candidate: str, chunks: Sequence[Sequence[int]], score: S
 
 def confirm_finalists(finalists: Sequence[str], chunks: Sequence[Sequence[int]],
                       score: Callable[[str, list[int]], tuple[float, float, float, float]],
-                      budget_points: float | Mapping[str, float], design: Design) -> list[Confirmation]:
-    """Confirm ``finalists`` (fastest first) until one passes; an unscorable one is an ``error`` verdict.
-    ``budget_points``: one budget, or each finalist's own (the 4-bit families')."""
+                      budget_points: float | Mapping[str, float], design: Design,
+                      every: bool = False) -> list[Confirmation]:
+    """Confirm ``finalists`` (fastest first) until one passes (``every``: each of them, when each is its own
+    question, as the 4-bit families are); an unscorable one is an ``error`` verdict.
+    ``budget_points``: one budget, or each finalist's own (the 4-bit families').
+
+    ``design`` must split its α over every finalist (:func:`~quantsweep.decide.sequential.make_design`
+    with their count), so stopping early or not changes no verdict's error rate."""
     out: list[Confirmation] = []
     for name in finalists:
         budget = budget_points if isinstance(budget_points, (int, float)) else budget_points[name]
@@ -144,6 +149,6 @@ def confirm_finalists(finalists: Sequence[str], chunks: Sequence[Sequence[int]],
 
             c = Confirmation(name, 0, 0.0, 0.0, 0.0, "error", error=first_line(exc))
         out.append(c)
-        if c.verdict == "pass":
+        if c.verdict == "pass" and not every:
             break
     return out

@@ -195,7 +195,7 @@ def _four_bit_html(four: dict[str, Any] | None) -> str:
             f"<code>--w4a8-budget</code> {four.get('w4a8_budget_points', four['budget_points']):g}); sizes of every "
             "probe are in the table below.</p>"
             f"<ul>{''.join(items)}</ul>"
-            + (f"<p>Re-scored on the held-out confirmation images (smallest file first, own design):</p>"
+            + (f"<p>Re-scored on the held-out confirmation images (each family's pick its own verdict, smallest file first, own design):</p>"
                f"<ul>{held_out}</ul>" if held_out else ""))
 
 

@@ -127,9 +127,10 @@ def _on_cpu(settings: Any) -> Any:
 def _confirm_four_bit(r: StepStore, cfg: SweepConfig, built: dict[str, Any], chunks: list[list[int]],
                       looks: list[int], score: Any, score_cpu: Any = None) -> dict[str, Any] | None:
     """The 4-bit size search's picks re-scored on the same held-out images against their family's budget
-    (``--w4-budget``; ``--w4a8-budget`` for W4A8), smallest file first until one passes, under their own
-    design (a separate question from the speed pick's: which small file keeps its budget), so a size pick
-    is a verdict too, not a search-subset estimate. A pick the target runtime could not score (a runtime that cannot load an INT4 file) is
+    (``--w4-budget``; ``--w4a8-budget`` for W4A8), each family's pick its own verdict (W4A16 and W4A8 are
+    different deployments: W4A8 runs on int8 kernels), smallest file first, under their own design (a
+    separate question from the speed pick's; α split over the picks), so a size pick is a verdict too,
+    not a search-subset estimate. A pick the target runtime could not score (a runtime that cannot load an INT4 file) is
     scored on ONNX Runtime CPU, and so is the FP32 it is paired with (``score_cpu``)."""
     from quantsweep.decide.confirm import confirm_finalists
     from quantsweep.decide.sequential import make_design
@@ -153,9 +154,9 @@ def _confirm_four_bit(r: StepStore, cfg: SweepConfig, built: dict[str, Any], chu
         return (score_cpu if score_cpu is not None and by is not None and by != fp32_by else score)(name, ids)
 
     results = [{**c.to_dict(), "budget_points": budgets[c.candidate]}
-               for c in confirm_finalists(picks, chunks, paired, budgets, design)]
-    return {"what": "the 4-bit size picks re-scored on the held-out images against their 4-bit budget, smallest "
-                    "file first until one passes, under their own design", "budget_points": cfg.w4_budget,
+               for c in confirm_finalists(picks, chunks, paired, budgets, design, every=True)]
+    return {"what": "the 4-bit size picks re-scored on the held-out images against their family's 4-bit budget, "
+                    "each its own verdict (smallest file first), under their own design", "budget_points": cfg.w4_budget,
             "w4a8_budget_points": cfg.w4a8_budget, "design": design.to_dict(), "finalists": picks,
             "results": results}
 
