@@ -40,6 +40,8 @@ def main() -> None:
                     "e.g. 0,4,8 (the ranking is measured on the K=0 candidate)")
     ap.add_argument("--sens-images", type=int, default=8, help="calibration images the sensitivity probes run on "
                     "(quantsweep's default: 8)")
+    ap.add_argument("--orders", default="density", help="for K>0: the ranking orders to compare, comma-separated: "
+                    "density (damage removed per weight element: quantsweep's order for 4-bit) and/or damage")
     ap.add_argument("--provider", default="cpu")
     ap.add_argument("--collapse", type=float, default=10.0, help="points lost that mark a collapse")
     ap.add_argument("--out", type=Path, default=Path("runs/bench-four-bit.json"))
@@ -78,48 +80,52 @@ def main() -> None:
         s = make_scheme(name, onnx_only=pt is None)
         return getattr(s, "weight_bits", 8) == 4 and hasattr(s, "group_size")
 
-    jobs = [(name, k, g) for name in args.schemes.split(",") for k in (ks if name in K_SCHEMES else [0])
-            for g in (groups if grouped(name) else [0])]
-    rankings: dict[str, list] = {}
-    for name, k, g in jobs:
+    orders = args.orders.split(",")
+    jobs = [(name, k, g, order) for name in args.schemes.split(",") for k in (ks if name in K_SCHEMES else [0])
+            for g in (groups if grouped(name) else [0]) for order in (orders if k else [""])]
+    rankings: dict[tuple[str, str], list] = {}
+    for name, k, g, order in jobs:
         scheme = make_scheme(name, onnx_only=pt is None, k=k, **({"group_size": g} if grouped(name) else {}))
         t = time.perf_counter()
         try:
-            if k and name not in rankings:
+            if k and (name, order) not in rankings:
                 k0 = work / "candidates" / f"{make_scheme(name, onnx_only=pt is None).name}.onnx"
-                rankings[name] = compute_sensitivity(fp32, pt, calib, scheme.registry, work / "work", args.sens_images,
-                                                     qdq_model=k0 if k0.exists() else None)["ranking"]
+                rankings[name, order] = compute_sensitivity(
+                    fp32, pt, calib, scheme.registry, work / "work", args.sens_images,
+                    qdq_model=k0 if k0.exists() else None, per_weight=order == "density")["ranking"]
             cand = materialize(scheme, BuildContext(fp32, pt, calib, work / "work"),
-                               work / ("candidates" if not g else f"candidates-g{g}"), rankings.get(name) if k else None)
+                               work / ("candidates" + (f"-g{g}" if g else "") + (f"-{order}" if k else "")),
+                               rankings.get((name, order)) if k else None)
         except Exception as exc:  # noqa: BLE001 - a row saying why
             rows.append({"scheme": scheme.name, "error": str(exc)[:200]})
             continue
         build_s = time.perf_counter() - t
-        m = evaluate(cand.model_path, ds, ids, settings, work / f"{scheme.name}-g{g}.metrics.json")
+        m = evaluate(cand.model_path, ds, ids, settings, work / f"{scheme.name}-g{g}-{order}.metrics.json")
         dets = json.loads(Path(m["detections_file"]).read_text())
         boot = bootstrap_map(ds.coco, {"fp32": base_dets, "cand": dets}, ids, 200, 0)["map50_95"]
         low, high = delta_interval(boot["cand"], boot["fp32"])
         delta = m["map50_95"] - base["map50_95"]
-        rows.append({"scheme": scheme.name, "group": g or "channel", "storage": cand.record["settings"].get("storage", ""),
+        rows.append({"scheme": scheme.name, "group": g or "channel", "order": order, "storage": cand.record["settings"].get("storage", ""),
                      "map50_95": m["map50_95"], "delta": delta, "low": low, "high": high,
                      "build_s": round(build_s, 1), "size_mb": cand.record["size_mb"],
                      "collapsed": -100 * delta > args.collapse,
                      "reconstruction": cand.record["settings"].get("reconstruction"),
                      "weights_8bit": len(cand.record["settings"].get("weights_8bit", [])),
-                     "ranked_weights_8bit": sum(e.get("weights", 0) for e in rankings.get(name, [])[:k])})
+                     "ranked_weights_8bit": sum(e.get("weight_elements", 0)
+                                                for e in rankings.get((name, order), [])[:k])})
     print(f"4-bit weights on {model.name}: {len(ids)} images of {ann.name}, {len(calib.ids)} calibration images "
           f"from {calib_dir}, scored by {args.provider}\n")
     ref_size = next((r["size_mb"] for r in rows if "size_mb" in r and str(r["scheme"]).startswith("int8")), None)
-    print("| scheme | scale groups | mAP50-95 | Δ points | 95% interval | build (s) | size (MB) | × INT8 size "
+    print("| scheme | scale groups | K order | mAP50-95 | Δ points | 95% interval | build (s) | size (MB) | × INT8 size "
           "| 8-bit convs | storage | |")
-    print("|---|---|---:|---:|---|---:|---:|---:|---:|---|---|")
+    print("|---|---|---|---:|---:|---|---:|---:|---:|---:|---|---|")
     for r in rows:
         if "error" in r:
-            print(f"| {r['scheme']} | | — | — | — | — | — | — | — | | {r['error']} |")
+            print(f"| {r['scheme']} | | | — | — | — | — | — | — | — | | {r['error']} |")
             continue
         interval = f"[{100 * r['low']:+.2f}, {100 * r['high']:+.2f}]" if "low" in r else ""
         ratio = f"{r['size_mb'] / ref_size:.2f}" if ref_size and r.get("size_mb") else ""
-        print(f"| {r['scheme']} | {r.get('group', '')} | {r['map50_95']:.4f} | {100 * r['delta']:+.2f} | {interval} | "
+        print(f"| {r['scheme']} | {r.get('group', '')} | {r.get('order', '')} | {r['map50_95']:.4f} | {100 * r['delta']:+.2f} | {interval} | "
               f"{r.get('build_s', '')} | {r.get('size_mb', '')} | {ratio} | {r.get('weights_8bit', '')} | "
               f"{r.get('storage', '')} | {'COLLAPSED' if r.get('collapsed') else ''} |")
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -74,3 +74,34 @@ def test_weights_only_gating_leaves_quantized_activations_quantized(tiny_int8):
     ranked = rank_nodes(fp32, q, x, "int8", exclude=set(), probe_top=None, weights_only=True)
     assert ranked["restores"].startswith("weights only") and len(ranked["ranking"]) == 3
 
+
+
+def test_per_weight_order_ranks_damage_removed_per_weight_element(tiny_int8):
+    """A 4-bit family's K set costs file size in proportion to the weights kept at 8 bits: its ranking
+    orders the measured nodes by damage removed per weight element (the greedy knapsack order)."""
+    import onnx
+    from onnx import numpy_helper
+
+    fp32, q, images = tiny_int8
+    x = images[:2]
+    by_damage = rank_nodes(fp32, q, x, "int8", exclude=set(), probe_top=None, weights_only=True)
+    # probe_top=1: the screen is skipped, every node is measured (a small conv that does much damage
+    # per byte has a small local error and would go unmeasured)
+    by_density = rank_nodes(fp32, q, x, "int8", exclude=set(), probe_top=1, weights_only=True, per_weight=True)
+    assert [r["method"] for r in by_density["ranking"]] == ["probe"] * 3
+    assert by_damage["order"] == "damage removed" and by_density["order"].startswith("damage removed per weight")
+    model = onnx.load(str(fp32))
+    weights = {i.name: numpy_helper.to_array(i).size for i in model.graph.initializer if len(i.dims) >= 2}
+    expected = {n.name: sum(weights.get(i, 0) for i in n.input) for n in model.graph.node if n.op_type == "Conv"}
+    score = {r["node"]: r["score"] for r in by_damage["ranking"]}
+    for r in by_density["ranking"]:
+        assert r["weight_elements"] == expected[r["node"]] > 0
+        assert r["score"] == pytest.approx(score[r["node"]])  # the same measurements, another order
+        assert r["density"] == pytest.approx(r["score"] / r["weight_elements"])
+    densities = [r["density"] for r in by_density["ranking"]]
+    assert densities == sorted(densities, reverse=True)
+    assert [r["score"] for r in by_damage["ranking"]] == sorted(score.values(), reverse=True)
+    assert [r["rank"] for r in by_density["ranking"]] == [1, 2, 3]
+    table = ranking_markdown(by_density)
+    assert "per weight element" in table and f"{by_density['ranking'][0]['weight_elements']:,} |" in table
+    assert "per weight element" not in ranking_markdown(by_damage)

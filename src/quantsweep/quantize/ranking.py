@@ -14,7 +14,7 @@ __all__ = ["compute_sensitivity"]
 
 def compute_sensitivity(fp32: Path, pt: Path | None, calib: CalibSet, scheme_name: str, work: Path,
                         images: int = 8, probe_top: int = 32, qdq_model: Path | None = None,
-                        threads: int | None = None) -> dict[str, Any]:
+                        threads: int | None = None, per_weight: bool | None = None) -> dict[str, Any]:
     """Build ``scheme_name``'s fully quantized (K=0) graph once and rank its nodes.
 
     Args:
@@ -25,6 +25,8 @@ def compute_sensitivity(fp32: Path, pt: Path | None, calib: CalibSet, scheme_nam
         qdq_model: the scheme's K=0 candidate when it is already built (with its
             ``.scheme.json`` beside it); otherwise it is built in ``work``.
         threads: ONNX Runtime intra-op threads of the probes (default: :func:`quantsweep.env.worker_threads`).
+        per_weight: order by damage removed per weight element (default: for 4-bit schemes, whose K
+            set keeps weights at 8 bits and so costs file size; see :func:`rank_nodes`).
 
     See :mod:`quantsweep.quantize.sensitivity` for the method.
     """
@@ -57,7 +59,8 @@ def compute_sensitivity(fp32: Path, pt: Path | None, calib: CalibSet, scheme_nam
         record = json.loads(qdq_model.with_suffix(".scheme.json").read_text())
     four_bit = getattr(scheme, "weight_bits", 8) == 4  # its K set keeps weights at 8 bits, for size
     result = rank_nodes(fp32, qdq_model, calib.array(limit=images), scheme.precision,
-                        probe_top=probe_top or None, threads=threads, weights_only=four_bit)
+                        probe_top=probe_top or None, threads=threads, weights_only=four_bit,
+                        per_weight=four_bit if per_weight is None else per_weight)
     result["scheme"] = scheme_name
     result["qdq_model_scheme"] = record["scheme"]
     if ranked_on:

@@ -340,7 +340,7 @@ class GraphWeightOnly:
 
     family: ClassVar[str] = "graph-weight-only"
     precision: ClassVar[str] = "weight-only"
-    k_keeps: ClassVar[str] = "8-bit"  # K: the K most sensitive convs keep 8-bit weights (4-bit schemes)
+    k_keeps: ClassVar[str] = "8-bit"  # K: the first K convs of the ranking (damage per weight) keep 8-bit weights
     weight_bits: Literal[4, 8] = 8
     weight_scale: Literal["max", "mse"] = "max"
     k: int = 0
@@ -601,13 +601,13 @@ SPECS = (
     SchemeSpec("w8a16-graph", GraphWeightOnly, "INT8 per-channel weights on the ONNX graph (no .pt needed)"),
     SchemeSpec("w4a16-graph-gptq", GraphWeightOnly, "4-bit weights on the ONNX graph reconstructed by GPTQ against "
                "calibration activations (MSE scales per 32 input columns, stored as INT4; no .pt needed); "
-               "K = most sensitive convs kept at 8 bits",
+               "K = the convs whose 4-bit weights do the most damage per weight kept at 8 bits",
                preset={"weight_bits": 4, "weight_scale": "mse", "reconstruction": "gptq", "group_size": 32},
                k_sets=True, default=True),
     SchemeSpec("w4a8-graph-gptq", GraphWeightOnly, "4-bit GPTQ weights on the ONNX graph with int8 activations placed "
                "by ONNX Runtime's quantizer: per 32 input columns an integer multiplier of the channel's scale, so "
                "the int8 kernels still apply (stored as INT4 + UINT4, made int8 at load; no .pt needed); "
-               "K = most sensitive convs kept at 8 bits",
+               "K = the convs whose 4-bit weights do the most damage per weight kept at 8 bits",
                preset={"weight_bits": 4, "act_bits": 8, "weight_scale": "mse", "reconstruction": "gptq", "group_size": 32},
                k_sets=True, default=True),
     SchemeSpec("w4a16-graph-adaround", GraphWeightOnly, "4-bit weights on the ONNX graph with learned rounding "
