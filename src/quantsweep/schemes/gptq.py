@@ -71,7 +71,9 @@ def conv_hessians(model_path: Path, nodes: Sequence[str], images: np.ndarray, po
     convs = [n for n in model.graph.node if n.name in wanted and n.op_type == "Conv"]
     inputs = {n.name: n.input[0] for n in convs}
     have = {o.name for o in model.graph.output}
-    for tensor in sorted(set(inputs.values()) - have):
+    fed = {i.name for i in model.graph.input}  # a conv reading a graph input reads the image itself (ONNX
+    # Runtime does not hand a graph input back as an output reliably: it returned other values)
+    for tensor in sorted(set(inputs.values()) - have - fed):
         model.graph.output.append(helper.make_tensor_value_info(tensor, TensorProto.FLOAT, None))
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # the graph's own tensors
@@ -81,7 +83,8 @@ def conv_hessians(model_path: Path, nodes: Sequence[str], images: np.ndarray, po
     rng = np.random.default_rng(seed)
     acc: dict[str, tuple[np.ndarray, int]] = {}
     for image in images:
-        outs = dict(zip(names, sess.run(names, {feed: image[None].astype(np.float32)})))
+        x_in = image[None].astype(np.float32)
+        outs = {**dict(zip(names, sess.run(names, {feed: x_in}))), feed: x_in}
         for n in convs:
             # kernel_shape is optional in ONNX: the weight's spatial dims are the kernel
             kernel = list(_attr(n, "kernel_shape", [])) or shapes.get(n.input[1], [])[2:]
