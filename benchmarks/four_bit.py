@@ -40,7 +40,7 @@ def main() -> None:
                     "e.g. 0,4,8 (the ranking is measured on the K=0 candidate)")
     ap.add_argument("--sens-images", type=int, default=8, help="calibration images the sensitivity probes run on "
                     "(quantsweep's default: 8)")
-    ap.add_argument("--orders", default="density", help="for K>0: the ranking orders to compare, comma-separated: "
+    ap.add_argument("--orders", default="density", help="for 4-bit K>0: the ranking orders to compare, comma-separated: "
                     "density (damage removed per weight element: quantsweep's order for 4-bit) and/or damage")
     ap.add_argument("--provider", default="cpu")
     ap.add_argument("--collapse", type=float, default=10.0, help="points lost that mark a collapse")
@@ -80,22 +80,27 @@ def main() -> None:
         s = make_scheme(name, onnx_only=pt is None)
         return getattr(s, "weight_bits", 8) == 4 and hasattr(s, "group_size")
 
+    def four_bit(name: str) -> bool:  # the ranking orders compared are a 4-bit family's
+        return getattr(make_scheme(name, onnx_only=pt is None), "weight_bits", 8) == 4
+
     orders = args.orders.split(",")
     jobs = [(name, k, g, order) for name in args.schemes.split(",") for k in (ks if name in K_SCHEMES else [0])
-            for g in (groups if grouped(name) else [0]) for order in (orders if k else [""])]
-    rankings: dict[tuple[str, str], list] = {}
+            for g in (groups if grouped(name) else [0]) for order in (orders if k and four_bit(name) else [""])]
+    rankings: dict[tuple[str, int, str], list] = {}
     for name, k, g, order in jobs:
         scheme = make_scheme(name, onnx_only=pt is None, k=k, **({"group_size": g} if grouped(name) else {}))
+        folder = work / ("candidates" + (f"-g{g}" if g else ""))  # the K=0 candidates of group size g
         t = time.perf_counter()
         try:
-            if k and (name, order) not in rankings:
-                k0 = work / "candidates" / f"{make_scheme(name, onnx_only=pt is None).name}.onnx"
-                rankings[name, order] = compute_sensitivity(
+            if k and (name, g, order) not in rankings:  # measured on this group size's K=0 candidate
+                k0 = folder / f"{make_scheme(name, onnx_only=pt is None).name}.onnx"
+                rankings[name, g, order] = compute_sensitivity(
                     fp32, pt, calib, scheme.registry, work / "work", args.sens_images,
-                    qdq_model=k0 if k0.exists() else None, per_weight=order == "density")["ranking"]
+                    qdq_model=k0 if k0.exists() else None,
+                    per_weight=(order == "density") if order else None)["ranking"]
             cand = materialize(scheme, BuildContext(fp32, pt, calib, work / "work"),
-                               work / ("candidates" + (f"-g{g}" if g else "") + (f"-{order}" if k else "")),
-                               rankings.get((name, order)) if k else None)
+                               folder.with_name(folder.name + (f"-{order}" if order else "")),
+                               rankings.get((name, g, order)) if k else None)
         except Exception as exc:  # noqa: BLE001 - a row saying why
             rows.append({"scheme": scheme.name, "error": str(exc)[:200]})
             continue
@@ -112,7 +117,7 @@ def main() -> None:
                      "reconstruction": cand.record["settings"].get("reconstruction"),
                      "weights_8bit": len(cand.record["settings"].get("weights_8bit", [])),
                      "ranked_weights_8bit": sum(e.get("weight_elements", 0)
-                                                for e in rankings.get((name, order), [])[:k])})
+                                                for e in rankings.get((name, g, order), [])[:k])})
     print(f"4-bit weights on {model.name}: {len(ids)} images of {ann.name}, {len(calib.ids)} calibration images "
           f"from {calib_dir}, scored by {args.provider}\n")
     ref_size = next((r["size_mb"] for r in rows if "size_mb" in r and str(r["scheme"]).startswith("int8")), None)

@@ -75,7 +75,6 @@ def test_weights_only_gating_leaves_quantized_activations_quantized(tiny_int8):
     assert ranked["restores"].startswith("weights only") and len(ranked["ranking"]) == 3
 
 
-
 def test_per_weight_order_ranks_damage_removed_per_weight_element(tiny_int8):
     """A 4-bit family's K set costs file size in proportion to the weights kept at 8 bits: its ranking
     orders the measured nodes by damage removed per weight element (the greedy knapsack order)."""

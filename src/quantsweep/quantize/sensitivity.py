@@ -379,7 +379,7 @@ def score_text(entry: dict[str, Any]) -> str:
 
 def ranking_markdown(result: dict[str, Any], top: int = 20) -> str:
     """The top of a ranking as a Markdown table."""
-    per_weight = str(result.get("order", "")).startswith("damage removed per weight")
+    per_weight = any("density" in r for r in result["ranking"])  # ordered by damage per weight element
     lines = [f"Sensitivity ({result['precision']}, {result['images']} calibration images; "
              f"full-quantized damage {result['damage_full']:.4g}) — score ↑ = more sensitive"
              + ("; ordered by score per weight element (the most damage removed per byte kept at 8 bits)"
