@@ -416,16 +416,16 @@ def test_grid_mode_builds_every_k_and_writes_no_search(small_run):
 def test_four_bit_candidates_are_searched_for_the_fewest_8bit_convs_within_their_own_budget(tmp_path):
     """--w4-budget 0: no 4-bit probe qualifies on 20 images, so the search probes K > 0 (convs kept at
     8 bits by the measured ranking) up to the cap; each probe's 8-bit set is the ranking's head, recorded."""
-    cfg = SweepConfig(out=tmp_path, **{**SEARCH, "schemes": ("w4a16-graph-gptq",), "w4_budget": 0.0, "max_evals": 1})
+    cfg = SweepConfig(out=tmp_path, **{**SEARCH, "schemes": ("w4a16-graph-gptq-asym",), "w4_budget": 0.0, "max_evals": 1})
     d = run_sweep(cfg).run_dir
     four = json.loads((d / "search.json").read_text())["four_bit"]
-    assert four["budget_points"] == 0.0 and [p["placement"] for p in four["placements"]] == ["w4a16-graph-gptq"]
+    assert four["budget_points"] == 0.0 and [p["placement"] for p in four["placements"]] == ["w4a16-graph-gptq-asym"]
     trace = four["trace"]
     assert trace[0]["k"] == 0 and four["evaluations"] == len(trace) - 1 == 1, trace
-    ranking = [n["node"] for n in json.loads((d / "sensitivity.json").read_text())["w4a16-graph-gptq"]["ranking"]]
+    ranking = [n["node"] for n in json.loads((d / "sensitivity.json").read_text())["w4a16-graph-gptq-asym"]["ranking"]]
     for t in trace[1:]:
         record = json.loads((d / "candidates" / f"{t['candidate']}.scheme.json").read_text())
         eight = {e["node"] for e in record["settings"]["weights_8bit"] if e["why"].startswith("sensitivity rank")}
         assert eight == set(ranking[:t["k"]]) == set(t["kept_float"]), t  # the searched 8-bit convs, recorded
-        assert record["settings"]["storage"].startswith("INT4")
+        assert record["settings"]["storage"].startswith("UINT4")
     assert "Four-bit candidates (for size)" in (d / "report.html").read_text()

@@ -330,3 +330,61 @@ def test_w4a8_with_every_conv_kept_at_8_bits_builds_as_w8a8(tmp_path):
     settings = cand.record["settings"]
     assert len(settings["weights_8bit"]) == 3 and settings["storage"].startswith("int8")
     assert _optimized_ops(cand.model_path, tmp_path)["QLinearConv"] == 2
+
+
+@pytest.mark.parametrize("group", [0, 64])
+def test_asymmetric_w4a16_stores_uint4_values_and_zero_points_and_onnx_runtime_computes_them_exactly(tmp_path, group):
+    """zero_point: the file holds UINT4 values and one UINT4 zero point next to each fp16 scale; they are the
+    GPTQ integers shifted into [0, 15]; ONNX Runtime's convolution equals the reference with (u - z) x s."""
+    from quantsweep.quantize.build import materialize
+    from quantsweep.schemes import make_scheme
+
+    path, ctx = _tiny_context(tmp_path)
+    scheme = make_scheme("w4a16-graph-gptq-asym", keep_8bit="none", group_size=group)
+    cand = materialize(scheme, ctx, tmp_path / "asym")
+    assert scheme.name == "w4a16-graph-gptq-asym" and "asymmetric" in cand.record["settings"]["weights"]
+    model = onnx.load(str(cand.model_path))
+    u4 = {i.name for i in model.graph.initializer if i.data_type == TensorProto.UINT4}
+    assert {"w0_q4", "w0_zero", "w1_q4", "w1_zero", "w2_q4", "w2_zero"} <= u4
+    inits = {i.name.removesuffix("_fp16"): numpy_helper.to_array(i) for i in model.graph.initializer}
+    ref = onnx.load(str(path))
+    levels = set()
+    for i in ref.graph.initializer:
+        if i.name in ("w0", "w1", "w2"):
+            u = inits[f"{i.name}_q4"].astype(np.float64)
+            s, z = inits[f"{i.name}_scale"].astype(np.float64), inits[f"{i.name}_zero"].astype(np.float64)
+            assert s.shape == z.shape and u.min() >= 0 and u.max() <= 15
+            width = u.shape[1] // (s.shape[1] if s.ndim == 2 else 1)
+            s, z = (np.repeat(s, width, axis=1), np.repeat(z, width, axis=1)) if s.ndim == 2 else (s[:, None], z[:, None])
+            levels |= set(np.unique(u - z).astype(int))
+            i.CopyFrom(numpy_helper.from_array(((u - z) * s).reshape(numpy_helper.to_array(i).shape).astype(np.float32),
+                                               i.name))
+    assert len(levels) > 15  # sixteen levels per group, placed anywhere: the symmetric grid has fifteen, -7..7
+    x = np.random.default_rng(3).normal(size=(1, 3, 32, 32)).astype(np.float32)
+    run = lambda m: ort.InferenceSession(m, providers=["CPUExecutionProvider"]).run(None, {"images": x})[0]  # noqa: E731
+    np.testing.assert_allclose(run(str(cand.model_path)), run(ref.SerializeToString()), rtol=1e-4, atol=1e-4)
+
+
+def test_asymmetric_groups_lower_a_skewed_conv_s_output_error_and_gptq_keeps_their_range():
+    """A conv whose groups are not centred on zero (after a folded batch norm, a common case): asymmetric
+    groups beat symmetric ones in the output error, by rounding and by GPTQ; GPTQ stays on the grid."""
+    from quantsweep.schemes.graph_weight_only import quantize_groups_asym
+
+    rng = np.random.default_rng(11)
+    flat = rng.normal(size=(32, 128)) + rng.normal(0, 1.5, size=(32, 1))  # rows offset from zero
+    x = rng.normal(size=(4096, 128)) + 0.5
+    xtx = x.T @ x
+
+    def error(wq):
+        return float(((x @ (wq - flat).T) ** 2).mean())
+
+    qs, ss = quantize_groups(flat, 4, 32, mse=True, fp16_scales=True)
+    qa, sa, za = quantize_groups_asym(flat, 32, mse=True, fp16_scales=True)
+    full_s, full_a = np.repeat(ss, 32, axis=1), np.repeat(sa, 32, axis=1)
+    low = -np.repeat(za.astype(np.float64), 32, axis=1)
+    assert error(qa * full_a) < 0.8 * error(qs * full_s)
+    gs = gptq_quantize(flat, xtx, full_s, 7).astype(np.float64)
+    ga = gptq_quantize(flat, xtx, full_a, 7, low=low).astype(np.float64)
+    assert ga.min() >= -15 and (ga >= low).all() and (ga <= low + 15).all()
+    assert error(ga * full_a) < 0.8 * error(gs * full_s)
+    assert error(ga * full_a) < error(qa * full_a)

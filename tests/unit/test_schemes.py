@@ -46,7 +46,7 @@ def test_invalid_fields_are_errors():
 
 def test_onnx_only_input_gets_graph_weight_only():
     assert make_scheme("w8a16", onnx_only=True).name == "w8a16-graph"
-    assert make_scheme("w4a16-mse", onnx_only=True).name == "w4a16-graph-gptq"
+    assert make_scheme("w4a16-mse", onnx_only=True).name == "w4a16-graph-gptq-asym"
 
 
 def test_reduce_range_follows_vnni():

@@ -152,8 +152,8 @@ SPECS = (
     SchemeSpec("w8a16", BrevitasQCDQ, "INT8 per-channel weights, float activations (Brevitas) — sanity check",
                default=True, onnx_only="w8a16-graph", needs=_TORCH, extra="ultralytics"),
     SchemeSpec("w4a16-mse", BrevitasQCDQ, "4-bit per-channel MSE weights rounded to nearest, float activations "
-               "(Brevitas; the default W4A16 is w4a16-graph-gptq: GPTQ on the graph)",
-               preset={"weight_bits": 4, "weight_scale": "mse"}, onnx_only="w4a16-graph-gptq",
+               "(Brevitas; the default W4A16 is w4a16-graph-gptq-asym: GPTQ on the graph)",
+               preset={"weight_bits": 4, "weight_scale": "mse"}, onnx_only="w4a16-graph-gptq-asym",
                needs=_TORCH, extra="ultralytics"),
     SchemeSpec("w4a8-mse", BrevitasQCDQ, "4-bit MSE weights rounded to nearest, 8-bit activations (Brevitas; the "
                "default W4A8 is w4a8-graph-gptq: GPTQ on the graph)",

@@ -119,9 +119,10 @@ def damped_hessian(w: np.ndarray, xtx: np.ndarray, damp: float) -> tuple[np.ndar
 
 
 def gptq_quantize(w: np.ndarray, xtx: np.ndarray, scale: np.ndarray, qmax: int, damp: float = 0.01,
-                  block: int = 128) -> np.ndarray:
+                  block: int = 128, low: np.ndarray | None = None) -> np.ndarray:
     """GPTQ of ``w`` [out, cols] with ``scale`` per row [out] or per element [out, cols] (group-wise
-    scales, expanded): integer values in [-qmax, qmax] (int8 array).
+    scales, expanded): integer values in [-qmax, qmax] (int8 array), or, with ``low`` (per element
+    [out, cols]: minus the zero point of an asymmetric grid), in [low, low + 2·qmax + 1].
 
     ``xtx`` is ``XᵀX`` of the layer's inputs [cols, cols]; columns never seen non-zero are zeroed.
     """
@@ -129,6 +130,8 @@ def gptq_quantize(w: np.ndarray, xtx: np.ndarray, scale: np.ndarray, qmax: int, 
     perm = np.argsort(-np.diag(h), kind="stable")  # act-order: the best-known columns first
     w, h = w[:, perm], h[np.ix_(perm, perm)]
     s = np.broadcast_to(scale.astype(np.float64).reshape(len(w), -1), w.shape)[:, perm]
+    lo = np.full(w.shape, -float(qmax)) if low is None else np.broadcast_to(low, w.shape)[:, perm].astype(np.float64)
+    hi = -lo if low is None else lo + 2 * qmax + 1
     # upper Cholesky factor of H^-1: row i holds the weights that spread column i's error
     u = np.linalg.cholesky(np.linalg.inv(h)).T
     q = np.zeros_like(w)
@@ -141,7 +144,7 @@ def gptq_quantize(w: np.ndarray, xtx: np.ndarray, scale: np.ndarray, qmax: int, 
         for i in range(i2 - i1):
             col = w1[:, i]
             si = s[:, i1 + i]
-            qi = np.clip(np.round(col / si), -qmax, qmax)
+            qi = np.clip(np.round(col / si), lo[:, i1 + i], hi[:, i1 + i])
             q[:, i1 + i] = qi
             e = (col - qi * si) / u1[i, i]
             w1[:, i:] -= np.outer(e, u1[i, i:])

@@ -45,7 +45,8 @@ from quantsweep.schemes.base import (
     fp16_suffix,
 )
 
-__all__ = ["GraphWeightOnly", "block_for", "exact_fp16_constants", "int8_to_int4_initializers", "quantize_groups", "quantize_weight"]
+__all__ = ["GraphWeightOnly", "block_for", "exact_fp16_constants", "int8_to_int4_initializers", "quantize_groups",
+           "quantize_groups_asym", "quantize_weight"]
 
 INT4_OPSET = 21  # DequantizeLinear with INT4 inputs and block_size
 
@@ -108,6 +109,38 @@ def quantize_groups(w2: np.ndarray, bits: int, group: int, mse: bool,
         return q, scale[:, None]
     parts = [quantize_weight(w2[:, c:c + group], bits, 0, mse, fp16_scales) for c in range(0, w2.shape[1], group)]
     return np.concatenate([p[0] for p in parts], axis=1), np.stack([p[1] for p in parts], axis=1)
+
+
+def quantize_groups_asym(w2: np.ndarray, group: int, mse: bool,
+                         fp16_scales: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Asymmetric 4-bit quantization of ``w2`` [out, cols], one scale and one zero point per row and
+    block of ``group`` columns (0: per row): stored values ``u`` in [0, 15] read as ``(u - z) * s``.
+    Returns (``q = u - z`` int8 [out, cols], scales [out, blocks], zero points uint8 [out, blocks]);
+    the range [min, max] of each group (widened to hold 0) is shrunk by the MSE search as for
+    symmetric scales. Sixteen levels placed on the group's own range, where the symmetric grid spends
+    fifteen on [-max|w|, max|w|]."""
+    out, cols = w2.shape
+    width = group if group > 0 else cols
+    w3 = w2.reshape(out, cols // width, width).astype(np.float64)
+    lo, hi = np.minimum(w3.min(axis=2), 0.0), np.maximum(w3.max(axis=2), 0.0)
+    span = np.where(hi - lo > 0, hi - lo, 1.0)
+
+    def grid(r: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        scale = _as_scale(span * r / 15, fp16_scales)
+        zero = np.clip(np.round(-lo * r / scale), 0, 15)
+        q = np.clip(np.round(w3 / scale[..., None]) + zero[..., None], 0, 15) - zero[..., None]
+        return scale, zero, q
+
+    best_s, best_z, q = grid(1.0)
+    if mse:
+        best_err = ((q * best_s[..., None] - w3) ** 2).sum(axis=2)
+        for r in _CLIP_GRID:
+            scale, zero, q = grid(float(r))
+            err = ((q * scale[..., None] - w3) ** 2).sum(axis=2)
+            better = err < best_err
+            best_s[better], best_z[better], best_err[better] = scale[better], zero[better], err[better]
+        q = np.clip(np.round(w3 / best_s[..., None]) + best_z[..., None], 0, 15) - best_z[..., None]
+    return q.reshape(out, cols).astype(np.int8), best_s.astype(np.float32), best_z.astype(np.uint8)
 
 
 def quantize_progressive(w2: np.ndarray, block: int, max_mult: int, mse: bool,
@@ -357,6 +390,8 @@ class GraphWeightOnly:
     # with GPTQ: each Conv's bias absorbs the mean output shift of its 4-bit weights. Off by default: it did
     # not pay when measured (demo W4A16 +0.01, W4A8 +0.23; real YOLOv5n K=0 +0.01, K=4 -0.56 points)
     bias_correction: bool = False
+    # 4-bit weight-only convs: asymmetric groups (a UINT4 zero point next to each fp16 scale)
+    zero_point: bool = False
     registry: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
@@ -373,6 +408,9 @@ class GraphWeightOnly:
             raise QuantsweepError(f"storage must be int4 or int8 (got {self.storage!r})", "use int4")
         if self.scale_dtype not in ("fp32", "fp16"):
             raise QuantsweepError(f"scale_dtype must be fp32 or fp16 (got {self.scale_dtype!r})", "use fp16")
+        if self.zero_point and (self.weight_bits != 4 or self.act_bits or self.reconstruction == "adaround"):
+            raise QuantsweepError("zero_point is for 4-bit weight-only schemes rounded to nearest or by GPTQ",
+                                  "use zero_point with weight_bits 4, no act_bits, reconstruction none or gptq")
         if self.reconstruction != "none" and self.weight_bits != 4:
             raise QuantsweepError("GPTQ is for 4-bit weights (8-bit rounding to nearest loses nothing measurable)",
                                   "use reconstruction none with weight_bits 8")
@@ -383,31 +421,39 @@ class GraphWeightOnly:
                   else ("-mse" if self.weight_scale == "mse" else ""))
         return (f"w{self.weight_bits}a{self.act_bits or 16}-graph" + method
                 + ("-bc" if self.reconstruction == "gptq" and self.bias_correction else "")
+                + ("-asym" if self.zero_point else "")
                 + fp16_suffix(self) + ("" if self.head_policy else "-nohead")
                 + (f"-k{self.k}" if self.k else ""))
 
     def _flat_dequantize(self, model: Any, init: Any, q: np.ndarray, groups: np.ndarray,
-                         shape: tuple[int, ...], block: int) -> list[Any]:
+                         shape: tuple[int, ...], block: int, zeros: np.ndarray | None = None) -> list[Any]:
         """Replace weight ``init`` by its flattened 4-bit values (``INT4`` or int8), the scales
-        (``groups`` [out, blocks]; one block: per channel) and DequantizeLinear -> Reshape nodes."""
+        (``groups`` [out, blocks]; one block: per channel) and DequantizeLinear -> Reshape nodes.
+        With ``zeros`` (zero points [out, blocks]), the values ``q + zero`` are stored unsigned
+        (``UINT4`` or uint8) next to their zero points."""
+        import ml_dtypes
         from onnx import helper, numpy_helper
 
         wname = init.name
         q2 = q.reshape(shape[0], -1)
-        if self.storage == "int4":
-            import ml_dtypes
-
-            values = numpy_helper.from_array(q2.astype(ml_dtypes.int4), f"{wname}_q4")
-        else:
-            values = numpy_helper.from_array(q2.astype(np.int8), f"{wname}_q4")
         blocked = block > 0
+        width = block if blocked else q2.shape[1]
+        if zeros is not None:
+            q2 = q2.astype(np.int16) + np.repeat(zeros.astype(np.int16), width, axis=1)
+        kind = ({True: ml_dtypes.uint4, False: ml_dtypes.int4} if self.storage == "int4"
+                else {True: np.uint8, False: np.int8})[zeros is not None]
+        values = numpy_helper.from_array(q2.astype(kind), f"{wname}_q4")
         scales = groups.astype(np.float32) if blocked else groups[:, 0].astype(np.float32)
         model.graph.initializer.remove(init)
         model.graph.initializer.extend([values, numpy_helper.from_array(scales, f"{wname}_scale"),
                                         numpy_helper.from_array(np.array(shape, np.int64), f"{wname}_shape")])
+        dq_inputs = [values.name, f"{wname}_scale"]
+        if zeros is not None:
+            zp = zeros if blocked else zeros[:, 0]
+            model.graph.initializer.append(numpy_helper.from_array(zp.astype(kind), f"{wname}_zero"))
+            dq_inputs.append(f"{wname}_zero")
         attrs = {"axis": 1, "block_size": block} if blocked else {"axis": 0}
-        dq = helper.make_node("DequantizeLinear", [values.name, f"{wname}_scale"], [f"{wname}_flat"],
-                              name=f"{wname}_DequantizeLinear")
+        dq = helper.make_node("DequantizeLinear", dq_inputs, [f"{wname}_flat"], name=f"{wname}_DequantizeLinear")
         dq.attribute.extend(helper.make_attribute(k, v) for k, v in attrs.items())
         return [dq, helper.make_node("Reshape", [f"{wname}_flat", f"{wname}_shape"], [wname], name=f"{wname}_Reshape")]
 
@@ -429,7 +475,7 @@ class GraphWeightOnly:
                                    "per-channel DequantizeLinear, folded at load: int8 kernels as before; opset "
                                    f"{INT4_OPSET})" if moved else f"int8 initializers ({note or 'no 4-bit weights found'})")
             changed = bool(moved)
-        if self.fp16_constants and str(settings.get("storage", "")).startswith("INT4"):
+        if self.fp16_constants and str(settings.get("storage", "")).startswith(("INT4", "UINT4")):
             moved = exact_fp16_constants(model)
             if moved:
                 settings["storage"] = settings["storage"][:-1] + f"; {moved} float constants stored as fp16 + Cast, exactly)"
@@ -488,13 +534,18 @@ class GraphWeightOnly:
                     "Gemm": 0 if any(a.name == "transB" and a.i for a in n.attribute) else 1}[n.op_type]
             bits = 8 if n.name in eight else self.weight_bits
             flat = flat_store and bits == 4 and n.op_type == "Conv" and axis == 0
-            mult = None
+            mult = zeros = low = None
             mse = self.weight_scale == "mse"
             if flat:
                 block = block_for(w[0].size, self.group_size)
                 smaller += int(block != self.group_size)
-                q2, groups = quantize_groups(w.reshape(len(w), -1), bits, block, mse,
-                                             fp16_scales=self.scale_dtype == "fp16")
+                if self.zero_point:
+                    q2, groups, zeros = quantize_groups_asym(w.reshape(len(w), -1), block, mse,
+                                                             fp16_scales=self.scale_dtype == "fp16")
+                    low = -np.repeat(zeros.astype(np.float64), block or w[0].size, axis=1)
+                else:
+                    q2, groups = quantize_groups(w.reshape(len(w), -1), bits, block, mse,
+                                                 fp16_scales=self.scale_dtype == "fp16")
                 q, scale = q2.reshape(w.shape), groups[:, 0]
                 full = np.repeat(groups, block, axis=1) if block else scale
             elif self.act_bits and bits == 4 and n.op_type == "Conv" and axis == 0 \
@@ -512,8 +563,12 @@ class GraphWeightOnly:
                 from quantsweep.schemes.adaround import adaround_quantize
                 from quantsweep.schemes.gptq import gptq_quantize
 
-                solve = adaround_quantize if self.reconstruction == "adaround" else gptq_quantize
-                q = solve(w.reshape(len(w), -1), hessians[n.name][0], full, 2 ** (bits - 1) - 1).reshape(w.shape)
+                if self.reconstruction == "adaround":
+                    q = adaround_quantize(w.reshape(len(w), -1), hessians[n.name][0], full, 2 ** (bits - 1) - 1)
+                else:
+                    q = gptq_quantize(w.reshape(len(w), -1), hessians[n.name][0], full, 2 ** (bits - 1) - 1,
+                                      low=low)
+                q = q.reshape(w.shape)
                 reconstructed += 1
                 if self.bias_correction and n.name in means and len(n.input) > 2 and n.input[2] in inits:
                     # E[W x] - E[Wq x] = (W - Wq) E[x]: the shift the 4-bit weights add, given back in the bias
@@ -530,7 +585,7 @@ class GraphWeightOnly:
                 done += 1
                 continue
             if flat:
-                new_nodes += self._flat_dequantize(model, inits[wname], q, groups, w.shape, block)
+                new_nodes += self._flat_dequantize(model, inits[wname], q, groups, w.shape, block, zeros)
                 done += 1
                 continue
             qname, sname, zname = f"{wname}_q{bits}", f"{wname}_scale", f"{wname}_zp"
@@ -563,7 +618,9 @@ class GraphWeightOnly:
         if self.weight_bits != 4:
             stored = "int8 initializers"
         elif flat_store:
-            stored = (f"{'INT4' if self.storage == 'int4' else 'int8'} initializers (flattened convs, opset "
+            kind = "INT4" if self.storage == "int4" else "int8"
+            stored = (f"{'U' + kind if self.zero_point and kind == 'INT4' else 'u' + kind if self.zero_point else kind}"
+                      f" initializers{' and zero points' if self.zero_point else ''} (flattened convs, opset "
                       f"{INT4_OPSET} DequantizeLinear{f' block_size {self.group_size}' if self.group_size else ''}"
                       + (f" ({smaller} conv(s) whose columns {self.group_size} does not divide: a divisor near it, as OpenVINO needs)"
                          if smaller else "") + " + Reshape"
@@ -573,7 +630,7 @@ class GraphWeightOnly:
         return BuildResult(out, "quantsweep graph weight-only (int weights + DequantizeLinear)" if not self.act_bits
                            else "onnxruntime quantize_static (activations) + quantsweep 4-bit weights",
                            onnx.__version__,
-                           {"weights": f"int{self.weight_bits} symmetric "
+                           {"weights": f"int{self.weight_bits} {'asymmetric (a zero point per group)' if self.zero_point else 'symmetric'} "
                                        + (f"per group of {self.group_size} input columns"
                                           if flat_store and self.group_size else
                                           f"per group of {self.group_size} input columns as integer multipliers "
@@ -599,11 +656,18 @@ class GraphWeightOnly:
 
 SPECS = (
     SchemeSpec("w8a16-graph", GraphWeightOnly, "INT8 per-channel weights on the ONNX graph (no .pt needed)"),
-    SchemeSpec("w4a16-graph-gptq", GraphWeightOnly, "4-bit weights on the ONNX graph reconstructed by GPTQ against "
-               "calibration activations (MSE scales per 32 input columns, stored as INT4; no .pt needed); "
-               "K = the convs whose 4-bit weights do the most damage per weight kept at 8 bits",
-               preset={"weight_bits": 4, "weight_scale": "mse", "reconstruction": "gptq", "group_size": 32},
+    SchemeSpec("w4a16-graph-gptq-asym", GraphWeightOnly, "4-bit weights on the ONNX graph reconstructed by GPTQ "
+               "against calibration activations, asymmetric groups (an fp16 scale and a UINT4 zero point per 64 input "
+               "columns: sixteen levels on each group's own range), stored as UINT4; no .pt needed; K = the convs whose "
+               "4-bit weights do the most damage per weight kept at 8 bits",
+               preset={"weight_bits": 4, "weight_scale": "mse", "reconstruction": "gptq", "group_size": 64,
+                       "zero_point": True},
                k_sets=True, default=True),
+    SchemeSpec("w4a16-graph-gptq", GraphWeightOnly, "4-bit GPTQ weights on the ONNX graph, symmetric groups "
+               "(fp16 scales per 32 input columns, INT4; no .pt needed): the option the asymmetric default is measured "
+               "against; K as for w4a16-graph-gptq-asym",
+               preset={"weight_bits": 4, "weight_scale": "mse", "reconstruction": "gptq", "group_size": 32},
+               k_sets=True),
     SchemeSpec("w4a8-graph-gptq", GraphWeightOnly, "4-bit GPTQ weights on the ONNX graph with int8 activations placed "
                "by ONNX Runtime's quantizer: per 32 input columns an integer multiplier of the channel's scale, so "
                "the int8 kernels still apply (stored as INT4 + UINT4, made int8 at load; no .pt needed); "
