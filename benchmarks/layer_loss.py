@@ -15,6 +15,10 @@ patches (``XᵀX`` from :func:`quantsweep.schemes.gptq.conv_hessians`) for:
 A method that lowers the layer error a lot is worth building into the scheme; one that does not,
 is not (the damage left is then across layers, not within them).
 
+``--grids sym:32,asym:32,asym:64,...`` prints instead GPTQ's error per quantization grid: symmetric
+(fifteen levels, −7…7, one fp16 scale per group) or asymmetric (sixteen levels on the group's own
+range: an fp16 scale and a UINT4 zero point per group), per group size (0: per output channel).
+
     python benchmarks/layer_loss.py --model ../shared/real/yolov5n.onnx \\
         --calib-dir ../shared/real/coco_tiny/train2017 --calib-count 64 --convs 30
 """
@@ -78,6 +82,48 @@ def relative_error(d: np.ndarray, w: np.ndarray, h: np.ndarray) -> float:
     return float(np.einsum("ij,jk,ik->", d, h, d)) / max(float(np.einsum("ij,jk,ik->", w, h, w)), 1e-12)
 
 
+def compare_grids(convs: list, inits: dict, hessians: dict, grids: list[str], where: str) -> None:
+    """GPTQ's relative output error per conv on each grid ``kind:group`` (kind: sym or asym)."""
+    from onnx import numpy_helper
+
+    from quantsweep.schemes.gptq import damped_hessian, gptq_quantize
+    from quantsweep.schemes.graph_weight_only import block_for, quantize_groups, quantize_groups_asym
+
+    total = dict.fromkeys(grids, 0.0)
+    bits = dict.fromkeys(grids, 0.0)
+    elements = 0
+    print(f"relative output error per conv after GPTQ, 4-bit weights, per grid (fp16 MSE scales); {where}\n")
+    print("| conv | weight | " + " | ".join(grids) + " |")
+    print("|---|---|" + "---:|" * len(grids))
+    for n in convs:
+        if n.name not in hessians:
+            continue
+        w = numpy_helper.to_array(inits[n.input[1]])
+        w2 = w.reshape(len(w), -1).astype(np.float64)
+        xtx = hessians[n.name][0]
+        wd, h = damped_hessian(w2, xtx, 0.0)
+        elements += w2.size
+        row = {}
+        for grid in grids:
+            kind, group = grid.split(":")
+            block = block_for(w2.shape[1], int(group))
+            width = block or w2.shape[1]
+            if kind == "asym":
+                _, scales, zeros = quantize_groups_asym(w2, block, True, fp16_scales=True)
+                low = -np.repeat(zeros.astype(np.float64), width, axis=1)
+            else:
+                _, scales = quantize_groups(w2, 4, block, True, fp16_scales=True)
+                low = None
+            full = np.repeat(scales.astype(np.float64), width, axis=1)
+            q = gptq_quantize(w2, xtx, full, 7, low=low).astype(np.float64)
+            row[grid] = relative_error(q * full - wd, wd, h)
+            total[grid] += row[grid]
+            bits[grid] += scales.size * (20 if kind == "asym" else 16)  # fp16 scale (+ UINT4 zero point)
+        print(f"| {n.name} | {'×'.join(map(str, w.shape))} | " + " | ".join(f"{row[g]:.4f}" for g in grids) + " |")
+    print(f"| **sum** | {len(convs)} convs | " + " | ".join(f"**{total[g]:.3f}**" for g in grids) + " |")
+    print("| bits per weight beyond the 4 | | " + " | ".join(f"{bits[g] / max(elements, 1):.3f}" for g in grids) + " |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", type=Path, required=True, help="FP32 .onnx")
@@ -85,6 +131,7 @@ def main() -> None:
     ap.add_argument("--calib-count", type=int, default=64)
     ap.add_argument("--convs", type=int, default=0, help="the first N convs only (0: all)")
     ap.add_argument("--group", type=int, default=32)
+    ap.add_argument("--grids", help="compare GPTQ on grids instead of methods, e.g. sym:32,asym:32,asym:64,asym:128")
     args = ap.parse_args()
 
     import onnx
@@ -102,6 +149,9 @@ def main() -> None:
     convs = [n for n in model.graph.node if n.op_type == "Conv" and n.input[1] in inits
              and not any(a.name == "group" and a.i > 1 for a in n.attribute)][: args.convs or None]
     hessians = conv_hessians(args.model, [n.name for n in convs], calib.array(), positions=HESSIAN_PATCHES)
+    if args.grids:
+        compare_grids(convs, inits, hessians, args.grids.split(","), f"{len(calib.ids)} calibration images of {args.calib_dir}")
+        return
     methods = ["rtn", "gptq", "adaround300", "adaround2000", "gptq+cd", "gptq+refit"]
     total = dict.fromkeys(methods, 0.0)
     seconds = dict.fromkeys(methods, 0.0)
