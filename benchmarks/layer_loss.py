@@ -27,7 +27,9 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -82,11 +84,24 @@ def relative_error(d: np.ndarray, w: np.ndarray, h: np.ndarray) -> float:
     return float(np.einsum("ij,jk,ik->", d, h, d)) / max(float(np.einsum("ij,jk,ik->", w, h, w)), 1e-12)
 
 
-def compare_grids(convs: list, inits: dict, hessians: dict, grids: list[str], where: str) -> None:
-    """GPTQ's relative output error per conv on each grid ``kind:group`` (kind: sym or asym)."""
+def conv_problems(convs: list, inits: dict, hessians: dict) -> Iterator[tuple[Any, ...]]:
+    """Per conv with a Hessian: (node, weight, weight [out, cols] in float64, XᵀX, undamped weight and XᵀX)."""
     from onnx import numpy_helper
 
-    from quantsweep.schemes.gptq import damped_hessian, gptq_quantize
+    from quantsweep.schemes.gptq import damped_hessian
+
+    for n in convs:
+        if n.name not in hessians:
+            continue
+        w = numpy_helper.to_array(inits[n.input[1]])
+        w2 = w.reshape(len(w), -1).astype(np.float64)
+        xtx = hessians[n.name][0]
+        yield (n, w, w2, xtx, *damped_hessian(w2, xtx, 0.0))
+
+
+def compare_grids(convs: list, inits: dict, hessians: dict, grids: list[str], where: str) -> None:
+    """GPTQ's relative output error per conv on each grid ``kind:group`` (kind: sym or asym)."""
+    from quantsweep.schemes.gptq import gptq_quantize
     from quantsweep.schemes.graph_weight_only import block_for, quantize_groups, quantize_groups_asym
 
     total = dict.fromkeys(grids, 0.0)
@@ -95,13 +110,7 @@ def compare_grids(convs: list, inits: dict, hessians: dict, grids: list[str], wh
     print(f"relative output error per conv after GPTQ, 4-bit weights, per grid (fp16 MSE scales); {where}\n")
     print("| conv | weight | " + " | ".join(grids) + " |")
     print("|---|---|" + "---:|" * len(grids))
-    for n in convs:
-        if n.name not in hessians:
-            continue
-        w = numpy_helper.to_array(inits[n.input[1]])
-        w2 = w.reshape(len(w), -1).astype(np.float64)
-        xtx = hessians[n.name][0]
-        wd, h = damped_hessian(w2, xtx, 0.0)
+    for n, w, w2, xtx, wd, h in conv_problems(convs, inits, hessians):
         elements += w2.size
         row = {}
         for grid in grids:
@@ -135,12 +144,11 @@ def main() -> None:
     args = ap.parse_args()
 
     import onnx
-    from onnx import numpy_helper
 
     from quantsweep.data.calibration import CalibSet
     from quantsweep.model.info import inspect_onnx
     from quantsweep.schemes.adaround import adaround_quantize
-    from quantsweep.schemes.gptq import conv_hessians, damped_hessian, gptq_quantize
+    from quantsweep.schemes.gptq import conv_hessians, gptq_quantize
     from quantsweep.schemes.graph_weight_only import HESSIAN_PATCHES, block_for, quantize_groups
 
     calib = CalibSet.from_folder(args.calib_dir, args.calib_count, inspect_onnx(args.model).hw, [], None)
@@ -159,16 +167,10 @@ def main() -> None:
           f"{len(calib.ids)} calibration images of {args.calib_dir}\n")
     print("| conv | weight | " + " | ".join(methods) + " |")
     print("|---|---|" + "---:|" * len(methods))
-    for n in convs:
-        if n.name not in hessians:
-            continue
-        w = numpy_helper.to_array(inits[n.input[1]])
-        w2 = w.reshape(len(w), -1).astype(np.float64)
+    for n, w, w2, xtx, wd, h in conv_problems(convs, inits, hessians):
         block = block_for(w2.shape[1], args.group)
         _, groups = quantize_groups(w2, 4, block, True, fp16_scales=True)
         full = np.broadcast_to(np.repeat(groups, block, axis=1) if block else groups[:, :1], w2.shape)
-        xtx = hessians[n.name][0]
-        wd, h = damped_hessian(w2, xtx, 0.0)
         row: dict[str, float] = {}
         t = time.perf_counter()
         q_gptq = gptq_quantize(w2, xtx, full, 7).astype(np.float64)

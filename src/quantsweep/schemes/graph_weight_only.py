@@ -131,16 +131,15 @@ def quantize_groups_asym(w2: np.ndarray, group: int, mse: bool,
         q = np.clip(np.round(w3 / scale[..., None]) + zero[..., None], 0, 15) - zero[..., None]
         return scale, zero, q
 
-    best_s, best_z, q = grid(1.0)
+    best_s, best_z, best_q = grid(1.0)
     if mse:
-        best_err = ((q * best_s[..., None] - w3) ** 2).sum(axis=2)
+        best_err = ((best_q * best_s[..., None] - w3) ** 2).sum(axis=2)
         for r in _CLIP_GRID:
             scale, zero, q = grid(float(r))
             err = ((q * scale[..., None] - w3) ** 2).sum(axis=2)
             better = err < best_err
-            best_s[better], best_z[better], best_err[better] = scale[better], zero[better], err[better]
-        q = np.clip(np.round(w3 / best_s[..., None]) + best_z[..., None], 0, 15) - best_z[..., None]
-    return q.reshape(out, cols).astype(np.int8), best_s.astype(np.float32), best_z.astype(np.uint8)
+            best_s[better], best_z[better], best_q[better], best_err[better] = scale[better], zero[better], q[better], err[better]
+    return best_q.reshape(out, cols).astype(np.int8), best_s.astype(np.float32), best_z.astype(np.uint8)
 
 
 def quantize_progressive(w2: np.ndarray, block: int, max_mult: int, mse: bool,
@@ -440,8 +439,9 @@ class GraphWeightOnly:
         width = block if blocked else q2.shape[1]
         if zeros is not None:
             q2 = q2.astype(np.int16) + np.repeat(zeros.astype(np.int16), width, axis=1)
-        kind = ({True: ml_dtypes.uint4, False: ml_dtypes.int4} if self.storage == "int4"
-                else {True: np.uint8, False: np.int8})[zeros is not None]
+        unsigned = zeros is not None
+        kind = ((ml_dtypes.uint4 if unsigned else ml_dtypes.int4) if self.storage == "int4"
+                else (np.uint8 if unsigned else np.int8))
         values = numpy_helper.from_array(q2.astype(kind), f"{wname}_q4")
         scales = groups.astype(np.float32) if blocked else groups[:, 0].astype(np.float32)
         model.graph.initializer.remove(init)
@@ -618,9 +618,9 @@ class GraphWeightOnly:
         if self.weight_bits != 4:
             stored = "int8 initializers"
         elif flat_store:
-            kind = "INT4" if self.storage == "int4" else "int8"
-            stored = (f"{'U' + kind if self.zero_point and kind == 'INT4' else 'u' + kind if self.zero_point else kind}"
-                      f" initializers{' and zero points' if self.zero_point else ''} (flattened convs, opset "
+            kind = ("UINT4" if self.zero_point else "INT4") if self.storage == "int4" else (
+                "uint8" if self.zero_point else "int8")
+            stored = (f"{kind} initializers{' and zero points' if self.zero_point else ''} (flattened convs, opset "
                       f"{INT4_OPSET} DequantizeLinear{f' block_size {self.group_size}' if self.group_size else ''}"
                       + (f" ({smaller} conv(s) whose columns {self.group_size} does not divide: a divisor near it, as OpenVINO needs)"
                          if smaller else "") + " + Reshape"
