@@ -21,6 +21,7 @@ import json
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 
 def main() -> None:
@@ -33,7 +34,8 @@ def main() -> None:
     ap.add_argument("--calib-count", type=int, default=64)
     ap.add_argument("--max-images", type=int, default=100)
     ap.add_argument("--schemes", default="int8-qdq,w4a16-graph-mse,w4a16-graph-gptq,w4a8-graph-gptq",
-                    help="comma-separated; the first INT8 one is the size reference")
+                    help="comma-separated; the first INT8 one is the size reference; NAME@FIELD=VALUE sets a field "
+                    "of the scheme, e.g. w4a8-graph-gptq@act_calibration=percentile")
     ap.add_argument("--groups", default="0", help="for 4-bit weight-only schemes: input-column group sizes, "
                     "e.g. 0,32,64,128 (0: one scale per output channel)")
     ap.add_argument("--ks", default="0", help="for K-capable 4-bit schemes: convs kept at 8 bits by sensitivity, "
@@ -76,24 +78,32 @@ def main() -> None:
     ks = [int(k) for k in args.ks.split(",")]
     groups = [int(g) for g in args.groups.split(",")]
 
+    def mk(entry: str, **fields: Any) -> Any:
+        """The scheme ``entry`` names: ``NAME`` or ``NAME@FIELD=VALUE@...`` (integers read as such)."""
+        name, *sets = entry.split("@")
+        for kv in sets:
+            key, value = kv.split("=", 1)
+            fields[key] = int(value) if value.lstrip("-").isdigit() else value
+        return make_scheme(name, onnx_only=pt is None, **fields)
+
     def grouped(name: str) -> bool:
-        s = make_scheme(name, onnx_only=pt is None)
+        s = mk(name)
         return getattr(s, "weight_bits", 8) == 4 and hasattr(s, "group_size")
 
     def four_bit(name: str) -> bool:  # the ranking orders compared are a 4-bit family's
-        return getattr(make_scheme(name, onnx_only=pt is None), "weight_bits", 8) == 4
+        return getattr(mk(name), "weight_bits", 8) == 4
 
     orders = args.orders.split(",")
-    jobs = [(name, k, g, order) for name in args.schemes.split(",") for k in (ks if name in K_SCHEMES else [0])
+    jobs = [(name, k, g, order) for name in args.schemes.split(",") for k in (ks if name.split("@")[0] in K_SCHEMES else [0])
             for g in (groups if grouped(name) else [0]) for order in (orders if k and four_bit(name) else [""])]
     rankings: dict[tuple[str, int, str], list] = {}
     for name, k, g, order in jobs:
-        scheme = make_scheme(name, onnx_only=pt is None, k=k, **({"group_size": g} if grouped(name) else {}))
+        scheme = mk(name, k=k, **({"group_size": g} if grouped(name) else {}))
         folder = work / ("candidates" + (f"-g{g}" if g else ""))  # the K=0 candidates of group size g
         t = time.perf_counter()
         try:
             if k and (name, g, order) not in rankings:  # measured on this group size's K=0 candidate
-                k0 = folder / f"{make_scheme(name, onnx_only=pt is None).name}.onnx"
+                k0 = folder / f"{mk(name).name}.onnx"
                 rankings[name, g, order] = compute_sensitivity(
                     fp32, pt, calib, scheme.registry, work / "work", args.sens_images,
                     qdq_model=k0 if k0.exists() else None,

@@ -332,6 +332,32 @@ def test_w4a8_with_every_conv_kept_at_8_bits_builds_as_w8a8(tmp_path):
     assert _optimized_ops(cand.model_path, tmp_path)["QLinearConv"] == 2
 
 
+def test_w4a8_activation_calibration_is_the_one_asked_for_and_recorded(tmp_path):
+    """act_calibration reaches ONNX Runtime's calibrator: the percentile ranges clip the minmax ones
+    (every activation scale at most minmax's, some smaller), and the record and the name say which."""
+    from quantsweep.errors import QuantsweepError
+    from quantsweep.quantize.build import materialize
+    from quantsweep.schemes import make_scheme
+
+    path, ctx = _tiny_context(tmp_path)
+    kw = {"keep_8bit": "none", "reconstruction": "none"}
+    scales = {}
+    for how in ("minmax", "percentile"):
+        scheme = make_scheme("w4a8-graph-gptq", act_calibration=how, **kw)
+        assert scheme.name == "w4a8-graph-mse" + ("" if how == "minmax" else "-percentile")
+        cand = materialize(scheme, ctx, tmp_path / how)
+        assert f"ONNX Runtime, {how}" in cand.record["settings"]["activations"]
+        model = onnx.load(str(cand.model_path))
+        inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+        scales[how] = {n.input[0]: float(inits[n.input[1]]) for n in model.graph.node
+                       if n.op_type == "QuantizeLinear" and n.input[1] in inits and inits[n.input[1]].size == 1}
+    assert scales["minmax"].keys() == scales["percentile"].keys() and len(scales["minmax"]) >= 3
+    assert all(scales["percentile"][t] <= scales["minmax"][t] * (1 + 1e-6) for t in scales["minmax"])
+    assert any(scales["percentile"][t] < 0.999 * scales["minmax"][t] for t in scales["minmax"])
+    with pytest.raises(QuantsweepError, match="int8 activations"):
+        make_scheme("w4a16-graph-gptq-asym", act_calibration="percentile")
+
+
 @pytest.mark.parametrize("group", [0, 64])
 def test_asymmetric_w4a16_stores_uint4_values_and_zero_points_and_onnx_runtime_computes_them_exactly(tmp_path, group):
     """zero_point: the file holds UINT4 values and one UINT4 zero point next to each fp16 scale; they are the

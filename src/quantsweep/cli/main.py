@@ -182,8 +182,10 @@ def cmd_quantize(args: argparse.Namespace) -> int:
     work = Path(tempfile.mkdtemp(prefix="qs-quant-"))
     fp32, pt = _baseline(args.model, work, args.imgsz, args.trust_checkpoint)
     overrides = {"k": args.k}
-    if args.calibration:
-        overrides["calibration"] = args.calibration
+    if args.calibration:  # the graph W4A8's activation ranges, or an INT8/FP8 scheme's calibration
+        from quantsweep.schemes import spec
+
+        overrides["act_calibration" if hasattr(spec(args.scheme).cls, "act_calibration") else "calibration"] = args.calibration
     if args.float_dtype:
         overrides["float_dtype"] = args.float_dtype
     scheme = make_scheme(args.scheme, onnx_only=pt is None, **overrides)

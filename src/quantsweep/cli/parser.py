@@ -178,7 +178,8 @@ def build_parser(handlers: dict[str, Callable[[argparse.Namespace], int]]) -> ar
     q.add_argument("--scheme", required=True, help="a name from `quantsweep schemes`")
     q.add_argument("--k", type=int, default=0, help="keep the K most sensitive nodes in float")
     q.add_argument("--sensitivity", type=Path, help="ranking from `quantsweep sensitivity` (for K > 0)")
-    q.add_argument("--calibration", help="int8: minmax|entropy|percentile; int8-trt: max|entropy")
+    q.add_argument("--calibration", help="int8: minmax|entropy|percentile; w4a8-graph-*: its activation ranges, "
+                   "minmax|percentile|entropy; int8-trt: max|entropy")
     q.add_argument("--float-dtype", choices=("fp32", "fp16"),
                    help="precision of what stays unquantized (fp16 is what GPU deployment uses; fp32 is right on CPU)")
     add_calib_args(q)

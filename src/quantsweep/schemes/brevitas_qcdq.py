@@ -156,8 +156,8 @@ SPECS = (
                preset={"weight_bits": 4, "weight_scale": "mse"}, onnx_only="w4a16-graph-gptq-asym",
                needs=_TORCH, extra="ultralytics"),
     SchemeSpec("w4a8-mse", BrevitasQCDQ, "4-bit MSE weights rounded to nearest, 8-bit activations (Brevitas; the "
-               "default W4A8 is w4a8-graph-gptq: GPTQ on the graph)",
-               preset={"weight_bits": 4, "act_bits": 8, "weight_scale": "mse"}, onnx_only="w4a8-graph-gptq",
+               "default W4A8 is w4a8-graph-gptq-percentile: GPTQ on the graph)",
+               preset={"weight_bits": 4, "act_bits": 8, "weight_scale": "mse"}, onnx_only="w4a8-graph-gptq-percentile",
                needs=_TORCH, extra="ultralytics"),
     SchemeSpec("w8a8", BrevitasQCDQ, "8-bit weights and activations (Brevitas)",
                preset={"weight_bits": 8, "act_bits": 8}, needs=_TORCH, extra="ultralytics"),

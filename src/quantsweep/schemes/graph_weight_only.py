@@ -300,10 +300,17 @@ def _eight_bit_nodes(model: Any) -> dict[str, str]:
                              for n in model.graph.node if n.op_type == "Conv"])
 
 
-def _int8_activations(ctx: BuildContext, source: Path, keep_float: dict[str, str], out: Path) -> None:
+def _int8_activations(ctx: BuildContext, source: Path, keep_float: dict[str, str], out: Path,
+                      calibration: str = "minmax") -> None:
     """W4A8's graph: ONNX Runtime's static QDQ of ``source`` into ``out`` (uint8 activations calibrated on
-    ``ctx.calib``, per-channel int8 weights, replaced by :func:`_place_weights`)."""
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    ``ctx.calib`` by ``calibration``, per-channel int8 weights, replaced by :func:`_place_weights`)."""
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
 
     from quantsweep.model.info import inspect_onnx
 
@@ -319,14 +326,21 @@ def _int8_activations(ctx: BuildContext, source: Path, keep_float: dict[str, str
 
     from quantsweep.schemes.ort_int8 import resolve_reduce_range
 
-    # the 8-bit layers keep ORT's own weights: 7-bit where int8 kernels would saturate (no VNNI)
+    extra: dict[str, Any] = {"WeightSymmetric": True, "ActivationSymmetric": False}
+    if calibration == "percentile":
+        extra["CalibPercentile"] = 99.999
+    # the 8-bit layers keep ORT's own weights: 7-bit where int8 kernels would saturate (no VNNI).
+    # (The histogram is recomputed for each K probe: passing cached ranges as ORT's rmin/rmax overrides
+    # would skip its own range adjustments, Softmax outputs to [0, 1] among them.)
     quantize_static(str(source), str(out), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
                     reduce_range=resolve_reduce_range("auto"), activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                    nodes_to_exclude=list(keep_float),
-                    extra_options={"WeightSymmetric": True, "ActivationSymmetric": False})
+                    nodes_to_exclude=list(keep_float), extra_options=extra,
+                    calibrate_method={"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
+                                      "percentile": CalibrationMethod.Percentile}[calibration])
 
 
-def _place_weights(ctx: BuildContext, out: Path, weights: dict[str, tuple[np.ndarray, np.ndarray]]) -> str:
+def _place_weights(ctx: BuildContext, out: Path, weights: dict[str, tuple[np.ndarray, np.ndarray]],
+                   calibration: str = "minmax") -> str:
     """Each quantized Conv's weight initializer and scales in ``out`` replaced by ``weights`` (4-bit
     values, times their group multipliers, as int8). Biases keep ORT's int32 quantization, rescaled.
     Returns the activation description."""
@@ -363,7 +377,7 @@ def _place_weights(ctx: BuildContext, out: Path, weights: dict[str, tuple[np.nda
         raise QuantsweepError(f"{ctx.fp32_onnx}: ONNX Runtime quantized no Conv weight per channel",
                               "use the w4a16-graph scheme")
     onnx.save(model, str(out))
-    return f"uint8 asymmetric per-tensor (ONNX Runtime, minmax); {replaced} conv weight(s) replaced"
+    return f"uint8 asymmetric per-tensor (ONNX Runtime, {calibration}); {replaced} conv weight(s) replaced"
 
 
 @dataclass(frozen=True)
@@ -391,6 +405,8 @@ class GraphWeightOnly:
     bias_correction: bool = False
     # 4-bit weight-only convs: asymmetric groups (a UINT4 zero point next to each fp16 scale)
     zero_point: bool = False
+    # W4A8: how ONNX Runtime calibrates the uint8 activation ranges (as int8-qdq's ``calibration``)
+    act_calibration: Literal["minmax", "entropy", "percentile"] = "minmax"
     registry: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
@@ -410,6 +426,11 @@ class GraphWeightOnly:
         if self.zero_point and (self.weight_bits != 4 or self.act_bits or self.reconstruction == "adaround"):
             raise QuantsweepError("zero_point is for 4-bit weight-only schemes rounded to nearest or by GPTQ",
                                   "use zero_point with weight_bits 4, no act_bits, reconstruction none or gptq")
+        if self.act_calibration not in ("minmax", "entropy", "percentile"):
+            raise QuantsweepError(f"unknown act_calibration {self.act_calibration!r}", "use minmax, entropy or percentile")
+        if self.act_calibration != "minmax" and not self.act_bits:
+            raise QuantsweepError("act_calibration is for schemes with int8 activations (act_bits 8)",
+                                  "omit it, or set act_bits 8")
         if self.reconstruction != "none" and self.weight_bits != 4:
             raise QuantsweepError("GPTQ is for 4-bit weights (8-bit rounding to nearest loses nothing measurable)",
                                   "use reconstruction none with weight_bits 8")
@@ -421,6 +442,7 @@ class GraphWeightOnly:
         return (f"w{self.weight_bits}a{self.act_bits or 16}-graph" + method
                 + ("-bc" if self.reconstruction == "gptq" and self.bias_correction else "")
                 + ("-asym" if self.zero_point else "")
+                + ("" if self.act_calibration == "minmax" else f"-{self.act_calibration}")
                 + fp16_suffix(self) + ("" if self.head_policy else "-nohead")
                 + (f"-k{self.k}" if self.k else ""))
 
@@ -603,8 +625,8 @@ class GraphWeightOnly:
             source = ctx.work_dir / f"{self.name}.bias-corrected.onnx"
             ctx.work_dir.mkdir(parents=True, exist_ok=True)
             onnx.save(model, str(source))
-            _int8_activations(ctx, source, keep_float, out)
-            activations = _place_weights(ctx, out, weights)
+            _int8_activations(ctx, source, keep_float, out, self.act_calibration)
+            activations = _place_weights(ctx, out, weights, self.act_calibration)
         else:
             activations = "float (not quantized)"
             # DequantizeLinear with per-axis scales needs opset >= 13
@@ -668,12 +690,18 @@ SPECS = (
                "against; K as for w4a16-graph-gptq-asym",
                preset={"weight_bits": 4, "weight_scale": "mse", "reconstruction": "gptq", "group_size": 32},
                k_sets=True),
-    SchemeSpec("w4a8-graph-gptq", GraphWeightOnly, "4-bit GPTQ weights on the ONNX graph with int8 activations placed "
-               "by ONNX Runtime's quantizer: per 32 input columns an integer multiplier of the channel's scale, so "
-               "the int8 kernels still apply (stored as INT4 + UINT4, made int8 at load; no .pt needed); "
-               "K = the convs whose 4-bit weights do the most damage per weight kept at 8 bits",
-               preset={"weight_bits": 4, "act_bits": 8, "weight_scale": "mse", "reconstruction": "gptq", "group_size": 32},
+    SchemeSpec("w4a8-graph-gptq-percentile", GraphWeightOnly, "4-bit GPTQ weights on the ONNX graph with int8 "
+               "activations placed by ONNX Runtime's quantizer, their ranges the 99.999th percentiles on the calibration "
+               "images: per 32 input columns an integer multiplier of the channel's scale, so the int8 kernels still "
+               "apply (stored as INT4 + UINT4, made int8 at load; no .pt needed); K = the convs whose 4-bit weights "
+               "do the most damage per weight kept at 8 bits",
+               preset={"weight_bits": 4, "act_bits": 8, "weight_scale": "mse", "reconstruction": "gptq", "group_size": 32,
+                       "act_calibration": "percentile"},
                k_sets=True, default=True),
+    SchemeSpec("w4a8-graph-gptq", GraphWeightOnly, "W4A8 as w4a8-graph-gptq-percentile with min-max activation "
+               "ranges (ONNX Runtime's default): the option the percentile default is measured against",
+               preset={"weight_bits": 4, "act_bits": 8, "weight_scale": "mse", "reconstruction": "gptq", "group_size": 32},
+               k_sets=True),
     SchemeSpec("w4a16-graph-adaround", GraphWeightOnly, "4-bit weights on the ONNX graph with learned rounding "
                "(AdaRound from each conv's input Hessian; groups of 32, INT4): the option GPTQ is measured against",
                preset={"weight_bits": 4, "weight_scale": "mse", "reconstruction": "adaround", "group_size": 32},
