@@ -332,6 +332,29 @@ def test_w4a8_with_every_conv_kept_at_8_bits_builds_as_w8a8(tmp_path):
     assert _optimized_ops(cand.model_path, tmp_path)["QLinearConv"] == 2
 
 
+def test_w4a8_k_probes_reuse_onnx_runtimes_graph_and_build_what_a_fresh_build_does(tmp_path):
+    """A family's K probes share ONNX Runtime's QDQ graph (same float graph, calibration and float nodes):
+    the second probe reads it from the work folder, and its file equals the one a fresh build writes."""
+    import dataclasses
+
+    from quantsweep.quantize.build import materialize
+    from quantsweep.schemes import make_scheme
+
+    path, ctx = _tiny_context(tmp_path)
+    ranking = [{"node": "conv1", "rank": 1, "score": 0.1, "precision": "weight-only", "method": "probe"}]
+    kw = {"keep_8bit": "none", "act_calibration": "percentile"}
+    materialize(make_scheme("w4a8-graph-gptq", **kw), ctx, tmp_path / "k0")
+    k1 = materialize(make_scheme("w4a8-graph-gptq", k=1, **kw), ctx, tmp_path / "k1", ranking)
+    assert len(list(ctx.work_dir.glob("ort-qdq-percentile-*.onnx"))) == 1
+    fresh = materialize(make_scheme("w4a8-graph-gptq", k=1, **kw),
+                        dataclasses.replace(ctx, work_dir=tmp_path / "fresh-work"), tmp_path / "fresh", ranking)
+    assert k1.record["settings"]["weights_8bit"] == fresh.record["settings"]["weights_8bit"] != []
+    assert onnx.load(str(k1.model_path)).SerializeToString() == onnx.load(str(fresh.model_path)).SerializeToString()
+    x = ctx.calib.array()[:1]
+    run = lambda m: ort.InferenceSession(m, providers=["CPUExecutionProvider"]).run(None, {"images": x})[0]  # noqa: E731
+    assert not np.array_equal(run(str(k1.model_path)), run(str(tmp_path / "k0" / "w4a8-graph-gptq-percentile.onnx")))
+
+
 def test_w4a8_activation_calibration_is_the_one_asked_for_and_recorded(tmp_path):
     """act_calibration reaches ONNX Runtime's calibrator: the percentile ranges clip the minmax ones
     (every activation scale at most minmax's, some smaller), and the record and the name say which."""

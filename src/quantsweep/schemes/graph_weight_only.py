@@ -303,7 +303,17 @@ def _eight_bit_nodes(model: Any) -> dict[str, str]:
 def _int8_activations(ctx: BuildContext, source: Path, keep_float: dict[str, str], out: Path,
                       calibration: str = "minmax") -> None:
     """W4A8's graph: ONNX Runtime's static QDQ of ``source`` into ``out`` (uint8 activations calibrated on
-    ``ctx.calib`` by ``calibration``, per-channel int8 weights, replaced by :func:`_place_weights`)."""
+    ``ctx.calib`` by ``calibration``, per-channel int8 weights, replaced by :func:`_place_weights`).
+
+    A W4A8 family's K probes hand ONNX Runtime the same float graph (their weights are placed after it)
+    and the same float nodes, so its output is kept in ``ctx.work_dir`` under a key of everything it
+    reads (the graph's bytes, the calibration ids, the method, the float nodes, ``reduce_range``, ONNX
+    Runtime's version) and copied for the next probe: the percentile histogram is built once per family.
+    """
+    import hashlib
+    import os
+
+    import onnxruntime
     from onnxruntime.quantization import (
         CalibrationDataReader,
         CalibrationMethod,
@@ -324,19 +334,27 @@ def _int8_activations(ctx: BuildContext, source: Path, keep_float: dict[str, str
             arr = next(self._it, None)
             return None if arr is None else {info.input_name: arr}
 
+    from quantsweep.data.calibration import ids_hash
+    from quantsweep.files import atomic_replace
     from quantsweep.schemes.ort_int8 import resolve_reduce_range
 
-    extra: dict[str, Any] = {"WeightSymmetric": True, "ActivationSymmetric": False}
-    if calibration == "percentile":
-        extra["CalibPercentile"] = 99.999
-    # the 8-bit layers keep ORT's own weights: 7-bit where int8 kernels would saturate (no VNNI).
-    # (The histogram is recomputed for each K probe: passing cached ranges as ORT's rmin/rmax overrides
-    # would skip its own range adjustments, Softmax outputs to [0, 1] among them.)
-    quantize_static(str(source), str(out), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                    reduce_range=resolve_reduce_range("auto"), activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                    nodes_to_exclude=list(keep_float), extra_options=extra,
-                    calibrate_method={"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
-                                      "percentile": CalibrationMethod.Percentile}[calibration])
+    reduce = resolve_reduce_range("auto")
+    key = hashlib.sha256(Path(source).read_bytes())
+    key.update(repr((ids_hash(ctx.calib.ids), calibration, sorted(keep_float), reduce, onnxruntime.__version__)).encode())
+    cached = ctx.work_dir / f"ort-qdq-{calibration}-{key.hexdigest()[:16]}.onnx"
+    if not cached.exists():
+        extra: dict[str, Any] = {"WeightSymmetric": True, "ActivationSymmetric": False}
+        if calibration == "percentile":
+            extra["CalibPercentile"] = 99.999
+        tmp = cached.with_name(f".{cached.name}.{os.getpid()}.tmp.onnx")  # two builds may race to it
+        # the 8-bit layers keep ORT's own weights: 7-bit where int8 kernels would saturate (no VNNI)
+        quantize_static(str(source), str(tmp), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                        reduce_range=reduce, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                        nodes_to_exclude=list(keep_float), extra_options=extra,
+                        calibrate_method={"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
+                                          "percentile": CalibrationMethod.Percentile}[calibration])
+        atomic_replace(tmp, cached)
+    atomic_replace(cached, out, copy=True)
 
 
 def _place_weights(ctx: BuildContext, out: Path, weights: dict[str, tuple[np.ndarray, np.ndarray]],
