@@ -437,3 +437,18 @@ def test_asymmetric_groups_lower_a_skewed_conv_s_output_error_and_gptq_keeps_the
     assert ga.min() >= -15 and (ga >= low).all() and (ga <= low + 15).all()
     assert error(ga * full_a) < 0.8 * error(gs * full_s)
     assert error(ga * full_a) < error(qa * full_a)
+
+
+@pytest.mark.parametrize("scheme,field", [("w4a8-graph-gptq", "act_calibration"), ("w4a8-mse", "act_calibration"),
+                                          ("int8-qdq", "calibration")])
+def test_quantize_calibration_reaches_the_field_of_the_scheme_built(scheme, field, tmp_path, capsys):
+    """`quantsweep quantize --calibration` sets a W4A8's activation ranges (w4a8-mse on an ONNX model falls
+    back to the graph W4A8) and an INT8 scheme's calibration: the value reaches that field (a bad one says so)."""
+    from tests.conftest import write_constant_detector
+
+    from quantsweep.cli.main import main
+
+    model = write_constant_detector(tmp_path / "d.onnx", [1, 300, 6])
+    code = main(["quantize", "--model", str(model), "--scheme", scheme, "--calibration", "bogus",
+                 "--calib-dir", str(tmp_path), "--out", str(tmp_path / "c")])
+    assert code != 0 and f"unknown {field} 'bogus'" in capsys.readouterr().err

@@ -185,7 +185,9 @@ def cmd_quantize(args: argparse.Namespace) -> int:
     if args.calibration:  # the graph W4A8's activation ranges, or an INT8/FP8 scheme's calibration
         from quantsweep.schemes import spec
 
-        overrides["act_calibration" if hasattr(spec(args.scheme).cls, "act_calibration") else "calibration"] = args.calibration
+        entry = spec(args.scheme)
+        entry = spec(entry.onnx_only) if pt is None and entry.onnx_only else entry  # as make_scheme resolves it
+        overrides["act_calibration" if hasattr(entry.cls, "act_calibration") else "calibration"] = args.calibration
     if args.float_dtype:
         overrides["float_dtype"] = args.float_dtype
     scheme = make_scheme(args.scheme, onnx_only=pt is None, **overrides)
