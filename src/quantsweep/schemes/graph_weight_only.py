@@ -314,13 +314,7 @@ def _int8_activations(ctx: BuildContext, source: Path, keep_float: dict[str, str
     import os
 
     import onnxruntime
-    from onnxruntime.quantization import (
-        CalibrationDataReader,
-        CalibrationMethod,
-        QuantFormat,
-        QuantType,
-        quantize_static,
-    )
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
     from quantsweep.model.info import inspect_onnx
 
@@ -336,23 +330,21 @@ def _int8_activations(ctx: BuildContext, source: Path, keep_float: dict[str, str
 
     from quantsweep.data.calibration import ids_hash
     from quantsweep.files import atomic_replace
-    from quantsweep.schemes.ort_int8 import resolve_reduce_range
+    from quantsweep.schemes.ort_int8 import ort_calibration, resolve_reduce_range
 
     reduce = resolve_reduce_range("auto")
+    method, calib_options = ort_calibration(calibration)
     key = hashlib.sha256(Path(source).read_bytes())
-    key.update(repr((ids_hash(ctx.calib.ids), calibration, sorted(keep_float), reduce, onnxruntime.__version__)).encode())
+    key.update(repr((ids_hash(ctx.calib.ids), calibration, sorted(calib_options.items()), sorted(keep_float), reduce,
+                     onnxruntime.__version__)).encode())
     cached = ctx.work_dir / f"ort-qdq-{calibration}-{key.hexdigest()[:16]}.onnx"
     if not cached.exists():
-        extra: dict[str, Any] = {"WeightSymmetric": True, "ActivationSymmetric": False}
-        if calibration == "percentile":
-            extra["CalibPercentile"] = 99.999
+        extra: dict[str, Any] = {"WeightSymmetric": True, "ActivationSymmetric": False, **calib_options}
         tmp = cached.with_name(f".{cached.name}.{os.getpid()}.tmp.onnx")  # two builds may race to it
         # the 8-bit layers keep ORT's own weights: 7-bit where int8 kernels would saturate (no VNNI)
         quantize_static(str(source), str(tmp), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
                         reduce_range=reduce, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                        nodes_to_exclude=list(keep_float), extra_options=extra,
-                        calibrate_method={"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
-                                          "percentile": CalibrationMethod.Percentile}[calibration])
+                        nodes_to_exclude=list(keep_float), extra_options=extra, calibrate_method=method)
         atomic_replace(tmp, cached)
     atomic_replace(cached, out, copy=True)
 

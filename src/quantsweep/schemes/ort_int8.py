@@ -9,7 +9,7 @@ from typing import Any, ClassVar, Literal
 from quantsweep.errors import QuantsweepError
 from quantsweep.schemes.base import BuildContext, BuildResult, SchemeSpec, check_float_dtype
 
-__all__ = ["OrtInt8", "resolve_reduce_range"]
+__all__ = ["OrtInt8", "ort_calibration", "resolve_reduce_range"]
 
 Calibration = Literal["minmax", "entropy", "percentile"]
 
@@ -33,6 +33,16 @@ def resolve_reduce_range(setting: str, vnni: bool | None = None) -> bool:
             return False
         vnni = cpu_info()["vnni"]
     return not vnni
+
+
+def ort_calibration(calibration: str) -> tuple[Any, dict[str, Any]]:
+    """ONNX Runtime's ``calibrate_method`` and extra options for ``minmax``, ``entropy`` or ``percentile``
+    (the 0.001st to 99.999th percentile of each activation's histogram)."""
+    from onnxruntime.quantization import CalibrationMethod
+
+    method = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
+              "percentile": CalibrationMethod.Percentile}[calibration]
+    return method, ({"CalibPercentile": 99.999} if calibration == "percentile" else {})
 
 
 @dataclass(frozen=True)
@@ -81,13 +91,7 @@ class OrtInt8:
 
     def build(self, ctx: BuildContext, keep_float: dict[str, str], out: Path) -> BuildResult:
         import onnxruntime
-        from onnxruntime.quantization import (
-            CalibrationDataReader,
-            CalibrationMethod,
-            QuantFormat,
-            QuantType,
-            quantize_static,
-        )
+        from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
         from quantsweep.model.info import inspect_onnx
 
@@ -102,13 +106,10 @@ class OrtInt8:
                 arr = next(self._it, None)
                 return None if arr is None else {info.input_name: arr}
 
-        method = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
-                  "percentile": CalibrationMethod.Percentile}[self.calibration]
+        method, calib_options = ort_calibration(self.calibration)
         # u8u8 kernels widen to int16 before multiplying: no saturation, so full 8-bit weights.
         reduce = resolve_reduce_range(self.reduce_range) if self.weights == "int8" else self.reduce_range == "on"
-        extra: dict[str, Any] = {"WeightSymmetric": True, "ActivationSymmetric": False}
-        if self.calibration == "percentile":
-            extra["CalibPercentile"] = 99.999
+        extra: dict[str, Any] = {"WeightSymmetric": True, "ActivationSymmetric": False, **calib_options}
         quantize_static(str(ctx.fp32_onnx), str(out), Reader(), quant_format=QuantFormat.QDQ,
                         per_channel=self.per_channel, reduce_range=reduce,
                         activation_type=QuantType.QUInt8,
