@@ -44,6 +44,7 @@ from quantsweep.schemes.base import (
     eight_bit_layers,
     fp16_suffix,
 )
+from quantsweep.schemes.ort_int8 import CALIBRATIONS, Calibration
 
 __all__ = ["GraphWeightOnly", "block_for", "exact_fp16_constants", "int8_to_int4_initializers", "quantize_groups",
            "quantize_groups_asym", "quantize_weight"]
@@ -314,6 +315,20 @@ def _int8_activations(ctx: BuildContext, source: Path, keep_float: dict[str, str
     import os
 
     import onnxruntime
+
+    from quantsweep.files import atomic_replace
+    from quantsweep.schemes.ort_int8 import ort_calibration, resolve_reduce_range
+
+    reduce = resolve_reduce_range("auto")
+    method, calib_options = ort_calibration(calibration)
+    key = hashlib.sha256(Path(source).read_bytes())
+    key.update(repr((ctx.calib.ids_hash, calibration, sorted(calib_options.items()), sorted(keep_float), reduce,
+                     onnxruntime.__version__)).encode())
+    cached = ctx.work_dir / f"ort-qdq-{calibration}-{key.hexdigest()[:16]}.onnx"
+    if cached.exists():  # an earlier K probe of this family quantized the same graph
+        atomic_replace(cached, out, copy=True)
+        return
+
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
     from quantsweep.model.info import inspect_onnx
@@ -328,24 +343,13 @@ def _int8_activations(ctx: BuildContext, source: Path, keep_float: dict[str, str
             arr = next(self._it, None)
             return None if arr is None else {info.input_name: arr}
 
-    from quantsweep.data.calibration import ids_hash
-    from quantsweep.files import atomic_replace
-    from quantsweep.schemes.ort_int8 import ort_calibration, resolve_reduce_range
-
-    reduce = resolve_reduce_range("auto")
-    method, calib_options = ort_calibration(calibration)
-    key = hashlib.sha256(Path(source).read_bytes())
-    key.update(repr((ids_hash(ctx.calib.ids), calibration, sorted(calib_options.items()), sorted(keep_float), reduce,
-                     onnxruntime.__version__)).encode())
-    cached = ctx.work_dir / f"ort-qdq-{calibration}-{key.hexdigest()[:16]}.onnx"
-    if not cached.exists():
-        extra: dict[str, Any] = {"WeightSymmetric": True, "ActivationSymmetric": False, **calib_options}
-        tmp = cached.with_name(f".{cached.name}.{os.getpid()}.tmp.onnx")  # two builds may race to it
-        # the 8-bit layers keep ORT's own weights: 7-bit where int8 kernels would saturate (no VNNI)
-        quantize_static(str(source), str(tmp), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                        reduce_range=reduce, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                        nodes_to_exclude=list(keep_float), extra_options=extra, calibrate_method=method)
-        atomic_replace(tmp, cached)
+    extra: dict[str, Any] = {"WeightSymmetric": True, "ActivationSymmetric": False, **calib_options}
+    tmp = cached.with_name(f".{cached.name}.{os.getpid()}.tmp.onnx")  # two builds may race to it
+    # the 8-bit layers keep ORT's own weights: 7-bit where int8 kernels would saturate (no VNNI)
+    quantize_static(str(source), str(tmp), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                    reduce_range=reduce, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                    nodes_to_exclude=list(keep_float), extra_options=extra, calibrate_method=method)
+    atomic_replace(tmp, cached)
     atomic_replace(cached, out, copy=True)
 
 
@@ -416,7 +420,7 @@ class GraphWeightOnly:
     # 4-bit weight-only convs: asymmetric groups (a UINT4 zero point next to each fp16 scale)
     zero_point: bool = False
     # W4A8: how ONNX Runtime calibrates the uint8 activation ranges (as int8-qdq's ``calibration``)
-    act_calibration: Literal["minmax", "entropy", "percentile"] = "minmax"
+    act_calibration: Calibration = "minmax"
     registry: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
@@ -436,7 +440,7 @@ class GraphWeightOnly:
         if self.zero_point and (self.weight_bits != 4 or self.act_bits or self.reconstruction == "adaround"):
             raise QuantsweepError("zero_point is for 4-bit weight-only schemes rounded to nearest or by GPTQ",
                                   "use zero_point with weight_bits 4, no act_bits, reconstruction none or gptq")
-        if self.act_calibration not in ("minmax", "entropy", "percentile"):
+        if self.act_calibration not in CALIBRATIONS:
             raise QuantsweepError(f"unknown act_calibration {self.act_calibration!r}", "use minmax, entropy or percentile")
         if self.act_calibration != "minmax" and not self.act_bits:
             raise QuantsweepError("act_calibration is for schemes with int8 activations (act_bits 8)",

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, get_args
 
 from quantsweep.errors import QuantsweepError
 from quantsweep.schemes.base import BuildContext, BuildResult, SchemeSpec, check_float_dtype
 
-__all__ = ["OrtInt8", "ort_calibration", "resolve_reduce_range"]
+__all__ = ["CALIBRATIONS", "Calibration", "OrtInt8", "ort_calibration", "resolve_reduce_range"]
 
 Calibration = Literal["minmax", "entropy", "percentile"]
+CALIBRATIONS: tuple[str, ...] = get_args(Calibration)
 
 
 def resolve_reduce_range(setting: str, vnni: bool | None = None) -> bool:
@@ -65,7 +66,7 @@ class OrtInt8:
     registry: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
-        if self.calibration not in ("minmax", "entropy", "percentile"):
+        if self.calibration not in CALIBRATIONS:
             raise QuantsweepError(f"unknown calibration {self.calibration!r}", "use minmax, entropy or percentile")
         check_float_dtype(self)
         if self.weights not in ("int8", "uint8"):
