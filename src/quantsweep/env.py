@@ -17,7 +17,7 @@ from typing import Any
 
 from quantsweep.errors import QuantsweepError
 
-__all__ = ["available_providers", "check_single_ort", "collect_env", "cpu_info", "gpu_present", "ort_distributions", "physical_cores",
+__all__ = ["available_providers", "check_single_ort", "collect_env", "cpu_class", "cpu_info", "gpu_present", "ort_distributions", "physical_cores",
            "worker_threads"]
 
 _VERSIONED = ("quantsweep", "torch", "torchvision", "ultralytics", "onnx", "onnxruntime",
@@ -103,6 +103,18 @@ def cpu_info() -> dict[str, Any]:
     return {"model": model, "logical_cores": os.cpu_count(), "physical_cores": physical_cores(),
             "flags": {f: f in flags for f in interesting},
             "vnni": bool({"avx512_vnni", "avx_vnni"} & flags)}
+
+
+def cpu_class(cpu: dict[str, Any]) -> str:
+    """A short machine description for every printed number: cores and the int8/bf16 SIMD flags.
+
+    Example:
+        >>> cpu_class({"physical_cores": 2, "flags": {"avx2": True, "avx512_vnni": True, "amx_int8": False}})
+        '2 cores, avx512_vnni'
+    """
+    flags = cpu.get("flags") or {}
+    shown = [f for f in ("avx512_vnni", "avx_vnni", "avx512_bf16", "amx_int8") if flags.get(f)]
+    return f"{cpu.get('physical_cores', '?')} cores, {' '.join(shown) or ('avx2, no VNNI' if flags.get('avx2') else 'no VNNI')}"
 
 
 def _gpu() -> dict[str, Any] | None:

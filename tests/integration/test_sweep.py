@@ -182,6 +182,8 @@ def test_the_terminal_summary_fits_thirty_lines_at_100_columns(small_run):
     assert lines[0].startswith(("DEPLOY ", "STAY ON FP32", "BEST CANDIDATE, NOT CONFIRMED:"))
     assert lines[-1] == str(small_run.run_dir)
     assert any(line.startswith("W8A16 check:") for line in lines)
+    cost = lines[-2]  # the run's cost by stage, with the machine it was measured on
+    assert cost.startswith("cost: ") and " s wall (" in cost and "cores" in cost and "build " in cost, cost
 
 
 def test_resume_of_a_finished_run_redoes_nothing(small_run):
@@ -416,7 +418,8 @@ def test_grid_mode_builds_every_k_and_writes_no_search(small_run):
 def test_four_bit_candidates_are_searched_for_the_fewest_8bit_convs_within_their_own_budget(tmp_path):
     """--w4-budget 0: no 4-bit probe qualifies on 20 images, so the search probes K > 0 (convs kept at
     8 bits by the measured ranking) up to the cap; each probe's 8-bit set is the ranking's head, recorded."""
-    cfg = SweepConfig(out=tmp_path, **{**SEARCH, "schemes": ("w4a16-graph-gptq-asym",), "w4_budget": 0.0, "max_evals": 1})
+    cfg = SweepConfig(out=tmp_path, **{**SEARCH, "schemes": ("w4a16-graph-gptq-asym",), "w4_budget": 0.0, "max_evals": 1,
+                                       "size": True})
     d = run_sweep(cfg).run_dir
     four = json.loads((d / "search.json").read_text())["four_bit"]
     assert four["budget_points"] == 0.0 and [p["placement"] for p in four["placements"]] == ["w4a16-graph-gptq-asym"]
@@ -429,3 +432,27 @@ def test_four_bit_candidates_are_searched_for_the_fewest_8bit_convs_within_their
         assert eight == set(ranking[:t["k"]]) == set(t["kept_float"]), t  # the searched 8-bit convs, recorded
         assert record["settings"]["storage"].startswith("UINT4")
     assert "Four-bit candidates (for size)" in (d / "report.html").read_text()
+
+
+def test_the_default_run_builds_no_four_bit_probe_and_says_how_to_ask(tmp_path):
+    """Without --size (and with a 4-bit budget nothing meets) the 4-bit K=0 candidate is built, scored and
+    in the table, but no 4-bit K>0 probe, ranking or size verdict is made; the report and cost say so."""
+    cfg = SweepConfig(out=tmp_path, **{**SEARCH, "schemes": ("w4a16-graph-gptq-asym",), "w4_budget": 0.0,
+                                       "max_evals": 1})
+    result = run_sweep(cfg)
+    d = result.run_dir
+    four = json.loads((d / "search.json").read_text())["four_bit"]
+    assert four["placements"] == [] and four["evaluations"] == 0 and "--size" in four["how"], four
+    steps = json.loads((d / "manifest.json").read_text())["steps"]
+    assert "build:w4a16-graph-gptq-asym" in steps
+    assert not [s for s in steps if s.startswith(("build:w4a16-graph-gptq-asym-k", "sensitivity:w4a16"))], steps
+    assert "sensitivity.json" not in {p.name for p in d.iterdir()}
+    assert (json.loads((d / "confirmation.json").read_text()).get("four_bit")) is None
+    assert "w4a16-graph-gptq-asym" in {r.candidate for r in result.rows}
+    html = (d / "report.html").read_text()
+    assert "Four-bit candidates (for size): not searched" in html and 'id="cost"' in html
+    cost = json.loads((d / "cost.json").read_text())
+    stages = {s["stage"]: s for s in cost["stages"]}
+    assert stages["4-bit size search"]["steps"] == 0 and stages["build"]["steps"] == 1
+    assert cost["invocations"][-1]["wall_s"] == result.wall_s > 0
+    assert result.wall_s >= cost["steps_s"]  # a fresh run's wall holds every step

@@ -104,3 +104,14 @@ def test_the_defaults_in_run_help_are_the_config_defaults():
         assert float(said.split(",")[0]) == float(str(actual).split(",")[0]), (a.dest, said, actual)
         checked += 1
     assert checked >= 12  # most numeric flags state their default
+
+
+def test_the_size_search_is_asked_for_by_size_or_a_four_bit_budget_on_the_command_line(tmp_path):
+    assert SweepConfig().size is False
+    assert SweepConfig.resolve({"size": True}).size is True
+    assert SweepConfig.resolve({"w4_budget": 2.5}).size is True and SweepConfig.resolve({"w4a8_budget": 4.0}).size
+    # a config.yaml lists every setting (a resumed run's too): its budgets do not ask for the size search
+    path = tmp_path / "run.yaml"
+    path.write_text(SweepConfig().to_yaml())
+    assert SweepConfig.resolve(yaml_path=path).size is False
+    assert SweepConfig.resolve({"w4_budget": 3.0}, yaml_path=path).size is True

@@ -276,6 +276,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     summary = _json.loads((result.run_dir / "results" / "summary.json").read_text())
     print(terminal_summary(summary, result.run_dir, shutil.get_terminal_size((100, 24)).columns))
+    if result.cost:
+        from quantsweep.env import cpu_class, cpu_info
+        from quantsweep.report.cost import cost_line
+
+        print(cost_line(result.cost, result.wall_s, cpu_class(cpu_info())))
     print(result.run_dir)
     return 0
 

@@ -135,10 +135,16 @@ def build_parser(handlers: dict[str, Callable[[argparse.Namespace], int]]) -> ar
     r.add_argument("--backends", help=f"comma-separated, of {','.join(RUNTIMES)} (default: every one available)")
     r.add_argument("--batches", help="comma-separated batch sizes to benchmark (default 1)")
     r.add_argument("--budget", type=float, help="max mAP50-95 loss in points (default 1.0)")
+    r.add_argument("--size", action="store_true", default=None,
+                   help="also decide the smallest 4-bit file: search each 4-bit family's 8-bit convs against "
+                        "--w4-budget/--w4a8-budget and confirm the picks (off by default: on a CPU 4-bit buys size, "
+                        "not speed; the 4-bit K=0 candidates are in the table either way)")
     r.add_argument("--w4-budget", type=float,
-                   help="max loss in points of the 4-bit (size) candidates; their 8-bit convs are searched (default 2.0)")
+                   help="max loss in points of the 4-bit (size) candidates; their 8-bit convs are searched "
+                        "(default 2.0; giving it implies --size)")
     r.add_argument("--w4a8-budget", type=float,
-                   help="the same for W4A8, whose int8 activations cost on top of its 4-bit weights (default 3.5)")
+                   help="the same for W4A8, whose int8 activations cost on top of its 4-bit weights "
+                        "(default 3.5; giving it implies --size)")
     r.add_argument("--target-backend", help="backend the recommendation is for (default: fastest)")
     r.add_argument("--bench-seconds", type=float, help="timed seconds per model and backend (default 5)")
     r.add_argument("--sensitivity-images", type=int, help="images for the sensitivity probe (default 8)")

@@ -20,8 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from quantsweep.bench.timing import speedup_text
+from quantsweep.env import cpu_class
 from quantsweep.files import atomic_write_text
 from quantsweep.quantize.sensitivity import score_text
+from quantsweep.report.cost import cost_html, read_cost
 from quantsweep.report.table import Decision, Row, points
 
 __all__ = ["write_report"]
@@ -175,6 +177,9 @@ def _search_html(search: dict[str, Any] | None) -> str:
 
 def _four_bit_html(four: dict[str, Any] | None) -> str:
     """The 4-bit (size) search: per family, the fewest 8-bit convs within ``--w4-budget``, with sizes."""
+    if four and four.get("skipped"):
+        return (f"<h3>Four-bit candidates (for size): not searched</h3><p>{_E(four['skipped'])}. Their K=0 files "
+                f"are in the table below. To decide the smallest 4-bit file: <code>{_E(four.get('how', '--size'))}</code>.</p>")
     if not four or not four.get("placements"):
         return ""
     probes = {t["candidate"]: t for t in four["trace"]}
@@ -350,6 +355,7 @@ speed-up vs FP32 on the same runtime, measured in the same interleaved rounds; g
 unsupported or ablations (not deployable there). Full table: <code>results/summary.csv</code>.</p>
 {_table(rows, decision.backend)}
 <h2>Sensitivity</h2>{''.join(sens_html) or '<p>No ranking in this run.</p>'}
+{cost_html(read_cost(run_dir), cpu_class(cpu))}
 <details><summary>Settings, machine, subsets, reproduce</summary>
 <p>Machine: {_E(str(cpu.get('model')))}, {cpu.get('physical_cores')} cores, VNNI {cpu.get('vnni')}.</p>
 <p>Reproduce: <code>quantsweep run --config {_E(str(run_dir / 'config.yaml'))} --out NEW_FOLDER</code>;

@@ -114,6 +114,9 @@ def terminal_summary(summary: dict[str, Any], run_dir: Path, width: int = 100) -
         if not rec.get("confirmed") or c["candidate"] != rec["confirmed"].get("candidate"):
             lines.append(f"Confirmation: {c['candidate']} {c['verdict']} at {c['images']} images, "
                          f"Δ {points(c['delta'], c['low'], c['high'])}")
+    if search and (search.get("four_bit") or {}).get("skipped"):
+        lines.append("Four-bit for size: not searched (on this runtime 4-bit buys file size, not speed); "
+                     "the K=0 files are in the table; add --size for the smallest file within --w4-budget")
     four = conf.get("four_bit") or {}
     for c in four.get("results", []):  # the 4-bit size picks, against their own budget
         lines.append(f"Four-bit for size: {c['candidate']} {c['verdict']} within "

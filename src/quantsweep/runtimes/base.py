@@ -19,10 +19,10 @@ Labels are decided from evidence, never from a table:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -30,7 +30,7 @@ from quantsweep.env import gpu_present
 from quantsweep.errors import QuantsweepError
 from quantsweep.model.info import inspect_onnx
 
-__all__ = ["BenchSettings", "Prepared", "Runtime", "Session", "check_batch", "is_quantized", "missing_gpu",
+__all__ = ["BenchSettings", "Prepared", "Runtime", "Session", "Streaming", "check_batch", "is_quantized", "missing_gpu",
            "missing_module", "refuse_format"]
 
 
@@ -77,6 +77,15 @@ class Session(Protocol):
     input_name: str
 
     def run(self, pixels: Any) -> Any: ...
+
+
+@runtime_checkable
+class Streaming(Protocol):
+    """A session that keeps several batch-1 requests in flight (OpenVINO's async infer requests):
+    ``run_many(items, pixels)`` yields ``(item, first output)`` in the items' order, each output what
+    :meth:`Session.run` gives for ``pixels(item)``."""
+
+    def run_many(self, items: Iterable[Any], pixels: Callable[[Any], Any]) -> Iterator[tuple[Any, Any]]: ...
 
 
 class Runtime(Protocol):

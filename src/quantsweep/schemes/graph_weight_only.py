@@ -320,7 +320,11 @@ def _int8_activations(ctx: BuildContext, source: Path, keep_float: dict[str, str
     from quantsweep.schemes.ort_int8 import ort_calibration, resolve_reduce_range
 
     reduce = resolve_reduce_range("auto")
-    method, calib_options = ort_calibration(calibration)
+    from quantsweep.model.info import inspect_onnx
+
+    info = inspect_onnx(ctx.fp32_onnx, require_detector=False)
+    batch = info.fixed_batch or 1
+    method, calib_options = ort_calibration(calibration, -(-len(ctx.calib.ids) // batch))
     key = hashlib.sha256(Path(source).read_bytes())
     key.update(repr((ctx.calib.ids_hash, calibration, sorted(calib_options.items()), sorted(keep_float), reduce,
                      onnxruntime.__version__)).encode())
@@ -329,24 +333,15 @@ def _int8_activations(ctx: BuildContext, source: Path, keep_float: dict[str, str
         atomic_replace(cached, out, copy=True)
         return
 
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 
-    from quantsweep.model.info import inspect_onnx
-
-    info = inspect_onnx(ctx.fp32_onnx, require_detector=False)
-
-    class Reader(CalibrationDataReader):
-        def __init__(self) -> None:
-            self._it = iter(ctx.calib.batches(info.fixed_batch or 1))
-
-        def get_next(self):  # noqa: ANN202 - ORT's interface
-            arr = next(self._it, None)
-            return None if arr is None else {info.input_name: arr}
+    from quantsweep.schemes.ort_int8 import ort_reader
 
     extra: dict[str, Any] = {"WeightSymmetric": True, "ActivationSymmetric": False, **calib_options}
     tmp = cached.with_name(f".{cached.name}.{os.getpid()}.tmp.onnx")  # two builds may race to it
     # the 8-bit layers keep ORT's own weights: 7-bit where int8 kernels would saturate (no VNNI)
-    quantize_static(str(source), str(tmp), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+    quantize_static(str(source), str(tmp), ort_reader(ctx.calib, info.input_name, batch), quant_format=QuantFormat.QDQ,
+                    per_channel=True,
                     reduce_range=reduce, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                     nodes_to_exclude=list(keep_float), extra_options=extra, calibrate_method=method)
     atomic_replace(tmp, cached)

@@ -48,6 +48,11 @@ class SweepConfig:
     w4_budget: float = 2.0  # 4-bit candidates (for size): max loss in points; their 8-bit convs are searched for it
     # W4A8's own: its int8 activations cost on top of the 4-bit weights (INT8 alone: -0.8 on a real YOLOv5n)
     w4a8_budget: float = 3.5
+    # the 4-bit *size* search (8-bit convs searched against --w4-budget / --w4a8-budget, then confirmed): off by
+    # default, since on a runtime that computes 4-bit weights at 8 bits or in float it buys file size, not speed;
+    # on when asked (``--size``, or either 4-bit budget given on the command line) or when the target runtime
+    # executes 4-bit weights in 4-bit compute layers. The 4-bit K=0 candidates are in the table either way.
+    size: bool = False
     target_backend: str | None = None
     # calibration images the rankings are measured on: on 2 the order of the 10th-30th nodes is noise
     # (real YOLOv5n W4A16 K=12/K=20: -1.74/-1.19 ranked on 2 images, -0.89/-1.22 on 8, -1.09/-0.61 on 16)
@@ -142,7 +147,10 @@ class SweepConfig:
         values: dict[str, Any] = {}
         if yaml_path is not None:
             values.update(cls._read_yaml(Path(yaml_path)))
-        values.update({k: v for k, v in (cli or {}).items() if v is not None})
+        given = {k: v for k, v in (cli or {}).items() if v is not None}
+        if any(k in given for k in ("w4_budget", "w4a8_budget")) and "size" not in given:
+            given["size"] = True  # a 4-bit budget given on the command line asks for the size decision
+        values.update(given)
         return cls(**cls._coerce(values))
 
     @classmethod

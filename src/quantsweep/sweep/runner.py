@@ -28,7 +28,8 @@ benchmark -> search (K per placement on the target runtime) -> confirmation -> r
       results/pareto.png|svg   ΔmAP (interval) vs speed-up per runtime, the budget band, the front
       results/k_curve.png|svg  ΔmAP and speed-up against K per placement
       results/kept_float.png|svg  where the recommended model's float-kept nodes sit (when one is chosen)
-      report.html              self-contained report (images embedded)
+      report.html              self-contained report (images embedded; its footer: seconds by stage)
+      cost.json                seconds of the steps by stage, and each invocation's wall (a resume adds one)
       recommended/             the chosen model, its scheme JSON and how to run it (absent: stay on FP32)
 
 Every file is written atomically; a finished step is never redone or overwritten on resume; a
@@ -37,7 +38,10 @@ failed candidate or backend is a row with ``error`` set and the sweep goes on.
 
 from __future__ import annotations
 
+import time
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from quantsweep.env import collect_env
 from quantsweep.errors import QuantsweepError
@@ -73,6 +77,18 @@ def open_run(cfg: SweepConfig, run_dir: Path, on_event: Event | None = None) -> 
     return StepStore(run_dir, on_event)
 
 
+def record_cost(run_dir: Path, started: str, wall_s: float) -> dict[str, Any]:
+    """Append this invocation's wall to ``cost.json`` with the steps' seconds by stage; return it.
+
+    A log of what each invocation of the run took (a resumed run adds a line), not a result."""
+    from quantsweep.report.cost import read_cost
+
+    cost = read_cost(run_dir)
+    cost["invocations"] = [*cost.get("invocations", []), {"started": started, "wall_s": wall_s}]
+    atomic_write_json(run_dir / "cost.json", cost)
+    return cost
+
+
 def run_sweep(cfg: SweepConfig, resume: Path | None = None, on_event: Event | None = None) -> RunResult:
     """Run (or resume) a whole sweep; the Python API of ``quantsweep run``.
 
@@ -86,6 +102,7 @@ def run_sweep(cfg: SweepConfig, resume: Path | None = None, on_event: Event | No
         if importlib.util.find_spec("ray") is None:
             raise QuantsweepError("--executor ray needs Ray, which is not installed", "pip install 'quantsweep[ray]'",
                                   "executor")
+    started, t0 = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), time.perf_counter()
     inputs = resolve_inputs(cfg)  # bad inputs fail before a run folder is created or locked
     if resume is not None:
         store = open_run(cfg, resume, on_event)
@@ -101,6 +118,8 @@ def run_sweep(cfg: SweepConfig, resume: Path | None = None, on_event: Event | No
     try:
         with store.locked():
             result = execute(store, cfg, inputs, executor)
+            result.wall_s = round(time.perf_counter() - t0, 1)
+            result.cost = record_cost(store.dir, started, result.wall_s)
             stats = getattr(executor, "stats", None)
             if stats is not None:  # where the steps ran and what travelled (a description, like env.json)
                 atomic_write_json(store.dir / "executor.json", stats())

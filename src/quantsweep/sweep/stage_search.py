@@ -17,9 +17,31 @@ from quantsweep.sweep.stage_bench import bench_on_backend, write_bench
 from quantsweep.sweep.stage_build import build_and_evaluate, sensitivities
 from quantsweep.sweep.store import StepStore
 
-__all__ = ['search']
+__all__ = ['search', 'size_search_wanted']
 
 log = logging.getLogger(__name__)
+
+
+def size_search_wanted(cfg: SweepConfig, target_bench: dict[str, Any], plan: list[Any]) -> tuple[bool, str]:
+    """Whether the run searches the 4-bit families for size, and why (or why not).
+
+    Asked for (``--size``, or a 4-bit budget given on the command line: ``cfg.size``), or the target
+    runtime executes a 4-bit candidate's compute layers in 4 bits (its benchmark evidence: OpenVINO's
+    runtime precision ``i4``/``u4`` on convolutions or matmuls, ONNX Runtime's ``MatMulNBits``): only
+    there can fewer 8-bit convs also mean speed. Elsewhere 4-bit weights are widened to 8 bits or to
+    float before any multiply, so the search would buy file size only and is not run by default."""
+    if cfg.size:
+        return True, "asked for (--size or a 4-bit budget)"
+    four = {s.name for s in plan if s.k == 0 and getattr(s, "weight_bits", 8) == 4}
+    for name in sorted(four):
+        rows = (target_bench.get(name) or {}).get("rows") or []
+        evidence = (rows[0].get("evidence") or {}) if rows else {}
+        precisions = evidence.get("compute_layer_precisions") or {}
+        ops = evidence.get("optimized_op_counts") or {}
+        if any(str(p).lower() in ("i4", "u4") for p in precisions) or ops.get("MatMulNBits"):
+            return True, f"the target runtime runs {name}'s compute layers in 4 bits"
+    return False, ("not asked for, and the target runtime runs no 4-bit compute layer (4-bit weights are widened "
+                   "to 8 bits or float before the multiply: fewer 8-bit convs buy file size, not speed)")
 
 
 def search(r: StepStore, cfg: SweepConfig, plan: list[Any], ctx: Any, inp: Inputs, ids: list[int],
@@ -270,7 +292,14 @@ def search(r: StepStore, cfg: SweepConfig, plan: list[Any], ctx: Any, inp: Input
             sp = speed(item["best"])
             if sp is not None and (best is None or sp > best[1]):
                 best = (item["best"], sp)
-    record["four_bit"] = four_bit_search()
+    asked, why = size_search_wanted(cfg, benches.get(target) or {}, plan)
+    record["four_bit"] = four_bit_search() if asked else {
+        "skipped": why, "budget_points": cfg.w4_budget, "w4a8_budget_points": cfg.w4a8_budget,
+        "placements": [], "trace": [], "evaluations": 0,
+        "how": "quantsweep run --size (or --w4-budget / --w4a8-budget) searches each 4-bit family's 8-bit convs "
+               "against its budget and confirms the smallest file on the held-out images"}
+    if asked:
+        record["four_bit"]["why"] = why
     # seconds the search's steps took (from the manifest, so a resumed run reports the same)
     steps = r.seconds()
     spent = sum(t["seconds"] for t in trace if t["k"] > 0)

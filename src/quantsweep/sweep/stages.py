@@ -56,6 +56,8 @@ class RunResult:
     rows: list[Row]
     recommendation: Decision
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    wall_s: float | None = None  # this invocation's wall, set by the runner
+    cost: dict[str, Any] = field(default_factory=dict)  # seconds by stage (quantsweep.report.cost.by_stage)
 
 
 def execute(r: StepStore, cfg: SweepConfig, inp: Inputs, executor: Executor) -> RunResult:
