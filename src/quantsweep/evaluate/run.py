@@ -83,7 +83,7 @@ def predict(model: Path, ds: Dataset, ids: Sequence[int], settings: EvalSettings
     t0 = time.perf_counter()
     batches = iter_batches(ds, ids, hw, batch, pad_to_batch=info.fixed_batch is not None)
     if isinstance(sess, Streaming):  # several requests in flight: the same outputs, more images per second
-        pairs: Iterator[tuple[Batch, Any]] = sess.run_many(batches, lambda b: b.pixels)
+        pairs: Iterator[tuple[Batch, Any]] = sess.run_many(batches, lambda b: b.pixels, -(-len(ids) // batch))
     else:
         pairs = ((b, sess.run(b.pixels)) for b in batches)
     while True:
@@ -107,6 +107,8 @@ def predict(model: Path, ds: Dataset, ids: Sequence[int], settings: EvalSettings
     wall = time.perf_counter() - t0
     facts = {"layout": str(layout), "provider": sess.provider, "threads": sess.threads,
              "graph_optimization": sess.graph_optimization, "batch": batch,
+             **({"requests_in_flight": sess.requests, "requests_note": sess.streams_note}
+                if isinstance(sess, Streaming) else {}),
              "input_hw": list(hw), "inference_s": round(infer_s, 4), "wall_s": round(wall, 4)}
     return detections, facts
 

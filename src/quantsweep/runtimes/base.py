@@ -83,9 +83,14 @@ class Session(Protocol):
 class Streaming(Protocol):
     """A session that keeps several batch-1 requests in flight (OpenVINO's async infer requests):
     ``run_many(items, pixels)`` yields ``(item, first output)`` in the items' order, each output what
-    :meth:`Session.run` gives for ``pixels(item)``."""
+    :meth:`Session.run` gives for ``pixels(item)``; ``requests``: how many it kept in flight, and
+    ``streams_note`` why only one, when so."""
 
-    def run_many(self, items: Iterable[Any], pixels: Callable[[Any], Any]) -> Iterator[tuple[Any, Any]]: ...
+    requests: int
+    streams_note: str
+
+    def run_many(self, items: Iterable[Any], pixels: Callable[[Any], Any],
+                 count: int | None = None) -> Iterator[tuple[Any, Any]]: ...
 
 
 class Runtime(Protocol):

@@ -8,6 +8,8 @@ folded away, weights decompressed) is ``emulated``.
 
 from __future__ import annotations
 
+import itertools
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -71,29 +73,87 @@ def inference_precision(compiled: Any) -> str:
 
 @dataclass
 class OvSession:
-    """An OpenVINO CPU compiled model, with :class:`OrtSession`'s interface, compiled for throughput
-    (``PERFORMANCE_HINT=THROUGHPUT``: several streams share the cores) so that :meth:`run_many` keeps
-    every stream busy with its own batch-1 request while the caller decodes the last one. Each request
-    computes exactly what the latency-compiled model computes (bit for bit on the demo's FP32 and INT8
-    models: ``tests/unit/test_predict.py``); only the images per second change (demo v10n at 320 on
-    2 cores: about 1.7-2.4x)."""
+    """An OpenVINO CPU compiled model, with :class:`OrtSession`'s interface.
+
+    ``compiled`` is compiled as the benchmark and a deployment compile it (the plugin's defaults:
+    one stream, every thread on one request). For many images :meth:`run_many` also compiles the
+    model with several streams (``NUM_STREAMS=AUTO``), so that each stream runs its own batch-1
+    request while the caller decodes the last one, and uses it only when its outputs on the first
+    images equal ``compiled``'s bit for bit. They did on the demo's FP32, INT8 and W4A8 models, at
+    1.7-2.4x the images per second on 2 cores; OpenVINO 2026.4 computed the demo's UINT4 W4A16 file
+    wrongly with several streams (max |Δ| ~350 on the raw outputs; with the throughput hint on every
+    compile, with NUM_STREAMS on some), and such a model is evaluated one request at a time, as
+    before (``tests/unit/test_eval_streams.py``).
+    """
 
     compiled: Any
     provider: str
     threads: int
     graph_optimization: str
     input_name: str
-    requests: int = 1
+    model: Path | None = None
+    compile_s: float = 0.0  # what compiling ``compiled`` took (a second compile costs about as much)
+    requests: int = 1  # requests in flight the last run_many used
+    streams_note: str = ""  # why run_many ran one request at a time, when it did
 
     def run(self, pixels: Any) -> Any:
         return self.compiled(pixels)[self.compiled.outputs[0]]
 
-    def run_many(self, items: Iterable[T], pixels: Callable[[T], Any]) -> Iterator[tuple[T, Any]]:
-        """``(item, first output)`` for each of ``items`` in order, ``self.requests`` in flight at once:
-        the requests take the items in turn, so waiting on the oldest keeps the order (no callbacks)."""
-        requests = [self.compiled.create_infer_request() for _ in range(max(self.requests, 1))]
+    def _streams(self, first: list[tuple[Any, Any]]) -> Any:
+        """The several-stream compile of the model when it computes ``first`` ((pixels, output) pairs of
+        ``compiled``) bit for bit as ``compiled`` does, else None (``streams_note`` says why)."""
+        import numpy as np
+        import openvino as ov
+
+        streamed = ov.Core().compile_model(str(self.model), "CPU", {"INFERENCE_NUM_THREADS": self.threads,
+                                                                     "NUM_STREAMS": "AUTO"})
+        if int(streamed.get_property("NUM_STREAMS")) < 2:
+            self.streams_note = "one stream on this machine"
+            return None
+        for pixels, out in first:
+            if not np.array_equal(streamed(pixels)[streamed.outputs[0]], out):
+                self.streams_note = ("the several-stream compile computed the first images differently from the "
+                                     "one-stream compile: one request at a time")
+                return None
+        return streamed
+
+    def run_many(self, items: Iterable[T], pixels: Callable[[T], Any], count: int | None = None,
+                 check: int = 2) -> Iterator[tuple[T, Any]]:
+        """``(item, first output)`` for each of ``items`` (``count`` of them, when known) in order.
+
+        The first ``check`` items run on ``compiled``, timed. When what a second, several-stream
+        compile would save on the rest (about 40 % of their time at 2 streams) exceeds what compiling
+        took, that compile is made and used if it gives those items' outputs bit for bit; otherwise
+        every item runs one request at a time. The requests take the items in turn, so waiting on the
+        oldest keeps the order (no callbacks)."""
+        it = iter(items)
+        head: list[tuple[T, Any, Any]] = []
+        t = time.perf_counter()
+        for item in itertools.islice(it, check):
+            x = pixels(item)
+            head.append((item, x, self.run(x)))
+        per_item = (time.perf_counter() - t) / max(len(head), 1)
+        rest = None if count is None else max(count - len(head), 0)
+        streamed = None
+        if self.model is None:
+            self.streams_note = "no model file to compile with several streams"
+        elif rest is not None and 0.4 * rest * per_item < self.compile_s:
+            self.streams_note = (f"one request at a time: {rest} more images at {1000 * per_item:.1f} ms would save "
+                                 f"less than a second compile costs ({self.compile_s:.1f} s)")
+        else:
+            streamed = self._streams([(x, out) for _, x, out in head])
+        self.requests = 1
+        yield from ((item, out) for item, _, out in head)
+        if streamed is None:
+            for item in it:
+                yield item, self.run(pixels(item))
+            return
+        self.streams_note = ""
+        requests = [streamed.create_infer_request()
+                    for _ in range(max(int(streamed.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")), 1))]
+        self.requests = len(requests)
         pending: deque[tuple[Any, T]] = deque()
-        for i, item in enumerate(items):
+        for i, item in enumerate(it):
             request = requests[i % len(requests)]
             if len(pending) == len(requests):  # the oldest request is this one: collect it first
                 yield self._collect(*pending.popleft())
@@ -121,16 +181,16 @@ def open_openvino(model: Path, threads: int | None = None) -> OvSession:
                               "pip install 'quantsweep[openvino]'") from None
     n = threads or worker_threads()
     try:
-        # the plugin's defaults otherwise (the benchmark times the latency hint, as a deployment runs batch 1)
-        compiled = ov.Core().compile_model(str(model), "CPU", {"INFERENCE_NUM_THREADS": n,
-                                                               "PERFORMANCE_HINT": "THROUGHPUT"})
+        # the plugin's defaults otherwise, as the benchmark and the deployed command compile it
+        t = time.perf_counter()
+        compiled = ov.Core().compile_model(str(model), "CPU", {"INFERENCE_NUM_THREADS": n})
+        compile_s = time.perf_counter() - t
     except Exception as exc:
         raise QuantsweepError(f"OpenVINO cannot compile {model}: {first_line(exc, 200, type(exc).__name__)}",
                               "score it on ONNX Runtime (--provider cpu)") from None
-    requests = int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
     return OvSession(compiled, f"OpenVINO {ov.__version__.split('-')[0]} CPU ({inference_precision(compiled)} float "
-                     "precision)", n, f"openvino default, throughput hint ({requests} requests in flight)",
-                     compiled.inputs[0].get_any_name(), requests)
+                     "precision)", n, "openvino default", compiled.inputs[0].get_any_name(), Path(model),
+                     compile_s)
 
 
 @dataclass(frozen=True)
