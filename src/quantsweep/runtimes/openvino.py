@@ -122,22 +122,23 @@ class OvSession:
         """``(item, first output)`` for each of ``items`` (``count`` of them, when known) in order.
 
         The first ``check`` items run on ``compiled``, timed. When what a second, several-stream
-        compile would save on the rest (about 40 % of their time at 2 streams) exceeds what compiling
-        took, that compile is made and used if it gives those items' outputs bit for bit; otherwise
+        compile would save on the rest (about 40 % of their time at 2 streams) exceeds twice what
+        compiling took (the compile, and the check), that compile is made and used if it gives those items' outputs bit for bit; otherwise
         every item runs one request at a time. The requests take the items in turn, so waiting on the
         oldest keeps the order (no callbacks)."""
         it = iter(items)
         head: list[tuple[T, Any, Any]] = []
-        t = time.perf_counter()
+        per_item = 0.0
         for item in itertools.islice(it, check):
             x = pixels(item)
+            t = time.perf_counter()
             head.append((item, x, self.run(x)))
-        per_item = (time.perf_counter() - t) / max(len(head), 1)
+            per_item = time.perf_counter() - t  # the last: the first run also sets up the kernels
         rest = None if count is None else max(count - len(head), 0)
         streamed = None
         if self.model is None:
             self.streams_note = "no model file to compile with several streams"
-        elif rest is not None and 0.4 * rest * per_item < self.compile_s:
+        elif rest is not None and 0.4 * rest * per_item < 2 * self.compile_s:
             self.streams_note = (f"one request at a time: {rest} more images at {1000 * per_item:.1f} ms would save "
                                  f"less than a second compile costs ({self.compile_s:.1f} s)")
         else:
