@@ -37,10 +37,11 @@ GPU_NOTE = "H100 ORT-CUDA FP32 b1 3.97 ms (measured 2026-11-23 on a lent H100, s
 
 def make_checkpoint(arch: str, nc: int, seed: int, out: Path) -> Path:
     """A seeded, untrained detection checkpoint of ``arch`` with ``nc`` classes, saved as Ultralytics saves."""
-    import os
-
-    os.environ.setdefault("YOLO_OFFLINE", "1")
     import torch
+
+    from quantsweep.offline import import_ultralytics
+
+    import_ultralytics()  # offline, its settings in quantsweep's cache (as the package itself uses it)
     from ultralytics.nn.tasks import DetectionModel
 
     torch.manual_seed(seed)
@@ -100,31 +101,52 @@ def measured(run_dir: Path) -> dict:
             "confirm_images": len((run_dir / "confirm_ids.txt").read_text().split())}
 
 
-def project(m: dict, images: int) -> list[dict]:
-    """Wall per setting for ``images`` evaluation images (half search, half confirmation as in the run)."""
-    stages = {s["stage"]: s["seconds"] for s in m["cost"]["stages"]}
-    scored = m["search_images"] + m["confirm_images"]
-    per_image = (stages["evaluate"] + stages["confirmation"] + stages["search probes"]) / max(scored, 1)
-    fixed = stages["export"] + stages["build"] + stages["rank"] + stages["benchmark"] + stages["report"]
-    here_eval = per_image * images
+def project(m: dict, images: int, probes: int = 6) -> list[dict]:
+    """Wall per setting when every candidate is scored on ``images`` images (``--max-images``) and the
+    confirmation pool is its default 400, from the measured run. Each line says what is measured and
+    what is scaled."""
+    st = {s["stage"]: s["seconds"] for s in m["cost"]["stages"]}
+    search, pool = m["search_images"], m["confirm_images"]
+    evaluate = st["evaluate"] * images / search  # every model's evaluation: linear in its images
+    confirm = st["confirmation"] * 400 / pool
+    # the search probes (none ran here: an untrained model loses nothing, so the fastest placement
+    # qualified at K=0): a real model's search spends up to --max-evals probes, each a build of the
+    # placement, its evaluation and a 2-second timing with FP32
+    placement = max((m["build_s"].get(n, 0.0) for n in ("int8-trt", "int8-ov", "int8-qdq")), default=0.0)
+    per_eval = st["evaluate"] / max(m["evaluated_models"], 1) / search
+    probe = placement + per_eval * images + 4.0
+
+    def search_s(eval_factor: float, build_factor: float) -> float:
+        measured = st["search probes"]
+        return measured * build_factor if measured else probes * (placement * build_factor
+                                                                   + per_eval * images * eval_factor + 4.0)
+    fixed = st["export"] + st["build"] + st["rank"] + st["benchmark"] + st["report"]
+    host_ms = max(min(v for vals in m["eval_ms_per_image"].values() for v in vals)
+                  - min(m["bench_p50_ms"].get("openvino", {"": 1e9}).values()), 0.0)
     fp32_ms = min((v.get("fp32") for v in m["bench_p50_ms"].values() if v.get("fp32")), default=None)
-    gpu_scale = GPU_FP32_MS / fp32_ms if fp32_ms else None
-    return [
-        {"setting": "this machine (2 cores)", "eval_s": here_eval, "fixed_s": fixed, "wall_s": here_eval + fixed,
-         "how": "measured per image and per build here; evaluation scaled linearly in images"},
-        {"setting": "one 16-core CPU machine", "eval_s": here_eval / 8, "fixed_s": fixed / 4,
-         "wall_s": here_eval / 8 + fixed / 4,
-         "how": "scaled: evaluation ÷8 (throughput streams, one per 2 cores), builds ÷4 (calibration and GPTQ "
-                "use a few threads), benchmarks unchanged in count of seconds"},
-        {"setting": "one GPU (H100) for evaluation", "eval_s": here_eval * gpu_scale if gpu_scale else None,
-         "fixed_s": fixed, "wall_s": (here_eval * gpu_scale if gpu_scale else 0) + fixed,
-         "how": f"scaled: evaluation by {GPU_NOTE} over FP32's measured p50 here (inference only: decoding and "
-                "letterbox on the host are not scaled down, so this is a lower bound); builds on the host CPU"},
-        {"setting": "32 nodes × 2 cores (Ray)", "eval_s": here_eval / 32, "fixed_s": fixed / min(32, len(m["build_s"]) or 1),
-         "wall_s": here_eval / 32 + fixed / min(32, len(m["build_s"]) or 1),
-         "how": "scaled: evaluation sharded over 32 nodes (--eval-shards), builds one per node in parallel "
-                "(bounded by the number of candidates); the search probes stay sequential"},
+    gpu = (GPU_FP32_MS + host_ms) / (fp32_ms + host_ms) if fp32_ms else None
+    longest_build = max(m["build_s"].values(), default=0.0)
+    rows = [
+        ("this machine (2 cores)", evaluate + confirm, search_s(1, 1), fixed,
+         "measured here: per-model evaluation per image, builds, ranking, benchmarks; evaluation scaled linearly in "
+         f"images, confirmation to its 400-image pool; search: {'measured' if st['search probes'] else f'{probes} probes estimated from the measured build and evaluation ({probe:.0f} s each)'}"),
+        ("one 16-core CPU machine", (evaluate + confirm) / 8, search_s(1 / 8, 1 / 4),
+         (fixed - st["benchmark"]) / 4 + st["benchmark"],
+         "scaled (assumed, not measured): evaluation ÷8 (one 2-core stream per request), builds and probes ÷4 "
+         "(calibration, GPTQ and NNCF use some threads), benchmarks unchanged (fixed seconds per model)"),
+        ("one GPU (H100) evaluating", None if gpu is None else (evaluate + confirm) * gpu, search_s(gpu or 1, 1), fixed,
+         f"scaled: each image's inference from {GPU_NOTE} instead of FP32's {fp32_ms:.0f} ms here, plus the "
+         f"{host_ms:.0f} ms of letterbox and decoding per image measured here (host CPU); builds on the host"
+         if fp32_ms else "no FP32 timing here"),
+        ("32 nodes × 2 cores (Ray)", (evaluate + confirm) / 32, search_s(1 / 32, 1),
+         longest_build + st["rank"] + st["benchmark"]
+         + st["export"] + st["report"],
+         "scaled: evaluation sharded over 32 nodes (--eval-shards, 2.5 ms per task measured on a local cluster), "
+         "builds in parallel (wall = the longest build, measured), ranking, search probes (their evaluations sharded) "
+         "and benchmarks sequential"),
     ]
+    return [{"setting": n, "eval_s": e, "search_s": p, "fixed_s": f, "wall_s": None if e is None else e + p + f,
+             "how": how} for n, e, p, f, how in rows]
 
 
 def print_tables(m: dict, wall: float | None) -> None:
@@ -147,11 +169,13 @@ def print_tables(m: dict, wall: float | None) -> None:
         for name, ms in rows.items():
             print(f"| {backend} | {name} | {ms:.1f} |")
     for images in (500, 5000):
-        print(f"\nProjection for {images} evaluation images (the run's schemes and search):\n"
-              "| setting | evaluation h | builds, ranks, benchmarks h | wall h | how |\n|---|---:|---:|---:|---|")
+        print(f"\nProjection: every candidate scored on {images} images, confirmation on 400 (minutes):\n"
+              "| setting | evaluation | search probes | builds, ranking, benchmarks | wall | how |\n"
+              "|---|---:|---:|---:|---:|---|")
         for p in project(m, images):
-            ev = "?" if p["eval_s"] is None else f"{p['eval_s'] / 3600:.2f}"
-            print(f"| {p['setting']} | {ev} | {p['fixed_s'] / 3600:.2f} | {p['wall_s'] / 3600:.2f} | {p['how']} |")
+            ev = "?" if p["eval_s"] is None else f"{p['eval_s'] / 60:.0f}"
+            wall = "?" if p["wall_s"] is None else f"**{p['wall_s'] / 60:.0f}**"
+            print(f"| {p['setting']} | {ev} | {p['search_s'] / 60:.0f} | {p['fixed_s'] / 60:.0f} | {wall} | {p['how']} |")
 
 
 def main() -> None:

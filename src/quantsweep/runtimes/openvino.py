@@ -23,6 +23,10 @@ from quantsweep.runtimes.base import BenchSettings, Prepared, check_batch, is_qu
 __all__ = ["OpenVinoRuntime", "OvSession", "label_from_runtime_ops", "open_openvino"]
 
 T = TypeVar("T")
+# the share of one-at-a-time evaluation time several streams save, measured on a quiet 2-core AMX Xeon
+# (benchmarks/eval_throughput.py: 1.11-1.33x images/s; about 2x beside another job): what a second
+# compile must pay for
+STREAMS_SAVE = 0.15
 _COMPUTE = frozenset({"Convolution", "GroupConvolution", "Deconvolution", "MatMul", "FullyConnected"})
 _LOW = frozenset({"i8", "u8", "i4", "u4", "f8e4m3", "f8e5m2"})
 
@@ -79,8 +83,9 @@ class OvSession:
     one stream, every thread on one request). For many images :meth:`run_many` also compiles the
     model with several streams (``NUM_STREAMS=AUTO``), so that each stream runs its own batch-1
     request while the caller decodes the last one, and uses it only when its outputs on the first
-    images equal ``compiled``'s bit for bit. They did on the demo's FP32, INT8 and W4A8 models, at
-    1.7-2.4x the images per second on 2 cores; OpenVINO 2026.4 computed the demo's UINT4 W4A16 file
+    images equal ``compiled``'s bit for bit. They did on the demo's FP32, INT8 and W4A8 models and a
+    YOLOv10m's at 640, at 1.11-1.33x the images per second on a quiet 2-core machine (about 2x beside
+    another job), so only long evaluations pay for the second compile; OpenVINO 2026.4 computed the demo's UINT4 W4A16 file
     wrongly with several streams (max |Δ| ~350 on the raw outputs; with the throughput hint on every
     compile, with NUM_STREAMS on some), and such a model is evaluated one request at a time, as
     before (``tests/unit/test_eval_streams.py``).
@@ -95,6 +100,7 @@ class OvSession:
     compile_s: float = 0.0  # what compiling ``compiled`` took (a second compile costs about as much)
     requests: int = 1  # requests in flight the last run_many used
     streams_note: str = ""  # why run_many ran one request at a time, when it did
+    _streamed: Any = None  # the checked several-stream compile (False: it computed otherwise)
 
     def run(self, pixels: Any) -> Any:
         return self.compiled(pixels)[self.compiled.outputs[0]]
@@ -122,8 +128,8 @@ class OvSession:
         """``(item, first output)`` for each of ``items`` (``count`` of them, when known) in order.
 
         The first ``check`` items run on ``compiled``, timed. When what a second, several-stream
-        compile would save on the rest (about 40 % of their time at 2 streams) exceeds twice what
-        compiling took (the compile, and the check), that compile is made and used if it gives those items' outputs bit for bit; otherwise
+        compile would save on the rest (:data:`STREAMS_SAVE` of their time) exceeds twice what
+        compiling took (the compile, and the check), that compile is made (once per session) and used if it gives those items' outputs bit for bit; otherwise
         every item runs one request at a time. The requests take the items in turn, so waiting on the
         oldest keeps the order (no callbacks)."""
         it = iter(items)
@@ -138,11 +144,13 @@ class OvSession:
         streamed = None
         if self.model is None:
             self.streams_note = "no model file to compile with several streams"
-        elif rest is not None and 0.4 * rest * per_item < 2 * self.compile_s:
+        elif rest is not None and STREAMS_SAVE * rest * per_item < 2 * self.compile_s:
             self.streams_note = (f"one request at a time: {rest} more images at {1000 * per_item:.1f} ms would save "
                                  f"less than a second compile costs ({self.compile_s:.1f} s)")
         else:
-            streamed = self._streams([(x, out) for _, x, out in head])
+            if self._streamed is None:  # compiled and checked once per session
+                self._streamed = self._streams([(x, out) for _, x, out in head]) or False
+            streamed = self._streamed or None
         self.requests = 1
         yield from ((item, out) for item, _, out in head)
         if streamed is None:

@@ -340,10 +340,19 @@ def _int8_activations(ctx: BuildContext, source: Path, keep_float: dict[str, str
     extra: dict[str, Any] = {"WeightSymmetric": True, "ActivationSymmetric": False, **calib_options}
     tmp = cached.with_name(f".{cached.name}.{os.getpid()}.tmp.onnx")  # two builds may race to it
     # the 8-bit layers keep ORT's own weights: 7-bit where int8 kernels would saturate (no VNNI)
-    quantize_static(str(source), str(tmp), ort_reader(ctx.calib, info.input_name, batch), quant_format=QuantFormat.QDQ,
-                    per_channel=True,
-                    reduce_range=reduce, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                    nodes_to_exclude=list(keep_float), extra_options=extra, calibrate_method=method)
+    try:
+        quantize_static(str(source), str(tmp), ort_reader(ctx.calib, info.input_name, batch),
+                        quant_format=QuantFormat.QDQ, per_channel=True, reduce_range=reduce,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                        nodes_to_exclude=list(keep_float), extra_options=extra, calibrate_method=method)
+    except ValueError as exc:
+        if "bins" not in str(exc):
+            raise
+        # numpy cannot place 2048 float32 bins on an activation whose values differ by less than float32
+        # resolution (a saturated tensor: seen on a YOLOv10m with seeded random weights at 640)
+        raise QuantsweepError(f"ONNX Runtime's {calibration} calibrator cannot histogram an activation of "
+                              f"{source.name} whose range is below float32 resolution ({exc})",
+                              "use min-max activation ranges: the scheme w4a8-graph-gptq") from None
     atomic_replace(tmp, cached)
     atomic_replace(cached, out, copy=True)
 
