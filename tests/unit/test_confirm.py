@@ -98,7 +98,8 @@ def test_adaptive_confirmation_says_undecided_when_the_pool_runs_out():
     design = make_design(0.05, (2, 4), 1)
     c = confirm_adaptively("a", [[1, 2], [3, 4]], lambda ids: (-0.008, -0.014, -0.002, 0.003), 1.0, design)
     assert c.verdict == "undecided" and c.images == 4 and c.needed and c.needed > 4
-    assert f"undecided at 4 images; about {c.needed} would settle it" in c.text(1.0)
+    assert f"undecided at 4 images; these images confirm it within 1.30 points; about {c.needed} labelled " \
+           "images would decide the 1.00-point budget" in c.text(1.0)
     with pytest.raises(ValueError):
         confirm_adaptively("a", [], lambda ids: (0.0, 0.0, 0.0, 0.0), 1.0, design)
     with pytest.raises(ValueError, match="design's looks"):
@@ -124,7 +125,7 @@ def test_the_recommendation_is_the_fastest_confirmed_finalist():
                      Confirmation("b", 200, -0.002, -0.006, 0.002, "pass").to_dict()]
     d = decide_confirmed(rows, confirmations, 1.0, "openvino")
     assert d.candidate == "b" and d.confirmed["images"] == 200 and d.status == "deploy"
-    assert "-0.20 points [-0.60, +0.20] on 200 confirmation images" in d.reason and "search subset: -0.30" in d.reason
+    assert "Δ -0.20 [-0.60, +0.20] points on 200 confirmation images" in d.reason and "search subset: -0.30" in d.reason
     d = decide_confirmed(rows, confirmations[:1], 1.0, "openvino")
     assert d.candidate == "fp32" and d.status == "fp32" and "misses the 1.00-point budget" in d.reason
     assert [r.candidate for r in d.mark(rows) if r.recommended] == ["fp32"]
@@ -252,3 +253,31 @@ def test_each_four_bit_pick_is_judged_against_its_family_s_budget(tmp_path):
                             [[1, 2], [3, 4]], [2, 4], score)
     assert out["results"][0]["verdict"] == "pass" and out["results"][0]["budget_points"] == 3.5
     assert out["w4a8_budget_points"] == 3.5 and out["budget_points"] == 2.0
+
+
+def test_the_printed_bound_is_the_tested_one_and_an_undecided_verdict_says_what_the_images_confirm():
+    """A user read "undecided" next to a 95 % interval inside the budget: the line now shows Δ − c·SE and z."""
+    from quantsweep.report.table import confirms_within, tested
+
+    design = make_design(0.04, (39,), 1)
+    c = confirm_adaptively("int8-ov-k1", [list(range(39))], lambda ids: (-0.0051, -0.0100, 0.0100, 0.0056), 1.0,
+                           design)
+    d = c.to_dict()
+    assert c.verdict == "undecided"
+    assert d["bound"] == pytest.approx(-0.0051 - design.critical[0] * 0.0056, abs=1e-6)
+    line = tested(d, 1.0)
+    assert f"tested bound {100 * d['bound']:+.2f} < -1.00" in line and f"z {(-0.0051 + 0.01) / 0.0056:.2f} <" in line
+    assert "descriptive 95 % [-1.00, +1.00]" in line
+    text = c.text(1.0)
+    assert f"confirm it within {confirms_within(d):.2f} points" in text and "labelled images would decide" in text
+    passed = confirm_adaptively("a", [list(range(39))], lambda ids: (-0.001, -0.004, 0.002, 0.001), 1.0, design)
+    assert "≥ -1.00" in tested(passed.to_dict(), 1.0) and passed.verdict == "pass"
+
+
+def test_a_run_s_verdicts_share_one_alpha_and_the_speed_share_does_not_depend_on_the_size_verdicts():
+    from quantsweep.decide.sequential import SPEED_SHARE, alpha_split
+
+    alone, with_size = alpha_split(0.05), alpha_split(0.05, 2)
+    assert alone["speed"] == with_size["speed"] == pytest.approx(SPEED_SHARE * 0.05)
+    assert with_size["speed"] + with_size["size"] <= 0.05 + 1e-12
+    assert with_size["size_each"] * 2 == pytest.approx(with_size["size"])

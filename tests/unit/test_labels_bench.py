@@ -203,3 +203,18 @@ def test_openvino_labels_nncf_int8_accelerated_and_weight_only_emulated(tiny_ort
                                                        "w8a16-graph": "emulated"}, res["rows"]
     assert rows["int8-ov"]["evidence"]["compute_layer_activation_types"].get("u8", 0) >= 2
     assert rows["w8a16-graph"]["evidence"]["low_precision_compute_layers"] == 0
+
+
+def test_the_speed_up_point_is_the_median_paired_ratio_and_lies_inside_its_interval():
+    import random
+
+    from quantsweep.bench.timing import speedup_interval, speedup_median
+
+    rng = random.Random(0)
+    for _ in range(200):
+        n = rng.randint(6, 40)
+        ref = [rng.uniform(8, 12) * (1 + rng.random()) for _ in range(n)]
+        cand = [r / rng.uniform(1.2, 1.6) + rng.uniform(-1, 1) for r in ref]
+        low, high = speedup_interval(ref, cand)
+        point = speedup_median(ref, cand)
+        assert low <= point <= high, (low, point, high)

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from quantsweep import __version__
-from quantsweep.bench.timing import SPREAD_WARN, speedup_interval, speedup_text, summarize
+from quantsweep.bench.timing import SPREAD_WARN, speedup_interval, speedup_median, speedup_text, summarize
 from quantsweep.env import collect_env
 from quantsweep.errors import QuantsweepError, first_line
 from quantsweep.runtimes import RUNTIMES, check_runtimes
@@ -38,7 +38,7 @@ def bench_markdown(result: dict[str, Any], reference: str) -> str:
     s, cpu = result["settings"], result["env"]["cpu"]
     lines = [f"latency per batch on {cpu['model']} ({cpu['physical_cores']} cores, VNNI {cpu['vnni']}), "
              f"interleaved rounds, warmup {s['warmup']}; speed-up vs {reference} on the same backend and batch "
-             "(ratio of p50s; [95 % interval of the rounds' paired ratios]):",
+             "(median of the rounds' paired ratios; [its 95 % sign-test interval]):",
              "| candidate | backend | batch | label | p50 ms ↓ | p90 ms ↓ | p99 ms ↓ | min ms ↓ | spread ↓ | img/s ↑ "
              "| speed-up ↑ | error |", "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in result["rows"]:
@@ -148,9 +148,12 @@ def _measure_group(models: Sequence[tuple[str, Path]], backend: Runtime, batch: 
     for n, s in samples.items():
         stats = summarize(s, batch)
         rows[n].update(stats)
-        rows[n]["speedup_vs_fp32"] = round(ref["latency_p50_ms"] / stats["latency_p50_ms"], 3) if ref else None
-        # the speed-up's 95 % interval from the rounds' paired ratios (None for the reference itself)
-        ci = speedup_interval(samples[ref_name], s) if ref and n != ref_name else None
+        # the speed-up: the median of the rounds' paired ratios FP32/candidate, and the sign test's 95 %
+        # interval for it (so the point is inside its interval); the reference's own is 1
+        paired = ref is not None and n != ref_name and len(s) == len(samples[ref_name])
+        rows[n]["speedup_vs_fp32"] = (speedup_median(samples[ref_name], s) if paired else
+                                      round(ref["latency_p50_ms"] / stats["latency_p50_ms"], 3) if ref else None)
+        ci = speedup_interval(samples[ref_name], s) if paired else None
         rows[n]["speedup_ci95_low"], rows[n]["speedup_ci95_high"] = ci if ci else (None, None)
         if stats["spread"] > SPREAD_WARN:
             warnings.append(f"{n} on {backend.name} batch {batch}: spread {stats['spread']:.0%} exceeds "

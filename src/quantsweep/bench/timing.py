@@ -9,11 +9,12 @@ Example:
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["SPREAD_WARN", "speedup_interval", "speedup_text", "summarize"]
+__all__ = ["speedup_median", "SPREAD_WARN", "speedup_interval", "speedup_text", "summarize"]
 
 SPREAD_WARN = 0.15  # relative spread above which a measurement is flagged as noisy
 
@@ -71,6 +72,18 @@ def speedup_interval(ref_ms: Sequence[float], cand_ms: Sequence[float],
     if len(ratios) < n:
         return None
     return round(float(ratios[k - 1]), 3), round(float(ratios[n - k]), 3)
+
+
+def speedup_median(ref_ms: Sequence[float], cand_ms: Sequence[float]) -> float | None:
+    """The median of the interleaved rounds' paired ratios ``ref / cand``: the statistic
+    :func:`speedup_interval` is the sign test's interval for, so the point lies inside its interval.
+
+    Example:
+        >>> speedup_median([10.0, 10.0, 12.0], [5.0, 10.0, 6.0])
+        2.0
+    """
+    ratios = [r / c for r, c in zip(ref_ms, cand_ms) if c > 0]
+    return round(float(statistics.median(ratios)), 3) if ratios else None
 
 
 def speedup_text(speedup: float | None, low: float | None = None, high: float | None = None) -> str:

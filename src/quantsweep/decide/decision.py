@@ -13,7 +13,7 @@ from typing import Any
 
 from quantsweep.bench.timing import speedup_text
 from quantsweep.decide.confirm import Confirmation
-from quantsweep.report.table import Decision, Row, points, summary_rows
+from quantsweep.report.table import Decision, Row, points, summary_rows, tested
 
 __all__ = ["W8A16_SUSPECT_POINTS", "Decision", "conclude", "decide", "decide_confirmed", "faster_than_fp32",
            "finalists", "pick_target", "search_intervals", "w8a16_verdict"]
@@ -81,7 +81,10 @@ def faster_than_fp32(r: Row, fp32: Row | None = None) -> bool:
 
 def decide_confirmed(rows: list[Row], confirmations: list[dict[str, Any]], budget_points: float,
                      target: str | None) -> Decision:
-    """The fastest finalist whose confirmation interval's lower bound keeps the budget; else FP32.
+    """The fastest finalist whose held-out verdict is ``pass`` — the design's one-sided lower bound
+    ``Δ − c·SE`` (``z = (Δ + budget)/SE`` at least the look's boundary ``c``; α split over looks and
+    finalists) keeps the budget — else the best undecided finalist as ``unconfirmed``, else FP32.
+    The two-sided 95 % interval shown beside it is descriptive: it is not what was tested.
 
     ``confirmations`` are the finalists' :class:`~quantsweep.decide.confirm.Confirmation`
     dicts, fastest finalist first.
@@ -96,7 +99,7 @@ def decide_confirmed(rows: list[Row], confirmations: list[dict[str, Any]], budge
             return Decision(row.candidate, target,
                             f"fastest on {target} ({row.latency_p50_ms or 0.0:.2f} ms p50, "
                             f"{_sp(row)} FP32, {row.label}) among the finalists "
-                            f"confirmed on held-out images: ΔmAP50-95 {points(c['delta'], c['low'], c['high'], ' points')}"
+                            f"confirmed on held-out images: ΔmAP50-95 {tested(c, budget_points)} points"
                             f" on {c['images']} confirmation images, within the {budget_points:.2f}-point budget "
                             f"(search subset: {search})", confirmed=c, status="deploy")
     texts = "; ".join(Confirmation.from_dict(c).text(budget_points) for c in confirmations)

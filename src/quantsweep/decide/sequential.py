@@ -32,9 +32,12 @@ from dataclasses import dataclass
 from statistics import NormalDist
 from typing import Any
 
-__all__ = ["SPENDING", "Design", "LookResult", "judge_look", "make_design", "spent"]
+__all__ = ["SPEED_SHARE", "SPENDING", "alpha_split", "Design", "LookResult", "judge_look", "make_design", "spent"]
 
 SPENDING = ("obf", "pocock")
+#: the share of a run's α (``--alpha``) its speed verdict is tested at, whatever else the run decides; the
+#: 4-bit size verdicts (``--size``) split the rest, so a run's verdicts together are wrong with chance ≤ α
+SPEED_SHARE = 0.8
 _DRAWS = 200_000  # Brownian paths simulated to place the boundaries (fixed seed: the same design every time)
 _NORMAL = NormalDist()
 
@@ -108,6 +111,23 @@ class Design:
         d.update(alpha_each=self.alpha_each, nominal=[round(self.nominal(i), 6) for i in range(len(self.looks))],
                  rule=self.rule())
         return d
+
+
+def alpha_split(alpha: float, size_verdicts: int = 0) -> dict[str, Any]:
+    """How a run's ``alpha`` is split over its verdicts, fixed in advance and independent of the flags:
+    the speed verdict always gets :data:`SPEED_SHARE` of it; the 4-bit size verdicts, when the run has
+    any, split the rest (each finalist design then splits its share further by Bonferroni).
+
+    Example:
+        >>> alpha_split(0.05, 2)["size_each"]
+        0.005
+    """
+    speed = round(alpha * SPEED_SHARE, 10)
+    size = round(alpha - speed, 10)
+    return {"run_alpha": alpha, "speed": speed, "size": size,
+            "size_each": round(size / size_verdicts, 10) if size_verdicts else None,
+            "rule": f"speed verdict at {SPEED_SHARE:g} α, the 4-bit size verdicts split {1 - SPEED_SHARE:g} α "
+                    "(Bonferroni): the chance that any verdict of the run is wrong is at most α"}
 
 
 def make_design(alpha: float, looks: Sequence[int], finalists: int, spending: str = "obf",

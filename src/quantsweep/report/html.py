@@ -24,7 +24,7 @@ from quantsweep.env import cpu_class
 from quantsweep.files import atomic_write_text
 from quantsweep.quantize.sensitivity import score_text
 from quantsweep.report.cost import cost_html, read_cost
-from quantsweep.report.table import Decision, Row, points
+from quantsweep.report.table import Decision, Row, confirms_within, points, tested
 
 __all__ = ["write_report"]
 
@@ -88,7 +88,7 @@ def _card(rows: list[Row], decision: Decision, budget: float, command: str | Non
                 f"<p>{_E(decision.reason)}</p>{rejected_html}</section>")
     c = decision.confirmed or {}
     design = (confirmation or {}).get("design") or {}
-    held = (f"<b>{points(c['delta'], c['low'], c['high'])}</b> points on {c['images']} held-out images "
+    held = (f"<b>{_E(tested(c, budget))}</b> points on {c['images']} held-out images "
             f"(<b>confirmed</b> within the {budget:g}-point budget at α={design.get('alpha', '?')})" if c else
             f"<b>not confirmed</b> on held-out images: {_E(decision.note or '')}")
     title = (f"Deploy <code>{_E(chosen.candidate)}</code> on {_E(str(target))}" if decision.status == "deploy" else
@@ -123,10 +123,16 @@ def _confirmation_html(rows: list[Row], confirmation: dict[str, Any] | None) -> 
     body = []
     for c in confirmation["results"]:
         r = by_name.get(c["candidate"])
-        settle = f" (about {c['needed']} images would settle it)" if c.get("needed") else ""
+        within = confirms_within(c)
+        settle = ("" if c["verdict"] == "pass" else
+                  (f"; these images confirm it within {within:.2f} points" if within is not None else "")
+                  + (f"; about {c['needed']} labelled images would decide the {confirmation['budget_points']:g}-point "
+                     "budget" if c.get("needed") else ""))
+        bound = "" if c.get("bound") is None else f"{100 * c['bound']:+.2f}"
         body.append(f"<tr><td>{_E(c['candidate'])}</td><td>{_pts(r) if r else ''}</td>"
-                    f"<td>{points(c['delta'], c['low'], c['high'])}</td>"
-                    f"<td>{c['images']}</td><td>{_zline(c)}</td><td>{_E(c['verdict'])}{settle}</td></tr>")
+                    f"<td>{100 * c['delta']:+.2f}</td><td><b>{bound}</b></td>"
+                    f"<td><small>{points(c['delta'], c['low'], c['high'])}</small></td>"
+                    f"<td>{c['images']}</td><td>{_zline(c)}</td><td>{_E(c['verdict'])}{_E(settle)}</td></tr>")
     design = confirmation.get("design") or {}
     split = confirmation.get("split") or {}
     return (f"<p>Finalists on {_E(str(confirmation['target']))}, fastest first, until one passes; ΔmAP50-95 in "
@@ -135,8 +141,8 @@ def _confirmation_html(rows: list[Row], confirmation: dict[str, Any] | None) -> 
             f"<p id=\"design\">Design, fixed before the first look: {_E(design.get('rule', ''))}. A pass means "
             f"the chance that a model whose true loss exceeds the budget passes was at most α.</p>"
             "<table id=\"confirmation\"><tr>"
-            "<th>finalist</th><th>search subset Δ</th><th>confirmation Δ</th><th>images</th><th>z ≥ boundary</th>"
-            "<th>verdict</th></tr>"
+            "<th>finalist</th><th>search subset Δ</th><th>confirmation Δ</th><th>tested bound Δ − c·SE</th>"
+            "<th>descriptive 95 % interval</th><th>images</th><th>z vs boundary c</th><th>verdict</th></tr>"
             + "".join(body) + "</table>")
 
 
@@ -192,7 +198,7 @@ def _four_bit_html(four: dict[str, Any] | None) -> str:
                      f"{p.get('budget_points', four['budget_points']):g} points): "
                      f"{_E(p.get('stopped', ''))}{got}</li>")
     held_out = "".join(f"<li><b>{_E(c['candidate'])}</b>: {_E(c['verdict'])} at {c['images']} held-out images, "
-                       f"Δ {points(c['delta'], c['low'], c['high'])} points</li>"
+                       f"{_E(tested(c, c.get('budget_points', four['budget_points'])))} points</li>"
                        for c in (four.get("confirmation") or {}).get("results", []))
     return (f"<h3>Four-bit candidates (for size): fewest 8-bit convs within their budget</h3>"
             f"<p>{four['evaluations']} probe(s) beyond K=0, same rule as above with the 4-bit budget "

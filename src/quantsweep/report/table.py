@@ -16,13 +16,43 @@ from typing import Any
 
 from quantsweep.files import ModelFile
 
-__all__ = ["Decision", "points", "COLLAPSE_FRACTION", "COLLAPSE_MIN_AP", "COLLAPSE_MIN_INSTANCES", "COLLAPSE_POINTS", "COLUMNS",
+__all__ = ["confirms_within", "tested", "Decision", "points", "COLLAPSE_FRACTION", "COLLAPSE_MIN_AP", "COLLAPSE_MIN_INSTANCES", "COLLAPSE_POINTS", "COLUMNS",
            "HIGHER_IS_BETTER", "Row", "blame", "precision_label", "collapse_verdict", "collapsed_classes", "pareto_flags", "summary_rows", "to_csv", "to_markdown"]
 
 def points(delta: float, low: float | None = None, high: float | None = None, unit: str = "") -> str:
     """A ΔmAP fraction in signed points, with its interval when given: ``-0.60 points [-1.00, -0.22]``."""
     text = f"{100 * delta:+.2f}{unit}"
     return text if low is None or high is None else f"{text} [{100 * low:+.2f}, {100 * high:+.2f}]"
+
+
+def tested(c: dict[str, Any], budget_points: float) -> str:
+    """A held-out verdict as it was tested: Δ, the design's one-sided lower bound ``Δ − c·SE`` against
+    the budget, and ``z = (Δ + budget)/SE`` against its boundary; the two-sided 95 % interval follows,
+    labelled descriptive (it is not what the verdict tested).
+
+    Example:
+        >>> tested({"delta": -0.0051, "bound": -0.0165, "looks": [{"z": 0.91, "critical": 2.13}],
+        ...         "low": -0.01, "high": 0.01}, 1.0)
+        'Δ -0.51, tested bound -1.65 < -1.00 (z 0.91 < 2.13); descriptive 95 % [-1.00, +1.00]'
+    """
+    look = (c.get("looks") or [{}])[-1]
+    bound = c.get("bound")
+    if bound is None or "z" not in look:
+        return f"Δ {points(c['delta'], c.get('low'), c.get('high'))}"
+    ok = look["z"] >= look["critical"]
+    sign = "≥" if ok else "<"
+    text = (f"Δ {100 * c['delta']:+.2f}, tested bound {100 * bound:+.2f} {sign} {-budget_points:+.2f} "
+            f"(z {look['z']:.2f} {sign} {look['critical']:.2f})")
+    if c.get("low") is not None and c.get("high") is not None:
+        text += f"; descriptive 95 % [{100 * c['low']:+.2f}, {100 * c['high']:+.2f}]"
+    return text
+
+
+def confirms_within(c: dict[str, Any]) -> float | None:
+    """The budget in points these images confirm: the tested lower bound read as a loss (0 when the
+    bound is above zero), e.g. 1.65 for a bound of −1.65 points; None without a bound."""
+    bound = c.get("bound")
+    return None if bound is None else round(max(0.0, -100 * bound), 2)
 
 
 COLLAPSE_FRACTION = 0.5  # a class keeping less than this share of its FP32 AP has collapsed

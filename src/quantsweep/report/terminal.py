@@ -16,7 +16,7 @@ from typing import Any
 
 from quantsweep.bench.timing import speedup_text
 from quantsweep.files import ModelFile
-from quantsweep.report.table import points
+from quantsweep.report.table import points, tested
 
 __all__ = ["terminal_summary"]
 
@@ -68,7 +68,7 @@ def terminal_summary(summary: dict[str, Any], run_dir: Path, width: int = 100) -
     chosen = next((r for r in rows if r.get("recommended")), None)
     if chosen is not None and rec.get("candidate") not in (None, "fp32"):
         c = rec.get("confirmed") or {}
-        held = (f"Δ {points(c['delta'], c['low'], c['high'])} points on {c['images']} held-out images"
+        held = (f"{tested(c, budget)} points on {c['images']} held-out images"
                 if c else f"Δ {_delta(chosen)} points on the search subset")
         confirmed = rec.get("status", "deploy" if c else "unconfirmed") == "deploy"
         head = "DEPLOY" if confirmed else "BEST CANDIDATE, NOT CONFIRMED:"
@@ -113,7 +113,7 @@ def terminal_summary(summary: dict[str, Any], run_dir: Path, width: int = 100) -
     for c in conf.get("results", []):
         if not rec.get("confirmed") or c["candidate"] != rec["confirmed"].get("candidate"):
             lines.append(f"Confirmation: {c['candidate']} {c['verdict']} at {c['images']} images, "
-                         f"Δ {points(c['delta'], c['low'], c['high'])}")
+                         f"{tested(c, budget)}")
     if search and (search.get("four_bit") or {}).get("skipped"):
         lines.append("Four-bit for size: not searched (on this runtime 4-bit buys file size, not speed); "
                      "the K=0 files are in the table; add --size for the smallest file within --w4-budget")
@@ -121,10 +121,12 @@ def terminal_summary(summary: dict[str, Any], run_dir: Path, width: int = 100) -
     for c in four.get("results", []):  # the 4-bit size picks, against their own budget
         lines.append(f"Four-bit for size: {c['candidate']} {c['verdict']} within "
                      f"{c.get('budget_points', four['budget_points']):g} points at "
-                     f"{c['images']} held-out images, Δ {points(c['delta'], c['low'], c['high'])}")
+                     f"{c['images']} held-out images, {tested(c, c.get('budget_points', four['budget_points']))}")
     if conf.get("design"):
         d = conf["design"]
-        lines.append(f"Verdict design: one-sided α={d['alpha']:g} over {d['finalists']} finalist(s) and "
+        share = conf.get("alpha_split") or {}
+        of_run = f" (of the run's α={share['run_alpha']:g}: {share['rule'].split(':')[0]})" if share else ""
+        lines.append(f"Verdict design: one-sided α={d['alpha']:g}{of_run} over {d['finalists']} finalist(s) and "
                      f"{len(d['looks'])} look(s) ({'/'.join(map(str, d['looks']))} images), "
                      f"{d['spending'].upper()} spending, SE from {d['resamples']} resamples")
     if summary.get("w8a16"):

@@ -51,7 +51,7 @@ def confirm(r: StepStore, cfg: SweepConfig, built: dict[str, Any], benches: dict
 
     from quantsweep.decide.confirm import confirm_finalists, paired_evidence
     from quantsweep.decide.decision import finalists, pick_target
-    from quantsweep.decide.sequential import make_design
+    from quantsweep.decide.sequential import alpha_split, make_design
     from quantsweep.evaluate.bootstrap import bootstrap_map
     from quantsweep.evaluate.metrics import coco_map
     from quantsweep.evaluate.run import evaluate
@@ -61,7 +61,8 @@ def confirm(r: StepStore, cfg: SweepConfig, built: dict[str, Any], benches: dict
     target = pick_target(rows, target)
     chosen = finalists(rows, cfg.budget, target, cfg.finalists)
     looks = list(itertools.accumulate(map(len, chunks)))
-    design = make_design(cfg.alpha, looks, max(len(chosen), 1), cfg.alpha_spending, cfg.bootstrap)
+    split = alpha_split(cfg.alpha)
+    design = make_design(split["speed"], looks, max(len(chosen), 1), cfg.alpha_spending, cfg.bootstrap)
     out_dir = r.dir / "results" / "confirm"
 
     scored: dict[tuple[str, str, int], list[dict[str, Any]]] = {}  # (provider, model, chunk) -> detections
@@ -110,10 +111,12 @@ def confirm(r: StepStore, cfg: SweepConfig, built: dict[str, Any], benches: dict
     record = {"what": "finalists re-scored on held-out confirmation images (paired bootstrap vs FP32), fastest "
                       "first until one passes, under a design fixed before the first look",
               "target": target, "budget_points": cfg.budget, "pool": len(subsets.confirm),
-              "step": cfg.confirm_step, "design": design.to_dict(),
+              "step": cfg.confirm_step, "design": design.to_dict(), "alpha_split": split,
               "split": {"mode": subsets.mode, "note": subsets.note, "search_images": len(subsets.search)},
               "finalists": [row.candidate for row in chosen], "results": [c.to_dict() for c in results]}
     record["four_bit"] = _confirm_four_bit(r, cfg, built, chunks, looks, score, scorer(_on_cpu(settings)))
+    if record["four_bit"]:
+        record["alpha_split"] = alpha_split(cfg.alpha, len(record["four_bit"]["finalists"]))
     atomic_write_json(r.dir / "confirmation.json", record)
     return record
 
@@ -133,7 +136,7 @@ def _confirm_four_bit(r: StepStore, cfg: SweepConfig, built: dict[str, Any], chu
     not a search-subset estimate. A pick the target runtime could not score (a runtime that cannot load an INT4 file) is
     scored on ONNX Runtime CPU, and so is the FP32 it is paired with (``score_cpu``)."""
     from quantsweep.decide.confirm import confirm_finalists
-    from quantsweep.decide.sequential import make_design
+    from quantsweep.decide.sequential import alpha_split, make_design
 
     path = r.dir / "search.json"
     if not path.is_file():
@@ -146,7 +149,8 @@ def _confirm_four_bit(r: StepStore, cfg: SweepConfig, built: dict[str, Any], chu
     from quantsweep.files import ModelFile
 
     picks.sort(key=lambda name: ModelFile.of(Path(built[name]["onnx"])).size_bytes())
-    design = make_design(cfg.alpha, looks, len(picks), cfg.alpha_spending, cfg.bootstrap)
+    design = make_design(alpha_split(cfg.alpha, len(picks))["size"], looks, len(picks), cfg.alpha_spending,
+                         cfg.bootstrap)
     fp32_by = ((built.get("fp32") or {}).get("metrics") or {}).get("run", {}).get("provider")
 
     def paired(name: str, ids: list[int]) -> tuple[float, float, float, float]:
@@ -156,7 +160,8 @@ def _confirm_four_bit(r: StepStore, cfg: SweepConfig, built: dict[str, Any], chu
     results = [{**c.to_dict(), "budget_points": budgets[c.candidate]}
                for c in confirm_finalists(picks, chunks, paired, budgets, design, every=True)]
     return {"what": "the 4-bit size picks re-scored on the held-out images against their family's 4-bit budget, "
-                    "each its own verdict (smallest file first), under their own design", "budget_points": cfg.w4_budget,
+                    "each its own verdict (smallest file first), under their own design at the size share of the "
+                    "run's α (alpha_split)", "budget_points": cfg.w4_budget,
             "w4a8_budget_points": cfg.w4a8_budget, "design": design.to_dict(), "finalists": picks,
             "results": results}
 
