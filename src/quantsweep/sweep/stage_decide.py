@@ -108,15 +108,16 @@ def confirm(r: StepStore, cfg: SweepConfig, built: dict[str, Any], benches: dict
     score = scorer(settings)
 
     results = confirm_finalists([row.candidate for row in chosen], chunks, score, cfg.budget, design)
-    record = {"what": "finalists re-scored on held-out confirmation images (paired bootstrap vs FP32), fastest "
+    record: dict[str, Any] = {"what": "finalists re-scored on held-out confirmation images (paired bootstrap vs FP32), fastest "
                       "first until one passes, under a design fixed before the first look",
               "target": target, "budget_points": cfg.budget, "pool": len(subsets.confirm),
               "step": cfg.confirm_step, "design": design.to_dict(), "alpha_split": split,
               "split": {"mode": subsets.mode, "note": subsets.note, "search_images": len(subsets.search)},
               "finalists": [row.candidate for row in chosen], "results": [c.to_dict() for c in results]}
-    record["four_bit"] = _confirm_four_bit(r, cfg, built, chunks, looks, score, scorer(_on_cpu(settings)))
-    if record["four_bit"]:
-        record["alpha_split"] = alpha_split(cfg.alpha, len(record["four_bit"]["finalists"]))
+    four = _confirm_four_bit(r, cfg, built, chunks, looks, score, scorer(_on_cpu(settings)))
+    record["four_bit"] = four
+    if four:
+        record["alpha_split"] = alpha_split(cfg.alpha, len(four["finalists"]))
     atomic_write_json(r.dir / "confirmation.json", record)
     return record
 
