@@ -113,7 +113,8 @@ def cpu_class(cpu: dict[str, Any]) -> str:
         '2 cores, avx512_vnni'
     """
     flags = cpu.get("flags") or {}
-    shown = [f for f in ("avx512_vnni", "avx_vnni", "avx512_bf16", "amx_int8") if flags.get(f)]
+    shown = [f for f in ("avx512_vnni", "avx512_bf16", "amx_int8") if flags.get(f)]
+    shown = shown or (["avx_vnni"] if flags.get("avx_vnni") else [])
     return f"{cpu.get('physical_cores', '?')} cores, {' '.join(shown) or ('avx2, no VNNI' if flags.get('avx2') else 'no VNNI')}"
 
 

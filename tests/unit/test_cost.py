@@ -36,5 +36,8 @@ def test_stages_sum_the_steps_and_keep_their_order():
     assert cost["steps_s"] == pytest.approx(78.5)
     assert {s["stage"]: s["peak_rss_mb"] for s in cost["stages"]}["4-bit size search"] == 2000.0
     line = cost_line(cost, 80.4, "2 cores, avx512_vnni")
-    assert line.startswith("cost: 80 s wall (2 cores, avx512_vnni)") and "4-bit size search 52 s" in line
+    assert line.startswith("cost: 80 s wall — steps by stage:") and line.endswith("— on 2 cores, avx512_vnni")
+    assert "4-bit size search 52 s" in line
     assert "rank" not in line  # a stage that took nothing is not printed
+    cut = cost_line(cost, 80.4, "2 cores, avx512_vnni", width=60)
+    assert len(cut) == 60 and cut.endswith("…") and line.startswith(cut[:-1])

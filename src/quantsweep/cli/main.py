@@ -275,12 +275,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     from quantsweep.report.terminal import terminal_summary
 
     summary = _json.loads((result.run_dir / "results" / "summary.json").read_text())
-    print(terminal_summary(summary, result.run_dir, shutil.get_terminal_size((100, 24)).columns))
+    width = shutil.get_terminal_size((100, 24)).columns
+    print(terminal_summary(summary, result.run_dir, width))
     if result.cost:
         from quantsweep.env import cpu_class, cpu_info
         from quantsweep.report.cost import cost_line
 
-        print(cost_line(result.cost, result.wall_s, cpu_class(cpu_info())))
+        print(cost_line(result.cost, result.wall_s, cpu_class(cpu_info()), width))
     print(result.run_dir)
     return 0
 

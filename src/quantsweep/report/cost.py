@@ -96,16 +96,17 @@ def read_cost(run_dir: Path) -> dict[str, Any]:
     return out
 
 
-def cost_line(cost: dict[str, Any], wall_s: float | None, machine: str = "") -> str:
-    """One line: the wall, then the seconds of each stage that took any.
+def cost_line(cost: dict[str, Any], wall_s: float | None, machine: str = "", width: int | None = None) -> str:
+    """One line (cut to ``width`` columns with ``…``): the wall, then the seconds of each stage that took any.
 
     Example:
         >>> cost_line(by_stage({"baseline": {"seconds": 2.0}, "report": {"seconds": 1.4}}, None), 4.2, "2 cores")
-        'cost: 4 s wall (2 cores) — steps by stage: export 2 s · report 1 s'
+        'cost: 4 s wall — steps by stage: export 2 s · report 1 s — on 2 cores'
     """
     parts = " · ".join(f"{s['stage']} {s['seconds']:.0f} s" for s in cost["stages"] if s["seconds"] >= 0.5)
     wall = f"{wall_s:.0f} s wall" if wall_s is not None else f"{cost['steps_s']:.0f} s of steps"
-    return f"cost: {wall}{f' ({machine})' if machine else ''} — steps by stage: {parts or 'none recorded'}"
+    line = f"cost: {wall} — steps by stage: {parts or 'none recorded'}{f' — on {machine}' if machine else ''}"
+    return line if width is None or len(line) <= width else line[:width - 1] + "…"
 
 
 def cost_html(cost: dict[str, Any], machine: str = "") -> str:
