@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from quantsweep.decide.sequential import Design, judge_look
-from quantsweep.report.table import confirms_within, tested
+from quantsweep.report.table import tested, what_they_confirm
 
 __all__ = ["Confirmation", "Score", "confirm_adaptively", "confirm_finalists", "images_to_settle", "paired_evidence"]
 
@@ -68,16 +68,16 @@ class Confirmation:
         """One line: what was measured on how many images, and the verdict."""
         if self.verdict == "error":
             return f"{self.candidate}: could not be scored on the confirmation images ({self.error})"
-        base = f"{self.candidate}: {tested(self.to_dict(), budget_points)} points on {self.images} confirmation images"
+        d = self.to_dict()
+        base = f"{self.candidate}: {tested(d, budget_points)} points on {self.images} confirmation images"
         if self.verdict == "pass":
             return f"{base} — within the {budget_points:.2f}-point budget"
-        within = confirms_within(self.to_dict())
-        can = f"; these images confirm it within {within:.2f} points" if within is not None else ""
+        more = what_they_confirm(d, budget_points)
         if self.verdict == "fail":
-            return f"{base} — misses the {budget_points:.2f}-point budget{can}"
-        settle = (f"about {self.needed} labelled images would decide the {budget_points:.2f}-point budget"
-                  if self.needed else "no affordable number of images would decide it")
-        return f"{base} — undecided at {self.images} images{can}; {settle}"
+            return "; ".join([f"{base} — misses the {budget_points:.2f}-point budget", *more])
+        if not self.needed:
+            more.append("no affordable number of images would decide it")
+        return "; ".join([f"{base} — undecided at {self.images} images", *more])
 
 
 def paired_evidence(cand_map: float, base_map: float, cand_boot: Any, base_boot: Any) -> tuple[float, float, float, float]:

@@ -24,7 +24,7 @@ from quantsweep.env import cpu_class
 from quantsweep.files import atomic_write_text
 from quantsweep.quantize.sensitivity import score_text
 from quantsweep.report.cost import cost_html, read_cost
-from quantsweep.report.table import Decision, Row, confirms_within, points, tested
+from quantsweep.report.table import Decision, Row, points, tested, what_they_confirm
 
 __all__ = ["write_report"]
 
@@ -123,11 +123,7 @@ def _confirmation_html(rows: list[Row], confirmation: dict[str, Any] | None) -> 
     body = []
     for c in confirmation["results"]:
         r = by_name.get(c["candidate"])
-        within = confirms_within(c)
-        settle = ("" if c["verdict"] == "pass" else
-                  (f"; these images confirm it within {within:.2f} points" if within is not None else "")
-                  + (f"; about {c['needed']} labelled images would decide the {confirmation['budget_points']:g}-point "
-                     "budget" if c.get("needed") else ""))
+        settle = "".join(f"; {part}" for part in what_they_confirm(c, confirmation["budget_points"]))
         bound = "" if c.get("bound") is None else f"{100 * c['bound']:+.2f}"
         body.append(f"<tr><td>{_E(c['candidate'])}</td><td>{_pts(r) if r else ''}</td>"
                     f"<td>{100 * c['delta']:+.2f}</td><td><b>{bound}</b></td>"

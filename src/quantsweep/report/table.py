@@ -16,7 +16,7 @@ from typing import Any
 
 from quantsweep.files import ModelFile
 
-__all__ = ["confirms_within", "tested", "Decision", "points", "COLLAPSE_FRACTION", "COLLAPSE_MIN_AP", "COLLAPSE_MIN_INSTANCES", "COLLAPSE_POINTS", "COLUMNS",
+__all__ = ["confirms_within", "tested", "what_they_confirm", "Decision", "points", "COLLAPSE_FRACTION", "COLLAPSE_MIN_AP", "COLLAPSE_MIN_INSTANCES", "COLLAPSE_POINTS", "COLUMNS",
            "HIGHER_IS_BETTER", "Row", "blame", "precision_label", "collapse_verdict", "collapsed_classes", "pareto_flags", "summary_rows", "to_csv", "to_markdown"]
 
 def points(delta: float, low: float | None = None, high: float | None = None, unit: str = "") -> str:
@@ -53,6 +53,22 @@ def confirms_within(c: dict[str, Any]) -> float | None:
     bound is above zero), e.g. 1.65 for a bound of −1.65 points; None without a bound."""
     bound = c.get("bound")
     return None if bound is None else round(max(0.0, -100 * bound), 2)
+
+
+def what_they_confirm(c: dict[str, Any], budget_points: float) -> list[str]:
+    """For a verdict that did not pass: what its images confirm, and about how many labelled images
+    would decide ``budget_points`` (each when known); nothing for a pass.
+
+    Example:
+        >>> what_they_confirm({"verdict": "undecided", "bound": -0.0165, "needed": 214}, 1.0)
+        ['these images confirm it within 1.65 points', 'about 214 labelled images would decide the 1.00-point budget']
+    """
+    if c.get("verdict") == "pass":
+        return []
+    within = confirms_within(c)
+    return ([f"these images confirm it within {within:.2f} points"] if within is not None else []) + (
+        [f"about {c['needed']} labelled images would decide the {budget_points:.2f}-point budget"]
+        if c.get("needed") else [])
 
 
 COLLAPSE_FRACTION = 0.5  # a class keeping less than this share of its FP32 AP has collapsed

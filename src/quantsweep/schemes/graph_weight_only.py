@@ -317,14 +317,14 @@ def _int8_activations(ctx: BuildContext, source: Path, keep_float: dict[str, str
     import onnxruntime
 
     from quantsweep.files import atomic_replace
-    from quantsweep.schemes.ort_int8 import activation_bytes, ort_calibration, resolve_reduce_range
+    from quantsweep.schemes.ort_int8 import ort_calibration, resolve_reduce_range
 
     reduce = resolve_reduce_range("auto")
     from quantsweep.model.info import inspect_onnx
 
     info = inspect_onnx(ctx.fp32_onnx, require_detector=False)
     batch = info.fixed_batch or 1
-    method, calib_options = ort_calibration(calibration, -(-len(ctx.calib.ids) // batch), activation_bytes(source))
+    method, calib_options = ort_calibration(calibration, -(-len(ctx.calib.ids) // batch), source)
     key = hashlib.sha256(Path(source).read_bytes())
     key.update(repr((ctx.calib.ids_hash, calibration, sorted(calib_options.items()), sorted(keep_float), reduce,
                      onnxruntime.__version__)).encode())

@@ -63,12 +63,12 @@ def activation_bytes(model: Path) -> int:
 
 
 def ort_calibration(calibration: str, batches: int | None = None,
-                    batch_bytes: int = 0) -> tuple[Any, dict[str, Any]]:
+                    model: Path | None = None) -> tuple[Any, dict[str, Any]]:
     """ONNX Runtime's ``calibrate_method`` and extra options for ``minmax``, ``entropy`` or ``percentile``
     (the 0.001st to 99.999th percentile of each activation's histogram).
 
-    A histogram method whose ``batches`` calibration batches would hold more than
-    :data:`HISTOGRAM_BYTES` of activations (``batch_bytes`` each, :func:`activation_bytes`) is fed in
+    A histogram method whose ``batches`` calibration batches of ``model`` would hold more than
+    :data:`HISTOGRAM_BYTES` of activations (:func:`activation_bytes` each) is fed in
     strides (ONNX Runtime's ``CalibStridedMinMax``: the largest divisor of ``batches`` that fits): its
     calibrator otherwise holds every activation of every calibration image at once (a real YOLOv5n at
     640, 64 images: 18 GB resident and 126 s; in strides of 8: 3.8 GB and 65 s), and each stride's
@@ -79,8 +79,9 @@ def ort_calibration(calibration: str, batches: int | None = None,
     method = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
               "percentile": CalibrationMethod.Percentile}[calibration]
     options: dict[str, Any] = {"CalibPercentile": 99.999} if calibration == "percentile" else {}
-    if calibration != "minmax" and batches and batch_bytes * batches > HISTOGRAM_BYTES:
-        fits = max(1, int(HISTOGRAM_BYTES // max(batch_bytes, 1)))
+    batch_bytes = activation_bytes(model) if calibration != "minmax" and batches and model is not None else 0
+    if batches and batch_bytes * batches > HISTOGRAM_BYTES:
+        fits = max(1, int(HISTOGRAM_BYTES // batch_bytes))
         options["CalibStridedMinMax"] = max(d for d in range(1, min(fits, batches) + 1) if batches % d == 0)
     return method, options
 
@@ -161,7 +162,7 @@ class OrtInt8:
 
         info = inspect_onnx(ctx.fp32_onnx)
         reader = ort_reader(ctx.calib, info.input_name, info.fixed_batch or 1)
-        method, calib_options = ort_calibration(self.calibration, len(reader), activation_bytes(ctx.fp32_onnx))
+        method, calib_options = ort_calibration(self.calibration, len(reader), ctx.fp32_onnx)
         # u8u8 kernels widen to int16 before multiplying: no saturation, so full 8-bit weights.
         reduce = resolve_reduce_range(self.reduce_range) if self.weights == "int8" else self.reduce_range == "on"
         extra: dict[str, Any] = {"WeightSymmetric": True, "ActivationSymmetric": False, **calib_options}
