@@ -137,7 +137,7 @@ def _trial(seed: int) -> list[dict[str, Any]]:
     from quantsweep.decide.sequential import make_design
     from quantsweep.decide.split import plan_subsets
     from quantsweep.evaluate.bootstrap import resample_weights, weighted_map
-    from quantsweep.report.table import Row
+    from quantsweep.results import Row
 
     st = _STATE
     rng = np.random.default_rng(seed)

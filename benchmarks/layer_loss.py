@@ -102,7 +102,7 @@ def conv_problems(convs: list, inits: dict, hessians: dict) -> Iterator[tuple[An
 def compare_grids(convs: list, inits: dict, hessians: dict, grids: list[str], where: str) -> None:
     """GPTQ's relative output error per conv on each grid ``kind:group`` (kind: sym or asym)."""
     from quantsweep.schemes.gptq import gptq_quantize
-    from quantsweep.schemes.graph_weight_only import block_for, quantize_groups, quantize_groups_asym
+    from quantsweep.schemes.weight_grids import block_for, quantize_groups, quantize_groups_asym
 
     total = dict.fromkeys(grids, 0.0)
     bits = dict.fromkeys(grids, 0.0)
@@ -149,7 +149,7 @@ def main() -> None:
     from quantsweep.model.info import inspect_onnx
     from quantsweep.schemes.adaround import adaround_quantize
     from quantsweep.schemes.gptq import conv_hessians, gptq_quantize
-    from quantsweep.schemes.graph_weight_only import HESSIAN_PATCHES, block_for, quantize_groups
+    from quantsweep.schemes.weight_grids import HESSIAN_PATCHES, block_for, quantize_groups
 
     calib = CalibSet.from_folder(args.calib_dir, args.calib_count, inspect_onnx(args.model).hw, [], None)
     model = onnx.load(str(args.model))

@@ -70,7 +70,7 @@ def test_the_report_shows_what_changed_per_class_per_size_and_in_a_gallery(small
     assert c["images"] in ("confirmation", "search") and c["num_images"] in (20, 40)
     classes = c["classes"]
     judged = [r["delta"] for r in classes if r["ci95"] is not None]  # classes with an interval first, by Δ
-    assert judged == sorted(judged) and classes[:len(judged)] == [r for r in classes if r["ci95"] is not None]
+    assert judged and judged == sorted(judged) and classes[:len(judged)] == [r for r in classes if r["ci95"] is not None]
     assert len(classes) == 5
     assert all(r["boxes"] > 0 and (r["ci95"] is None or r["ci95"][0] <= r["delta"] + 1e-9 <= r["ci95"][1] + 1e-9)
                for r in classes)
@@ -247,13 +247,15 @@ def _start_until(finished, tmp_path, step, *extra, **popen):
     # Ctrl-C reaches the run even when the tests were started in the background (which ignores SIGINT)
     popen.setdefault("preexec_fn", lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
-    deadline = time.time() + 300
-    while time.time() < deadline and proc.poll() is None:
+    deadline, started = time.time() + 300, False
+    while time.time() < deadline and proc.poll() is None and not started:
         lines = [json.loads(x) for x in events.read_text().splitlines() if x.endswith("}")] if events.exists() else []
-        if any(e["event"] == "start" and e.get("step") == step for e in lines):
-            break
+        started = any(e["event"] == "start" and e.get("step") == step for e in lines)
         time.sleep(0.02)
     assert proc.poll() is None, proc.communicate()[1][-2000:]
+    if not started:
+        proc.kill()
+        raise AssertionError(f"step {step} did not start within 300 s: {proc.communicate()[1][-2000:]}")
     return proc, run_dir
 
 
@@ -380,21 +382,24 @@ def test_sigkill_mid_search_then_resume_replays_the_same_trace_and_decision(sear
     assert (_trace(run_dir, timings=True), (run_dir / "results" / "summary.json").read_text()) == first
 
 
-def test_openvino_search_builds_ir_candidates_ranked_on_their_onnx_twin(tmp_path):
+def test_openvino_search_builds_ir_candidates_ranked_on_their_onnx_twin(tmp_path, monkeypatch):
     """int8-ov ships as OpenVINO IR: K probes are IRs whose ranked nodes OpenVINO runs in float,
-    ranked on the QDQ ONNX twin (ONNX Runtime cannot load an IR), scored and timed by OpenVINO."""
+    ranked on the QDQ ONNX twin (ONNX Runtime cannot load an IR), scored and timed by OpenVINO.
+
+    A speed search needs a K=0 measurably faster than FP32, which int8-ov is not on every CPU (on AMX,
+    OpenVINO runs FP32 in bf16 faster than this INT8): the test declares every accelerated candidate
+    faster, so the search path runs on any machine; its timing is still measured and recorded."""
     pytest.importorskip("nncf")
     pytest.importorskip("openvino")
+    import quantsweep.decide.decision as decision
+
+    monkeypatch.setattr(decision, "faster_than_fp32", lambda row, fp32=None: row.label == "accelerated")
     cfg = SweepConfig(out=tmp_path, **{**SEARCH, "schemes": ("int8-ov",), "backends": ("openvino",),
                                        "budget": 0.01, "max_evals": 2})
     d = run_sweep(cfg).run_dir
     from quantsweep.model.graph import ir_graph_facts
 
-    if not json.loads((d / "search.json").read_text())["placements"]:  # a speed search needs a faster K=0
-        rows = json.loads((d / "results" / "summary.json").read_text())["rows"]
-        speed = next(r["speedup_vs_fp32"] for r in rows if r["candidate"] == "int8-ov" and r["backend"] == "openvino")
-        assert speed <= 1.0, "int8-ov is faster than FP32, yet it was not searched"
-        pytest.skip(f"int8-ov runs at {speed:.2f}x FP32 on this CPU's OpenVINO (VNNI): nothing to search here")
+    assert [p["placement"] for p in json.loads((d / "search.json").read_text())["placements"]] == ["int8-ov"]
     sens = json.loads((d / "sensitivity.json").read_text())["int8-ov"]
     assert "twin" in sens["ranked_on"] and sens["qdq_model_scheme"]["format"] == "onnx"
     trace = json.loads((d / "search.json").read_text())["trace"]

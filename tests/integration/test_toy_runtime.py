@@ -83,7 +83,9 @@ def test_a_toy_runtime_goes_through_a_run_and_predict(tmp_path, monkeypatch, dem
     rec = summary["recommendation"]
     assert (rec["candidate"], rec["backend"]) == ("int8-qdq", "toy"), rec
     assert "| toy |" in (d / "results" / "summary.md").read_text()
-    assert "toy" in (d / "report.html").read_text()
+    page = (d / "report.html").read_text()
+    assert "<code>int8-qdq</code> on toy</h1>" in page  # the report's headline names the pick on the toy runtime
+    assert "<h3>toy (the decision’s runtime)</h3>" in page  # and its table leads with the toy runtime's rows
     readme = (d / "recommended" / "README.md").read_text()
     assert "--provider toy" in readme and "toy.open('int8-qdq.onnx')" in readme
     image = next(p for p in sorted((demo_dir / "val" / "images").iterdir()))

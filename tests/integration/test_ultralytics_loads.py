@@ -12,10 +12,10 @@ import pytest
 
 from quantsweep.data.calibration import CalibSet
 from quantsweep.data.coco import select_ids
+from quantsweep.deploy.recommended import hand_back
 from quantsweep.evaluate.run import EvalSettings, evaluate
 from quantsweep.quantize.build import materialize
-from quantsweep.report.table import Decision, Row
-from quantsweep.report.write import hand_back
+from quantsweep.results import Decision, Row
 from quantsweep.schemes import BuildContext, make_scheme
 
 pytestmark = pytest.mark.slow  # two builds and four validations: ~1 min

@@ -90,10 +90,15 @@ def test_a_small_yolo26_search_runs_the_whole_study(tmp_path):
     fp32 = json.loads((d / "results" / "fp32.metrics.json").read_text())
     assert fp32["run"]["layout"] == "e2e" and fp32["map50_95"] > 0.2  # the trained detector, decoded
     rec = summary["recommendation"]
-    assert rec["status"] in ("deploy", "unconfirmed", "fp32", "none") and rec["reason"]  # a verdict, with its why
+    assert rec["reason"]  # a verdict, with its why; which one depends on this CPU's speeds, each checked below
     confirmation = json.loads((d / "confirmation.json").read_text())
-    if rec["status"] in ("deploy", "unconfirmed"):  # the pick went through the held-out confirmation
-        assert rec["candidate"] in confirmation["finalists"]
+    verdicts = {c["candidate"]: c["verdict"] for c in confirmation["results"]}
+    if rec["status"] == "deploy":  # the pick passed its held-out test
+        assert verdicts[rec["candidate"]] == "pass"
+    elif rec["status"] == "unconfirmed":  # a finalist no held-out verdict passed
+        assert verdicts.get(rec["candidate"]) == "undecided" and "pass" not in verdicts.values()
+    else:  # FP32 stays: no finalist passed (FP32 was measured, so there is always a row to stay on)
+        assert (rec["status"], rec["candidate"]) == ("fp32", "fp32") and "pass" not in verdicts.values()
     assert (rec["candidate"] or "FP32") in (d / "report.html").read_text()  # the report leads with it
     sens = json.loads((d / "sensitivity.json").read_text())
     assert sens  # the ranking ran on YOLO26's graph

@@ -7,7 +7,7 @@ from quantsweep.decide.confirm import Confirmation, confirm_adaptively, confirm_
 from quantsweep.decide.decision import decide, decide_confirmed, finalists
 from quantsweep.decide.sequential import judge_look, make_design
 from quantsweep.decide.split import MIN_HALF, plan_subsets, stratified_halves
-from quantsweep.report.table import Row
+from quantsweep.results import Row
 
 
 def test_the_pool_follows_the_search_subset_and_never_overlaps_it():
@@ -157,7 +157,7 @@ def test_the_recommended_folder_holds_the_model_and_a_command_that_runs_it(tmp_p
     from tests.conftest import tiny_convnet
 
     from quantsweep.decide.decision import Decision
-    from quantsweep.report.write import hand_back
+    from quantsweep.deploy.recommended import hand_back
 
     if backend == "openvino":
         pytest.importorskip("openvino")
@@ -257,7 +257,7 @@ def test_each_four_bit_pick_is_judged_against_its_family_s_budget(tmp_path):
 
 def test_the_printed_bound_is_the_tested_one_and_an_undecided_verdict_says_what_the_images_confirm():
     """A user read "undecided" next to a 95 % interval inside the budget: the line now shows Δ − c·SE and z."""
-    from quantsweep.report.table import confirms_within, tested
+    from quantsweep.results import confirms_within, tested
 
     design = make_design(0.04, (39,), 1)
     c = confirm_adaptively("int8-ov-k1", [list(range(39))], lambda ids: (-0.0051, -0.0100, 0.0100, 0.0056), 1.0,

@@ -1,7 +1,7 @@
 """The recommendation: fastest candidate within the accuracy budget, or an honest 'stay on FP32'."""
 
 from quantsweep.decide.decision import decide, finalists
-from quantsweep.report.table import Row
+from quantsweep.results import Row
 
 
 def _row(name, p50, low, backend="ort-cpu", delta=None, **extra):
@@ -53,7 +53,7 @@ def test_target_backend_defaults_to_where_fp32_is_fastest():
 def test_a_collapsed_class_is_flagged_even_when_the_mean_looks_fine_and_never_recommended():
     import dataclasses
 
-    from quantsweep.report.table import collapsed_classes
+    from quantsweep.results import collapsed_classes
 
     fp32 = {"1": 0.60, "2": 0.40, "3": 0.02, "4": 0.50}
     cand = {"1": 0.61, "2": 0.15, "3": 0.00, "4": 0.45}  # class 2 lost 60 %; class 3 is too weak to judge
@@ -68,7 +68,7 @@ def test_a_collapsed_class_is_flagged_even_when_the_mean_looks_fine_and_never_re
 def test_a_candidate_losing_more_than_ten_points_is_a_collapse_with_its_scheme_in_the_reason(tmp_path):
     import json
 
-    from quantsweep.report.table import collapse_verdict, summary_rows
+    from quantsweep.results import collapse_verdict, summary_rows
     from quantsweep.schemes import make_scheme
 
     record = {"settings": {"weights": "int4 symmetric per-output-channel (MSE-searched scale)",
@@ -91,7 +91,7 @@ def test_a_candidate_losing_more_than_ten_points_is_a_collapse_with_its_scheme_i
 
 
 def test_a_collapse_names_the_runtime_or_the_quantization():
-    from quantsweep.report.table import blame
+    from quantsweep.results import blame
 
     assert blame(None, {"provider": "ONNX Runtime CPU", "delta": -0.008}) is None
     assert blame("lost 50.7 points", None) == "lost 50.7 points"

@@ -8,7 +8,7 @@ from onnx import TensorProto, helper, numpy_helper
 from tests.conftest import tiny_convnet
 
 from quantsweep.schemes.gptq import conv_hessians, gptq_quantize, unfold
-from quantsweep.schemes.graph_weight_only import quantize_groups, quantize_weight
+from quantsweep.schemes.weight_grids import quantize_groups, quantize_weight
 
 
 @pytest.mark.parametrize("stride,dilation,pads", [(1, 1, [1, 1, 1, 1]), (2, 1, [1, 0, 1, 0]), (1, 2, [2, 2, 2, 2])])
@@ -193,7 +193,7 @@ def test_float_constants_fp16_holds_exactly_move_to_fp16_and_nothing_else_change
     round stays float32; ONNX Runtime's output is bit-identical."""
     from onnx import helper
 
-    from quantsweep.schemes.graph_weight_only import exact_fp16_constants
+    from quantsweep.schemes.int4_storage import exact_fp16_constants
 
     grid = np.arange(400, dtype=np.float32).reshape(1, 1, 20, 20)
     odd = np.full((1, 1, 20, 20), 0.1, np.float32)  # 0.1 is not an fp16 value
@@ -298,7 +298,7 @@ def test_w4a8_is_stored_in_four_bits_and_still_runs_on_the_int8_kernels(tmp_path
 
 
 def test_progressive_groups_lower_the_weight_error_against_per_channel_and_factor_back_exactly():
-    from quantsweep.schemes.graph_weight_only import _factor_blocks, quantize_progressive
+    from quantsweep.schemes.weight_grids import factor_blocks, quantize_progressive
 
     rng = np.random.default_rng(5)
     w = rng.normal(size=(64, 288)) * rng.lognormal(0, 0.7, size=(1, 288))  # columns of unequal range
@@ -313,7 +313,7 @@ def test_progressive_groups_lower_the_weight_error_against_per_channel_and_facto
         assert err < 0.6 * per_channel and err < 1.15 * grouped, (err, per_channel, grouped)
         v = (q.astype(np.int32) * mult).astype(np.int8)
         assert int(np.abs(v).max()) <= 7 * max_mult and 1 <= m.min() and m.max() <= max_mult
-        q2, m2 = _factor_blocks(v, 32, max_mult)
+        q2, m2 = factor_blocks(v, 32, max_mult)
         np.testing.assert_array_equal((q2.astype(np.int32) * m2[:, :, None]).reshape(v.shape), v)
 
 
@@ -417,7 +417,7 @@ def test_asymmetric_w4a16_stores_uint4_values_and_zero_points_and_onnx_runtime_c
 def test_asymmetric_groups_lower_a_skewed_conv_s_output_error_and_gptq_keeps_their_range():
     """A conv whose groups are not centred on zero (after a folded batch norm, a common case): asymmetric
     groups beat symmetric ones in the output error, by rounding and by GPTQ; GPTQ stays on the grid."""
-    from quantsweep.schemes.graph_weight_only import quantize_groups_asym
+    from quantsweep.schemes.weight_grids import quantize_groups_asym
 
     rng = np.random.default_rng(11)
     flat = rng.normal(size=(32, 128)) + rng.normal(0, 1.5, size=(32, 1))  # rows offset from zero

@@ -9,17 +9,23 @@ import pytest
 from tests.conftest import tiny_convnet
 
 from quantsweep.errors import QuantsweepError
+from quantsweep.schemes.base import SchemeMethods, SchemeTraits
 
 
 @dataclass(frozen=True)
-class ToyFp16Weights:
+class ToyFp16Weights(SchemeMethods):
     """A toy scheme: every Conv weight rounded through fp16 (no quantizer, no library)."""
 
     family: ClassVar[str] = "toy"
     precision: ClassVar[str] = "weight-only"
     k: int = 0
     head_policy: bool = True
+    float_dtype: str = "fp32"
     registry: str = field(default="", compare=False)
+
+    @property
+    def traits(self) -> SchemeTraits:
+        return SchemeTraits(label="fp16 weights (toy)")
 
     @property
     def name(self) -> str:
@@ -102,7 +108,7 @@ def test_a_toy_backend_registers_and_benchmarks(tmp_path):
 
 @pytest.mark.parametrize("name", ["w4a8-mse", "w4a8-graph-gptq", "w8a8"])
 def test_schemes_that_quantize_activations_are_not_labelled_weight_only(name):
-    from quantsweep.report.table import precision_label
+    from quantsweep.results import precision_label
     from quantsweep.schemes import REGISTRY
 
     label = precision_label(REGISTRY[name].make())

@@ -112,7 +112,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_schemes(args: argparse.Namespace) -> int:
-    from quantsweep.report.table import precision_label
+    from quantsweep.results import precision_label
     from quantsweep.schemes import REGISTRY
 
     print("| name | candidate file | quantized | K = | default | needs | what |")
@@ -121,9 +121,9 @@ def cmd_schemes(args: argparse.Namespace) -> int:
         missing = s.missing()
         needs = "core" if s.extra is None else f"[{s.extra}]" + (" (not installed)" if missing else "")
         scheme = s.make()
-        keeps = (f"{'convs kept at 8 bits' if getattr(scheme, 'k_keeps', 'float') == '8-bit' else 'layers kept float'}"
+        keeps = (f"{'convs kept at 8 bits' if scheme.traits.k_keeps == '8-bit' else 'layers kept float'}"
                  if s.k_sets else "—")
-        print(f"| {name} | {scheme.name}{getattr(scheme, 'suffix', '.onnx')} | {precision_label(scheme)} | {keeps} | "
+        print(f"| {name} | {scheme.name}{scheme.traits.suffix} | {precision_label(scheme)} | {keeps} | "
               f"{'yes' if s.default else ''} | "
               f"{needs} | {s.description} |")
     return 0

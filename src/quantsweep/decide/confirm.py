@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from quantsweep.decide.sequential import Design, judge_look
-from quantsweep.report.table import tested, what_they_confirm
+from quantsweep.results import tested, what_they_confirm
 
 __all__ = ["Confirmation", "Score", "confirm_adaptively", "confirm_finalists", "images_to_settle", "paired_evidence"]
 

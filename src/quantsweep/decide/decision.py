@@ -1,7 +1,7 @@
 """The recommendation and the W8A16 pipeline verdict: pure functions over the table's rows.
 
 :func:`conclude` turns a sweep's scored candidates into the table's rows (with their paired
-intervals), the :class:`~quantsweep.report.table.Decision` and the W8A16 verdict; the report then
+intervals), the :class:`~quantsweep.results.Decision` and the W8A16 verdict; the report then
 presents them.
 """
 
@@ -13,7 +13,7 @@ from typing import Any
 
 from quantsweep.bench.timing import speedup_text
 from quantsweep.decide.confirm import Confirmation
-from quantsweep.report.table import Decision, Row, points, summary_rows, tested
+from quantsweep.results import Decision, Row, points, summary_rows, tested
 
 __all__ = ["W8A16_SUSPECT_POINTS", "Decision", "conclude", "decide", "decide_confirmed", "faster_than_fp32",
            "finalists", "pick_target", "search_intervals", "w8a16_verdict"]

@@ -132,7 +132,7 @@ def _clean(src: Path, dst: Path) -> dict[str, Any]:
 
 def candidate_path(out_dir: Path, scheme: Any) -> Path:
     """Where ``scheme``'s model file goes: ``<name>.onnx``, or ``<name>.xml`` (+ ``.bin``) for an IR."""
-    return Path(out_dir) / f"{scheme.name}{getattr(scheme, 'suffix', '.onnx')}"
+    return Path(out_dir) / f"{scheme.name}{scheme.traits.suffix}"
 
 
 def _check_effective_k(scheme: Any, ranked_keep: list[str], nodes: list[str], floating: list[str],
@@ -141,7 +141,7 @@ def _check_effective_k(scheme: Any, ranked_keep: list[str], nodes: list[str], fl
     (or, for a scheme whose K keeps layers at 8 bits, not all listed among its 8-bit layers)."""
     if not scheme.k:
         return
-    if getattr(scheme, "k_keeps", "float") == "8-bit":
+    if scheme.traits.k_keeps == "8-bit":
         eight = {e.get("node") for e in (settings or {}).get("weights_8bit", [])}
         absent = [n for n in ranked_keep if n not in eight]
         if absent:
@@ -187,19 +187,17 @@ def materialize(scheme: Any, ctx: BuildContext, out_dir: Path,
         rewired, opset, counts = 0, None, facts["op_counts"]
     else:
         # a 4-bit scheme's K set keeps *weights* at 8 bits: its activations stay quantized, not rewired to float
-        eight_bit_k = getattr(scheme, "k_keeps", "float") == "8-bit"
+        eight_bit_k = scheme.traits.k_keeps == "8-bit"
         rewired = _unshare_float_inputs(result.model_path, {n: why for n, why in keep.items()
                                                             if not (eight_bit_k and why.startswith("sensitivity rank"))})
-        if getattr(scheme, "float_dtype", "fp32") == "fp16" and not getattr(scheme, "native_fp16", False):
-            from quantsweep.schemes.modelopt_qdq import convert_fp16
+        if scheme.float_dtype == "fp16" and not scheme.traits.fp16_by_tool:
+            from quantsweep.model.fp16 import convert_fp16
 
             result.settings["float_dtype"] = (f"fp16 after the build: {convert_fp16(result.model_path)}; "
                                               "I/O stay fp32")
         final_tmp = ctx.work_dir / f"{scheme.name}.clean.onnx"
         hygiene = _clean(result.model_path, final_tmp)
-        finish = getattr(scheme, "after_clean", None)  # a scheme's own last pass over the cleaned file
-        if finish is not None:
-            finish(final_tmp, result.settings)
+        scheme.after_clean(final_tmp, result.settings)  # a scheme's own last pass over the cleaned file
         built = onnx.load(str(final_tmp))
         _check_effective_k(scheme, ranked_keep, compute_nodes(built), float_compute_nodes(built), result.settings)
         target = ModelFile.of(atomic_replace(final_tmp, candidate_path(out_dir, scheme)))

@@ -46,7 +46,7 @@ def compute_sensitivity(fp32: Path, pt: Path | None, calib: CalibSet, scheme_nam
                               "probe_top")
     scheme = make_scheme(scheme_name)
     ranked_on = None
-    if getattr(scheme, "suffix", ".onnx") != ".onnx":
+    if scheme.traits.suffix != ".onnx":
         # ONNX Runtime cannot load the scheme's own format (an OpenVINO IR): rank its ONNX twin, the
         # same library's placement written as QDQ ONNX, whose node names are the IR's
         scheme, qdq_model = scheme.ranking_twin(), None
@@ -57,7 +57,7 @@ def compute_sensitivity(fp32: Path, pt: Path | None, calib: CalibSet, scheme_nam
         qdq_model, record = full.model_path, full.record
     else:
         record = json.loads(qdq_model.with_suffix(".scheme.json").read_text())
-    four_bit = getattr(scheme, "weight_bits", 8) == 4  # its K set keeps weights at 8 bits, for size
+    four_bit = scheme.traits.purpose == "size"  # its K set keeps weights at 8 bits, for size
     result = rank_nodes(fp32, qdq_model, calib.array(limit=images), scheme.precision,
                         probe_top=probe_top or None, threads=threads, weights_only=four_bit,
                         per_weight=four_bit if per_weight is None else per_weight)

@@ -1,1 +1,1 @@
-"""Presenting results: the typed table and decision, the plots, the HTML report and the terminal summary (it computes nothing new)."""
+"""Presenting results: the table as CSV and Markdown, the plots, the HTML report and the terminal summary (it computes nothing new)."""

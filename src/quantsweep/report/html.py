@@ -24,7 +24,7 @@ from quantsweep.env import cpu_class
 from quantsweep.files import atomic_write_text
 from quantsweep.quantize.sensitivity import score_text
 from quantsweep.report.cost import cost_html, read_cost
-from quantsweep.report.table import Decision, Row, points, tested, what_they_confirm
+from quantsweep.results import Decision, Row, points, tested, what_they_confirm
 
 __all__ = ["write_report"]
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from quantsweep.report.table import Row
+from quantsweep.results import Row
 
 __all__ = ["damage_plot", "k_curve_plot", "kept_float_strip", "pareto_plot"]
 

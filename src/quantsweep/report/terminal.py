@@ -16,7 +16,7 @@ from typing import Any
 
 from quantsweep.bench.timing import speedup_text
 from quantsweep.files import ModelFile
-from quantsweep.report.table import points, tested
+from quantsweep.results import points, tested
 
 __all__ = ["terminal_summary"]
 

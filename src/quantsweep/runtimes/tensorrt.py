@@ -202,7 +202,7 @@ class TensorRtRuntime:
         """TensorRT's FP32 reference plus its FP16 engine twin (strongly typed: an fp16 ONNX)."""
         import shutil
 
-        from quantsweep.schemes.modelopt_qdq import convert_fp16
+        from quantsweep.model.fp16 import convert_fp16
 
         name, path = models[0]
         twin = work / f"{Path(path).stem}.fp16.onnx"

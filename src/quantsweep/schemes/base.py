@@ -11,8 +11,8 @@ from typing import Any, ClassVar, Protocol
 from quantsweep.data.calibration import CalibSet
 from quantsweep.errors import QuantsweepError
 
-__all__ = ["BuildContext", "BuildResult", "Scheme", "SchemeSpec", "check_weight_fields", "eight_bit_layers",
-           "scheme_to_dict"]
+__all__ = ["BuildContext", "BuildResult", "Scheme", "SchemeMethods", "SchemeSpec", "SchemeTraits", "bits_traits",
+           "check_weight_fields", "eight_bit_layers", "scheme_to_dict"]
 
 
 @dataclass(frozen=True)
@@ -45,19 +45,72 @@ class BuildResult:
     kept_float: dict[str, str] = field(default_factory=dict)  # node -> why
 
 
+@dataclass(frozen=True)
+class SchemeTraits:
+    """What the sweep reads of a scheme, declared by the scheme itself (nothing is probed for).
+
+    Attributes:
+        label: the table's precision column: ``int8``, ``fp8``, ``w4a16 (weight-only)``, ``w4a8``...
+        suffix: the model file it builds: ``.onnx``, or ``.xml`` (OpenVINO IR, its ``.bin`` beside it).
+        k_keeps: what its K set keeps out of low precision: ``float`` layers, or ``8-bit`` weights.
+        purpose: ``speed`` (judged by ``--budget``, must run faster than FP32) or ``size`` (a 4-bit file,
+            judged by its own budget; its K search buys accuracy back with 8-bit convs).
+        budget: the :class:`~quantsweep.sweep.config.SweepConfig` field whose budget judges it.
+        fp16_by_tool: its tool makes the ``fp16`` float dtype itself (else ModelOpt's AutoCast after the build).
+    """
+
+    label: str
+    suffix: str = ".onnx"
+    k_keeps: str = "float"
+    purpose: str = "speed"
+    budget: str = "budget"
+    fp16_by_tool: bool = False
+
+
+def bits_traits(weight_bits: int, act_bits: int | None, **kw: Any) -> SchemeTraits:
+    """The traits of a scheme named by its bits: ``w4a16 (weight-only)`` / ``w4a8``; 4-bit weights are for size,
+    judged by ``w4_budget`` (``w4a8_budget`` with 8-bit activations)."""
+    four = weight_bits == 4
+    return SchemeTraits(label=f"w{weight_bits}a{act_bits}" if act_bits else f"w{weight_bits}a16 (weight-only)",
+                        purpose="size" if four else "speed",
+                        budget=("w4a8_budget" if act_bits else "w4_budget") if four else "budget", **kw)
+
+
 class Scheme(Protocol):
-    """A quantization scheme: a frozen dataclass with a derived name and a ``build`` verb."""
+    """A quantization scheme: a frozen dataclass with a derived name, its traits and a ``build`` verb."""
 
     family: ClassVar[str]
     precision: ClassVar[str]
     k: int
     head_policy: bool
+    float_dtype: str
     registry: str  # the registry entry that made it ("" when built by hand)
 
     @property
     def name(self) -> str: ...
 
+    @property
+    def traits(self) -> SchemeTraits: ...
+
     def build(self, ctx: BuildContext, keep_float: dict[str, str], out: Path) -> BuildResult: ...
+
+    def after_clean(self, path: Path, settings: dict[str, Any]) -> None:
+        """Its own last pass over the cleaned ONNX file (most schemes: none)."""
+        ...
+
+    def ranking_twin(self) -> Scheme:
+        """The scheme whose ONNX file ONNX Runtime ranks for it (itself, unless it builds another format)."""
+        ...
+
+
+class SchemeMethods:
+    """The protocol's methods most schemes share; a scheme dataclass inherits it and overrides what differs."""
+
+    def after_clean(self, path: Path, settings: dict[str, Any]) -> None:
+        return None
+
+    def ranking_twin(self) -> Any:
+        return self
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,10 @@ from quantsweep.errors import QuantsweepError
 from quantsweep.schemes.base import (
     BuildContext,
     BuildResult,
+    SchemeMethods,
     SchemeSpec,
+    SchemeTraits,
+    bits_traits,
     check_weight_fields,
     eight_bit_layers,
     fp16_suffix,
@@ -57,7 +60,7 @@ def _eight_bit_convs(model: Any) -> dict[str, str]:
 
 
 @dataclass(frozen=True)
-class BrevitasQCDQ:
+class BrevitasQCDQ(SchemeMethods):
     """Brevitas PTQ: ``weight_bits`` per-channel symmetric weights, optional 8-bit activations.
 
     ``weight_scale="mse"`` searches each channel's scale for minimum MSE (needed at 4 bits:
@@ -79,6 +82,10 @@ class BrevitasQCDQ:
         if self.act_bits not in (None, 8):
             raise QuantsweepError(f"act_bits must be 8 or None (got {self.act_bits})", "use 8 or omit it")
         check_weight_fields(self)
+
+    @property
+    def traits(self) -> SchemeTraits:
+        return bits_traits(self.weight_bits, self.act_bits)
 
     @property
     def name(self) -> str:

@@ -39,372 +39,34 @@ from quantsweep.errors import QuantsweepError
 from quantsweep.schemes.base import (
     BuildContext,
     BuildResult,
+    SchemeMethods,
     SchemeSpec,
+    SchemeTraits,
+    bits_traits,
     check_weight_fields,
-    eight_bit_layers,
     fp16_suffix,
 )
+from quantsweep.schemes.graph_surgery import eight_bit_nodes, int8_activations, place_weights
+from quantsweep.schemes.int4_storage import INT4_OPSET, exact_fp16_constants, int8_to_int4_initializers, to_int4_opset
 from quantsweep.schemes.ort_int8 import CALIBRATIONS, Calibration
+from quantsweep.schemes.weight_grids import (
+    HESSIAN_PATCHES,
+    block_for,
+    quantize_groups,
+    quantize_groups_asym,
+    quantize_progressive,
+    quantize_weight,
+)
 
-__all__ = ["GraphWeightOnly", "block_for", "exact_fp16_constants", "int8_to_int4_initializers", "quantize_groups",
-           "quantize_groups_asym", "quantize_weight"]
-
-INT4_OPSET = 21  # DequantizeLinear with INT4 inputs and block_size
-
-_CLIP_GRID = np.linspace(0.5, 1.0, 21)
-# GPTQ's Hessians use every patch of each calibration image (up to this many per conv and image, a
-# memory guard): the exact XᵀX. Sampling 2048 made the result depend on the sample (demo W4A8 -1.07 at
-# 2048, -1.13 at 4096, -0.49 with every patch; real YOLOv5n W4A16 -3.06 / -3.32 / -2.74)
-HESSIAN_PATCHES = 65536
-
-
-_FP16_TINY = 2.0 ** -14  # smallest normal fp16: a smaller scale is raised to it (its weights round to 0 anyway)
-
-
-def _as_scale(scale: np.ndarray, fp16: bool) -> np.ndarray:
-    """``scale`` as stored: unchanged, or rounded to the nearest fp16 value (kept in float64)."""
-    return np.maximum(scale, _FP16_TINY).astype(np.float16).astype(np.float64) if fp16 else scale
-
-
-def quantize_weight(w: np.ndarray, bits: int, axis: int, mse: bool,
-                    fp16_scales: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """Symmetric per-channel quantization of ``w`` along ``axis`` -> (int8 values, float scales);
-    ``fp16_scales``: every scale is an fp16 value (rounded before the weights are quantized)."""
-    qmax = 2 ** (bits - 1) - 1
-    moved = np.moveaxis(w, axis, 0).reshape(w.shape[axis], -1).astype(np.float64)
-    amax = np.abs(moved).max(axis=1)
-    amax[amax == 0] = 1.0
-    best = _as_scale(amax / qmax, fp16_scales)
-    if mse:  # per-channel search of the clipping ratio that minimises reconstruction error
-        best_err = np.full(len(amax), np.inf)
-        for r in _CLIP_GRID:
-            scale = _as_scale(amax * r / qmax, fp16_scales)
-            q = np.clip(np.round(moved / scale[:, None]), -qmax, qmax)
-            err = ((q * scale[:, None] - moved) ** 2).sum(axis=1)
-            better = err < best_err
-            best[better], best_err[better] = scale[better], err[better]
-    q = np.clip(np.round(moved / best[:, None]), -qmax, qmax).astype(np.int8)
-    shape = (w.shape[axis],) + tuple(np.delete(w.shape, axis))
-    q = np.moveaxis(q.reshape(shape), 0, axis)
-    return q, best.astype(np.float32)
-
-
-def block_for(cols: int, group: int) -> int:
-    """The block a conv of ``cols`` flattened input columns gets for ``group`` (0: per channel): ``group``
-    when it divides ``cols``; else the largest divisor of ``cols`` in [group/2, group], or the smallest in
-    [group, 2 x group]; else 0 (one scale per output channel). ONNX allows a ragged last block, but
-    OpenVINO's importer refuses a block size that does not divide the axis."""
-    if group <= 0 or cols % group == 0:
-        return group
-    below = [d for d in range((group + 1) // 2, group + 1) if cols % d == 0]
-    above = [d for d in range(group, 2 * group + 1) if cols % d == 0]
-    return max(below) if below else (min(above) if above else 0)
-
-
-def quantize_groups(w2: np.ndarray, bits: int, group: int, mse: bool,
-                    fp16_scales: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """Symmetric quantization of ``w2`` [out, cols] with one scale per row and block of ``group``
-    columns (0: per row) -> (int8 values [out, cols], float scales [out, blocks])."""
-    if group <= 0:
-        q, scale = quantize_weight(w2, bits, 0, mse, fp16_scales)
-        return q, scale[:, None]
-    parts = [quantize_weight(w2[:, c:c + group], bits, 0, mse, fp16_scales) for c in range(0, w2.shape[1], group)]
-    return np.concatenate([p[0] for p in parts], axis=1), np.stack([p[1] for p in parts], axis=1)
-
-
-def quantize_groups_asym(w2: np.ndarray, group: int, mse: bool,
-                         fp16_scales: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Asymmetric 4-bit quantization of ``w2`` [out, cols], one scale and one zero point per row and
-    block of ``group`` columns (0: per row): stored values ``u`` in [0, 15] read as ``(u - z) * s``.
-    Returns (``q = u - z`` int8 [out, cols], scales [out, blocks], zero points uint8 [out, blocks]);
-    the range [min, max] of each group (widened to hold 0) is shrunk by the MSE search as for
-    symmetric scales. Sixteen levels placed on the group's own range, where the symmetric grid spends
-    fifteen on [-max|w|, max|w|]."""
-    out, cols = w2.shape
-    width = group if group > 0 else cols
-    w3 = w2.reshape(out, cols // width, width).astype(np.float64)
-    lo, hi = np.minimum(w3.min(axis=2), 0.0), np.maximum(w3.max(axis=2), 0.0)
-    span = np.where(hi - lo > 0, hi - lo, 1.0)
-
-    def grid(r: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        scale = _as_scale(span * r / 15, fp16_scales)
-        zero = np.clip(np.round(-lo * r / scale), 0, 15)
-        q = np.clip(np.round(w3 / scale[..., None]) + zero[..., None], 0, 15) - zero[..., None]
-        return scale, zero, q
-
-    best_s, best_z, best_q = grid(1.0)
-    if mse:
-        best_err = ((best_q * best_s[..., None] - w3) ** 2).sum(axis=2)
-        for r in _CLIP_GRID:
-            scale, zero, q = grid(float(r))
-            err = ((q * scale[..., None] - w3) ** 2).sum(axis=2)
-            better = err < best_err
-            best_s[better], best_z[better], best_q[better], best_err[better] = scale[better], zero[better], q[better], err[better]
-    return best_q.reshape(out, cols).astype(np.int8), best_s.astype(np.float32), best_z.astype(np.uint8)
-
-
-def quantize_progressive(w2: np.ndarray, block: int, max_mult: int, mse: bool,
-                         fp16_scales: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """4-bit values with group-wise steps that an int8 kernel can still read (the progressive
-    scheme of QServe, W4A8): one float scale ``s`` per row and one *integer* multiplier ``m`` in
-    [1, ``max_mult``] per block of ``block`` columns, so each group's step is ``s * m`` and its int8
-    weights ``q * m`` (|q| <= 7) share the row's scale ``s``. Returns (q int8 [out, cols] in [-7, 7],
-    s [out], m [out, blocks]); ``s`` per row is searched to minimise the rows' squared error."""
-    out, cols = w2.shape
-    ideal = quantize_groups(w2, 4, block, mse)[1].astype(np.float64)  # the unconstrained group steps
-    blocks = ideal.shape[1]
-    w3 = w2.reshape(out, blocks, block).astype(np.float64)
-    top = ideal.max(axis=1) / max_mult
-    best_err = np.full(out, np.inf)
-    best_s, best_m = top.copy(), np.ones((out, blocks))
-    for r in np.linspace(0.5, 1.0, 11):  # the row scale: the largest group at max_mult, or a finer grid
-        sc = _as_scale(top * r, fp16_scales)
-        m = np.clip(np.round(ideal / sc[:, None]), 1, max_mult)
-        step = (sc[:, None] * m)[:, :, None]
-        err = ((np.clip(np.round(w3 / step), -7, 7) * step - w3) ** 2).sum(axis=(1, 2))
-        better = err < best_err
-        best_err[better], best_s[better], best_m[better] = err[better], sc[better], m[better]
-    step = (best_s[:, None] * best_m)[:, :, None]
-    q = np.clip(np.round(w3 / step), -7, 7).reshape(out, cols).astype(np.int8)
-    return q, best_s.astype(np.float32), best_m.astype(np.int8)
-
-
-def _factor_blocks(v: np.ndarray, block: int, max_mult: int) -> tuple[np.ndarray, np.ndarray] | None:
-    """``v`` [out, cols] int8 as ``q * m`` with |q| <= 7 and one multiplier per block in [1, max_mult]
-    (the smallest that divides the block and covers its range), or None when a block has none."""
-    out, cols = v.shape
-    v3 = v.reshape(out, cols // block, block).astype(np.int32)
-    amax = np.abs(v3).max(axis=2)
-    m = np.zeros(amax.shape, np.int32)
-    for k in range(max_mult, 0, -1):  # downwards: the smallest valid multiplier wins
-        ok = (amax <= 7 * k) & (v3 % k == 0).all(axis=2)
-        m[ok] = k
-    if (m == 0).any():
-        return None
-    return (v3 // m[:, :, None]).astype(np.int8), m
-
-
-def exact_fp16_constants(model: Any, min_elements: int = 16) -> int:
-    """Store each float32 initializer (of at least ``min_elements`` values) that fp16 holds exactly as
-    fp16 behind a ``Cast`` to float32 (the consumers see the same values, bit for bit); returns
-    how many moved. Graph inputs are left alone (a caller may feed them)."""
-    from onnx import TensorProto, helper, numpy_helper
-
-    fed = {i.name for i in model.graph.input}
-    casts, moved = [], 0
-    for init in list(model.graph.initializer):
-        if init.data_type != TensorProto.FLOAT or init.name in fed or int(np.prod(init.dims)) < min_elements:
-            continue
-        a = numpy_helper.to_array(init)
-        half = a.astype(np.float16)
-        if not np.array_equal(half.astype(np.float32), a, equal_nan=False):
-            continue
-        model.graph.initializer.remove(init)
-        model.graph.initializer.append(numpy_helper.from_array(half, f"{init.name}_fp16"))
-        casts.append(helper.make_node("Cast", [f"{init.name}_fp16"], [init.name], name=f"{init.name}_Cast",
-                                      to=TensorProto.FLOAT))
-        moved += 1
-    nodes = casts + list(model.graph.node)  # before every consumer: the graph stays topologically sorted
-    del model.graph.node[:]
-    model.graph.node.extend(nodes)
-    return moved
-
-
-def int8_to_int4_initializers(model: Any, min_elements: int = 16, group: int = 0, max_mult: int = 15) -> int:
-    """Store each int8 initializer that only ``DequantizeLinear`` reads (as its data) and whose values
-    all fit 4 bits ([-8, 7]) as an ``INT4`` initializer behind a ``Cast`` back to int8: lossless, and a
-    runtime folds the ``Cast`` of a constant at load, so its int8 kernels still see int8 weights
-    (ONNX Runtime fuses QLinearConv as before). With ``group``, a weight whose blocks of columns
-    (:func:`block_for`) are 4-bit values times one integer each (:func:`quantize_progressive`) is
-    stored as ``INT4`` values and ``UINT4`` multipliers, multiplied back to int8 by
-    ``Cast -> Mul -> Reshape -> Cast`` (folded at load the same way). Needs opset >= 21; returns how
-    many moved."""
-    import ml_dtypes
-    from onnx import TensorProto, helper, numpy_helper
-
-    readers: dict[str, list[tuple[Any, int]]] = {}
-    for n in model.graph.node:
-        for j, i in enumerate(n.input):
-            readers.setdefault(i, []).append((n, j))
-    fed = {i.name for i in model.graph.input}
-    casts, moved = [], 0
-    for init in list(model.graph.initializer):
-        if init.data_type != TensorProto.INT8 or init.name in fed or int(np.prod(init.dims)) < min_elements:
-            continue
-        users = readers.get(init.name, [])
-        if not users or any(u.op_type != "DequantizeLinear" or j != 0 for u, j in users):
-            continue
-        a = numpy_helper.to_array(init)
-        if a.min() >= -8 and a.max() <= 7:  # 4-bit values as they are
-            model.graph.initializer.remove(init)
-            model.graph.initializer.append(numpy_helper.from_array(a.astype(ml_dtypes.int4), f"{init.name}_int4"))
-            casts.append(helper.make_node("Cast", [f"{init.name}_int4"], [init.name], name=f"{init.name}_Cast",
-                                          to=TensorProto.INT8))
-            moved += 1
-            continue
-        block = block_for(int(np.prod(a.shape[1:])), group) if group and a.ndim >= 2 else 0
-        factors = _factor_blocks(a.reshape(len(a), -1), block, max_mult) if block else None
-        if factors is not None:  # 4-bit values times one multiplier per block
-            q3, m = factors
-            t = f"qs_w4/{moved}"  # short names: five nodes per weight, each name stored three times
-            model.graph.initializer.remove(init)
-            model.graph.initializer.extend([
-                numpy_helper.from_array(q3.astype(ml_dtypes.int4), f"{t}/q"),
-                numpy_helper.from_array(m[:, :, None].astype(ml_dtypes.uint4), f"{t}/m"),
-                numpy_helper.from_array(np.array(a.shape, np.int64), f"{t}/shape")])
-            casts += [helper.make_node("Cast", [f"{t}/q"], [f"{t}/q32"], name=f"{t}/cq", to=TensorProto.INT32),
-                      helper.make_node("Cast", [f"{t}/m"], [f"{t}/m32"], name=f"{t}/cm", to=TensorProto.INT32),
-                      helper.make_node("Mul", [f"{t}/q32", f"{t}/m32"], [f"{t}/v32"], name=f"{t}/mul"),
-                      helper.make_node("Reshape", [f"{t}/v32", f"{t}/shape"], [f"{t}/v"], name=f"{t}/reshape"),
-                      helper.make_node("Cast", [f"{t}/v"], [init.name], name=f"{t}/c8", to=TensorProto.INT8)]
-            moved += 1
-    nodes = casts + list(model.graph.node)
-    del model.graph.node[:]
-    model.graph.node.extend(nodes)
-    return moved
-
-
-def _opset(model: Any) -> int:
-    return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
-
-
-def _to_int4_opset(model: Any) -> tuple[Any, str | None]:
-    """``model`` at opset >= 21 (ONNX's version converter), or the model unchanged and why not."""
-    if _opset(model) >= INT4_OPSET:
-        return model, None
-    from onnx import version_converter
-
-    try:
-        converted = version_converter.convert_version(model, INT4_OPSET)
-    except Exception as exc:  # noqa: BLE001 - any converter failure keeps the int8 container
-        return model, f"opset {_opset(model)} -> {INT4_OPSET} conversion failed: {str(exc).splitlines()[0][:160]}"
-    converted.ir_version = max(converted.ir_version, 10)
-    return converted, None
-
-
-def _eight_bit_nodes(model: Any) -> dict[str, str]:
-    """The 8-bit convs of a 4-bit scheme (:func:`eight_bit_layers`), found structurally in the graph:
-    a prediction conv is one whose outputs only feed the decode tail."""
-    from quantsweep.model.graph import decode_tail
-
-    tail = decode_tail(model)
-    consumers: dict[str, list[str]] = {}
-    for n in model.graph.node:
-        for i in n.input:
-            consumers.setdefault(i, []).append(n.name)
-
-    def prediction(n: Any) -> bool:
-        users = [c for o in n.output for c in consumers.get(o, [])]
-        return n.name not in tail and bool(users) and all(u in tail for u in users)
-
-    return eight_bit_layers([(n.name, next((a.i for a in n.attribute if a.name == "group"), 1), prediction(n))
-                             for n in model.graph.node if n.op_type == "Conv"])
-
-
-def _int8_activations(ctx: BuildContext, source: Path, keep_float: dict[str, str], out: Path,
-                      calibration: str = "minmax") -> None:
-    """W4A8's graph: ONNX Runtime's static QDQ of ``source`` into ``out`` (uint8 activations calibrated on
-    ``ctx.calib`` by ``calibration``, per-channel int8 weights, replaced by :func:`_place_weights`).
-
-    A W4A8 family's K probes hand ONNX Runtime the same float graph (their weights are placed after it)
-    and the same float nodes, so its output is kept in ``ctx.work_dir`` under a key of everything it
-    reads (the graph's bytes, the calibration ids, the method, the float nodes, ``reduce_range``, ONNX
-    Runtime's version) and copied for the next probe: the percentile histogram is built once per family.
-    """
-    import hashlib
-    import os
-
-    import onnxruntime
-
-    from quantsweep.files import atomic_replace
-    from quantsweep.schemes.ort_int8 import ort_calibration, resolve_reduce_range
-
-    reduce = resolve_reduce_range("auto")
-    from quantsweep.model.info import inspect_onnx
-
-    info = inspect_onnx(ctx.fp32_onnx, require_detector=False)
-    batch = info.fixed_batch or 1
-    method, calib_options = ort_calibration(calibration, -(-len(ctx.calib.ids) // batch), source)
-    key = hashlib.sha256(Path(source).read_bytes())
-    key.update(repr((ctx.calib.ids_hash, calibration, sorted(calib_options.items()), sorted(keep_float), reduce,
-                     onnxruntime.__version__)).encode())
-    cached = ctx.work_dir / f"ort-qdq-{calibration}-{key.hexdigest()[:16]}.onnx"
-    if cached.exists():  # an earlier K probe of this family quantized the same graph
-        atomic_replace(cached, out, copy=True)
-        return
-
-    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
-
-    from quantsweep.schemes.ort_int8 import ort_reader
-
-    extra: dict[str, Any] = {"WeightSymmetric": True, "ActivationSymmetric": False, **calib_options}
-    tmp = cached.with_name(f".{cached.name}.{os.getpid()}.tmp.onnx")  # two builds may race to it
-    # the 8-bit layers keep ORT's own weights: 7-bit where int8 kernels would saturate (no VNNI)
-    try:
-        quantize_static(str(source), str(tmp), ort_reader(ctx.calib, info.input_name, batch),
-                        quant_format=QuantFormat.QDQ, per_channel=True, reduce_range=reduce,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                        nodes_to_exclude=list(keep_float), extra_options=extra, calibrate_method=method)
-    except ValueError as exc:
-        if "bins" not in str(exc):
-            raise
-        # numpy cannot place 2048 float32 bins on an activation whose values differ by less than float32
-        # resolution (a saturated tensor: seen on a YOLOv10m with seeded random weights at 640)
-        raise QuantsweepError(f"ONNX Runtime's {calibration} calibrator cannot histogram an activation of "
-                              f"{source.name} whose range is below float32 resolution ({exc})",
-                              "use min-max activation ranges: the scheme w4a8-graph-gptq") from None
-    atomic_replace(tmp, cached)
-    atomic_replace(cached, out, copy=True)
-
-
-def _place_weights(ctx: BuildContext, out: Path, weights: dict[str, tuple[np.ndarray, np.ndarray]],
-                   calibration: str = "minmax") -> str:
-    """Each quantized Conv's weight initializer and scales in ``out`` replaced by ``weights`` (4-bit
-    values, times their group multipliers, as int8). Biases keep ORT's int32 quantization, rescaled.
-    Returns the activation description."""
-    import onnx
-    from onnx import numpy_helper
-
-    model = onnx.load(str(out))
-    producers = {o: n for n in model.graph.node for o in n.output}
-    inits = {i.name: i for i in model.graph.initializer}
-    replaced = 0
-    for node in model.graph.node:
-        if node.name not in weights or len(node.input) < 2:
-            continue
-        dq = producers.get(node.input[1])
-        if dq is None or dq.op_type != "DequantizeLinear" or dq.input[0] not in inits or dq.input[1] not in inits:
-            continue
-        q, scale = weights[node.name]
-        if tuple(inits[dq.input[0]].dims) != q.shape:
-            continue
-        old_scale = numpy_helper.to_array(inits[dq.input[1]]).astype(np.float64)
-        inits[dq.input[0]].CopyFrom(numpy_helper.from_array(q.astype(np.int8), dq.input[0]))
-        inits[dq.input[1]].CopyFrom(numpy_helper.from_array(scale.astype(np.float32), dq.input[1]))
-        bdq = producers.get(node.input[2]) if len(node.input) > 2 else None
-        if bdq is not None and bdq.op_type == "DequantizeLinear" and bdq.input[0] in inits and bdq.input[1] in inits:
-            # the int32 bias is read with scale input_scale x weight_scale once fused (QLinearConv): rescale it
-            b32 = numpy_helper.to_array(inits[bdq.input[0]]).astype(np.float64)
-            b_scale = numpy_helper.to_array(inits[bdq.input[1]]).astype(np.float64)
-            new_b_scale = b_scale * scale.astype(np.float64) / old_scale
-            b_new = np.clip(np.round(b32 * b_scale / new_b_scale), -(2 ** 31), 2 ** 31 - 1).astype(np.int32)
-            inits[bdq.input[0]].CopyFrom(numpy_helper.from_array(b_new, bdq.input[0]))
-            inits[bdq.input[1]].CopyFrom(numpy_helper.from_array(new_b_scale.astype(np.float32), bdq.input[1]))
-        replaced += 1
-    if replaced == 0 and weights:  # (no 4-bit weights at all: every conv kept at 8 bits, W8A8 - valid)
-        raise QuantsweepError(f"{ctx.fp32_onnx}: ONNX Runtime quantized no Conv weight per channel",
-                              "use the w4a16-graph scheme")
-    onnx.save(model, str(out))
-    return f"uint8 asymmetric per-tensor (ONNX Runtime, {calibration}); {replaced} conv weight(s) replaced"
+__all__ = ["GraphWeightOnly", "SPECS"]
 
 
 @dataclass(frozen=True)
-class GraphWeightOnly:
+class GraphWeightOnly(SchemeMethods):
     """W8A16 / W4A16 by rewriting weight initializers of the ONNX graph (no PyTorch needed)."""
 
     family: ClassVar[str] = "graph-weight-only"
     precision: ClassVar[str] = "weight-only"
-    k_keeps: ClassVar[str] = "8-bit"  # K: the first K convs of the ranking (damage per weight) keep 8-bit weights
     weight_bits: Literal[4, 8] = 8
     weight_scale: Literal["max", "mse"] = "max"
     k: int = 0
@@ -452,6 +114,10 @@ class GraphWeightOnly:
         if self.reconstruction != "none" and self.weight_bits != 4:
             raise QuantsweepError("GPTQ is for 4-bit weights (8-bit rounding to nearest loses nothing measurable)",
                                   "use reconstruction none with weight_bits 8")
+
+    @property
+    def traits(self) -> SchemeTraits:
+        return bits_traits(self.weight_bits, self.act_bits, k_keeps="8-bit")  # K: ranked convs keep 8-bit weights
 
     @property
     def name(self) -> str:
@@ -506,7 +172,7 @@ class GraphWeightOnly:
         if self.weight_bits == 4 and self.act_bits and self.storage == "int4":
             # W4A8: the int8 weights ONNX Runtime's kernels read become INT4 + Cast here, after the
             # clean-up (which would fold the Cast of a constant back into an int8 initializer)
-            model, note = _to_int4_opset(model)
+            model, note = to_int4_opset(model)
             # the smallest multiplier that divides a block is found again (at most the build's, <= 15: UINT4)
             moved = 0 if note else int8_to_int4_initializers(model, group=self.group_size)
             how = ("INT4 values x UINT4 group multipliers, multiplied back to int8 (Cast, Mul, Reshape, Cast)"
@@ -532,7 +198,7 @@ class GraphWeightOnly:
         flat_store = self.weight_bits == 4 and not self.act_bits and (self.storage == "int4" or self.group_size > 0)
         storage_note = None
         if flat_store:
-            model, storage_note = _to_int4_opset(model)
+            model, storage_note = to_int4_opset(model)
             flat_store = storage_note is None
         inits = {i.name: i for i in model.graph.initializer}
         users: dict[str, int] = {}
@@ -542,7 +208,7 @@ class GraphWeightOnly:
         new_nodes: list[Any] = []
         weights: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # conv -> (integer weights, scales)
         done = 0
-        eight = _eight_bit_nodes(model) if self.weight_bits == 4 and self.keep_8bit != "none" else {}
+        eight = eight_bit_nodes(model) if self.weight_bits == 4 and self.keep_8bit != "none" else {}
         # K: the ranked nodes keep 8-bit weights (mixed 4/8), not float
         ranked = {n: f"{why}: kept at 8 bits" for n, why in keep_float.items() if why.startswith("sensitivity rank")}
         eight.update(ranked)
@@ -643,8 +309,8 @@ class GraphWeightOnly:
             source = ctx.work_dir / f"{self.name}.bias-corrected.onnx"
             ctx.work_dir.mkdir(parents=True, exist_ok=True)
             onnx.save(model, str(source))
-            _int8_activations(ctx, source, keep_float, out, self.act_calibration)
-            activations = _place_weights(ctx, out, weights, self.act_calibration)
+            int8_activations(ctx, source, keep_float, out, self.act_calibration)
+            activations = place_weights(ctx, out, weights, self.act_calibration)
         else:
             activations = "float (not quantized)"
             # DequantizeLinear with per-axis scales needs opset >= 13

@@ -12,27 +12,17 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from quantsweep.errors import QuantsweepError
-from quantsweep.schemes.base import BuildContext, BuildResult, SchemeSpec, check_float_dtype
+from quantsweep.schemes.base import (
+    BuildContext,
+    BuildResult,
+    SchemeMethods,
+    SchemeSpec,
+    SchemeTraits,
+    check_float_dtype,
+)
+from quantsweep.worker import run_worker
 
-__all__ = ["ModelOptFp8", "ModelOptInt8", "convert_fp16"]
-
-
-def _run_worker(job: dict[str, Any], what: str) -> None:
-    """Run :func:`_worker` on ``job`` in a fresh Python; its output goes to stderr (the candidate's log).
-
-    Raises:
-        QuantsweepError: the worker failed or wrote no output file.
-    """
-    import json
-    import subprocess
-    import sys
-
-    proc = subprocess.run([sys.executable, "-m", "quantsweep.schemes.modelopt_qdq", json.dumps(job)],
-                          capture_output=True, text=True)
-    sys.stderr.write(proc.stdout[-20000:] + proc.stderr[-20000:])
-    if proc.returncode != 0 or not Path(job["out"]).exists():
-        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1][:300]
-        raise QuantsweepError(f"{what} failed: {tail}", "see the candidate's log")
+__all__ = ["ModelOptFp8", "ModelOptInt8"]
 
 
 def _modelopt_build(mode: str, calibration: str, float_dtype: str, ctx: BuildContext,
@@ -53,7 +43,7 @@ def _modelopt_build(mode: str, calibration: str, float_dtype: str, ctx: BuildCon
         np.save(calib_path, ctx.calib.array())
     job = {"onnx": str(ctx.fp32_onnx), "mode": mode, "calibration": calibration, "calib": str(calib_path),
            "exclude": [f"^{re.escape(n)}$" for n in keep_float], "float_dtype": float_dtype, "out": str(out)}
-    _run_worker(job, f"ModelOpt {mode} quantization")
+    run_worker("quantsweep.schemes.modelopt_qdq", job, f"ModelOpt {mode} quantization")
     return BuildResult(out, "nvidia-modelopt onnx PTQ", metadata.version("nvidia-modelopt"),
                        {"quantize_mode": mode, "calibration_method": calibration,
                         "calibration_eps": ["cpu"], "high_precision_dtype": float_dtype,
@@ -63,25 +53,8 @@ def _modelopt_build(mode: str, calibration: str, float_dtype: str, ctx: BuildCon
                        dict(keep_float))
 
 
-def convert_fp16(path: Path) -> str:
-    """Convert what a QDQ model leaves unquantized to fp16, in place, with ModelOpt's AutoCast
-    (``convert_to_f16``: Q/DQ scales become fp16, opset raised to 19; graph inputs and outputs
-    stay fp32). In the worker process, for the same reason as the builds. Returns the tool line."""
-    from importlib import metadata
-
-    _run_worker({"mode": "to_fp16", "onnx": str(path), "out": str(path)}, f"fp16 conversion of {path.name}")
-    return f"modelopt.onnx.autocast.convert_to_f16 (nvidia-modelopt {metadata.version('nvidia-modelopt')})"
-
-
 def _worker(job: dict[str, Any]) -> None:
     import numpy as np
-
-    if job["mode"] == "to_fp16":
-        import onnx
-        from modelopt.onnx.autocast.convert import convert_to_f16
-
-        onnx.save(convert_to_f16(onnx.load(job["onnx"]), keep_io_types=True), job["out"])
-        return
     from modelopt.onnx.quantization import quantize
 
     quantize(job["onnx"], quantize_mode=job["mode"], calibration_data=np.load(job["calib"]),
@@ -91,7 +64,7 @@ def _worker(job: dict[str, Any]) -> None:
 
 
 @dataclass(frozen=True)
-class ModelOptInt8:
+class ModelOptInt8(SchemeMethods):
     """INT8 QDQ placed for TensorRT (explicit quantization, zero-point 0) by ModelOpt."""
 
     family: ClassVar[str] = "int8-trt"
@@ -99,7 +72,6 @@ class ModelOptInt8:
     k: int = 0
     calibration: Literal["max", "entropy"] = "max"
     float_dtype: Literal["fp32", "fp16"] = "fp32"
-    native_fp16: ClassVar[bool] = True  # ModelOpt converts what stays unquantized itself
     head_policy: bool = True
     registry: str = field(default="", compare=False)
 
@@ -107,6 +79,10 @@ class ModelOptInt8:
         if self.calibration not in ("max", "entropy"):
             raise QuantsweepError(f"unknown calibration {self.calibration!r} for int8-trt", "use max or entropy")
         check_float_dtype(self)
+
+    @property
+    def traits(self) -> SchemeTraits:
+        return SchemeTraits(label=self.precision, fp16_by_tool=True)
 
     @property
     def name(self) -> str:
@@ -119,7 +95,7 @@ class ModelOptInt8:
 
 
 @dataclass(frozen=True)
-class ModelOptFp8:
+class ModelOptFp8(SchemeMethods):
     """FP8 E4M3 QDQ by ModelOpt (accelerated on Hopper+ TensorRT; emulated on ORT CPU)."""
 
     family: ClassVar[str] = "fp8"
@@ -127,7 +103,6 @@ class ModelOptFp8:
     k: int = 0
     calibration: Literal["max"] = "max"
     float_dtype: Literal["fp32", "fp16"] = "fp32"
-    native_fp16: ClassVar[bool] = True  # ModelOpt converts what stays unquantized itself
     head_policy: bool = True
     registry: str = field(default="", compare=False)
 
@@ -135,6 +110,10 @@ class ModelOptFp8:
         if self.calibration != "max":
             raise QuantsweepError(f"unknown calibration {self.calibration!r} for fp8", "use max")
         check_float_dtype(self)
+
+    @property
+    def traits(self) -> SchemeTraits:
+        return SchemeTraits(label=self.precision, fp16_by_tool=True)
 
     @property
     def name(self) -> str:

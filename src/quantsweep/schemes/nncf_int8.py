@@ -29,13 +29,20 @@ from pathlib import Path
 from typing import ClassVar, Literal
 
 from quantsweep.errors import QuantsweepError
-from quantsweep.schemes.base import BuildContext, BuildResult, SchemeSpec, check_float_dtype
+from quantsweep.schemes.base import (
+    BuildContext,
+    BuildResult,
+    SchemeMethods,
+    SchemeSpec,
+    SchemeTraits,
+    check_float_dtype,
+)
 
 __all__ = ["NncfInt8"]
 
 
 @dataclass(frozen=True)
-class NncfInt8:
+class NncfInt8(SchemeMethods):
     """INT8 QDQ by NNCF for OpenVINO: per-channel symmetric weights, per-tensor activations."""
 
     family: ClassVar[str] = "int8-ov"
@@ -61,9 +68,9 @@ class NncfInt8:
                                   "precision itself)", "use float_dtype fp32")
 
     @property
-    def suffix(self) -> str:
-        """The model file's suffix: ``.xml`` (OpenVINO IR, with its ``.bin``) or ``.onnx``."""
-        return ".xml" if self.format == "ir" else ".onnx"
+    def traits(self) -> SchemeTraits:
+        """Its model file: ``.xml`` (OpenVINO IR, with its ``.bin``) or ``.onnx``."""
+        return SchemeTraits(label=self.precision, suffix=".xml" if self.format == "ir" else ".onnx")
 
     def ranking_twin(self) -> NncfInt8:
         """The same placement as a QDQ ONNX (ONNX Runtime ranks its nodes; it cannot load an IR)."""

@@ -9,7 +9,14 @@ from typing import Any, ClassVar, Literal, get_args
 import numpy as np
 
 from quantsweep.errors import QuantsweepError
-from quantsweep.schemes.base import BuildContext, BuildResult, SchemeSpec, check_float_dtype
+from quantsweep.schemes.base import (
+    BuildContext,
+    BuildResult,
+    SchemeMethods,
+    SchemeSpec,
+    SchemeTraits,
+    check_float_dtype,
+)
 
 __all__ = ["CALIBRATIONS", "HISTOGRAM_BYTES", "Calibration", "OrtInt8", "activation_bytes", "ort_calibration", "ort_reader",
            "resolve_reduce_range"]
@@ -111,7 +118,7 @@ def ort_reader(calib: Any, input_name: str, batch: int) -> Any:
 
 
 @dataclass(frozen=True)
-class OrtInt8:
+class OrtInt8(SchemeMethods):
     """INT8 QDQ via ``onnxruntime.quantization.quantize_static``.
 
     Per-channel symmetric int8 weights, asymmetric uint8 activations (the pair ORT CPU fuses into
@@ -138,6 +145,10 @@ class OrtInt8:
         if self.reduce_range not in ("auto", "on", "off"):
             raise QuantsweepError(f"reduce_range must be auto, on or off (got {self.reduce_range!r})",
                                   "use auto")
+
+    @property
+    def traits(self) -> SchemeTraits:
+        return SchemeTraits(label=self.precision)
 
     @property
     def name(self) -> str:

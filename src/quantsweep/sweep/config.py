@@ -16,6 +16,7 @@ from typing import Any
 from quantsweep.demo import DEFAULT_DEMO, check_demo
 from quantsweep.errors import QuantsweepError, did_you_mean, first_line
 from quantsweep.schemes import DEFAULT_SCHEMES, REGISTRY, canonical_name, suggest
+from quantsweep.schemes.base import SchemeTraits
 
 __all__ = ["SweepConfig"]
 
@@ -187,6 +188,11 @@ class SweepConfig:
                     except ValueError:
                         raise QuantsweepError(f"{k} must be integers (got {v!r})", "use e.g. 0,5,10,20", k) from None
         return out
+
+    def budget_for(self, traits: SchemeTraits) -> float:
+        """The accuracy budget (points) that judges a scheme with these traits: ``budget`` for speed, the
+        4-bit family's own (``w4_budget``, ``w4a8_budget``) for size."""
+        return {"budget": self.budget, "w4_budget": self.w4_budget, "w4a8_budget": self.w4a8_budget}[traits.budget]
 
     def bench_resources(self, backend: str) -> dict[str, float] | None:
         """The cluster resource ``backend`` is bound to by ``bench_on`` (None: timed by the driver)."""

@@ -165,7 +165,7 @@ def blame_collapses(r: StepStore, built: dict[str, Any], inp: Inputs, ids: list[
 
     from quantsweep.evaluate.run import evaluate
     from quantsweep.files import ModelFile
-    from quantsweep.report.table import collapse_verdict, collapsed_classes
+    from quantsweep.results import collapse_verdict, collapsed_classes
     from quantsweep.runtimes import scorer
 
     if settings.provider == "cpu":

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from quantsweep.report.table import Decision
+from quantsweep.results import Decision
 
 __all__ = ["paired_detections", "what_changed"]
 

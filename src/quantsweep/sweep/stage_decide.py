@@ -12,7 +12,7 @@ from typing import Any
 from quantsweep.decide.decision import Decision
 from quantsweep.decide.split import SubsetPlan
 from quantsweep.files import atomic_write_json
-from quantsweep.report.table import Row
+from quantsweep.results import Row
 from quantsweep.sweep.config import SweepConfig
 from quantsweep.sweep.executors import Executor, Task
 from quantsweep.sweep.inputs import Inputs
@@ -55,7 +55,7 @@ def confirm(r: StepStore, cfg: SweepConfig, built: dict[str, Any], benches: dict
     from quantsweep.evaluate.bootstrap import bootstrap_map
     from quantsweep.evaluate.metrics import coco_map
     from quantsweep.evaluate.run import evaluate
-    from quantsweep.report.table import summary_rows
+    from quantsweep.results import summary_rows
 
     rows = summary_rows(built, benches)
     target = pick_target(rows, target)
@@ -174,6 +174,7 @@ def report(r: StepStore, cfg: SweepConfig, built: dict[str, Any], benches: dict[
     one manifest step over every result file it reads."""
     from quantsweep.data.coco import read_ids_file
     from quantsweep.decide.decision import conclude
+    from quantsweep.deploy.recommended import hand_back
     from quantsweep.files import file_hash
     from quantsweep.report.write import read_outputs, write_outputs
 
@@ -200,7 +201,9 @@ def report(r: StepStore, cfg: SweepConfig, built: dict[str, Any], benches: dict[
 
         changes = what_changed(r.dir, cfg, inp.eval_ds, decision, confirmation, built)
         scored_by = (built.get("fp32", {}).get("metrics") or {}).get("run", {}).get("provider")
-        return write_outputs(r.dir, cfg, rows, decision, verdict, len(ids), confirmation, scored_by, example, changes)
+        made = write_outputs(r.dir, cfg, rows, decision, verdict, len(ids), confirmation, scored_by, example, changes)
+        hand_back(r.dir, decision, made[0], example)
+        return made
 
     made = r.step("report", inputs, outputs, write)
     return made if made is not None else read_outputs(r.dir)  # None: finished earlier with the same inputs

@@ -32,7 +32,7 @@ def size_search_wanted(cfg: SweepConfig, target_bench: dict[str, Any], plan: lis
     float before any multiply, so the search would buy file size only and is not run by default."""
     if cfg.size:
         return True, "asked for (--size or a 4-bit budget)"
-    four = {s.name for s in plan if s.k == 0 and getattr(s, "weight_bits", 8) == 4}
+    four = {s.name for s in plan if s.k == 0 and s.traits.purpose == "size"}
     for name in sorted(four):
         rows = (target_bench.get(name) or {}).get("rows") or []
         evidence = (rows[0].get("evidence") or {}) if rows else {}
@@ -67,7 +67,7 @@ def search(r: StepStore, cfg: SweepConfig, plan: list[Any], ctx: Any, inp: Input
     from quantsweep.decide.decision import faster_than_fp32
     from quantsweep.evaluate.bootstrap import bootstrap_map, delta_interval
     from quantsweep.files import ModelFile, file_hash
-    from quantsweep.report.table import Row, summary_rows
+    from quantsweep.results import Row, summary_rows
     from quantsweep.schemes import make_scheme
     from quantsweep.sweep.search import Probe, expected_low, predicted_k, search_k, within_budget
 
@@ -225,11 +225,11 @@ def search(r: StepStore, cfg: SweepConfig, plan: list[Any], ctx: Any, inp: Input
                                "placements": [], "trace": []}
         for s0 in plan:
             entry = built.get(s0.name) or {}
-            if not (s0.k == 0 and s0.registry in K_SCHEMES and getattr(s0, "weight_bits", 8) == 4
+            if not (s0.k == 0 and s0.registry in K_SCHEMES and s0.traits.purpose == "size"
                     and s0.head_policy and entry.get("metrics") and not entry.get("error")):
                 continue
             row0 = on_target.get(s0.name)
-            budget = cfg.w4a8_budget if getattr(s0, "act_bits", None) else cfg.w4_budget
+            budget = cfg.budget_for(s0.traits)
             rule = within_budget(budget, shrink)
             item: dict[str, Any] = {"placement": s0.registry, "k0": s0.name, "budget_points": budget,
                                     "size_mb": row0.size_mb if row0 is not None else None}

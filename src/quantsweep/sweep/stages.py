@@ -16,7 +16,7 @@ from typing import Any
 
 from quantsweep.decide.decision import Decision
 from quantsweep.decide.split import plan_subsets
-from quantsweep.report.table import Row
+from quantsweep.results import Row
 from quantsweep.schemes import K_SCHEMES
 from quantsweep.sweep.config import SweepConfig
 from quantsweep.sweep.executors import Executor
