@@ -68,3 +68,20 @@ def test_resamples_are_paired_and_seeded():
     w = resample_weights(9, 400, 1)
     assert w.shape == (400, 9) and (w.sum(axis=1) == 9).all()
     assert bootstrap_map(gt, {"none": []}, ids, resamples=5)["map50_95"]["none"] == [0.0] * 5
+
+
+def test_a_population_drawn_with_replacement_has_its_own_map_as_the_exact_truth():
+    """The coverage study's world (benchmarks/coverage.py): studies draw images with replacement from a
+    population, so a study of n images weighs each population image by its draw count. Scaling every
+    weight alike leaves mAP unchanged, so the population's own mAP is the truth such studies estimate:
+    exactly, not up to a finite-population correction."""
+    gt, dets = _world(5, images=24)
+    ids = [i["id"] for i in gt["images"]]
+    table = match_table(gt, dets, ids)
+    truth = coco_map(gt, dets, ids)["map50_95"]
+    for k in (1, 3, 40):
+        assert weighted_map(table, np.full(len(ids), float(k)))[0] == pytest.approx(truth, abs=1e-6)
+    # and a large study converges to it (sampling error ~ 1/sqrt(n)), while a small one need not
+    rng = np.random.default_rng(0)
+    big = np.bincount(rng.integers(0, len(ids), 200_000), minlength=len(ids)).astype(float)
+    assert weighted_map(table, big)[0] == pytest.approx(truth, abs=5e-3)

@@ -80,6 +80,38 @@ def test_a_true_loss_just_beyond_the_budget_passes_at_most_alpha_of_the_time(spe
     assert just_inside / runs > 0.8  # and a model 0.6 points inside the budget is confirmed most of the time
 
 
+def test_the_fixed_sequence_tests_each_finalist_at_the_full_alpha_and_stops_at_the_first_non_pass():
+    looks = (100, 200, 300, 400)
+    seq = make_design(0.04, looks, 3, finalist_rule="fixed-sequence")
+    bonf = make_design(0.04, looks, 3)
+    assert seq.alpha_each == 0.04 and bonf.alpha_each == pytest.approx(0.04 / 3)
+    assert seq.critical == make_design(0.04, looks, 1).critical  # the full α: a single finalist's boundaries
+    assert all(s < b for s, b in zip(seq.critical, bonf.critical)) and "fixed order" in seq.rule()
+    with pytest.raises(ValueError, match="finalist rule"):
+        make_design(0.04, looks, 3, finalist_rule="holm")
+    chunks = [list(range(k, k + 100)) for k in range(0, 400, 100)]
+    tested = []
+    shift = {"safe": -0.001, "doubtful": -0.0095, "never": -0.002}
+
+    def score(name, ids):
+        tested.append(name)
+        return _synthetic(shift[name], sigma=0.01, seed=len(name))(ids)
+
+    out = confirm_finalists(["safe", "doubtful", "never"], chunks, score, 1.0, seq)
+    assert [c.candidate for c in out] == ["safe", "doubtful"] and out[0].verdict == "pass"
+    assert out[1].verdict != "pass" and "never" not in tested  # stopped at the first that did not pass
+    both = confirm_finalists(["safe", "never"], chunks, score, 1.0, seq)
+    assert [c.verdict for c in both] == ["pass", "pass"]  # a pass goes on to the next finalist
+
+
+def test_under_the_fixed_sequence_the_pick_is_the_fastest_finalist_that_passed():
+    rows = [_row("fp32", 10.0, 0.0), _row("fast", 5.0, -0.004), _row("slow", 8.0, -0.001)]
+    safest_first = [Confirmation("slow", 100, -0.001, -0.004, 0.002, "pass", bound=-0.003).to_dict(),
+                    Confirmation("fast", 300, -0.003, -0.007, 0.001, "pass", bound=-0.008).to_dict()]
+    d = decide_confirmed(rows, safest_first, 1.0, "openvino")
+    assert d.candidate == "fast" and d.status == "deploy"
+
+
 def test_adaptive_confirmation_stops_as_soon_as_it_is_decided_and_records_each_look():
     scored = []
 

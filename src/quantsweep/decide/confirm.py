@@ -11,8 +11,11 @@ budget at most α, over all looks and all finalists. After each look a finalist 
 - ``undecided``: another round of images is scored — and when the pool runs out, the verdict says
   how many images would settle it (the standard error shrinks as 1/√N).
 
-Finalists are confirmed fastest first; the first that passes is the pick, and the slower ones are
-not scored (they could not be chosen).
+The design's finalist rule says in which order and at which level the finalists are tested
+(:mod:`quantsweep.decide.sequential`): under ``bonferroni`` fastest first, the first that passes is
+the pick and the slower ones are not scored (they could not be chosen); under ``fixed-sequence`` in
+the declared order (safest first), stopping at the first that does not pass, the pick being the
+fastest that passed.
 
 Example:
     >>> d = make_design(0.05, (2, 4), 1)
@@ -76,7 +79,7 @@ class Confirmation:
         if self.verdict == "fail":
             return "; ".join([f"{base} — misses the {budget_points:.2f}-point budget", *more])
         if not self.needed:
-            more.append("no affordable number of images would decide it")
+            more.append("its estimate sits about on the budget line: no affordable number of labelled images (≤ 100,000) would decide it")
         return "; ".join([f"{base} — undecided at {self.images} images", *more])
 
 
@@ -93,9 +96,10 @@ def paired_evidence(cand_map: float, base_map: float, cand_boot: Any, base_boot:
 
 
 def images_to_settle(images: int, delta: float, se: float, budget_points: float, critical: float,
-                     cap: int = 1_000_000) -> int | None:
+                     cap: int = 100_000) -> int | None:
     """About how many images would put Δ̂ a boundary's worth of standard errors from the budget line
-    (SE shrinks as 1/√N); None when the estimate sits on the line or beyond ``cap``."""
+    (SE shrinks as 1/√N); None when the estimate sits on the line or the count exceeds ``cap`` (about
+    COCO's whole train split: a loss estimated at the budget itself is not decided by more labels)."""
     distance = abs(delta + budget_points / 100.0)
     if distance <= 1e-9 or se <= 0:
         return None
@@ -136,12 +140,17 @@ def confirm_finalists(finalists: Sequence[str], chunks: Sequence[Sequence[int]],
                       score: Callable[[str, list[int]], tuple[float, float, float, float]],
                       budget_points: float | Mapping[str, float], design: Design,
                       every: bool = False) -> list[Confirmation]:
-    """Confirm ``finalists`` (fastest first) until one passes (``every``: each of them, when each is its own
-    question, as the 4-bit families are); an unscorable one is an ``error`` verdict.
-    ``budget_points``: one budget, or each finalist's own (the 4-bit families').
+    """Confirm ``finalists`` in the order given, by ``design.finalist_rule``; an unscorable one is an
+    ``error`` verdict. ``budget_points``: one budget, or each finalist's own (the 4-bit families').
 
-    ``design`` must split its α over every finalist (:func:`~quantsweep.decide.sequential.make_design`
-    with their count), so stopping early or not changes no verdict's error rate."""
+    - ``bonferroni`` (``finalists`` fastest first): until one passes (``every``: each of them, when each
+      is its own question, as the 4-bit families are). ``design`` splits its α over every finalist
+      (:func:`~quantsweep.decide.sequential.make_design` with their count), so stopping early or not
+      changes no verdict's error rate.
+    - ``fixed-sequence`` (``finalists`` in the order declared before the first look, safest first): each
+      at the design's full α, stopping at the first that does not pass; the finalists after it are not
+      tested (a pass there would not be covered by the α)."""
+    sequence = design.finalist_rule == "fixed-sequence"
     out: list[Confirmation] = []
     for name in finalists:
         budget = budget_points if isinstance(budget_points, (int, float)) else budget_points[name]
@@ -152,6 +161,6 @@ def confirm_finalists(finalists: Sequence[str], chunks: Sequence[Sequence[int]],
 
             c = Confirmation(name, 0, 0.0, 0.0, 0.0, "error", error=first_line(exc))
         out.append(c)
-        if c.verdict == "pass" and not every:
+        if (c.verdict != "pass") if sequence else (c.verdict == "pass" and not every):
             break
     return out

@@ -82,32 +82,35 @@ def faster_than_fp32(r: Row, fp32: Row | None = None) -> bool:
 def decide_confirmed(rows: list[Row], confirmations: list[dict[str, Any]], budget_points: float,
                      target: str | None) -> Decision:
     """The fastest finalist whose held-out verdict is ``pass`` — the design's one-sided lower bound
-    ``Δ − c·SE`` (``z = (Δ + budget)/SE`` at least the look's boundary ``c``; α split over looks and
-    finalists) keeps the budget — else the best undecided finalist as ``unconfirmed``, else FP32.
-    The two-sided 95 % interval shown beside it is descriptive: it is not what was tested.
+    ``Δ − c·SE`` (``z = (Δ + budget)/SE`` at least the look's boundary ``c``; α split over looks, and
+    over finalists by the design's rule) keeps the budget — else the first undecided finalist as
+    ``unconfirmed``, else FP32. The two-sided 95 % interval shown beside it is descriptive: it is not
+    what was tested.
 
     ``confirmations`` are the finalists' :class:`~quantsweep.decide.confirm.Confirmation`
-    dicts, fastest finalist first.
+    dicts in the order they were tested (fastest first under Bonferroni, safest first under the fixed
+    sequence).
     """
     if not confirmations:  # no finalist to confirm: the search subset decides (FP32 or unconfirmed)
         return decide(rows, budget_points, target, note="no candidate qualified as a finalist")
     by_name = {r.candidate: r for r in rows if r.backend == target}
-    for c in confirmations:
-        row = by_name.get(c["candidate"])
-        if c["verdict"] == "pass" and row is not None:
-            search = points(row.delta_map50_95 or 0.0, row.delta_ci95_low, row.delta_ci95_high)
-            return Decision(row.candidate, target,
-                            f"fastest on {target} ({row.latency_p50_ms or 0.0:.2f} ms p50, "
-                            f"{_sp(row)} FP32, {row.label}) among the finalists "
-                            f"confirmed on held-out images: ΔmAP50-95 {tested(c, budget_points)} points"
-                            f" on {c['images']} confirmation images, within the {budget_points:.2f}-point budget "
-                            f"(search subset: {search})", confirmed=c, status="deploy")
+    passed = [(c, by_name[c["candidate"]]) for c in confirmations
+              if c["verdict"] == "pass" and c["candidate"] in by_name]
+    if passed:
+        c, row = max(passed, key=lambda cr: _speed(cr[1]))
+        search = points(row.delta_map50_95 or 0.0, row.delta_ci95_low, row.delta_ci95_high)
+        return Decision(row.candidate, target,
+                        f"fastest on {target} ({row.latency_p50_ms or 0.0:.2f} ms p50, "
+                        f"{_sp(row)} FP32, {row.label}) among the finalists "
+                        f"confirmed on held-out images: ΔmAP50-95 {tested(c, budget_points)} points"
+                        f" on {c['images']} confirmation images, within the {budget_points:.2f}-point budget "
+                        f"(search subset: {search})", confirmed=c, status="deploy")
     texts = "; ".join(Confirmation.from_dict(c).text(budget_points) for c in confirmations)
     undecided = next((c for c in confirmations if c["verdict"] == "undecided" and c["candidate"] in by_name), None)
     if undecided is not None:  # the held-out images could not settle it: the best candidate, not confirmed
         row = by_name[undecided["candidate"]]
         return Decision(row.candidate, target,
-                        f"fastest finalist on {target} ({_sp(row)} FP32) that no "
+                        f"finalist on {target} ({_sp(row)} FP32) that no "
                         f"held-out verdict rejected, but none passed it either: {texts}",
                         status="unconfirmed",
                         note=Confirmation.from_dict(undecided).text(budget_points))

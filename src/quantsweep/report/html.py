@@ -131,7 +131,10 @@ def _confirmation_html(rows: list[Row], confirmation: dict[str, Any] | None) -> 
                     f"<td>{c['images']}</td><td>{_zline(c)}</td><td>{_E(c['verdict'])}{_E(settle)}</td></tr>")
     design = confirmation.get("design") or {}
     split = confirmation.get("split") or {}
-    return (f"<p>Finalists on {_E(str(confirmation['target']))}, fastest first, until one passes; ΔmAP50-95 in "
+    how = ("in the order declared before the first look (safest first), stopping at the first that does not pass; "
+           "the pick is the fastest that passed" if design.get("finalist_rule") == "fixed-sequence"
+           else "fastest first, until one passes")
+    return (f"<p>Finalists on {_E(str(confirmation['target']))}, {how}; ΔmAP50-95 in "
             f"points with paired 95% intervals; confirmation pool {confirmation['pool']} images "
             f"({_E(split.get('note') or 'after the search subset')}).</p>"
             f"<p id=\"design\">Design, fixed before the first look: {_E(design.get('rule', ''))}. A pass means "

@@ -40,9 +40,11 @@ def confirm(r: StepStore, cfg: SweepConfig, built: dict[str, Any], benches: dict
 
     Finalists: the fastest candidates on the target backend that beat FP32 there with a point
     ΔmAP within the budget on the search subset (:func:`quantsweep.decide.decision.finalists`).
-    The design (:mod:`quantsweep.decide.sequential`: looks, α spent over them, Bonferroni over the
-    finalists) is written to ``confirmation.json`` with every look's evidence. Each chunk of each
-    model (FP32 included) is a step, so an interrupted confirmation resumes.
+    The design (:mod:`quantsweep.decide.sequential`: looks, α spent over them, the finalists tested
+    by :func:`~quantsweep.decide.sequential.finalist_rule`: with one look in a fixed order declared
+    here, safest first by their search-subset lower bound; with several, fastest first at α/finalists)
+    is written to ``confirmation.json`` with every look's
+    evidence. Each chunk of each model (FP32 included) is a step, so an interrupted confirmation resumes.
     """
     chunks = [list(c) for c in subsets.chunks]
     if not chunks:
@@ -50,8 +52,8 @@ def confirm(r: StepStore, cfg: SweepConfig, built: dict[str, Any], benches: dict
     import numpy as np
 
     from quantsweep.decide.confirm import confirm_finalists, paired_evidence
-    from quantsweep.decide.decision import finalists, pick_target
-    from quantsweep.decide.sequential import alpha_split, make_design
+    from quantsweep.decide.decision import finalists, pick_target, search_intervals
+    from quantsweep.decide.sequential import alpha_split, finalist_rule, make_design
     from quantsweep.evaluate.bootstrap import bootstrap_map
     from quantsweep.evaluate.metrics import coco_map
     from quantsweep.evaluate.run import evaluate
@@ -62,7 +64,13 @@ def confirm(r: StepStore, cfg: SweepConfig, built: dict[str, Any], benches: dict
     chosen = finalists(rows, cfg.budget, target, cfg.finalists)
     looks = list(itertools.accumulate(map(len, chunks)))
     split = alpha_split(cfg.alpha)
-    design = make_design(split["speed"], looks, max(len(chosen), 1), cfg.alpha_spending, cfg.bootstrap)
+    rule = finalist_rule(len(looks))
+    design = make_design(split["speed"], looks, max(len(chosen), 1), cfg.alpha_spending, cfg.bootstrap, rule)
+    order = [row.candidate for row in chosen]  # fastest first
+    if rule == "fixed-sequence" and len(order) > 1:  # declared now, before the first look: safest first
+        lows = search_intervals({n: built[n] for n in ("fp32", *order)}, inp.eval_ds, list(subsets.search),
+                                cfg.bootstrap, cfg.seed)
+        order.sort(key=lambda n: -(lows.get(n) or (-1.0, 0.0))[0])
     out_dir = r.dir / "results" / "confirm"
 
     scored: dict[tuple[str, str, int], list[dict[str, Any]]] = {}  # (provider, model, chunk) -> detections
@@ -107,9 +115,12 @@ def confirm(r: StepStore, cfg: SweepConfig, built: dict[str, Any], benches: dict
 
     score = scorer(settings)
 
-    results = confirm_finalists([row.candidate for row in chosen], chunks, score, cfg.budget, design)
-    record: dict[str, Any] = {"what": "finalists re-scored on held-out confirmation images (paired bootstrap vs FP32), fastest "
-                      "first until one passes, under a design fixed before the first look",
+    results = confirm_finalists(order, chunks, score, cfg.budget, design)
+    how = ("in the declared order (safest first: by the search subset's lower bound), each at the design's full α, "
+           "stopping at the first that does not pass; the pick is the fastest that passed"
+           if rule == "fixed-sequence" else "fastest first until one passes")
+    record: dict[str, Any] = {"what": "finalists re-scored on held-out confirmation images (paired bootstrap vs FP32), "
+                      f"{how}, under a design fixed before the first look", "order": order,
               "target": target, "budget_points": cfg.budget, "pool": len(subsets.confirm),
               "step": cfg.confirm_step, "design": design.to_dict(), "alpha_split": split,
               "split": {"mode": subsets.mode, "note": subsets.note, "search_images": len(subsets.search)},
