@@ -56,8 +56,8 @@ FINALIST_RULES = ("bonferroni", "fixed-sequence")
 
 def finalist_rule(looks: int) -> str:
     """The rule the sweep confirms its speed finalists by, given the design's number of looks: the
-    fixed sequence with one look, Bonferroni with several (measured: docs/benchmarks.md, "How often
-    is a verdict wrong").
+    fixed sequence with one look, Bonferroni with several (measured: docs/benchmarks.md, "How often a
+    verdict is wrong").
 
     Example:
         >>> finalist_rule(1), finalist_rule(4)

@@ -126,7 +126,7 @@ class RayExecutor:
         self.shard_map = functools.partial(ray_shard_map, self.threads, self.retries, self.ship, gpus=gpus)
 
     def stats(self) -> dict[str, Any]:
-        """Where this run's steps ran and the files that travelled (this session, not a resumed one's)."""
+        """Where this run's steps ran and the files that travelled (this invocation, not a resumed one's)."""
         nodes = [n for n in self._ray.nodes() if n.get("Alive")]
         return {"executor": "ray", "files": "shared folder" if not self.ship else "shipped through the object store",
                 "nodes": len(nodes), "cluster_cpus": self._ray.cluster_resources().get("CPU", 0),
