@@ -116,7 +116,7 @@ TRIGGERS = {
     "bad-float-dtype": lambda d, t: ["quantize", "--model", d / "model.onnx", "--scheme", "int8-qdq", "--float-dtype",
                                      "bf16", "--calib-dir", d / "calib" / "images", "--out", t / "c"],
     "unknown-scheme": lambda d, t: ["run", "--schemes", "int9", "--dry-run", "--out", t],
-    "unknown-backend": lambda d, t: ["bench", "--model", d / "model.onnx", "--backend", "ort-gpu", "--out", t / "b.json"],
+    "unknown-backend": lambda d, t: ["bench", "--model", d / "model.onnx", "--backends", "ort-gpu", "--out", t / "b.json"],
     "unwritable-out": lambda d, t: (t / "file").write_text("x") and _eval(d, d / "model.onnx", t / "file" / "sub"),
     "result-exists": lambda d, t: (t / "m.json").write_text('{"finished": true}') and _eval(d, d / "model.onnx", t),
     "resume-other-config": lambda d, t: ["run", "--resume", _fake_run(t), "--max-images", "7", "--quiet"],

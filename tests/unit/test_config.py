@@ -60,7 +60,7 @@ def test_library_errors_name_settings_and_the_cli_names_flags(tmp_path, capsys):
 
 
 # settings a YAML config may hold that deliberately have no `run` flag
-CONFIG_ONLY = {"bench_warmup", "conf", "iou", "max_det", "ablation"}
+CONFIG_ONLY: set[str] = set()  # every setting is a flag (one declaration: quantsweep.sweep.settings)
 
 
 def _run_parser():
@@ -115,3 +115,46 @@ def test_the_size_search_is_asked_for_by_size_or_a_four_bit_budget_on_the_comman
     path.write_text(SweepConfig().to_yaml())
     assert SweepConfig.resolve(yaml_path=path).size is False
     assert SweepConfig.resolve({"w4_budget": 3.0}, yaml_path=path).size is True
+
+
+def _all_actions():
+    import argparse
+
+    from quantsweep.cli.main import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return [(name, a) for name, p in sub.choices.items() for a in p._actions if a.option_strings and a.dest != "help"]
+
+
+def test_every_flag_of_every_command_has_help():
+    missing = [f"{name} {a.option_strings[0]}" for name, a in _all_actions() if not (a.help or "").strip()]
+    assert not missing, missing
+
+
+def test_one_name_per_setting_across_commands_and_old_spellings_note_once(capsys, tmp_path):
+    from quantsweep.cli.main import build_parser, main
+    from quantsweep.sweep.settings import OLD_SPELLINGS, settings
+
+    names = {s.flag for s in settings()}
+    for command, a in _all_actions():  # a setting's flag means the same setting (dest) in every command
+        flag, *aliases = a.option_strings
+        if flag in names:
+            assert a.dest == flag[2:].replace("-", "_"), (command, flag, a.dest)
+        assert all(old in OLD_SPELLINGS and OLD_SPELLINGS[old] == flag for old in aliases if old != "--no-ablation"), \
+            (command, a.option_strings)
+    args = build_parser().parse_args(["bench", "--model", "m.onnx", "--batch", "1,8", "--backend", "ort-cpu",
+                                      "--backends", "openvino", "--out", "b.json"])
+    assert (args.batches, args.backends) == ("1,8", ["ort-cpu", "openvino"])
+    assert sorted(args.notes) == [f"note: {old} is now {OLD_SPELLINGS[old]} (one name per setting in every command); "
+                                  "the old spelling still works" for old in ("--backend", "--batch")]
+    rc = main(["sensitivity", "--model", str(tmp_path / "absent.onnx"), "--calib-dir", str(tmp_path), "--images", "2",
+               "--out", str(tmp_path / "s.json")])
+    err = capsys.readouterr().err
+    assert rc != 0 and err.count("note: --images is now --sensitivity-images") == 1
+
+
+def test_the_usage_page_holds_the_generated_flag_table():
+    from quantsweep.sweep.settings import flags_table
+
+    assert flags_table() in (Path(__file__).parents[2] / "docs" / "usage.md").read_text(), "run: python scripts/flags.py"

@@ -77,7 +77,7 @@ def test_core_evaluates_and_int8_quantizes_an_onnx_without_torch(demo_dir, tmp_p
             "--annotations", demo_dir / "val" / "annotations.json", "--max-images", "10", "--out", tmp_path / "m.json")
     assert e.returncode == 0, e.stderr
     b = run("bench", "--model", demo_dir / "model.onnx", "--model", tmp_path / "c" / "int8-qdq.onnx",
-            "--backend", "ort-cpu", "--iters", "3", "--out", tmp_path / "b.json")
+            "--backends", "ort-cpu", "--iters", "3", "--out", tmp_path / "b.json")
     assert b.returncode == 0, b.stderr
     blocked = run("quantize", "--model", demo_dir / "model.onnx", "--scheme", "int8-trt", "--calib-dir",
                   demo_dir / "calib" / "images", "--out", tmp_path / "t")

@@ -163,7 +163,8 @@ def cmd_sensitivity(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="qs-sens-") as tmp:
         fp32, pt = _baseline(args.model, Path(tmp), args.imgsz, args.trust_checkpoint)
         calib = _calib_set(args, inspect_onnx(fp32).hw or (args.imgsz, args.imgsz))
-        result = compute_sensitivity(fp32, pt, calib, args.precision, Path(tmp), args.images, args.probe_top)
+        result = compute_sensitivity(fp32, pt, calib, args.precision, Path(tmp), args.sensitivity_images,
+                                     args.sensitivity_probe_top)
     atomic_write_json(args.out, result)
     print(ranking_markdown(result, 20))
     print(args.out)
@@ -224,8 +225,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from quantsweep.files import atomic_write_json
     from quantsweep.runtimes.base import BenchSettings
 
-    settings = BenchSettings(backends=tuple(args.backend or ["ort-cpu"]), batches=_int_list(args.batch),
-                             warmup=args.warmup, iters=args.iters, seconds=args.seconds, threads=args.threads)
+    backends = [b.strip() for given in (args.backends or ["ort-cpu"]) for b in given.split(",") if b.strip()]
+    settings = BenchSettings(backends=tuple(backends), batches=_int_list(args.batches),
+                             warmup=args.bench_warmup, iters=args.iters, seconds=args.bench_seconds,
+                             threads=args.threads)
     _refuse_overwrite(args.out, args.overwrite)
     names = [m.stem for m in args.model]
     if len(set(names)) != len(names):
@@ -336,10 +339,6 @@ def build_parser() -> argparse.ArgumentParser:
     return cli_parser.build_parser(handlers)
 
 
-# library settings whose flag is not simply "--" + the name with dashes, per command
-_FLAGS = {"bench": {"batches": "--batch"}}
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``quantsweep`` command; returns the exit code."""
     parser = build_parser()
@@ -348,6 +347,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except QuantsweepError as exc:
         print(f"quantsweep: error: {exc.as_flag()}", file=sys.stderr)
         return exc.exit_code
+    for note in sorted(getattr(args, "notes", None) or ()):
+        print(note, file=sys.stderr)
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     try:
@@ -355,7 +356,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except QuantsweepError as exc:
         if args.debug:
             raise
-        print(f"quantsweep: error: {exc.as_flag(_FLAGS.get(args.command or ''))}", file=sys.stderr)
+        print(f"quantsweep: error: {exc.as_flag()}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("quantsweep: interrupted", file=sys.stderr)

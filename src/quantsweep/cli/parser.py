@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from quantsweep.demo import DEFAULT_DEMO, DEMOS
 from quantsweep.errors import QuantsweepError
 from quantsweep.runtimes import RUNTIMES, providers
+from quantsweep.sweep.settings import OLD_SPELLINGS, settings
 
 __all__ = ["OneLineParser", "add_calib_args", "add_data_args", "build_parser"]
 
@@ -47,9 +49,59 @@ def add_trust_arg(p: argparse.ArgumentParser) -> None:
 
 def add_output_args(p: argparse.ArgumentParser, trust: bool = False) -> None:
     """``--overwrite`` (and ``--trust-checkpoint`` for commands that read a .pt)."""
-    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output (default: refuse)")
     if trust:
         add_trust_arg(p)
+
+
+def _noting(base: type[argparse.Action]) -> type[argparse.Action]:
+    """``base`` that also records one note when the flag was given by an old spelling."""
+
+    class Noting(base):  # type: ignore[valid-type,misc]
+        def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                     option_string: str | None = None) -> None:
+            if option_string in OLD_SPELLINGS:
+                notes = getattr(namespace, "notes", None) or set()
+                notes.add(f"note: {option_string} is now {OLD_SPELLINGS[option_string]} (one name per setting in "
+                          "every command); the old spelling still works")
+                namespace.notes = notes
+            super().__call__(parser, namespace, values, option_string)
+
+    return Noting
+
+
+_TYPES: dict[str, Callable[[str], Any]] = {"int": int, "float": float, "path": Path, "str": str, "list": str}
+
+
+def add_setting(p: argparse.ArgumentParser, name: str, *old: str, append: bool = False, extra: str = "",
+                **kw: Any) -> None:
+    """The flag of setting ``name`` (its declared flag, type and help; :mod:`quantsweep.sweep.settings`),
+    also accepting the ``old`` spellings a command used before."""
+    spec = next(s for s in settings() if s.name == name)
+    help_text = f"{spec.help} {extra}".strip()
+    if spec.kind == "bool":
+        action: Any = argparse.BooleanOptionalAction if spec.default is True else "store_true"
+        p.add_argument(spec.flag, *old, action=action, default=kw.pop("default", None), help=help_text, **kw)
+        return
+    base = argparse._AppendAction if append else argparse._StoreAction
+    p.add_argument(spec.flag, *old, action=_noting(base), type=_TYPES[spec.kind], choices=kw.pop("choices", spec.choices),
+                   help=help_text, **kw)
+
+
+def add_settings(p: argparse.ArgumentParser) -> None:
+    """Every sweep setting as a ``quantsweep run`` flag (defaults stay unset: config.yaml, then the
+    config's defaults, fill what the command line does not give)."""
+    for spec in settings():
+        shown = ("" if spec.default in (None, ()) or spec.kind == "bool" or "(default" in spec.help
+                 else f"(default {spec.default_text()})")
+        if spec.name == "demo":
+            add_setting(p, "demo", choices=list(DEMOS), extra=f"(default {DEFAULT_DEMO}; yolo26: YOLO26n)")
+        elif spec.name == "backends":
+            add_setting(p, "backends", extra=f"— known: {', '.join(RUNTIMES)}")
+        elif spec.name == "schemes":
+            add_setting(p, "schemes")
+        else:
+            add_setting(p, spec.name, extra=shown)
 
 
 def build_parser(handlers: dict[str, Callable[[argparse.Namespace], int]]) -> argparse.ArgumentParser:
@@ -61,36 +113,36 @@ def build_parser(handlers: dict[str, Callable[[argparse.Namespace], int]]) -> ar
     sub = p.add_subparsers(dest="command", required=True)
 
     d = sub.add_parser("demo", help="write the embedded demo world (model + synthetic COCO data)")
-    d.add_argument("--out", type=Path, required=True)
+    d.add_argument("--out", type=Path, required=True, help="folder to write the demo world into")
     d.add_argument("--yolo-labels", action="store_true", help="also write YOLO txt labels")
     d.add_argument("--demo", default=DEFAULT_DEMO, choices=list(DEMOS),
                    help=f"the packaged detector (default %(default)s): {'; '.join(f'{k}: {v[1]}' for k, v in DEMOS.items())}")
     d.set_defaults(func=handlers["demo"])
 
     e = sub.add_parser("export", help="Ultralytics .pt -> FP32 ONNX (ONNX passes through)")
-    e.add_argument("--model", type=Path, required=True)
-    e.add_argument("--out", type=Path, required=True)
-    e.add_argument("--imgsz", type=int, default=640)
-    e.add_argument("--opset", type=int, default=17)
+    e.add_argument("--model", type=Path, required=True, help="Ultralytics .pt (an .onnx passes through)")
+    e.add_argument("--out", type=Path, required=True, help="the FP32 ONNX to write")
+    e.add_argument("--imgsz", type=int, default=640, help="input size (default 640)")
+    e.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
     e.add_argument("--head", choices=("e2e", "raw"), default="e2e",
                    help="e2e: NMS-free [N,300,6]; raw: one-to-many [N,4+C,A] (needs NMS)")
-    e.add_argument("--dynamic-batch", action="store_true")
+    e.add_argument("--dynamic-batch", action="store_true", help="a dynamic batch dimension (default: batch 1)")
     add_output_args(e, trust=True)
     e.set_defaults(func=handlers["export"])
 
     v = sub.add_parser("eval", help="COCO mAP of an ONNX detector on a fixed subset")
-    v.add_argument("--model", type=Path, required=True)
+    v.add_argument("--model", type=Path, required=True, help="an ONNX file or OpenVINO IR (.xml)")
     add_data_args(v)
-    v.add_argument("--conf", type=float, default=0.001)
-    v.add_argument("--iou", type=float, default=0.7)
-    v.add_argument("--max-det", type=int, default=300)
-    v.add_argument("--batch", type=int, default=1)
+    add_setting(v, "conf", default=0.001, extra="(default 0.001)")
+    add_setting(v, "iou", default=0.7, extra="(default 0.7)")
+    add_setting(v, "max_det", default=300, extra="(default 300)")
+    v.add_argument("--batch", type=int, default=1, help="images per inference call (default 1)")
     v.add_argument("--imgsz", type=int, help="input size for models with dynamic height/width")
     v.add_argument("--provider", default="auto", help=f"{'|'.join(providers())} (default auto: CUDA when it runs "
                    "here, else CPU; an OpenVINO IR is scored by OpenVINO)")
     v.add_argument("--threads", type=int, help="intra-op threads (default: physical cores)")
     v.add_argument("--out", type=Path, required=True, help="metrics JSON to write")
-    v.add_argument("--overwrite", action="store_true")
+    v.add_argument("--overwrite", action="store_true", help="replace an existing output (default: refuse)")
     v.set_defaults(func=handlers["eval"])
 
     pr = sub.add_parser("predict", help="run a model on photos: boxes drawn on them + detections JSON")
@@ -99,81 +151,21 @@ def build_parser(handlers: dict[str, Callable[[argparse.Namespace], int]]) -> ar
     pr.add_argument("--out", type=Path, default=Path("predictions"), help="folder for drawn images + detections.json")
     pr.add_argument("--conf", type=float, default=0.25, help="score threshold (default 0.25)")
     pr.add_argument("--iou", type=float, default=0.7, help="NMS IoU for heads that need NMS (default 0.7)")
-    pr.add_argument("--max-det", type=int, default=300)
+    pr.add_argument("--max-det", type=int, default=300, help="detections kept per image (default 300)")
     pr.add_argument("--provider", default="auto",
                     help=f"{'|'.join(providers())} (default auto: the first runtime that opens the file: OpenVINO "
                     "for .xml, ONNX Runtime CPU for .onnx)")
     pr.add_argument("--imgsz", type=int, help="input size for models with dynamic height/width")
-    pr.add_argument("--overwrite", action="store_true")
+    pr.add_argument("--overwrite", action="store_true", help="replace an existing output (default: refuse)")
     pr.set_defaults(func=handlers["predict"])
 
     r = sub.add_parser("run", help="the whole study; with no arguments, on the embedded demo")
     r.add_argument("--config", type=Path, help="YAML with the same keys as the flags (CLI wins)")
-    r.add_argument("--model", type=Path, help=".pt or .onnx (default: the embedded demo detector)")
-    r.add_argument("--demo", choices=list(DEMOS),
-                   help=f"without --model: which packaged demo detector (default {DEFAULT_DEMO}; yolo26: YOLO26n)")
-    add_data_args(r, subset=False)
-    r.add_argument("--max-images", type=int, help="search subset: every candidate is scored on these (default 100)")
-    r.add_argument("--confirm-images", type=int,
-                   help="held-out images (after the search subset) that re-score the finalists (default 400; 0 = off); "
-                        "with fewer than 2 x --max-images images, the images are split in halves")
-    r.add_argument("--confirm-step", type=int, help="confirmation images added per round until decided (default 100)")
-    r.add_argument("--finalists", type=int, help="candidates re-scored on the confirmation images (default 3)")
-    r.add_argument("--image-ids", type=Path)
-    r.add_argument("--calib-count", type=int, help="calibration image count (default 64)")
-    r.add_argument("--calib-dir", type=Path,
-                   help="calibration images: any folder of images, searched recursively (default: the demo calib split)")
-    r.add_argument("--calib-annotations", type=Path,
-                   help="optional COCO JSON of the calibration images (ids then name them in the run folder)")
-    r.add_argument("--imgsz", type=int, help="export size for a .pt (default 320 demo / 640)")
-    r.add_argument("--schemes", help="comma-separated (default: the registry's defaults, see quantsweep schemes)")
-    r.add_argument("--grid", action="store_true", default=None,
-                   help="build the fixed grid (every scheme at every K of --ks) instead of searching K per runtime")
-    r.add_argument("--ks", help="with --grid: comma-separated K-set (default 0,5,10,20)")
-    r.add_argument("--max-evals", type=int,
-                   help="the search's cap on K>0 probes, each built, scored and timed (default 6)")
-    r.add_argument("--backends", help=f"comma-separated, of {','.join(RUNTIMES)} (default: every one available)")
-    r.add_argument("--batches", help="comma-separated batch sizes to benchmark (default 1)")
-    r.add_argument("--budget", type=float, help="max mAP50-95 loss in points (default 1.0)")
-    r.add_argument("--size", action="store_true", default=None,
-                   help="also decide the smallest 4-bit file: search each 4-bit family's 8-bit convs against "
-                        "--w4-budget/--w4a8-budget and confirm the picks (off by default: on a CPU 4-bit buys size, "
-                        "not speed; the 4-bit K=0 candidates are in the table either way)")
-    r.add_argument("--w4-budget", type=float,
-                   help="max loss in points of the 4-bit (size) candidates; their 8-bit convs are searched "
-                        "(default 2.0; giving it implies --size)")
-    r.add_argument("--w4a8-budget", type=float,
-                   help="the same for W4A8, whose int8 activations cost on top of its 4-bit weights "
-                        "(default 3.5; giving it implies --size)")
-    r.add_argument("--target-backend", help="backend the recommendation is for (default: fastest)")
-    r.add_argument("--bench-seconds", type=float, help="timed seconds per model and backend (default 5)")
-    r.add_argument("--sensitivity-images", type=int, help="images for the sensitivity probe (default 8)")
-    r.add_argument("--sensitivity-probe-top", type=int,
-                   help="nodes measured exactly after the local-error screen (default 32; 0 = every node)")
-    r.add_argument("--bootstrap", type=int,
-                   help="paired bootstrap resamples for ΔmAP's interval and standard error (default 2000, min 200)")
-    r.add_argument("--alpha", type=float,
-                   help="chance of confirming a pick whose true loss exceeds the budget, over all looks and "
-                        "finalists (default 0.05)")
-    r.add_argument("--alpha-spending", choices=("obf", "pocock"),
-                   help="how alpha is spent over the confirmation looks (default obf: O'Brien-Fleming)")
-    r.add_argument("--seed", type=int)
-    r.add_argument("--gallery", type=int, help="image pairs the report shows where the pick changed most (default 12)")
-    r.add_argument("--gallery-conf", type=float, help="score threshold of the gallery's boxes (default 0.25)")
-    r.add_argument("--out", type=Path, help="runs folder (default runs/)")
+    add_settings(r)
     r.add_argument("--resume", type=Path, help="finish an interrupted run folder")
-    r.add_argument("--jobs", type=int, help="parallel builds/evals (default 1)")
-    r.add_argument("--executor", choices=["local", "ray"], help="where steps run (default local; ray: a Ray cluster)")
-    r.add_argument("--ray-address", help="auto | HOST:PORT | ray://HOST:PORT (default: a private local Ray)")
-    r.add_argument("--eval-shards", type=int, help="split each evaluation into N image shards (default 1)")
-    r.add_argument("--bench-on", help="BACKEND=RESOURCE[,...]: time that backend only on nodes carrying RESOURCE")
-    r.add_argument("--shared-dir", action="store_true", default=None,
-                   help="ray: the run folder and the data are on a filesystem every node sees at the same path "
-                        "(workers read and write in place; default: files travel through Ray's object store)")
     r.add_argument("--dry-run", action="store_true", help="write the resolved config and exit")
     r.add_argument("--quiet", action="store_true", help="no progress display")
     r.add_argument("--log-json", type=Path, help="append JSON-lines events to this file")
-    add_trust_arg(r)
     r.set_defaults(func=handlers["run"])
 
     sc = sub.add_parser("schemes", help="list the quantization schemes")
@@ -199,9 +191,8 @@ def build_parser(handlers: dict[str, Callable[[argparse.Namespace], int]]) -> ar
     s.add_argument("--precision", type=canonical_name, choices=sorted(K_SCHEMES), default="int8-qdq",
                    help="rank on the graph of this scheme (int8-qdq: ORT placement; int8-trt/fp8-qdq: ModelOpt)")
     add_calib_args(s)
-    s.add_argument("--images", type=int, default=8, help="calibration images used for the probe (default 8)")
-    s.add_argument("--probe-top", type=int, default=32,
-                   help="nodes measured exactly after the local-error screen (default 32; 0 = every node)")
+    add_setting(s, "sensitivity_images", "--images", default=8, extra="(default 8)")
+    add_setting(s, "sensitivity_probe_top", "--probe-top", default=32, extra="(default 32)")
     s.add_argument("--imgsz", type=int, default=640, help="export size when --model is a .pt")
     s.add_argument("--out", type=Path, required=True, help="sensitivity JSON to write")
     add_output_args(s, trust=True)
@@ -210,15 +201,15 @@ def build_parser(handlers: dict[str, Callable[[argparse.Namespace], int]]) -> ar
     b = sub.add_parser("bench", help="latency/throughput of models, interleaved, with honest labels")
     b.add_argument("--model", type=Path, action="append", required=True,
                    help="ONNX model; repeat; the first is the FP32 reference")
-    b.add_argument("--backend", action="append",
-                   help=f"{'|'.join(RUNTIMES)}; repeat (default ort-cpu)")
-    b.add_argument("--batch", default="1", help="comma-separated batch sizes (default 1)")
-    b.add_argument("--warmup", type=int, default=10)
-    b.add_argument("--iters", type=int, help="timed runs per model (overrides --seconds)")
-    b.add_argument("--seconds", type=float, default=10.0, help="timed seconds per model (default 10)")
+    add_setting(b, "backends", "--backend", append=True, default=None,
+                extra=f"— known: {', '.join(RUNTIMES)}; repeat or comma-separate (default here: ort-cpu)")
+    add_setting(b, "batches", "--batch", default="1", extra="(default 1)")
+    add_setting(b, "bench_warmup", "--warmup", default=10, extra="(default here: 10)")
+    b.add_argument("--iters", type=int, help="timed runs per model (overrides --bench-seconds)")
+    add_setting(b, "bench_seconds", "--seconds", default=10.0, extra="(default here: 10)")
     b.add_argument("--threads", type=int, help="intra-op threads (default: physical cores)")
     b.add_argument("--out", type=Path, required=True, help="bench JSON to write")
-    b.add_argument("--overwrite", action="store_true")
+    b.add_argument("--overwrite", action="store_true", help="replace an existing output (default: refuse)")
     b.set_defaults(func=handlers["bench"])
 
     n = sub.add_parser("env", help="versions, CPU/GPU, providers; checks there is one onnxruntime")

@@ -66,7 +66,7 @@ Run it on a photo (from this folder; boxes drawn into `predictions/`, detections
 Measure it against FP32 on this machine:
 
 ```bash
-quantsweep bench --model ../candidates/fp32.onnx --model {model.name} --backend {decision.backend} --out bench.json
+quantsweep bench --model ../candidates/fp32.onnx --model {model.name} --backends {decision.backend} --out bench.json
 ```
 """)
 
