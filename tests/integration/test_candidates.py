@@ -22,7 +22,11 @@ N_CALIB = 32  # calibration images of most schemes here (fewer than the product'
 FULL_CALIB = {"w4a16-graph-gptq-asym": 64, "w4a8-graph-gptq-percentile": 64}
 # scheme -> minimum allowed delta mAP50-95 (points/100) vs FP32 on the demo subset
 BARS = {"int8-qdq": -0.010, "int8-qdq-u8w": -0.010, "w8a16": -0.005, "w8a16-graph": -0.005, "fp8-qdq": -0.010, "w4a16-mse": -0.05,
-        "w4a16-graph-gptq-asym": -0.005, "w4a8-graph-gptq-percentile": -0.010, "w4a16-graph-mse": -0.06, "int8-trt": -0.020, "int8-ov": -0.015}
+        "w4a16-graph-gptq-asym": -0.005, "w4a8-graph-gptq-percentile": -0.010, "w4a16-graph-mse": -0.06, "int8-trt": -0.020, "int8-ov": -0.015,
+        # measured 2026-12-07 on this subset: int8-ov-onnx -0.59, w8a8 (Brevitas) -1.19, w4a8-mse (no GPTQ) -5.24 points
+        "int8-ov-onnx": -0.015, "w8a8": -0.020, "w4a8-mse": -0.070}
+# the ablation: INT8 without the head policy loses the detector (measured -51.5 points): the policy's reason
+COLLAPSES = {"int8-qdq-nohead": -0.10}
 # W4A8 without VNNI (7-bit weights in its 8-bit convs, group multipliers up to 9) scores -0.88 on this subset
 # with its percentile activation ranges; with min-max ranges it scored -1.40 and needed a -1.5 bar there
 
@@ -70,10 +74,10 @@ def test_scheme_builds_runs_and_records(name, world, demo_val):
     delta = m["map50_95"] - world["fp32"]
     print(f"{cand.name}: mAP50-95 {m['map50_95']:.4f} (delta {delta:+.4f}), {rec['size_mb']} MB, "
           f"built in {rec['build_s']} s")
-    if name in BARS:
-        assert delta >= BARS[name], f"{cand.name} lost {-delta:.4f} mAP50-95"
+    if name in COLLAPSES:
+        assert delta < COLLAPSES[name], f"{cand.name} kept its accuracy without the head policy ({delta:+.4f})"
     else:
-        assert m["num_detections"] > 0 or name == "int8-qdq-nohead"
+        assert delta >= BARS[name], f"{cand.name} lost {-delta:.4f} mAP50-95"  # every scheme has a measured bar
 
 
 def test_head_policy_keeps_the_decode_tail_float(world):
