@@ -48,3 +48,16 @@ def test_a_planted_upward_import_breaks_the_contract(tmp_path, planted):
     target.write_text(target.read_text() + "\n" + planted[1])
     broken = subprocess.run([lint, "--no-cache"], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert broken.returncode != 0 and "BROKEN" in broken.stdout, broken.stdout[-2000:]
+
+
+def test_format_special_cases_live_in_the_format_module_only():
+    """Which format a model file is answers itself (quantsweep.model.formats): no other module branches
+    on OPENVINO_IR / ONNX / TENSORRT_ENGINE, and no scheme object is probed for attributes."""
+    import re
+
+    branch = re.compile(r"\b(OPENVINO_IR|TENSORRT_ENGINE)\b|\.format is\b")
+    probe = re.compile(r"\b(getattr|hasattr)\((scheme|s|s0|sch)\b")
+    home = {ROOT / "src" / "quantsweep" / "files.py", ROOT / "src" / "quantsweep" / "model" / "formats.py"}
+    found = [f"{p.relative_to(ROOT)}:{n}" for p in sorted((ROOT / "src").rglob("*.py")) if p not in home
+             for n, line in enumerate(p.read_text().splitlines(), 1) if branch.search(line) or probe.search(line)]
+    assert not found, found

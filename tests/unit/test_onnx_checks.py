@@ -72,13 +72,14 @@ def test_openvino_ir_is_inspected_fingerprinted_and_refused_by_onnx_runtime(tmp_
     from pathlib import Path
 
     from quantsweep.deploy.recommended import run_command
+    from quantsweep.model.formats import inspect_model
     from quantsweep.files import ModelFile, sha256_file
     from quantsweep.runtimes.ort import open_ort
 
     onnx_path = write_constant_detector(tmp_path / "m.onnx", [1, 300, 6])
     xml = tmp_path / "m.xml"
     ov.save_model(ov.convert_model(str(onnx_path)), str(xml))
-    info = inspect_onnx(xml)
+    info = inspect_model(xml)  # any format (quantsweep.model.formats)
     assert info.hw == (320, 320) and info.fixed_batch == 1 and info.layout is not None
     assert ModelFile.of(xml).files == [xml, tmp_path / "m.bin"] and ModelFile.find(tmp_path, "m").path == xml
     before = sha256_file(xml)
@@ -92,4 +93,4 @@ def test_openvino_ir_is_inspected_fingerprinted_and_refused_by_onnx_runtime(tmp_
     assert "openvino" in run_command("m", "ort-cpu", "m.xml") and "'m.xml'" in run_command("m", "ort-cpu", "m.xml")
     (tmp_path / "m.bin").unlink()
     with pytest.raises(QuantsweepError, match="keep the .xml and .bin side by side"):
-        inspect_onnx(xml)
+        inspect_model(xml)

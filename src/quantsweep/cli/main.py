@@ -56,12 +56,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from quantsweep.model.export import export_onnx
-    from quantsweep.model.info import inspect_onnx
+    from quantsweep.model.formats import inspect_model
 
     _refuse_overwrite(args.out, args.overwrite)
     out = export_onnx(args.model, args.out, imgsz=args.imgsz, opset=args.opset, head=args.head,
                       dynamic_batch=args.dynamic_batch, trust_checkpoint=args.trust_checkpoint)
-    info = inspect_onnx(out, args.imgsz)
+    info = inspect_model(out, args.imgsz)
     print(f"FP32 ONNX: input {list(info.input_shape)}, outputs {[list(s) for s in info.output_shapes]}, "
           f"layout {info.layout}, opset {info.opset}")
     print(out)
@@ -155,14 +155,14 @@ def cmd_sensitivity(args: argparse.Namespace) -> int:
     import tempfile
 
     from quantsweep.files import atomic_write_json
-    from quantsweep.model.info import inspect_onnx
+    from quantsweep.model.formats import inspect_model
     from quantsweep.quantize.ranking import compute_sensitivity
     from quantsweep.quantize.sensitivity import ranking_markdown
 
     _refuse_overwrite(args.out, args.overwrite)
     with tempfile.TemporaryDirectory(prefix="qs-sens-") as tmp:
         fp32, pt = _baseline(args.model, Path(tmp), args.imgsz, args.trust_checkpoint)
-        calib = _calib_set(args, inspect_onnx(fp32).hw or (args.imgsz, args.imgsz))
+        calib = _calib_set(args, inspect_model(fp32).hw or (args.imgsz, args.imgsz))
         result = compute_sensitivity(fp32, pt, calib, args.precision, Path(tmp), args.sensitivity_images,
                                      args.sensitivity_probe_top)
     atomic_write_json(args.out, result)
@@ -175,7 +175,7 @@ def cmd_quantize(args: argparse.Namespace) -> int:
     import json
     import tempfile
 
-    from quantsweep.model.info import inspect_onnx
+    from quantsweep.model.formats import inspect_model
     from quantsweep.quantize.build import candidate_path, materialize
     from quantsweep.quantize.ranking import compute_sensitivity
     from quantsweep.schemes import BuildContext, make_scheme
@@ -194,7 +194,7 @@ def cmd_quantize(args: argparse.Namespace) -> int:
     scheme = make_scheme(args.scheme, onnx_only=pt is None, **overrides)
     target = candidate_path(args.out, scheme)
     _refuse_overwrite(target, args.overwrite)
-    calib = _calib_set(args, inspect_onnx(fp32).hw or (args.imgsz, args.imgsz))
+    calib = _calib_set(args, inspect_model(fp32).hw or (args.imgsz, args.imgsz))
     ranking = None
     if args.k:
         if args.sensitivity is not None:

@@ -28,8 +28,8 @@ def run_command(name: str, backend: str | None, file: str | None = None, image: 
     if image is not None:
         return f"quantsweep predict --model {file} --images {image} --provider {runtime.provider} --out predictions"
     opened = runtime.open_code(file).replace("\n", "; ")
-    return ('python -c "import numpy as np; from quantsweep.model.info import inspect_onnx; '
-            f"h, w = inspect_onnx('{file}', require_detector=False).hw; {opened}; "
+    return ('python -c "import numpy as np; from quantsweep.model.formats import inspect_model; '
+            f"h, w = inspect_model('{file}', require_detector=False).hw; {opened}; "
             "print('output', run(np.zeros((1, 3, h, w), np.float32)).shape)\"")
 
 
@@ -95,10 +95,10 @@ def _snippet_section(model: Path, image: Path | None, backend: str | None = None
         return ""
     from quantsweep.errors import QuantsweepError
     from quantsweep.evaluate.photos import snippet
-    from quantsweep.model.info import inspect_onnx
+    from quantsweep.model.formats import inspect_model
 
     try:
-        info = inspect_onnx(model)
+        info = inspect_model(model)
     except QuantsweepError:  # not a detector quantsweep can decode: the command above still runs it
         return ""
     if info.layout is None or info.hw is None:

@@ -23,8 +23,8 @@ from quantsweep.data.folder import IMAGE_SUFFIXES, read_image
 from quantsweep.data.letterbox import to_network, to_pixels
 from quantsweep.errors import QuantsweepError
 from quantsweep.evaluate.decode import decode
-from quantsweep.files import OPENVINO_IR, ModelFile, atomic_write_bytes, atomic_write_json
-from quantsweep.model.info import inspect_onnx
+from quantsweep.files import atomic_write_bytes, atomic_write_json
+from quantsweep.model.formats import inspect_model
 from quantsweep.model.layouts import DetectorLayout, detect_layout
 
 __all__ = ["Detector", "find_images", "predict_photos", "snippet"]
@@ -32,18 +32,9 @@ __all__ = ["Detector", "find_images", "predict_photos", "snippet"]
 
 def _names(model: Path) -> dict[int, str]:
     """Class names from the model's metadata (Ultralytics writes ``names`` into the ONNX), else {}."""
-    import ast
+    from quantsweep.model.formats import format_of
 
-    if ModelFile.of(model).format is OPENVINO_IR:
-        return {}
-    import onnx
-
-    props = {p.key: p.value for p in onnx.load(str(model), load_external_data=False).metadata_props}
-    try:
-        names = ast.literal_eval(props.get("names", "{}"))
-    except (ValueError, SyntaxError):
-        return {}
-    return {int(k): str(v) for k, v in names.items()} if isinstance(names, dict) else {}
+    return format_of(model).class_names(model)
 
 
 class Detector:
@@ -61,7 +52,7 @@ class Detector:
         from quantsweep.runtimes import open_session, runtime_for
 
         self.model = Path(model)
-        info = inspect_onnx(self.model, imgsz)
+        info = inspect_model(self.model, imgsz)
         hw = info.hw or ((imgsz, imgsz) if imgsz else None)
         if hw is None:
             raise QuantsweepError(f"{model} has a dynamic input size", "pass --imgsz")

@@ -22,7 +22,7 @@ from quantsweep.errors import QuantsweepError, first_line
 from quantsweep.evaluate.decode import decode, to_coco
 from quantsweep.evaluate.metrics import coco_map, per_class_ap
 from quantsweep.files import ModelFile, atomic_write_json, sha256_file
-from quantsweep.model.info import inspect_onnx
+from quantsweep.model.formats import inspect_model
 from quantsweep.model.layouts import DetectorLayout, detect_layout
 
 __all__ = ["EvalSettings", "evaluate", "predict", "predict_sharded", "shards_of"]
@@ -63,7 +63,7 @@ def predict(model: Path, ds: Dataset, ids: Sequence[int], settings: EvalSettings
     from quantsweep.runtimes import open_session
     from quantsweep.runtimes.base import Streaming
 
-    info = inspect_onnx(model, settings.imgsz)
+    info = inspect_model(model, settings.imgsz)
     hw = info.hw or ((settings.imgsz, settings.imgsz) if settings.imgsz else None)
     if hw is None:
         raise QuantsweepError(f"{model} has a dynamic input size", "pass --imgsz")

@@ -13,10 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from quantsweep.errors import QuantsweepError, first_line
-from quantsweep.files import OPENVINO_IR, ModelFile
 from quantsweep.model.layouts import DetectorLayout, detect_layout, supported_text
 
-__all__ = ["ModelInfo", "OPSET_RANGE", "check_onnx_file", "inspect_onnx", "load_onnx"]
+__all__ = ["ModelInfo", "OPSET_RANGE", "check_onnx_file", "describe", "inspect_ir", "inspect_onnx", "load_onnx"]
 
 
 OPSET_RANGE = (11, 23)  # what the supported exporters write and onnxruntime 1.24 runs
@@ -115,7 +114,8 @@ def check_onnx_file(path: Path, model: Any, memory_fraction: float = 0.5) -> Non
 
 
 def inspect_onnx(path: Path, imgsz: int | None = None, require_detector: bool = True) -> ModelInfo:
-    """Check that ``path`` is a single-image-input detector ONNX and describe it.
+    """Check that ``path`` is a single-image-input detector ONNX and describe it (any format:
+    :func:`quantsweep.model.formats.inspect_model`).
 
     Args:
         path: the ONNX file.
@@ -125,8 +125,6 @@ def inspect_onnx(path: Path, imgsz: int | None = None, require_detector: bool = 
     Raises:
         QuantsweepError: not ONNX, not one rank-4 image input, or an unknown output layout.
     """
-    if ModelFile.of(path).format is OPENVINO_IR:
-        return _describe(_inspect_ir(Path(path)), imgsz, require_detector)
     model = load_onnx(path, load_external_data=False)
     check_onnx_file(path, model)
     init_names = {i.name for i in model.graph.initializer}
@@ -138,11 +136,11 @@ def inspect_onnx(path: Path, imgsz: int | None = None, require_detector: bool = 
     in_shape = _dims(inputs[0])
     outputs = tuple(_dims(o) for o in model.graph.output)
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
-    return _describe(ModelInfo(Path(path), inputs[0].name, in_shape, outputs, opset, None, None), imgsz,
+    return describe(ModelInfo(Path(path), inputs[0].name, in_shape, outputs, opset, None, None), imgsz,
                      require_detector)
 
 
-def _inspect_ir(path: Path) -> ModelInfo:
+def inspect_ir(path: Path) -> ModelInfo:
     """An OpenVINO IR's input and outputs, read by OpenVINO (the only runtime that loads it)."""
     if not path.is_file() or not path.with_suffix(".bin").is_file():
         raise QuantsweepError(f"OpenVINO IR not found: {path} (and its .bin)", "keep the .xml and .bin side by side")
@@ -168,7 +166,7 @@ def _inspect_ir(path: Path) -> ModelInfo:
                      tuple(dims(o.get_partial_shape()) for o in model.outputs), 0, None, None)
 
 
-def _describe(info: ModelInfo, imgsz: int | None, require_detector: bool) -> ModelInfo:
+def describe(info: ModelInfo, imgsz: int | None, require_detector: bool) -> ModelInfo:
     """``info`` with its output layout and class count, or an error when no detector layout fits."""
     path, in_shape, outputs, opset = info.path, info.input_shape, info.output_shapes, info.opset
     hw = info.hw or ((imgsz, imgsz) if imgsz else None)

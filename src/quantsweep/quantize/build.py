@@ -20,7 +20,8 @@ from typing import Any
 
 from quantsweep import __version__
 from quantsweep.errors import QuantsweepError
-from quantsweep.files import OPENVINO_IR, ModelFile, atomic_replace, atomic_write_json, sha256_file
+from quantsweep.files import ModelFile, atomic_replace, atomic_write_json, sha256_file
+from quantsweep.model.formats import format_of
 from quantsweep.schemes import REGISTRY, BuildContext, scheme_to_dict
 
 __all__ = ["Candidate", "candidate_path", "keep_float_nodes", "materialize"]
@@ -163,7 +164,7 @@ def materialize(scheme: Any, ctx: BuildContext, out_dir: Path,
     """Build ``scheme`` on ``ctx`` into ``out_dir/<name>.onnx`` (or ``.xml`` + ``.bin``) and ``<name>.scheme.json``."""
     import onnx
 
-    from quantsweep.model.graph import compute_nodes, float_compute_nodes, ir_graph_facts, op_counts
+    from quantsweep.model.graph import compute_nodes, float_compute_nodes, op_counts
 
     absent = REGISTRY[scheme.registry].missing() if scheme.registry in REGISTRY else None
     if absent is not None:  # a row that says which extra to install
@@ -179,11 +180,12 @@ def materialize(scheme: Any, ctx: BuildContext, out_dir: Path,
     build_s = time.perf_counter() - t0
     ranked_keep = [n for n, why in keep.items() if why.startswith("sensitivity rank")]
     made = ModelFile.of(result.model_path)
-    if made.format is OPENVINO_IR:  # saved as its library wrote it
-        facts = ir_graph_facts(result.model_path)
+    fmt = format_of(made.path)
+    if fmt.keeps_library_file:  # saved as its library wrote it (an OpenVINO IR)
+        facts = fmt.graph_facts(result.model_path)
         _check_effective_k(scheme, ranked_keep, facts["compute_nodes"], facts["float_compute_nodes"])
         target = made.move_to(candidate_path(out_dir, scheme))
-        hygiene: dict[str, Any] = {"pass": "none (OpenVINO IR, as the library saved it)"}
+        hygiene: dict[str, Any] = {"pass": f"none ({made.format.title}, as the library saved it)"}
         rewired, opset, counts = 0, None, facts["op_counts"]
     else:
         # a 4-bit scheme's K set keeps *weights* at 8 bits: its activations stay quantized, not rewired to float

@@ -28,7 +28,7 @@ import numpy as np
 
 from quantsweep.env import gpu_present
 from quantsweep.errors import QuantsweepError
-from quantsweep.model.info import inspect_onnx
+from quantsweep.model.formats import inspect_model
 
 __all__ = ["BenchSettings", "Prepared", "Runtime", "Session", "Streaming", "check_batch", "is_quantized", "missing_gpu",
            "missing_module", "refuse_format"]
@@ -178,7 +178,7 @@ def missing_gpu(backend: str) -> QuantsweepError | None:
 
 def check_batch(model: Path, batch: int) -> tuple[str, tuple[int, int]]:
     """The input name and size of ``model``, refused when it cannot run at ``batch``."""
-    info = inspect_onnx(model, require_detector=False)
+    info = inspect_model(model, require_detector=False)
     if info.fixed_batch is not None and info.fixed_batch != batch:
         raise QuantsweepError(f"{model.name} has a fixed batch of {info.fixed_batch}, not {batch}",
                               "export with --dynamic-batch to benchmark other batch sizes")
@@ -189,12 +189,6 @@ def check_batch(model: Path, batch: int) -> tuple[str, tuple[int, int]]:
 
 def is_quantized(model: Path) -> bool:
     """Whether the model holds any Q/DQ node (an IR: any FakeQuantize; otherwise its label is ``float``)."""
-    import onnx
+    from quantsweep.model.formats import format_of
 
-    from quantsweep.files import OPENVINO_IR, ModelFile
-    from quantsweep.model.graph import ir_graph_facts, qdq_counts
-
-    if ModelFile.of(model).format is OPENVINO_IR:
-        return ir_graph_facts(model)["op_counts"].get("FakeQuantize", 0) > 0
-
-    return any(qdq_counts(onnx.load(str(model), load_external_data=False)).values())
+    return format_of(model).is_quantized(model)

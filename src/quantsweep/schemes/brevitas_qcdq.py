@@ -106,9 +106,9 @@ class BrevitasQCDQ(SchemeMethods):
         from brevitas.quant import Int8ActPerTensorFloat, Int8WeightPerChannelFloat
         from brevitas.quant.scaled_int import Int8WeightPerChannelFloatMSE
 
-        from quantsweep.model.info import inspect_onnx
+        from quantsweep.model.formats import inspect_model
 
-        info = inspect_onnx(ctx.fp32_onnx)
+        info = inspect_model(ctx.fp32_onnx)
         end2end = bool(info.layout is not None and info.layout.export_end2end)
         model = _prepare_torch_model(ctx.source_pt, end2end, ctx.trust_checkpoint)
         wq = Int8WeightPerChannelFloatMSE if self.weight_scale == "mse" else Int8WeightPerChannelFloat

@@ -53,9 +53,9 @@ def int8_activations(ctx: BuildContext, source: Path, keep_float: dict[str, str]
     from quantsweep.schemes.ort_int8 import ort_calibration, resolve_reduce_range
 
     reduce = resolve_reduce_range("auto")
-    from quantsweep.model.info import inspect_onnx
+    from quantsweep.model.formats import inspect_model
 
-    info = inspect_onnx(ctx.fp32_onnx, require_detector=False)
+    info = inspect_model(ctx.fp32_onnx, require_detector=False)
     batch = info.fixed_batch or 1
     method, calib_options = ort_calibration(calibration, -(-len(ctx.calib.ids) // batch), source)
     key = hashlib.sha256(Path(source).read_bytes())

@@ -88,10 +88,10 @@ class NncfInt8(SchemeMethods):
         import nncf
         import onnx
 
+        from quantsweep.model.formats import inspect_model
         from quantsweep.model.graph import COMPUTE_OPS, OV_CONV_SUFFIX
-        from quantsweep.model.info import inspect_onnx
 
-        info = inspect_onnx(ctx.fp32_onnx, require_detector=False)
+        info = inspect_model(ctx.fp32_onnx, require_detector=False)
         batches = list(ctx.calib.batches(info.fixed_batch or 1))
         preset = {"mixed": nncf.QuantizationPreset.MIXED, "performance": nncf.QuantizationPreset.PERFORMANCE}
         ignored = list(keep_float)

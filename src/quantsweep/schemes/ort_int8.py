@@ -169,9 +169,9 @@ class OrtInt8(SchemeMethods):
         import onnxruntime
         from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 
-        from quantsweep.model.info import inspect_onnx
+        from quantsweep.model.formats import inspect_model
 
-        info = inspect_onnx(ctx.fp32_onnx)
+        info = inspect_model(ctx.fp32_onnx)
         reader = ort_reader(ctx.calib, info.input_name, info.fixed_batch or 1)
         method, calib_options = ort_calibration(self.calibration, len(reader), ctx.fp32_onnx)
         # u8u8 kernels widen to int16 before multiplying: no saturation, so full 8-bit weights.

@@ -65,7 +65,7 @@ def execute(r: StepStore, cfg: SweepConfig, inp: Inputs, executor: Executor) -> 
     from quantsweep.data.coco import select_ids, write_ids_file
     from quantsweep.files import file_hash
     from quantsweep.model.export import export_onnx
-    from quantsweep.model.info import inspect_onnx
+    from quantsweep.model.formats import inspect_model
     from quantsweep.runtimes import available_runtimes
     from quantsweep.schemes import BuildContext
 
@@ -87,7 +87,7 @@ def execute(r: StepStore, cfg: SweepConfig, inp: Inputs, executor: Executor) -> 
     r.step("baseline", {"model": file_hash(inp.model), "imgsz": inp.imgsz}, [fp32],
            lambda: export_onnx(inp.model, fp32, imgsz=inp.imgsz, head="e2e",
                                trust_checkpoint=cfg.trust_checkpoint))
-    info = inspect_onnx(fp32)
+    info = inspect_model(fp32)
     hw = info.hw or (inp.imgsz, inp.imgsz)
     subsets = plan_subsets(list(inp.eval_ds.images), image_classes(inp.eval_ds), cfg.max_images, cfg.confirm_images,
                            cfg.confirm_step, select_ids(inp.eval_ds, cfg.max_images, cfg.image_ids)
