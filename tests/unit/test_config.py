@@ -152,6 +152,8 @@ def test_one_name_per_setting_across_commands_and_old_spellings_note_once(capsys
                "--out", str(tmp_path / "s.json")])
     err = capsys.readouterr().err
     assert rc != 0 and err.count("note: --images is now --sensitivity-images") == 1
+    args = build_parser().parse_args(["run", "--images", "imgs", "--batches", "1"])  # run's --images is its own setting
+    assert str(args.images) == "imgs" and not getattr(args, "notes", None)
 
 
 def test_the_usage_page_holds_the_generated_flag_table():

@@ -60,7 +60,7 @@ def _noting(base: type[argparse.Action]) -> type[argparse.Action]:
     class Noting(base):  # type: ignore[valid-type,misc]
         def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
                      option_string: str | None = None) -> None:
-            if option_string in OLD_SPELLINGS:
+            if option_string != self.option_strings[0] and option_string in OLD_SPELLINGS:  # an alias, not the name
                 notes = getattr(namespace, "notes", None) or set()
                 notes.add(f"note: {option_string} is now {OLD_SPELLINGS[option_string]} (one name per setting in "
                           "every command); the old spelling still works")
