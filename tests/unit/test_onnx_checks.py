@@ -72,8 +72,8 @@ def test_openvino_ir_is_inspected_fingerprinted_and_refused_by_onnx_runtime(tmp_
     from pathlib import Path
 
     from quantsweep.deploy.recommended import run_command
-    from quantsweep.model.formats import inspect_model
     from quantsweep.files import ModelFile, sha256_file
+    from quantsweep.model.formats import inspect_model
     from quantsweep.runtimes.ort import open_ort
 
     onnx_path = write_constant_detector(tmp_path / "m.onnx", [1, 300, 6])
