@@ -289,6 +289,24 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_profile(args: argparse.Namespace) -> int:
+    from quantsweep.bench.profile import PROFILED, profile_model, profile_text
+    from quantsweep.files import ModelFile, atomic_write_json
+
+    if args.out is not None:
+        _refuse_overwrite(args.out, args.overwrite)
+    asked = [b.strip() for given in (args.backends or [",".join(PROFILED)]) for b in given.split(",") if b.strip()]
+    if ModelFile.of(args.model).format.name != "onnx" and not args.backends:
+        asked = [b for b in asked if b != "ort-cpu"]  # ONNX Runtime cannot open an IR
+    out = {b: profile_model(args.model, b, args.runs, args.threads) for b in asked}
+    for p in out.values():
+        print(profile_text(p), end="\n\n")
+    if args.out is not None:
+        atomic_write_json(args.out, out)
+        print(args.out)
+    return 0
+
+
 def cmd_env(args: argparse.Namespace) -> int:
     import json
 
@@ -335,7 +353,8 @@ def build_parser() -> argparse.ArgumentParser:
     handlers: dict[str, Callable[[argparse.Namespace], int]] = {
                 "demo": cmd_demo, "export": cmd_export, "eval": cmd_eval, "predict": cmd_predict, "run": cmd_run,
                 "schemes": cmd_schemes,
-                "quantize": cmd_quantize, "sensitivity": cmd_sensitivity, "bench": cmd_bench, "env": cmd_env}
+                "quantize": cmd_quantize, "sensitivity": cmd_sensitivity, "bench": cmd_bench, "profile": cmd_profile,
+                "env": cmd_env}
     return cli_parser.build_parser(handlers)
 
 

@@ -212,6 +212,17 @@ def build_parser(handlers: dict[str, Callable[[argparse.Namespace], int]]) -> ar
     b.add_argument("--overwrite", action="store_true", help="replace an existing output (default: refuse)")
     b.set_defaults(func=handlers["bench"])
 
+    pf = sub.add_parser("profile", help="where the time goes: a model's per-node profile on each runtime")
+    pf.add_argument("--model", type=Path, required=True, help="an ONNX file or OpenVINO IR (.xml)")
+    pf.add_argument("--backends", action="append",
+                    help="runtimes to profile, repeat or comma-separate: openvino, ort-cpu (default: both, where "
+                         "they open the file)")
+    pf.add_argument("--runs", type=int, default=50, help="profiled calls after 3 warm-up calls (default 50)")
+    pf.add_argument("--threads", type=int, help="threads (default: physical cores)")
+    pf.add_argument("--out", type=Path, help="profile JSON to write (default: print only)")
+    pf.add_argument("--overwrite", action="store_true", help="replace an existing output (default: refuse)")
+    pf.set_defaults(func=handlers["profile"])
+
     n = sub.add_parser("env", help="versions, CPU/GPU, providers; checks there is one onnxruntime")
     n.set_defaults(func=handlers["env"])
     return p
