@@ -213,6 +213,11 @@ def cmd_quantize(args: argparse.Namespace) -> int:
     return 0
 
 
+def _listed(given: list[str] | None, default: str) -> list[str]:
+    """A repeatable, comma-separable flag's values (``--backends a,b --backends c``), else ``default``'s."""
+    return [x.strip() for text in (given or [default]) for x in text.split(",") if x.strip()]
+
+
 def _int_list(text: str) -> tuple[int, ...]:
     try:
         return tuple(int(x) for x in text.split(",") if x.strip())
@@ -225,8 +230,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from quantsweep.files import atomic_write_json
     from quantsweep.runtimes.base import BenchSettings
 
-    backends = [b.strip() for given in (args.backends or ["ort-cpu"]) for b in given.split(",") if b.strip()]
-    settings = BenchSettings(backends=tuple(backends), batches=_int_list(args.batches),
+    settings = BenchSettings(backends=tuple(_listed(args.backends, "ort-cpu")), batches=_int_list(args.batches),
                              warmup=args.bench_warmup, iters=args.iters, seconds=args.bench_seconds,
                              threads=args.threads)
     _refuse_overwrite(args.out, args.overwrite)
@@ -295,7 +299,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
 
     if args.out is not None:
         _refuse_overwrite(args.out, args.overwrite)
-    asked = [b.strip() for given in (args.backends or [",".join(PROFILED)]) for b in given.split(",") if b.strip()]
+    asked = _listed(args.backends, ",".join(PROFILED))
     if ModelFile.of(args.model).format.name != "onnx" and not args.backends:
         asked = [b for b in asked if b != "ort-cpu"]  # ONNX Runtime cannot open an IR
     out = {b: profile_model(args.model, b, args.runs, args.threads) for b in asked}

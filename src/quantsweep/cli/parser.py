@@ -70,6 +70,7 @@ def _noting(base: type[argparse.Action]) -> type[argparse.Action]:
     return Noting
 
 
+_NOTING_STORE, _NOTING_APPEND = _noting(argparse._StoreAction), _noting(argparse._AppendAction)
 _TYPES: dict[str, Callable[[str], Any]] = {"int": int, "float": float, "path": Path, "str": str, "list": str}
 
 
@@ -83,9 +84,8 @@ def add_setting(p: argparse.ArgumentParser, name: str, *old: str, append: bool =
         action: Any = argparse.BooleanOptionalAction if spec.default is True else "store_true"
         p.add_argument(spec.flag, *old, action=action, default=kw.pop("default", None), help=help_text, **kw)
         return
-    base = argparse._AppendAction if append else argparse._StoreAction
-    p.add_argument(spec.flag, *old, action=_noting(base), type=_TYPES[spec.kind], choices=kw.pop("choices", spec.choices),
-                   help=help_text, **kw)
+    p.add_argument(spec.flag, *old, action=_NOTING_APPEND if append else _NOTING_STORE, type=_TYPES[spec.kind],
+                   choices=kw.pop("choices", spec.choices), help=help_text, **kw)
 
 
 def add_settings(p: argparse.ArgumentParser) -> None:
@@ -98,8 +98,6 @@ def add_settings(p: argparse.ArgumentParser) -> None:
             add_setting(p, "demo", choices=list(DEMOS), extra=f"(default {DEFAULT_DEMO}; yolo26: YOLO26n)")
         elif spec.name == "backends":
             add_setting(p, "backends", extra=f"— known: {', '.join(RUNTIMES)}")
-        elif spec.name == "schemes":
-            add_setting(p, "schemes")
         else:
             add_setting(p, spec.name, extra=shown)
 
@@ -214,13 +212,13 @@ def build_parser(handlers: dict[str, Callable[[argparse.Namespace], int]]) -> ar
 
     pf = sub.add_parser("profile", help="where the time goes: a model's per-node profile on each runtime")
     pf.add_argument("--model", type=Path, required=True, help="an ONNX file or OpenVINO IR (.xml)")
-    pf.add_argument("--backends", action="append",
-                    help="runtimes to profile, repeat or comma-separate: openvino, ort-cpu (default: both, where "
-                         "they open the file)")
+    add_setting(pf, "backends", append=True, default=None,
+                extra="— profiled: openvino, ort-cpu; repeat or comma-separate (default here: both, where they open "
+                      "the file)")
     pf.add_argument("--runs", type=int, default=50, help="profiled calls after 3 warm-up calls (default 50)")
     pf.add_argument("--threads", type=int, help="threads (default: physical cores)")
     pf.add_argument("--out", type=Path, help="profile JSON to write (default: print only)")
-    pf.add_argument("--overwrite", action="store_true", help="replace an existing output (default: refuse)")
+    add_output_args(pf)
     pf.set_defaults(func=handlers["profile"])
 
     n = sub.add_parser("env", help="versions, CPU/GPU, providers; checks there is one onnxruntime")

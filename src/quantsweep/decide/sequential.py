@@ -64,6 +64,14 @@ def finalist_rule(looks: int) -> str:
         ('fixed-sequence', 'bonferroni')
     """
     return "fixed-sequence" if looks <= 1 else "bonferroni"
+
+
+def _level_each(alpha: float, finalists: int, rule: str) -> float:
+    """The one-sided level each finalist is tested at: α / finalists (Bonferroni), or the full α (fixed
+    sequence: a finalist is only tested once every one before it passed)."""
+    return alpha if rule == "fixed-sequence" else alpha / max(finalists, 1)
+
+
 #: the share of a run's α (``--alpha``) its speed verdict is tested at, whatever else the run decides; the
 #: 4-bit size verdicts (``--size``) split the rest, so a run's verdicts together are wrong with chance ≤ α
 SPEED_SHARE = 0.8
@@ -121,9 +129,8 @@ class Design:
 
     @property
     def alpha_each(self) -> float:
-        """The one-sided level each finalist is tested at: α / finalists (Bonferroni), or the full α
-        (fixed sequence: a finalist is only tested once every one before it passed)."""
-        return self.alpha if self.finalist_rule == "fixed-sequence" else self.alpha / max(self.finalists, 1)
+        """The one-sided level each finalist is tested at (:func:`_level_each`)."""
+        return _level_each(self.alpha, self.finalists, self.finalist_rule)
 
     def nominal(self, look: int) -> float:
         """The one-sided nominal level of look ``look`` (0-based): 1 − Φ(c)."""
@@ -178,8 +185,8 @@ def make_design(alpha: float, looks: Sequence[int], finalists: int, spending: st
     if not looks or any(b <= a for a, b in zip(looks, looks[1:])) or looks[0] < 1:
         raise ValueError(f"looks must be increasing positive image counts (got {looks})")
     m = max(int(finalists), 1)
-    each = alpha if finalist_rule == "fixed-sequence" else alpha / m
-    return Design(alpha, looks, m, spending, resamples, _boundaries(each, looks, spending), finalist_rule)
+    return Design(alpha, looks, m, spending, resamples,
+                  _boundaries(_level_each(alpha, m, finalist_rule), looks, spending), finalist_rule)
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Probe", "SearchResult", "expected_low", "predicted_k", "search_k", "within_budget"]
+__all__ = ["Probe", "SearchResult", "expected_low", "half_damage_k", "predicted_k", "search_k", "within_budget"]
 
 
 @dataclass(frozen=True)
@@ -149,6 +149,25 @@ def search_k(evaluate: Callable[[int], Probe], accept: Callable[[Probe], bool], 
         else:
             miss = mid
     return SearchResult(tuple(trace), smallest(), "smallest qualifying K found")
+
+
+def half_damage_k(sensitivity: dict[str, Any]) -> tuple[int, float]:
+    """The fewest ranked nodes whose measured damage (``score``) adds up to half of ``damage_full`` — the
+    hedge probe's K — or 0 when the measured nodes do not reach half (or nothing was measured); and the
+    share of the damage the measured nodes remove.
+
+    Example:
+        >>> half_damage_k({"ranking": [{"score": 0.3}, {"score": 0.3}, {"score": None}], "damage_full": 1.0})
+        (2, 0.6)
+    """
+    full, removed = float(sensitivity.get("damage_full") or 0.0), 0.0
+    for k, entry in enumerate(sensitivity.get("ranking") or [], start=1):
+        if entry.get("score") is None:
+            break
+        removed += max(float(entry["score"]), 0.0)
+        if full > 0 and removed >= 0.5 * full:
+            return k, removed / full
+    return 0, removed / full if full > 0 else 0.0
 
 
 def predicted_k(sensitivity: dict[str, Any], p0: Probe, budget_points: float, shrink: float) -> int:

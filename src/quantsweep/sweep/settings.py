@@ -8,6 +8,7 @@ current).
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,7 @@ HELP: dict[str, str] = {
     "grid": "build the fixed grid (every scheme at every K of --ks) instead of searching K per runtime",
     "ks": "with --grid: comma-separated K-set",
     "max_evals": "the search's cap on K>0 probes, each built, scored and timed",
-    "backends": "comma-separated runtimes (default: every one available here)",
+    "backends": "comma-separated runtimes (quantsweep run's default: every one available here)",
     "batches": "comma-separated batch sizes to benchmark",
     "budget": "max mAP50-95 loss in points of the recommendation",
     "w4_budget": "max loss in points of the 4-bit (size) candidates; their 8-bit convs are searched (giving it "
@@ -97,7 +98,7 @@ class Setting:
         return str(self.default)
 
 
-def _kind(field: dataclasses.Field[Any], default: Any) -> str:
+def _kind(field: dataclasses.Field[Any]) -> str:
     text = str(field.type)
     if "tuple" in text:
         return "list"
@@ -112,8 +113,10 @@ def _kind(field: dataclasses.Field[Any], default: Any) -> str:
     return "str"
 
 
-def settings() -> list[Setting]:
-    """Every :class:`SweepConfig` field as a :class:`Setting`, in the config's order."""
+@functools.cache
+def settings() -> tuple[Setting, ...]:
+    """Every :class:`SweepConfig` field as a :class:`Setting`, in the config's order (built once: the
+    parser asks for each flag's)."""
     from quantsweep.sweep.config import SweepConfig
 
     out = []
@@ -121,9 +124,9 @@ def settings() -> list[Setting]:
         default = f.default if f.default is not dataclasses.MISSING else None
         if isinstance(default, Path):
             default = str(default)
-        out.append(Setting(f.name, "--" + f.name.replace("_", "-"), _kind(f, default), default, HELP[f.name],
+        out.append(Setting(f.name, "--" + f.name.replace("_", "-"), _kind(f), default, HELP[f.name],
                            CHOICES.get(f.name)))
-    return out
+    return tuple(out)
 
 
 def flags_table() -> str:

@@ -43,8 +43,8 @@ def confirm(r: StepStore, cfg: SweepConfig, built: dict[str, Any], benches: dict
     The design (:mod:`quantsweep.decide.sequential`: looks, α spent over them, the finalists tested
     by :func:`~quantsweep.decide.sequential.finalist_rule`: with one look in a fixed order declared
     here, safest first by their search-subset lower bound; with several, fastest first at α/finalists)
-    is written to ``confirmation.json`` with every look's
-    evidence. Each chunk of each model (FP32 included) is a step, so an interrupted confirmation resumes.
+    is written to ``confirmation.json`` with every look's evidence. Each chunk of each model (FP32
+    included) is a step, so an interrupted confirmation resumes.
     """
     chunks = [list(c) for c in subsets.chunks]
     if not chunks:

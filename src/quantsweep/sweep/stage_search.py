@@ -69,7 +69,7 @@ def search(r: StepStore, cfg: SweepConfig, plan: list[Any], ctx: Any, inp: Input
     from quantsweep.files import ModelFile, file_hash
     from quantsweep.results import Row, summary_rows
     from quantsweep.schemes import make_scheme
-    from quantsweep.sweep.search import Probe, expected_low, predicted_k, search_k, within_budget
+    from quantsweep.sweep.search import Probe, expected_low, half_damage_k, predicted_k, search_k, within_budget
 
     rows = summary_rows(built, benches)
     fp32_metrics = built.get("fp32", {}).get("metrics")
@@ -168,19 +168,12 @@ def search(r: StepStore, cfg: SweepConfig, plan: list[Any], ctx: Any, inp: Input
         if "ranking" not in sens:
             item["hedge"] = f"none: no sensitivity ranking ({sens['error']})"
             return False
-        ranking, full = sens["ranking"], float(sens.get("damage_full") or 0.0)
-        removed, k_half = 0.0, 0
-        for k, entry in enumerate(ranking, start=1):
-            if entry.get("score") is None:
-                break
-            removed += max(float(entry["score"]), 0.0)
-            if full > 0 and removed >= 0.5 * full:
-                k_half = k
-                break
+        ranking = sens["ranking"]
+        k_half, share = half_damage_k(sens)
         if not k_half:
             item["hedge"] = ("none: no few nodes carry half of the measured damage "
                              f"(the {len([e for e in ranking if e.get('score') is not None])} probed remove "
-                             f"{removed / full:.0%})" if full > 0 else "none: no measured damage")
+                             f"{share:.0%})" if float(sens.get("damage_full") or 0.0) > 0 else "none: no measured damage")
             return False
         p = probe_k(s0.registry, ranking, k_half, accept)
         item["hedge"] = {"k": k_half, "candidate": make_scheme(s0.registry, onnx_only=inp.pt is None, k=k_half).name,
