@@ -9,12 +9,10 @@ a stage.
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from quantsweep.files import ModelFile
+from quantsweep.ledger import CandidateScheme, Ledger
 
 __all__ = ["COLLAPSE_FRACTION", "COLLAPSE_MIN_AP", "COLLAPSE_MIN_INSTANCES", "COLLAPSE_POINTS", "Decision", "Row",
            "blame", "collapse_verdict", "collapsed_classes", "confirms_within", "pareto_flags", "points",
@@ -95,7 +93,7 @@ def collapsed_classes(candidate: dict[str, float] | None, fp32: dict[str, float]
     return "; ".join(lost) or None
 
 
-def precision_label(scheme: Any) -> str:
+def precision_label(scheme: CandidateScheme) -> str:
     """What a scheme quantizes, for the table: ``int8``, ``fp8``, ``w4a16 (weight-only)``, ``w4a8``... (its traits)."""
     return str(scheme.traits.label)
 
@@ -200,42 +198,42 @@ class Decision:
                                     and r.error is None and r.latency_p50_ms is not None) for r in rows]
 
 
-def summary_rows(built: dict[str, Any], benches: dict[str, dict[str, Any]],
-                 ci: dict[str, tuple[float, float]] | None = None) -> list[Row]:
+def summary_rows(ledger: Ledger, ci: dict[str, tuple[float, float]] | None = None) -> list[Row]:
     """One row per candidate x backend (a candidate with no bench row still gets one row)."""
-    base = (built.get("fp32", {}).get("metrics") or {}).get("map50_95")
-    base_classes = (built.get("fp32", {}).get("metrics") or {}).get("ap_per_class")
+    fp32 = ledger.fp32
+    base = fp32.map50_95 if fp32 is not None else None
+    base_classes = (fp32.metrics or {}).get("ap_per_class") if fp32 is not None else None
     rows = []
-    for name, entry in built.items():
-        scheme = entry.get("scheme")
-        metrics = entry.get("metrics") or {}
-        onnx = entry.get("onnx")
-        low, high = (ci or {}).get(name, (None, None))
+    for cand in ledger:
+        scheme = cand.scheme
+        metrics = cand.metrics or {}
+        low, high = (ci or {}).get(cand.name, (None, None))
         delta = (round(metrics["map50_95"] - base, 5) if base is not None and metrics.get("map50_95") is not None
                  else None)
-        record_path = Path(onnx).with_suffix(".scheme.json") if onnx else None
-        record = json.loads(record_path.read_text()) if record_path is not None and record_path.is_file() else None
         common: dict[str, Any] = {
-            "candidate": name,
-            "scheme": "fp32" if scheme is None else scheme.family,
+            "candidate": cand.name,
+            "scheme": "fp32" if scheme is None else scheme.method,
             "precision": "fp32" if scheme is None else precision_label(scheme),
-            "k": 0 if scheme is None else scheme.k,
-            "size_mb": (round(ModelFile.of(onnx).size_bytes() / 1e6, 3)
-                        if onnx and Path(onnx).exists() else None),
+            "k": cand.k,
+            "size_mb": cand.size_mb(),
             "map50_95": metrics.get("map50_95"), "map50": metrics.get("map50"),
             "delta_map50_95": delta,
             "delta_ci95_low": low, "delta_ci95_high": high,
             "ablation": scheme is not None and not scheme.head_policy,
-            "collapsed": None if scheme is None else blame((collapse_verdict(delta, record) or collapsed_classes(
-                metrics.get("ap_per_class"), base_classes, metrics.get("instances_per_class"))),
-                entry.get("reference")),
+            "collapsed": None if scheme is None else blame((collapse_verdict(delta, cand.build_record())
+                                                            or collapsed_classes(metrics.get("ap_per_class"),
+                                                                                 base_classes,
+                                                                                 metrics.get("instances_per_class"))),
+                                                           cand.reference),
         }
         per_backend: list[dict[str, Any]] = []
-        for backend, res in benches.items():
-            if "error" in res and isinstance(res["error"], str):
-                per_backend.append({"backend": backend, "label": "unsupported", "error": res["error"]})
+        for backend in ledger.runtimes():
+            error = ledger.runtime_error(backend)
+            if error is not None:
+                per_backend.append({"backend": backend, "label": "unsupported", "error": error})
                 continue
-            for b in (res.get(name) or {}).get("rows") or []:
+            m = ledger.measurement(backend, cand.name)
+            for b in m.rows if m is not None else []:
                 per_backend.append({"backend": backend, "label": b.get("label"), "error": b.get("error"),
                                     "latency_p50_ms": b.get("latency_p50_ms"),
                                     "latency_p90_ms": b.get("latency_p90_ms"),
@@ -244,7 +242,7 @@ def summary_rows(built: dict[str, Any], benches: dict[str, dict[str, Any]],
                                     "speedup_ci95_low": b.get("speedup_ci95_low"),
                                     "speedup_ci95_high": b.get("speedup_ci95_high"), "batch": b.get("batch")})
         for pb in per_backend or [{}]:
-            rows.append(Row(**{**common, **pb, "error": entry.get("error") or pb.get("error")}))
+            rows.append(Row(**{**common, **pb, "error": cand.error or pb.get("error")}))
     return pareto_flags(rows)
 
 

@@ -222,17 +222,19 @@ def test_the_four_bit_size_picks_are_confirmed_smallest_first_against_their_own_
     first, the 4-bit budget (not the speed pick's), their own design; a pick the search did not make (or
     whose build failed) is not re-scored."""
     import json
-    from types import SimpleNamespace
 
+    from quantsweep.ledger import Candidate, Ledger
     from quantsweep.sweep.config import SweepConfig
-    from quantsweep.sweep.stage_decide import _confirm_four_bit
+    from quantsweep.sweep.stage_decide import confirm_size
 
     (tmp_path / "small.onnx").write_bytes(b"0" * 10)
     (tmp_path / "large.onnx").write_bytes(b"0" * 20)
     (tmp_path / "search.json").write_text(json.dumps({"four_bit": {"placements": [
         {"placement": "w4a8-graph-gptq", "best": "large"}, {"placement": "w4a16-graph-gptq", "best": "small"},
         {"placement": "other", "best": None}]}}))
-    built = {"small": {"onnx": tmp_path / "small.onnx"}, "large": {"onnx": tmp_path / "large.onnx"}}
+    built = Ledger()
+    for name in ("small", "large"):
+        built.add(Candidate(name, None, tmp_path / f"{name}.onnx"))
     chunks = [[1, 2], [3, 4]]
     seen: list[tuple[str, int]] = []
 
@@ -242,47 +244,47 @@ def test_the_four_bit_size_picks_are_confirmed_smallest_first_against_their_own_
         return delta, delta - 0.001, delta + 0.001, 0.0005
 
     cfg = SweepConfig(w4_budget=2.0)
-    out = _confirm_four_bit(SimpleNamespace(dir=tmp_path), cfg, built, chunks, [2, 4], score)
+    out = confirm_size(tmp_path, cfg, built, chunks, (score, None))
     assert out["finalists"] == ["small", "large"] and out["budget_points"] == 2.0
     # W4A16 and W4A8 are different deployments: a pass of the smaller file does not stop the other's verdict
     assert [(c["candidate"], c["verdict"]) for c in out["results"]] == [("small", "pass"), ("large", "pass")]
     assert out["design"]["finalists"] == 2  # the α is split over both
-    strict = _confirm_four_bit(SimpleNamespace(dir=tmp_path), SweepConfig(w4_budget=1.0), built, chunks, [2, 4], score)
+    strict = confirm_size(tmp_path, SweepConfig(w4_budget=1.0), built, chunks, (score, None))
     assert [c["verdict"] for c in strict["results"]] == ["fail", "pass"]  # -1.5 misses a 1.0 budget; -0.2 keeps it
     # a pick its target could not score (scored on ONNX Runtime CPU instead) is paired with FP32 on that CPU too
-    built["fp32"] = {"metrics": {"run": {"provider": "OpenVINO CPU"}}}
-    built["small"]["metrics"] = {"run": {"provider": "CPUExecutionProvider"}}
+    built.add(Candidate("fp32", None, metrics={"run": {"provider": "OpenVINO CPU"}}))
+    built["small"].metrics = {"run": {"provider": "CPUExecutionProvider"}}
     on_cpu: list[str] = []
 
     def score_cpu(name, ids):
         on_cpu.append(name)
         return -0.001, -0.002, 0.0, 0.0005
 
-    _confirm_four_bit(SimpleNamespace(dir=tmp_path), cfg, built, chunks, [2, 4], score, score_cpu)
+    confirm_size(tmp_path, cfg, built, chunks, (score, score_cpu))
     assert on_cpu == ["small"]
-    built["large"]["error"] = "build failed"
-    assert _confirm_four_bit(SimpleNamespace(dir=tmp_path), cfg, built, chunks, [2, 4], score)["finalists"] == ["small"]
+    built["large"].fail("build failed")
+    assert confirm_size(tmp_path, cfg, built, chunks, (score, None))["finalists"] == ["small"]
 
 
 def test_each_four_bit_pick_is_judged_against_its_family_s_budget(tmp_path):
     """W4A8 carries int8 activations on top of its 4-bit weights: the search records its own budget
     (--w4a8-budget) on its placement, and the held-out verdict uses it."""
     import json
-    from types import SimpleNamespace
 
+    from quantsweep.ledger import Candidate, Ledger
     from quantsweep.sweep.config import SweepConfig
-    from quantsweep.sweep.stage_decide import _confirm_four_bit
+    from quantsweep.sweep.stage_decide import confirm_size
 
     (tmp_path / "w4a8.onnx").write_bytes(b"0" * 10)
     (tmp_path / "search.json").write_text(json.dumps({"four_bit": {"placements": [
         {"placement": "w4a8-graph-gptq", "best": "w4a8", "budget_points": 3.5}]}}))
-    built = {"w4a8": {"onnx": tmp_path / "w4a8.onnx"}}
+    built = Ledger()
+    built.add(Candidate("w4a8", None, tmp_path / "w4a8.onnx"))
 
     def score(name, ids):  # loses 2.5 points, sharply measured
         return -0.025, -0.026, -0.024, 0.0005
 
-    out = _confirm_four_bit(SimpleNamespace(dir=tmp_path), SweepConfig(w4_budget=2.0, w4a8_budget=3.5), built,
-                            [[1, 2], [3, 4]], [2, 4], score)
+    out = confirm_size(tmp_path, SweepConfig(w4_budget=2.0, w4a8_budget=3.5), built, [[1, 2], [3, 4]], (score, None))
     assert out["results"][0]["verdict"] == "pass" and out["results"][0]["budget_points"] == 3.5
     assert out["w4a8_budget_points"] == 3.5 and out["budget_points"] == 2.0
 

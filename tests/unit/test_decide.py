@@ -81,10 +81,12 @@ def test_a_candidate_losing_more_than_ten_points_is_a_collapse_with_its_scheme_i
     onnx = tmp_path / "w4a16-graph-mse.onnx"
     onnx.write_bytes(b"x")
     onnx.with_suffix(".scheme.json").write_text(json.dumps(record))
-    built = {"fp32": {"scheme": None, "metrics": {"map50_95": 0.32}},
-             "w4a16-graph-mse": {"scheme": make_scheme("w4a16-graph-mse"), "onnx": onnx,
-                                 "metrics": {"map50_95": 0.0559}}}
-    rows = {r.candidate: r for r in summary_rows(built, {})}
+    from quantsweep.ledger import Candidate, Ledger
+
+    ledger = Ledger()
+    ledger.add(Candidate("fp32", None, metrics={"map50_95": 0.32}))
+    ledger.add(Candidate("w4a16-graph-mse", make_scheme("w4a16-graph-mse"), onnx, metrics={"map50_95": 0.0559}))
+    rows = {r.candidate: r for r in summary_rows(ledger)}
     assert rows["w4a16-graph-mse"].collapsed.startswith("lost 26.4 points (int4")
     assert rows["fp32"].collapsed is None
     assert decide(list(rows.values()), 1.0).candidate in (None, "fp32")

@@ -16,7 +16,7 @@ from quantsweep.schemes.base import SchemeMethods, SchemeTraits
 class ToyFp16Weights(SchemeMethods):
     """A toy scheme: every Conv weight rounded through fp16 (no quantizer, no library)."""
 
-    family: ClassVar[str] = "toy"
+    method: ClassVar[str] = "toy"
     precision: ClassVar[str] = "weight-only"
     k: int = 0
     head_policy: bool = True

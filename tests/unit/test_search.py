@@ -100,21 +100,29 @@ def test_the_ranking_predicts_the_first_k_and_the_search_starts_there():
 
 
 def test_the_four_bit_size_search_runs_when_asked_or_when_the_target_computes_in_four_bits():
+    from quantsweep.ledger import Ledger, Measurement
     from quantsweep.schemes import make_scheme
     from quantsweep.sweep.config import SweepConfig
     from quantsweep.sweep.stage_search import size_search_wanted
 
     plan = [make_scheme("int8-qdq"), make_scheme("w4a16-graph-gptq-asym", onnx_only=True)]
-    int8_rows = {"rows": [{"evidence": {"compute_layer_precisions": {"u8": 60, "f32": 2}}}]}
-    bench = {"int8-qdq": int8_rows, "w4a16-graph-gptq-asym": {"rows": [{"evidence": {
-        "compute_layer_precisions": {"bf16": 64}}}]}}
-    asked, why = size_search_wanted(SweepConfig(), bench, plan)
+
+    def measured(**evidence):
+        ledger = Ledger()
+        for name, ev in evidence.items():
+            ledger.measure(Measurement(name.replace("_", "-"), "openvino", {"rows": [{"evidence": ev}]}))
+        return ledger
+
+    int8 = {"compute_layer_precisions": {"u8": 60, "f32": 2}}
+    bench = measured(int8_qdq=int8, w4a16_graph_gptq_asym={"compute_layer_precisions": {"bf16": 64}})
+    asked, why = size_search_wanted(SweepConfig(), bench, "openvino", plan)
     assert not asked and "file size, not speed" in why
-    assert size_search_wanted(SweepConfig(size=True), bench, plan)[0]
-    four = {**bench, "w4a16-graph-gptq-asym": {"rows": [{"evidence": {"compute_layer_precisions": {"u4": 60}}}]}}
-    asked, why = size_search_wanted(SweepConfig(), four, plan)
+    assert size_search_wanted(SweepConfig(size=True), bench, "openvino", plan)[0]
+    four = measured(int8_qdq=int8, w4a16_graph_gptq_asym={"compute_layer_precisions": {"u4": 60}})
+    asked, why = size_search_wanted(SweepConfig(), four, "openvino", plan)
     assert asked and "w4a16-graph-gptq-asym" in why
-    nbits = {**bench, "w4a16-graph-gptq-asym": {"rows": [{"evidence": {"optimized_op_counts": {"MatMulNBits": 3}}}]}}
-    assert size_search_wanted(SweepConfig(), nbits, plan)[0]
+    assert not size_search_wanted(SweepConfig(), four, "ort-cpu", plan)[0]  # the evidence is the target's own
+    nbits = measured(int8_qdq=int8, w4a16_graph_gptq_asym={"optimized_op_counts": {"MatMulNBits": 3}})
+    assert size_search_wanted(SweepConfig(), nbits, "openvino", plan)[0]
     # an 8-bit candidate's int8 kernels are not 4-bit compute
-    assert not size_search_wanted(SweepConfig(), {"int8-qdq": int8_rows}, plan)[0]
+    assert not size_search_wanted(SweepConfig(), measured(int8_qdq=int8), "openvino", plan)[0]

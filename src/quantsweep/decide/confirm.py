@@ -37,10 +37,30 @@ from typing import Any
 from quantsweep.decide.sequential import Design, judge_look
 from quantsweep.results import tested, what_they_confirm
 
-__all__ = ["Confirmation", "Score", "confirm_adaptively", "confirm_finalists", "images_to_settle", "paired_evidence"]
+__all__ = ["Confirmation", "ConfirmationRecord", "Score", "confirm_adaptively", "confirm_finalists", "images_to_settle", "paired_evidence"]
 
 # ids -> (Δ̂, 95 % interval low, high, bootstrap standard error), paired against FP32 on those ids
 Score = Callable[[list[int]], tuple[float, float, float, float]]
+
+
+@dataclass(frozen=True)
+class ConfirmationRecord:
+    """``confirmation.json`` as a run wrote it: the design, the declared order, the speed finalists'
+    verdicts (``results``) and the size picks' (``four_bit``)."""
+
+    record: dict[str, Any]
+
+    @property
+    def finalists(self) -> list[str]:
+        return list(self.record.get("finalists") or [])
+
+    @property
+    def results(self) -> list[dict[str, Any]]:
+        return list(self.record.get("results") or [])
+
+    @property
+    def target(self) -> str | None:
+        return self.record.get("target")
 
 
 @dataclass(frozen=True)

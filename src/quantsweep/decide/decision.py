@@ -7,15 +7,15 @@ presents them.
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 from quantsweep.bench.timing import speedup_text
 from quantsweep.decide.confirm import Confirmation
+from quantsweep.ledger import Ledger
 from quantsweep.results import Decision, Row, points, summary_rows, tested
 
-__all__ = ["W8A16_SUSPECT_POINTS", "Decision", "conclude", "decide", "decide_confirmed", "faster_than_fp32",
+__all__ = ["W8A16_SUSPECT_POINTS", "Decision", "Study", "conclude", "decide", "decide_confirmed", "faster_than_fp32",
            "finalists", "pick_target", "search_intervals", "w8a16_verdict"]
 
 W8A16_SUSPECT_POINTS = 1.0
@@ -186,26 +186,39 @@ def w8a16_verdict(rows: list[Row]) -> dict[str, Any] | None:
                         "preprocessing, export and quantizer placement before trusting other rows")}
 
 
-def search_intervals(built: dict[str, Any], ds: Any, ids: list[int], resamples: int,
+def search_intervals(ledger: Ledger, ds: Any, ids: list[int], resamples: int,
                      seed: int) -> dict[str, tuple[float, float]]:
     """Each scored candidate's paired 95 % interval of ΔmAP50-95 against FP32 on the search subset."""
     from quantsweep.evaluate.bootstrap import bootstrap_map, delta_interval
 
-    dets = {}
-    for name, e in built.items():
-        m = e.get("metrics")
-        if e.get("error") is None and m:
-            path = Path(m.get("detections_file", ""))
-            if m.get("detections_file") and path.is_file():
-                dets[name] = json.loads(path.read_text())
+    dets = {c.name: c.detections() for c in ledger if c.has_detections()}
     if "fp32" not in dets or resamples < 2:
         return {}
     boot = bootstrap_map(ds.coco, dets, ids, resamples, seed)["map50_95"]
     return {n: delta_interval(v, boot["fp32"]) for n, v in boot.items()}
 
 
-def conclude(built: dict[str, Any], benches: dict[str, dict[str, Any]], ds: Any, ids: list[int], budget: float,
-             resamples: int, seed: int, confirmation: dict[str, Any] | None, target: str | None,
+@dataclass(frozen=True)
+class Study:
+    """What a decision is made over: the candidates with their measurements, the images they were
+    scored on, and how the bootstrap resamples them.
+
+    Attributes:
+        ledger: the candidates and their measurements.
+        ds: the evaluation dataset.
+        ids: the search subset's image ids.
+        resamples: bootstrap resamples (``--bootstrap``).
+        seed: the bootstrap's seed.
+    """
+
+    ledger: Ledger
+    ds: Any
+    ids: list[int]
+    resamples: int
+    seed: int
+
+
+def conclude(study: Study, budget: float, confirmation: dict[str, Any] | None, target: str | None,
              note: str | None = None) -> tuple[list[Row], Decision, dict[str, Any] | None]:
     """The table's rows (marked), the recommendation and the W8A16 verdict of a sweep.
 
@@ -213,7 +226,7 @@ def conclude(built: dict[str, Any], benches: dict[str, dict[str, Any]], ds: Any,
     held-out images; without one it is decided on the search subset and is ``unconfirmed``
     (``note``: why there was no confirmation).
     """
-    rows = summary_rows(built, benches, search_intervals(built, ds, ids, resamples, seed))
+    rows = summary_rows(study.ledger, search_intervals(study.ledger, study.ds, study.ids, study.resamples, study.seed))
     if confirmation is not None:
         decision = decide_confirmed(rows, confirmation["results"], budget, confirmation["target"])
     else:

@@ -108,8 +108,9 @@ def make_scheme(name: str, onnx_only: bool = False, **overrides: Any) -> Any:
 def scheme_from_dict(d: dict[str, Any], registry_name: str = "") -> Any:
     """Inverse of :func:`scheme_to_dict` (``registry_name`` restores where it came from)."""
     fields = dict(d)
-    family = fields.pop("family", None)
-    classes = {s.cls.family: s.cls for s in REGISTRY.values()}  # type: ignore[attr-defined]
-    if family not in classes:
-        raise QuantsweepError(f"unknown scheme family {family!r}", f"expected one of {', '.join(classes)}")
-    return classes[family](**fields, registry=registry_name)
+    method = fields.pop("method", None)
+    method = fields.pop("family", method)  # older records named the method "family"
+    classes = {s.cls.method: s.cls for s in REGISTRY.values()}  # type: ignore[attr-defined]
+    if method not in classes:
+        raise QuantsweepError(f"unknown scheme method {method!r}", f"expected one of {', '.join(classes)}")
+    return classes[method](**fields, registry=registry_name)

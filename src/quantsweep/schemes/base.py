@@ -79,7 +79,7 @@ def bits_traits(weight_bits: int, act_bits: int | None, **kw: Any) -> SchemeTrai
 class Scheme(Protocol):
     """A quantization scheme: a frozen dataclass with a derived name, its traits and a ``build`` verb."""
 
-    family: ClassVar[str]
+    method: ClassVar[str]  # the quantizer behind the scheme class (the table's "scheme" column)
     precision: ClassVar[str]
     k: int
     head_policy: bool
@@ -205,8 +205,9 @@ def check_weight_fields(scheme: Any, k_ok: bool = False) -> None:
 
 
 def scheme_to_dict(scheme: Any) -> dict[str, Any]:
-    """``{"family": ..., <fields>}``: the form stored in scheme JSON and read back by the registry.
+    """``{"method": ..., <fields>}``: the form stored in scheme JSON and read back by the registry.
 
     The registry name is not part of it: it says where a scheme came from, not what it builds.
+    (In the sweep a *family* is a registry name and its K variants; a *method* is the scheme class.)
     """
-    return {"family": scheme.family, **{k: v for k, v in dataclasses.asdict(scheme).items() if k != "registry"}}
+    return {"method": scheme.method, **{k: v for k, v in dataclasses.asdict(scheme).items() if k != "registry"}}

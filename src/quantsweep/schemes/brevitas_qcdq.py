@@ -67,7 +67,7 @@ class BrevitasQCDQ(SchemeMethods):
     a plain max scale lets outliers crush the other levels).
     """
 
-    family: ClassVar[str] = "brevitas"
+    method: ClassVar[str] = "brevitas"
     precision: ClassVar[str] = "weight-only"
     weight_bits: Literal[4, 8] = 8
     act_bits: Literal[8] | None = None

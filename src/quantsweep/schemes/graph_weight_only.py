@@ -65,7 +65,7 @@ __all__ = ["GraphWeightOnly", "SPECS"]
 class GraphWeightOnly(SchemeMethods):
     """W8A16 / W4A16 by rewriting weight initializers of the ONNX graph (no PyTorch needed)."""
 
-    family: ClassVar[str] = "graph-weight-only"
+    method: ClassVar[str] = "graph-weight-only"
     precision: ClassVar[str] = "weight-only"
     weight_bits: Literal[4, 8] = 8
     weight_scale: Literal["max", "mse"] = "max"

@@ -67,7 +67,7 @@ def _worker(job: dict[str, Any]) -> None:
 class ModelOptInt8(SchemeMethods):
     """INT8 QDQ placed for TensorRT (explicit quantization, zero-point 0) by ModelOpt."""
 
-    family: ClassVar[str] = "int8-trt"
+    method: ClassVar[str] = "int8-trt"
     precision: ClassVar[str] = "int8"
     k: int = 0
     calibration: Literal["max", "entropy"] = "max"
@@ -98,7 +98,7 @@ class ModelOptInt8(SchemeMethods):
 class ModelOptFp8(SchemeMethods):
     """FP8 E4M3 QDQ by ModelOpt (accelerated on Hopper+ TensorRT; emulated on ORT CPU)."""
 
-    family: ClassVar[str] = "fp8"
+    method: ClassVar[str] = "fp8"
     precision: ClassVar[str] = "fp8"
     k: int = 0
     calibration: Literal["max"] = "max"

@@ -45,7 +45,7 @@ __all__ = ["NncfInt8"]
 class NncfInt8(SchemeMethods):
     """INT8 QDQ by NNCF for OpenVINO: per-channel symmetric weights, per-tensor activations."""
 
-    family: ClassVar[str] = "int8-ov"
+    method: ClassVar[str] = "int8-ov"
     precision: ClassVar[str] = "int8"
     k: int = 0
     preset: Literal["mixed", "performance"] = "mixed"

@@ -125,7 +125,7 @@ class OrtInt8(SchemeMethods):
     QLinearConv), calibration on the calib split, the YOLO decode tail kept in float.
     """
 
-    family: ClassVar[str] = "int8"
+    method: ClassVar[str] = "int8"
     precision: ClassVar[str] = "int8"
     k: int = 0
     calibration: Calibration = "minmax"

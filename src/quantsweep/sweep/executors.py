@@ -41,7 +41,7 @@ from typing import Any, Protocol
 from quantsweep.files import capture_output
 from quantsweep.sweep.store import StepStore
 
-__all__ = ["JOB_MEMORY_GB", "Executor", "LocalExecutor", "PoolExecutor", "Task", "effective_jobs",
+__all__ = ["JOB_MEMORY_GB", "Backend", "Executor", "LocalExecutor", "PoolExecutor", "Task", "effective_jobs",
            "drive", "node_facts", "worker_call"]
 
 JOB_MEMORY_GB = 2.5
@@ -188,15 +188,26 @@ class LocalExecutor(_InProcess):
                     break
 
 
-def drive(store: StepStore, chains: Sequence[Sequence[Task]], on_fail: OnFail, submit: Callable[[Task], Any],
-           ready: Callable[[list[Any]], list[Any]], result: Callable[[Any], None],
-           abort: Callable[[list[Any]], None]) -> None:
-    """Run ``chains`` on an asynchronous backend, this process recording every step in ``store``.
+@dataclass(frozen=True)
+class Backend:
+    """An asynchronous place to run steps (a process pool, a Ray cluster), as :func:`drive` uses it.
 
-    ``submit(task)`` starts a step elsewhere and returns its handle; ``ready(handles)`` returns the
-    finished ones (waiting a little when none is); ``result(handle)`` raises the step's exception
-    if it failed; ``abort(handles)`` stops what still runs when this process is interrupted.
+    Attributes:
+        submit: ``submit(task)`` starts a step elsewhere and returns its handle.
+        ready: ``ready(handles)`` returns the finished ones (waiting a little when none is).
+        result: ``result(handle)`` raises the step's exception if it failed.
+        abort: ``abort(handles)`` stops what still runs when this process is interrupted.
     """
+
+    submit: Callable[[Task], Any]
+    ready: Callable[[list[Any]], list[Any]]
+    result: Callable[[Any], None]
+    abort: Callable[[list[Any]], None]
+
+
+def drive(store: StepStore, chains: Sequence[Sequence[Task]], on_fail: OnFail, backend: Backend) -> None:
+    """Run ``chains`` on an asynchronous ``backend``, this process recording every step in ``store``."""
+    submit, ready, result, abort = backend.submit, backend.ready, backend.result, backend.abort
     pending: dict[int, tuple[Any, Task, Any, float]] = {}  # chain -> (handle, task, inputs, start)
     position = [0] * len(chains)
 
@@ -254,8 +265,8 @@ class PoolExecutor(_InProcess):
 
         try:
             drive(store, chains, on_fail,
-                   submit=lambda task: pool.apply_async(worker_call, (task.func, task.args, task.log)),
-                   ready=ready, result=lambda h: h.get(), abort=lambda handles: pool.terminate())
+                  Backend(submit=lambda task: pool.apply_async(worker_call, (task.func, task.args, task.log)),
+                          ready=ready, result=lambda h: h.get(), abort=lambda handles: pool.terminate()))
         finally:
             pool.close()
             pool.join()

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from quantsweep.sweep.executors import JOB_MEMORY_GB, OnFail, Task, drive, node_facts, worker_call
+from quantsweep.sweep.executors import JOB_MEMORY_GB, Backend, OnFail, Task, drive, node_facts, worker_call
 from quantsweep.sweep.shipping import Shipper, run_staged
 from quantsweep.sweep.store import StepStore
 
@@ -164,8 +164,9 @@ class RayExecutor:
             log = Path(task.log).absolute() if task.log else None
             return step.remote(task.func, args, log, self.threads, files, out_dirs)
 
-        drive(store, chains, on_fail, submit=submit,
-               ready=lambda refs: ray.wait(refs, num_returns=1, timeout=0.5)[0], result=result, abort=abort)
+        drive(store, chains, on_fail, Backend(submit=submit, ready=lambda refs: ray.wait(refs, num_returns=1,
+                                                                                        timeout=0.5)[0],
+                                              result=result, abort=abort))
 
     def call(self, func: Callable[..., Any], args: tuple[Any, ...], resources: dict[str, float] | None) -> Any:
         """``func(*args)`` on a node holding ``resources`` (the whole of each, so one at a time there);

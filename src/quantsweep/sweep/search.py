@@ -30,7 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Probe", "SearchResult", "expected_low", "half_damage_k", "predicted_k", "search_k", "within_budget"]
+__all__ = ["MIN_PROGRESS", "Probe", "SearchResult", "expected_low", "half_damage_k", "predicted_k", "search_k", "within_budget"]
 
 
 @dataclass(frozen=True)
@@ -86,9 +86,12 @@ class SearchResult:
         object.__setattr__(self, "evaluations", len(self.trace))
 
 
+#: the share of K=0's gap to the target that two probes beyond K=0 must close, or the search gives up
+MIN_PROGRESS = 0.25
+
+
 def search_k(evaluate: Callable[[int], Probe], accept: Callable[[Probe], bool], k_max: int,
-             max_evals: int = 8, target_delta: float | None = None, min_progress: float = 0.25,
-             first_k: int = 1) -> SearchResult:
+             max_evals: int = 8, target_delta: float | None = None, first_k: int = 1) -> SearchResult:
     """Find the smallest K in ``[0, k_max]`` whose probe is accepted, with measured probes.
 
     Args:
@@ -97,7 +100,7 @@ def search_k(evaluate: Callable[[int], Probe], accept: Callable[[Probe], bool], 
         k_max: the largest K there is (rankable nodes of the model).
         max_evals: at most this many probes.
         target_delta: the ΔmAP a probe must reach (e.g. minus the budget); with it, the search
-            gives up ("no progress") when two probes beyond K=0 have not closed ``min_progress``
+            gives up ("no progress") when two probes beyond K=0 have not closed :data:`MIN_PROGRESS`
             of the K=0 probe's gap to it: the loss does not come from a few sensitive layers (a
             runtime that miscomputes the whole quantized graph, say), so more float layers will
             not buy it back.
@@ -131,7 +134,7 @@ def search_k(evaluate: Callable[[int], Probe], accept: Callable[[Probe], bool], 
             return SearchResult(tuple(trace), smallest(), "max_evals reached")
         if target_delta is not None and base is not None and len(trace) >= 3:
             closed = max((p.delta for p in trace[1:] if p.delta is not None), default=base) - base
-            if closed < min_progress * (target_delta - base):
+            if closed < MIN_PROGRESS * (target_delta - base):
                 return SearchResult(tuple(trace), None, "no progress: float layers do not close the gap")
         k = min(k, k_max)
         if accept(probe(k)):

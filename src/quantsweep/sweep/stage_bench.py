@@ -8,8 +8,11 @@ from pathlib import Path
 from typing import Any
 
 from quantsweep.errors import first_line
+from quantsweep.evaluate.run import EvalSettings
 from quantsweep.files import atomic_write_json
+from quantsweep.ledger import Ledger, Measurement
 from quantsweep.sweep.config import SweepConfig
+from quantsweep.sweep.context import Run
 from quantsweep.sweep.executors import Executor
 from quantsweep.sweep.store import StepStore
 
@@ -60,9 +63,8 @@ def choose_target(r: StepStore, cfg: SweepConfig, fp32: Path, executor: Executor
     return target
 
 
-def eval_settings(cfg: SweepConfig, target: str | None) -> Any:
+def eval_settings(cfg: SweepConfig, target: str | None) -> EvalSettings:
     """Evaluation settings scoring as the target runtime computes (ORT CPU when there is none)."""
-    from quantsweep.evaluate.run import EvalSettings
     from quantsweep.runtimes import get_runtime
 
     provider = get_runtime(target).provider if target else "cpu"
@@ -90,20 +92,21 @@ def write_bench(path: Path, res: dict[str, Any], name: str) -> None:
                              "rows": [row for row in res["rows"] if row["candidate"] == name]})
 
 
-def benchmarks(r: StepStore, cfg: SweepConfig, built: dict[str, Any],
-                executor: Executor) -> dict[str, dict[str, Any]]:
+def benchmarks(run: Run, ledger: Ledger) -> Ledger:
+    """Every built candidate timed on every backend, interleaved with FP32 (one step per backend);
+    returns the measurements (a backend that cannot run is recorded with its error)."""
     from quantsweep.files import file_hash
     from quantsweep.runtimes import available_runtimes
 
+    r, cfg = run.store, run.cfg
     res_dir = r.dir / "results"
-    models = [(n, e["onnx"]) for n, e in built.items() if e.get("onnx") and e.get("error") is None]
-    out: dict[str, dict[str, Any]] = {}
-    backends = cfg.backends or tuple(available_runtimes())
-    for backend in backends:
+    models = [(c.name, c.model_path) for c in ledger.timeable() if c.model_path is not None]
+    out = Ledger()
+    for backend in cfg.backends or tuple(available_runtimes()):
         outputs = [res_dir / f"{n}.{backend}.bench.json" for n, _ in models]
 
         def measure(backend: str = backend, outputs: list[Path] = outputs) -> None:
-            res = bench_on_backend(executor, cfg, backend, models, r.dir / "work" / "bench")
+            res = bench_on_backend(run.executor, cfg, backend, models, r.dir / "work" / "bench")
             for (n, _), path in zip(models, outputs):
                 write_bench(path, res, n)
 
@@ -113,7 +116,8 @@ def benchmarks(r: StepStore, cfg: SweepConfig, built: dict[str, Any],
         except KeyboardInterrupt:
             raise
         except Exception as exc:  # noqa: BLE001 - a failed backend is a row
-            out[backend] = {"error": str(exc)}
+            out.runtime_failed(backend, str(exc))
             continue
-        out[backend] = {n: json.loads(p.read_text()) for (n, _), p in zip(models, outputs)}
+        for (n, _), path in zip(models, outputs):
+            out.measure(Measurement(n, backend, json.loads(path.read_text())))
     return out

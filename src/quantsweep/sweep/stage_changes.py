@@ -12,7 +12,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from quantsweep.ledger import Ledger
 from quantsweep.results import Decision
+from quantsweep.sweep.context import Run
 
 __all__ = ["paired_detections", "what_changed"]
 
@@ -50,8 +52,8 @@ def paired_detections(results: Path, name: str) -> tuple[list[dict[str, Any]], l
     return f[0], c[0], c[1], "search"
 
 
-def what_changed(run_dir: Path, cfg: Any, ds: Any, decision: Decision, confirmation: dict[str, Any] | None,
-                 built: dict[str, Any]) -> dict[str, Any]:
+def what_changed(run: Run, decision: Decision, confirmation: dict[str, Any] | None,
+                 ledger: Ledger) -> dict[str, Any]:
     """``results/changes.json``: per subject (the pick, the finalists, else the nearest candidate)
     per-class and per-size Δ with paired intervals and the per-image changes; the gallery of the first
     subject drawn into ``results/gallery/``."""
@@ -59,9 +61,10 @@ def what_changed(run_dir: Path, cfg: Any, ds: Any, decision: Decision, confirmat
     from quantsweep.files import atomic_write_json
     from quantsweep.report.gallery import write_gallery
 
-    res = run_dir / "results"
+    cfg, ds = run.cfg, run.inp.eval_ds
+    res = run.dir / "results"
     wanted = [decision.candidate, *((confirmation or {}).get("finalists") or []), decision.closest]
-    subjects = [n for n in dict.fromkeys(wanted) if n and n != "fp32" and not (built.get(n) or {}).get("error")]
+    subjects = [n for n in dict.fromkeys(wanted) if n and n != "fp32" and not ((c := ledger.get(n)) and c.error)]
     out: dict[str, Any] = {"what": "what each candidate changed against FP32 on the same images: AP50-95 per class "
                                    "(paired bootstrap interval where a class has enough boxes), AP per object size, "
                                    "and per image the boxes at the gallery's score threshold",

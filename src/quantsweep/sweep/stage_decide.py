@@ -6,20 +6,22 @@ import functools
 import itertools
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from quantsweep.decide.confirm import ConfirmationRecord
 from quantsweep.decide.decision import Decision
-from quantsweep.decide.split import SubsetPlan
+from quantsweep.evaluate.run import EvalSettings
 from quantsweep.files import atomic_write_json
+from quantsweep.ledger import Ledger
 from quantsweep.results import Row
 from quantsweep.sweep.config import SweepConfig
-from quantsweep.sweep.executors import Executor, Task
-from quantsweep.sweep.inputs import Inputs
+from quantsweep.sweep.context import Run
+from quantsweep.sweep.executors import Task
 from quantsweep.sweep.stage_build import eval_inputs
-from quantsweep.sweep.store import StepStore
 
-__all__ = ['confirm', 'image_classes', 'report']
+__all__ = ['PairedScore', 'confirm', 'confirm_size', 'image_classes', 'report']
 
 log = logging.getLogger(__name__)
 
@@ -33,9 +35,7 @@ def image_classes(ds: Any) -> dict[int, set[int]]:
     return out
 
 
-def confirm(r: StepStore, cfg: SweepConfig, built: dict[str, Any], benches: dict[str, dict[str, Any]],
-             inp: Inputs, subsets: SubsetPlan, target: str | None, settings: Any,
-            executor: Executor) -> dict[str, Any] | None:
+def confirm(run: Run, ledger: Ledger) -> ConfirmationRecord | None:
     """The finalists re-scored on the confirmation pool under a design fixed before the first look.
 
     Finalists: the fastest candidates on the target backend that beat FP32 there with a point
@@ -46,6 +46,7 @@ def confirm(r: StepStore, cfg: SweepConfig, built: dict[str, Any], benches: dict
     is written to ``confirmation.json`` with every look's evidence. Each chunk of each model (FP32
     included) is a step, so an interrupted confirmation resumes.
     """
+    r, cfg, inp, subsets, settings = run.store, run.cfg, run.inp, run.subsets, run.settings
     chunks = [list(c) for c in subsets.chunks]
     if not chunks:
         return None
@@ -59,8 +60,8 @@ def confirm(r: StepStore, cfg: SweepConfig, built: dict[str, Any], benches: dict
     from quantsweep.evaluate.run import evaluate
     from quantsweep.results import summary_rows
 
-    rows = summary_rows(built, benches)
-    target = pick_target(rows, target)
+    rows = summary_rows(ledger)
+    target = pick_target(rows, run.target)
     chosen = finalists(rows, cfg.budget, target, cfg.finalists)
     looks = list(itertools.accumulate(map(len, chunks)))
     split = alpha_split(cfg.alpha)
@@ -68,7 +69,7 @@ def confirm(r: StepStore, cfg: SweepConfig, built: dict[str, Any], benches: dict
     design = make_design(split["speed"], looks, max(len(chosen), 1), cfg.alpha_spending, cfg.bootstrap, rule)
     order = [row.candidate for row in chosen]  # fastest first
     if rule == "fixed-sequence" and len(order) > 1:  # declared now, before the first look: safest first
-        lows = search_intervals({n: built[n] for n in ("fp32", *order)}, inp.eval_ds, list(subsets.search),
+        lows = search_intervals(ledger.subset(["fp32", *order]), inp.eval_ds, list(subsets.search),
                                 cfg.bootstrap, cfg.seed)
         order.sort(key=lambda n: -(lows.get(n) or (-1.0, 0.0))[0])
     out_dir = r.dir / "results" / "confirm"
@@ -78,14 +79,15 @@ def confirm(r: StepStore, cfg: SweepConfig, built: dict[str, Any], benches: dict
     def detections(name: str, upto: int, how: Any) -> list[dict[str, Any]]:
         tag = "" if how == settings else f".{how.provider}"  # the target's steps keep their names
         todo = [i for i in range(upto) if (how.provider, name, i) not in scored]
-        onnx_path = built[name]["onnx"]
+        model_path = ledger[name].model_path
+        assert model_path is not None, f"finalist {name} has no model file"
         metrics = {i: out_dir / f"{name}{tag}.c{i}.metrics.json" for i in todo}
         chains = [[Task(f"confirm{tag.replace('.', '-')}:{name}:{i}",
-                        functools.partial(eval_inputs, onnx_path, chunks[i], str(how)),
-                        [metrics[i]], evaluate, (onnx_path, inp.eval_ds, chunks[i], how, metrics[i], None, 1,
+                        functools.partial(eval_inputs, model_path, chunks[i], str(how)),
+                        [metrics[i]], evaluate, (model_path, inp.eval_ds, chunks[i], how, metrics[i], None, 1,
                                                  None, "cpu"))] for i in todo]
         failures: list[BaseException] = []
-        executor.run_chains(r, chains, lambda ci, task, exc: failures.append(exc))
+        run.executor.run_chains(r, chains, lambda ci, task, exc: failures.append(exc))
         if failures:
             raise failures[0]
         for i in todo:
@@ -125,48 +127,53 @@ def confirm(r: StepStore, cfg: SweepConfig, built: dict[str, Any], benches: dict
               "step": cfg.confirm_step, "design": design.to_dict(), "alpha_split": split,
               "split": {"mode": subsets.mode, "note": subsets.note, "search_images": len(subsets.search)},
               "finalists": [row.candidate for row in chosen], "results": [c.to_dict() for c in results]}
-    four = _confirm_four_bit(r, cfg, built, chunks, looks, score, scorer(_on_cpu(settings)))
+    four = confirm_size(r.dir, cfg, ledger, chunks, (score, scorer(_on_cpu(settings))))
     record["four_bit"] = four
     if four:
         record["alpha_split"] = alpha_split(cfg.alpha, len(four["finalists"]))
     atomic_write_json(r.dir / "confirmation.json", record)
-    return record
+    return ConfirmationRecord(record)
 
 
-def _on_cpu(settings: Any) -> Any:
+def _on_cpu(settings: EvalSettings) -> EvalSettings:
     import dataclasses
 
     return dataclasses.replace(settings, provider="cpu")
 
 
-def _confirm_four_bit(r: StepStore, cfg: SweepConfig, built: dict[str, Any], chunks: list[list[int]],
-                      looks: list[int], score: Any, score_cpu: Any = None) -> dict[str, Any] | None:
-    """The 4-bit size search's picks re-scored on the same held-out images against their family's budget
+PairedScore = Callable[[str, list[int]], tuple[float, float, float, float]]
+
+
+def confirm_size(run_dir: Path, cfg: SweepConfig, ledger: Ledger, chunks: list[list[int]],
+                 scores: tuple[PairedScore, PairedScore | None]) -> dict[str, Any] | None:
+    """The size search's picks (the ``size`` goal of :mod:`~quantsweep.sweep.stage_search`) re-scored on the same held-out images against their family's budget
     (``--w4-budget``; ``--w4a8-budget`` for W4A8), each family's pick its own verdict (W4A16 and W4A8 are
     different deployments: W4A8 runs on int8 kernels), smallest file first, under their own design (a
     separate question from the speed pick's; α split over the picks), so a size pick is a verdict too,
     not a search-subset estimate. A pick the target runtime could not score (a runtime that cannot load an INT4 file) is
-    scored on ONNX Runtime CPU, and so is the FP32 it is paired with (``score_cpu``)."""
+    scored on ONNX Runtime CPU, and so is the FP32 it is paired with (``scores``: the target's paired score,
+    then ONNX Runtime CPU's)."""
     from quantsweep.decide.confirm import confirm_finalists
     from quantsweep.decide.sequential import alpha_split, make_design
 
-    path = r.dir / "search.json"
+    path = run_dir / "search.json"
     if not path.is_file():
         return None
     placements = json.loads(path.read_text()).get("four_bit", {}).get("placements", [])
-    picks = [p["best"] for p in placements if p.get("best") in built and not built[p["best"]].get("error")]
+    picks = [p["best"] for p in placements if (c := ledger.get(p.get("best"))) is not None and not c.error]
     if not picks:
         return None
     budgets = {p["best"]: float(p.get("budget_points", cfg.w4_budget)) for p in placements if p.get("best") in picks}
-    from quantsweep.files import ModelFile
-
-    picks.sort(key=lambda name: ModelFile.of(Path(built[name]["onnx"])).size_bytes())
+    picks.sort(key=lambda name: ledger[name].size_bytes())
+    looks = list(itertools.accumulate(map(len, chunks)))
     design = make_design(alpha_split(cfg.alpha, len(picks))["size"], looks, len(picks), cfg.alpha_spending,
                          cfg.bootstrap)
-    fp32_by = ((built.get("fp32") or {}).get("metrics") or {}).get("run", {}).get("provider")
+    fp32 = ledger.fp32
+    fp32_by = fp32.provider if fp32 is not None else None
+    score, score_cpu = scores
 
     def paired(name: str, ids: list[int]) -> tuple[float, float, float, float]:
-        by = ((built[name].get("metrics") or {}).get("run") or {}).get("provider")
+        by = ledger[name].provider
         return (score_cpu if score_cpu is not None and by is not None and by != fp32_by else score)(name, ids)
 
     results = [{**c.to_dict(), "budget_points": budgets[c.candidate]}
@@ -178,25 +185,25 @@ def _confirm_four_bit(r: StepStore, cfg: SweepConfig, built: dict[str, Any], chu
             "results": results}
 
 
-def report(r: StepStore, cfg: SweepConfig, built: dict[str, Any], benches: dict[str, dict[str, Any]],
-            inp: Inputs, ids: list[int], confirmation: dict[str, Any] | None, target: str | None,
-            note: str | None) -> tuple[list[Row], Decision]:
+def report(run: Run, ledger: Ledger, confirmed: ConfirmationRecord | None) -> tuple[list[Row], Decision]:
     """Decide (:func:`quantsweep.decide.decision.conclude`), then write the table, plots and report:
     one manifest step over every result file it reads."""
     from quantsweep.data.coco import read_ids_file
-    from quantsweep.decide.decision import conclude
+    from quantsweep.decide.decision import Study, conclude
     from quantsweep.deploy.recommended import hand_back
     from quantsweep.files import file_hash
     from quantsweep.report.write import read_outputs, write_outputs
 
+    r, cfg, inp, ids = run.store, run.cfg, run.inp, run.ids
+    confirmation = confirmed.record if confirmed is not None else None
     sources = sorted((r.dir / "results").glob("*.metrics.json")) + sorted((r.dir / "results").glob("*.bench.json"))
     sources += sorted((r.dir / "results" / "reference").glob("*.metrics.json"))
     sources += sorted((r.dir / "results" / "confirm").glob("*.metrics.json"))
     sources += [p for p in (r.dir / "sensitivity.json", r.dir / "search.json", r.dir / "confirmation.json")
                 if p.exists()]
     inputs = {"files": {str(p.relative_to(r.dir)): file_hash(p) for p in sources},
-              "errors": {n: e.get("error") for n, e in built.items()},
-              "decision": [cfg.budget, target, cfg.bootstrap, cfg.seed, cfg.alpha, cfg.alpha_spending],
+              "errors": {c.name: c.error for c in ledger},
+              "decision": [cfg.budget, run.target, cfg.bootstrap, cfg.seed, cfg.alpha, cfg.alpha_spending],
               "changes": [cfg.gallery, cfg.gallery_conf]}
     shown = read_ids_file(r.dir / "confirm_ids.txt") if (r.dir / "confirm_ids.txt").is_file() else []
     example = inp.eval_ds.path((shown or ids)[0]).resolve() if (shown or ids) else None
@@ -206,12 +213,12 @@ def report(r: StepStore, cfg: SweepConfig, built: dict[str, Any], benches: dict[
                res / "changes.json", r.dir / "report.html"]
 
     def write() -> tuple[list[Row], Decision]:
-        rows, decision, verdict = conclude(built, benches, inp.eval_ds, ids, cfg.budget, cfg.bootstrap, cfg.seed,
-                                           confirmation, target or cfg.target_backend, note)
+        rows, decision, verdict = conclude(Study(ledger, inp.eval_ds, ids, cfg.bootstrap, cfg.seed), cfg.budget,
+                                           confirmation, run.target or cfg.target_backend, run.subsets.note)
         from quantsweep.sweep.stage_changes import what_changed
 
-        changes = what_changed(r.dir, cfg, inp.eval_ds, decision, confirmation, built)
-        scored_by = (built.get("fp32", {}).get("metrics") or {}).get("run", {}).get("provider")
+        changes = what_changed(run, decision, confirmation, ledger)
+        scored_by = ledger.fp32.provider if ledger.fp32 is not None else None
         made = write_outputs(r.dir, cfg, rows, decision, verdict, len(ids), confirmation, scored_by, example, changes)
         hand_back(r.dir, decision, made[0], example)
         return made

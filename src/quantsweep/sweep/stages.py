@@ -17,8 +17,9 @@ from typing import Any
 from quantsweep.decide.decision import Decision
 from quantsweep.decide.split import plan_subsets
 from quantsweep.results import Row
-from quantsweep.schemes import K_SCHEMES
+from quantsweep.schemes import K_SCHEMES, Scheme
 from quantsweep.sweep.config import SweepConfig
+from quantsweep.sweep.context import Run
 from quantsweep.sweep.executors import Executor
 from quantsweep.sweep.inputs import Inputs
 from quantsweep.sweep.stage_bench import benchmarks, choose_target, eval_settings
@@ -32,11 +33,11 @@ __all__ = ["RunResult", "execute"]
 log = logging.getLogger(__name__)
 
 
-def _plan(cfg: SweepConfig, onnx_only: bool) -> list[Any]:
+def _plan(cfg: SweepConfig, onnx_only: bool) -> list[Scheme]:
     """The candidates built up front: every scheme at every K of the grid, or at K=0 for the search."""
     from quantsweep.schemes import make_scheme
 
-    plan: list[Any] = []
+    plan: list[Scheme] = []
     for name in cfg.schemes:
         if name in K_SCHEMES:
             plan += [make_scheme(name, onnx_only=onnx_only, k=k) for k in (cfg.ks if cfg.grid else (0,))]
@@ -99,20 +100,20 @@ def execute(r: StepStore, cfg: SweepConfig, inp: Inputs, executor: Executor) -> 
             write_ids_file(r.dir / ids_name, values)
     if subsets.note:
         r.on_event({"event": "note", "message": subsets.note})
-    ctx = BuildContext(fp32, inp.pt, calib, r.dir / "work", cfg.trust_checkpoint)
+    build = BuildContext(fp32, inp.pt, calib, r.dir / "work", cfg.trust_checkpoint)
     target = choose_target(r, cfg, fp32, executor)
-    settings = eval_settings(cfg, target)
+    run = Run(r, cfg, inp, executor, build, eval_settings(cfg, target), target, subsets)
     request_gpus = getattr(executor, "request_gpus", None)  # a cluster places GPU-scored steps on GPU nodes
     if request_gpus is not None:
         from quantsweep.runtimes import scorer
 
-        request_gpus(1 if scorer(settings.provider).needs_gpu else 0)
-    rankings = sensitivities(r, cfg, plan, ctx, executor)
-    built = build_and_evaluate(r, cfg, plan, ctx, inp, ids, rankings, executor, settings)
-    blame_collapses(r, built, inp, ids, executor, settings)
-    benches = benchmarks(r, cfg, built, executor)
+        request_gpus(1 if scorer(run.settings.provider).needs_gpu else 0)
+    rankings = sensitivities(run, plan)
+    ledger = build_and_evaluate(run, plan, rankings)
+    blame_collapses(run, ledger)
+    ledger.merge(benchmarks(run, ledger))
     if not cfg.grid:
-        search(r, cfg, plan, ctx, inp, ids, built, benches, executor, len(confirm_ids), target, settings)
-    confirmation = confirm(r, cfg, built, benches, inp, subsets, target, settings, executor)
-    rows, recommendation = report(r, cfg, built, benches, inp, ids, confirmation, target, subsets.note)
+        ledger.merge(search(run, ledger, plan))
+    confirmation = confirm(run, ledger)
+    rows, recommendation = report(run, ledger, confirmation)
     return RunResult(r.dir, rows, recommendation, r.seconds())
