@@ -64,6 +64,22 @@ def _yolo_calib_dir(ds: Any, ids: list[int], out: Path) -> Path:
     return data
 
 
+def compiled_counts(model: Any) -> dict[str, int]:
+    """What OpenVINO's CPU plugin executes for ``model``: nodes by runtime precision (``f32``, ``i32``,
+    ``u8``, ``bf16``...) and the layout conversions (``Reorder`` nodes), from the compiled model."""
+    import openvino as ov
+
+    compiled = ov.Core().compile_model(model, "CPU")
+    counts: dict[str, int] = {}
+    for op in compiled.get_runtime_model().get_ordered_ops():
+        rt = op.get_rt_info()
+        precision = str(rt["runtimePrecision"].astype(str)) if "runtimePrecision" in rt else "?"
+        counts[precision] = counts.get(precision, 0) + 1
+        if "layerType" in rt and str(rt["layerType"].astype(str)) == "Reorder":
+            counts["reorders"] = counts.get("reorders", 0) + 1
+    return dict(sorted(counts.items(), key=lambda kv: -kv[1]))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--run", type=Path, required=True, help="a finished quantsweep run folder")
@@ -202,6 +218,22 @@ def main() -> None:
     maps = {n: coco_map(inp.eval_ds.coco, d, confirm_ids)["map50_95"] or 0.0 for n, d in dets.items()}
     x = np.random.default_rng(0).random((1, 3, *hw), dtype=np.float32)
     stats = _time(runners, x, args.seconds)
+    from quantsweep.bench.timing import speedup_interval, speedup_median
+
+    counts = {n: compiled_counts(m) for n, m in models.items()}
+    picks = [n for n in runners if n.startswith("quantsweep ")]
+    versus = []  # each quantsweep model against each peer with the same head: speed ratio and paired Δ
+    for q in picks:
+        for n in runners:
+            if n == q or n.startswith(("quantsweep ", "fp32")) or layouts[n] != layouts[q]:
+                continue
+            peer_ms, pick_ms = stats[n]["rounds_ms"], stats[q]["rounds_ms"]
+            ratio, interval = speedup_median(peer_ms, pick_ms), speedup_interval(peer_ms, pick_ms)
+            low, high = delta_interval(boot[q], boot[n])
+            versus.append({"pick": q, "peer": n, "speed_ratio": ratio, "ratio_low": interval[0] if interval else None,
+                           "ratio_high": interval[1] if interval else None, "rounds": min(len(peer_ms), len(pick_ms)),
+                           "delta_points": round(100 * (maps[q] - maps[n]), 2), "low_points": round(100 * low, 2),
+                           "high_points": round(100 * high, 2), "pick_nodes": counts[q], "peer_nodes": counts[n]})
     rows = []
     for n in made:
         row: dict[str, Any] = {"model": n, **made[n]}
@@ -212,7 +244,8 @@ def main() -> None:
                        map50_95=round(maps[n], 4), delta_points=round(100 * (maps[n] - maps[ref]), 2),
                        low_points=round(100 * low, 2), high_points=round(100 * high, 2),
                        p50_ms=stats[n]["latency_p50_ms"], spread=stats[n]["spread"],
-                       speedup=round(stats[ref]["latency_p50_ms"] / stats[n]["latency_p50_ms"], 3))
+                       speedup=round(stats[ref]["latency_p50_ms"] / stats[n]["latency_p50_ms"], 3),
+                       compiled_nodes=counts[n])
         rows.append(row)
     env = collect_env()
     print(f"Peers on {run} — OpenVINO {ov.__version__} CPU ({env['cpu']['model']}, {env['cpu']['physical_cores']} "
@@ -229,8 +262,21 @@ def main() -> None:
                   f"{r['spread']:.0%} | {r['seconds'] or ''} |")
         else:
             print(f"| {r['model']} | — | — | — | — | — | — | — | {r.get('error', '')} |")
+    print("\nCompiled graphs (OpenVINO CPU plugin): executed nodes by runtime precision, and reorders\n")
+    for r in rows:
+        if "compiled_nodes" in r:
+            print(f"- {r['model']}: " + ", ".join(f"{k} {v}" for k, v in r["compiled_nodes"].items()))
+    if versus:
+        print("\nquantsweep against each peer with the same head: median paired speed ratio (peer ms / pick ms per "
+              "interleaved round; > 1: the pick is faster) with its sign-test 95% interval, and the paired Δ "
+              "mAP50-95 pick − peer on the confirmation images\n")
+        print("| pick | peer | speed ratio ↑ | 95% interval | rounds | Δ pick − peer (points) | 95% interval |")
+        print("|---|---|---:|---|---:|---:|---|")
+        for v in versus:
+            print(f"| {v['pick']} | {v['peer']} | {v['speed_ratio']:.3f} | [{v['ratio_low']}, {v['ratio_high']}] | "
+                  f"{v['rounds']} | {v['delta_points']:+.2f} | [{v['low_points']:+.2f}, {v['high_points']:+.2f}] |")
     out = args.out or run / "peers.json"
-    out.write_text(json.dumps({"rows": rows, "env": env, "confirm_images": len(confirm_ids), "budget_points": budget,
+    out.write_text(json.dumps({"rows": rows, "versus": versus, "env": env, "confirm_images": len(confirm_ids), "budget_points": budget,
                                "seconds_per_model": args.seconds}, indent=2))
     print(f"\n{out}")
 

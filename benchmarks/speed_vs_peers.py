@@ -84,7 +84,7 @@ def _time(runners: dict[str, Callable[[np.ndarray], Any]], x: np.ndarray, second
             runners[n](x)
             samples[n].append((time.perf_counter() - t) * 1000)
         rnd += 1
-    return {n: summarize(s, 1) for n, s in samples.items()}
+    return {n: {**summarize(s, 1), "rounds_ms": s} for n, s in samples.items()}  # rounds: paired by index
 
 
 def main() -> None:

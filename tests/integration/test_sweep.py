@@ -87,6 +87,23 @@ def test_the_report_shows_what_changed_per_class_per_size_and_in_a_gallery(small
     assert "What changed" in page and "Gallery" in page
 
 
+def test_the_run_profiles_fp32_and_its_finalists_and_the_report_says_where_the_time_goes(small_run):
+    d = small_run.run_dir
+    confirmation = json.loads((d / "confirmation.json").read_text())
+    for name in ["fp32", *confirmation["finalists"]]:
+        p = json.loads((d / "results" / f"profile.{name}.ort-cpu.json").read_text())
+        assert p["runs"] == 50 and p["nodes"] > 20 and p["total_ms"] > 0 and p["latency_p50_ms"] > 0
+        assert sum(p["by_precision"].values()) == pytest.approx(p["total_ms"], abs=1e-3)
+    page = (d / "report.html").read_text()
+    section = page[page.index("<h2>Where the time goes</h2>"):page.index("<h2>W8A16 sanity check</h2>")]
+    assert "against FP32, node time by the runtime counters: convolutions" in section
+    assert 'alt="node time by operator"' in section and (d / "results" / "profile.png").is_file()
+    from quantsweep.report.cost import read_cost
+
+    stages = {s["stage"]: s for s in read_cost(d)["stages"]}  # the cost line counts the profiles' seconds
+    assert stages["profile"]["seconds"] > 0 and stages["profile"]["steps"] - len(confirmation["finalists"]) in (1, 2)
+
+
 def test_run_folder_is_readable_by_the_team(small_run):
     """Every file has the mode a plain open() gives under this umask (0644 under 022): none is 0600."""
     import stat

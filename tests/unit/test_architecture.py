@@ -61,3 +61,44 @@ def test_format_special_cases_live_in_the_format_module_only():
     found = [f"{p.relative_to(ROOT)}:{n}" for p in sorted((ROOT / "src").rglob("*.py")) if p not in home
              for n, line in enumerate(p.read_text().splitlines(), 1) if branch.search(line) or probe.search(line)]
     assert not found, found
+
+
+def _functions(path):
+    import ast
+
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            yield node
+
+
+def test_modules_stay_small_and_the_sweep_s_functions_take_few_parameters():
+    """No module over 400 lines; no function in sweep/ with more than 6 parameters (self aside)."""
+    long = [f"{p.relative_to(ROOT)}: {n}" for p in sorted((ROOT / "src").rglob("*.py"))
+            if (n := len(p.read_text().splitlines())) > 400]
+    assert not long, long
+    wide = []
+    for p in sorted((ROOT / "src" / "quantsweep" / "sweep").glob("*.py")):
+        for f in _functions(p):
+            a = f.args
+            names = [x.arg for x in (*a.posonlyargs, *a.args, *a.kwonlyargs)] + [x.arg for x in (a.vararg, a.kwarg) if x]
+            if len([n for n in names if n not in ("self", "cls")]) > 6:
+                wide.append(f"{p.name}:{f.name}")
+    assert not wide, wide
+
+
+def test_the_sweep_s_stages_are_typed_and_the_search_mutates_no_outer_state():
+    """The stages ``execute`` calls take and return typed records (no ``Any``), and the search holds no
+    nested function (its state lives on :class:`KSearch`, not in closures over the caller's dicts)."""
+    import ast
+    import inspect
+
+    from quantsweep.sweep import stage_bench, stage_build, stage_decide, stage_profile, stage_search
+
+    stages = [stage_build.sensitivities, stage_build.build_and_evaluate, stage_build.blame_collapses,
+              stage_bench.choose_target, stage_bench.eval_settings, stage_bench.benchmarks, stage_search.search,
+              stage_decide.confirm, stage_profile.profiles, stage_decide.report]
+    untyped = [f"{f.__name__}: {a}" for f in stages for a in inspect.get_annotations(f).values() if "Any" in str(a)]
+    assert not untyped, untyped
+    nested = [f"{outer.name}.{inner.name}" for outer in _functions(Path(stage_search.__file__))
+              for inner in ast.walk(outer) if inner is not outer and isinstance(inner, ast.FunctionDef)]
+    assert not nested, nested

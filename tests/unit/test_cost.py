@@ -19,7 +19,7 @@ SEARCH = {"trace": [{"candidate": "int8-ov", "k": 0}, {"candidate": "int8-ov-k4"
     ("bench:openvino:int8-ov-k4", "search probes"), ("confirm:int8-ov:0", "confirmation"),
     ("confirm-cpu:fp32:2", "confirmation"), ("sensitivity:w4a16", "4-bit size search"),
     ("build:w4a16-k6", "4-bit size search"), ("eval:w4a16-k6", "4-bit size search"),
-    ("build:w4a16-k0", "build"), ("report", "report")])
+    ("build:w4a16-k0", "build"), ("profile:int8-ov:openvino", "profile"), ("report", "report")])
 def test_every_step_has_its_stage(step, stage):
     assert stage_of(step, {"int8-ov-k4", "int8-ov-k9"}, {"w4a16-k6"}, {"w4a16"}) == stage
 

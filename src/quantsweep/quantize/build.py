@@ -24,14 +24,15 @@ from quantsweep.files import ModelFile, atomic_replace, atomic_write_json, sha25
 from quantsweep.model.formats import format_of
 from quantsweep.schemes import REGISTRY, BuildContext, scheme_to_dict
 
-__all__ = ["Candidate", "candidate_path", "keep_float_nodes", "materialize"]
+__all__ = ["BuiltCandidate", "candidate_path", "keep_float_nodes", "materialize"]
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class Candidate:
-    """A built candidate: its model file (ONNX, or OpenVINO IR ``.xml``) and its scheme record."""
+class BuiltCandidate:
+    """What one build made: its model file (ONNX, or OpenVINO IR ``.xml``) and its scheme record (the sweep
+    keeps it in a :class:`quantsweep.ledger.Candidate`)."""
 
     name: str
     model_path: Path
@@ -160,7 +161,7 @@ def _check_effective_k(scheme: Any, ranked_keep: list[str], nodes: list[str], fl
 
 
 def materialize(scheme: Any, ctx: BuildContext, out_dir: Path,
-                ranking: list[dict[str, Any]] | None = None) -> Candidate:
+                ranking: list[dict[str, Any]] | None = None) -> BuiltCandidate:
     """Build ``scheme`` on ``ctx`` into ``out_dir/<name>.onnx`` (or ``.xml`` + ``.bin``) and ``<name>.scheme.json``."""
     import onnx
 
@@ -235,4 +236,4 @@ def materialize(scheme: Any, ctx: BuildContext, out_dir: Path,
     }
     scheme_path = out_dir / f"{scheme.name}.scheme.json"
     atomic_write_json(scheme_path, record)
-    return Candidate(scheme.name, target.path, scheme_path, record)
+    return BuiltCandidate(scheme.name, target.path, scheme_path, record)

@@ -24,7 +24,7 @@ __all__ = ["STAGES", "by_stage", "cost_html", "cost_line", "read_cost", "stage_o
 
 #: the stages, in the order a run meets them
 STAGES: tuple[str, ...] = ("export", "build", "rank", "evaluate", "benchmark", "search probes", "confirmation",
-                           "4-bit size search", "report")
+                           "4-bit size search", "profile", "report")
 
 
 def _probes(search: dict[str, Any] | None) -> tuple[set[str], set[str], set[str]]:
@@ -58,6 +58,8 @@ def stage_of(step: str, speed_probes: set[str], size_probes: set[str], size_fami
         return "benchmark"
     if what.startswith("confirm"):
         return "confirmation"
+    if what == "profile":
+        return "profile"
     if what == "sensitivity":
         return "4-bit size search" if rest in size_families else "rank"
     if what in ("build", "eval", "eval-ref"):

@@ -24,6 +24,7 @@ from quantsweep.env import cpu_class
 from quantsweep.files import atomic_write_text
 from quantsweep.quantize.sensitivity import score_text
 from quantsweep.report.cost import cost_html, read_cost
+from quantsweep.report.profiles import profile_html
 from quantsweep.results import Decision, Row, points, tested, what_they_confirm
 
 __all__ = ["write_report"]
@@ -353,6 +354,7 @@ figcaption{{font-size:11px}}
  '<p>No ΔmAP / speed-up against K plot: no candidate in this run keeps any layer in float or at 8 bits (K = 0 '
  'only: the search needed no probe).</p>'}
 {_img(res / 'kept_float.png', 'where the float-kept nodes sit') if (res / 'kept_float.png').exists() else ''}
+<h2>Where the time goes</h2>{profile_html(res, decision, _img(res / 'profile.png', 'node time by operator'))}
 <h2>W8A16 sanity check</h2>{verdict_html}
 <h2>All candidates</h2><p>mAP on {cfg.max_images} search images, scored by {_E(str(scored_by))} (the decision's
 runtime: runtimes do not compute a low-precision graph alike); ΔmAP in points with a paired bootstrap 95% interval;

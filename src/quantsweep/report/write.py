@@ -10,6 +10,7 @@ from quantsweep.deploy.recommended import run_command
 from quantsweep.files import ModelFile, atomic_write_json, atomic_write_text
 from quantsweep.report.html import write_report
 from quantsweep.report.plots import damage_plot, k_curve_plot, kept_float_strip, pareto_plot
+from quantsweep.report.profiles import profile_plot, read_profiles
 from quantsweep.report.table import COLUMNS, HIGHER_IS_BETTER, to_csv, to_markdown
 from quantsweep.results import Decision, Row
 
@@ -50,6 +51,7 @@ def write_outputs(run_dir: Path, cfg: Any, rows: list[Row], decision: Decision, 
         for stale in (res / "class_damage.png", res / "class_damage.svg"):
             stale.unlink(missing_ok=True)
     k_curve_plot(rows, res / "k_curve.png", decision.backend)
+    profile_plot(read_profiles(res, decision.backend), decision, res / "profile.png")
     scheme_path = run_dir / "candidates" / f"{decision.candidate}.scheme.json"
     strip = kept_float_strip(run_dir / "candidates" / "fp32.onnx",
                              json.loads(scheme_path.read_text()) if scheme_path.is_file() else None,

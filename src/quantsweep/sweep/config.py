@@ -73,6 +73,7 @@ class SweepConfig:
     seed: int = 0
     gallery: int = 12  # image pairs (FP32 | candidate) the report shows where the candidate changed most; 0: none
     gallery_conf: float = 0.25  # score threshold of the boxes drawn and counted in the gallery
+    profile_runs: int = 50  # calls each per-node profile (FP32, the possible picks) averages; 0: no profile
     jobs: int = 1
     executor: str = "local"  # local (this machine: --jobs processes) | ray (a Ray cluster)
     ray_address: str | None = None  # auto | HOST:PORT | ray://HOST:PORT; None: a private local Ray
@@ -102,6 +103,9 @@ class SweepConfig:
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise QuantsweepError(f"{name} must be 0 or a positive integer (got {value!r})",
                                       "use 0 to turn confirmation off", name)
+        if not isinstance(self.profile_runs, int) or isinstance(self.profile_runs, bool) or self.profile_runs < 0:
+            raise QuantsweepError(f"profile_runs must be 0 or a positive integer (got {self.profile_runs!r})",
+                                  "use e.g. --profile-runs 50, or 0 for no profile", "profile_runs")
         if not isinstance(self.max_evals, int) or isinstance(self.max_evals, bool) or self.max_evals < 0:
             raise QuantsweepError(f"max_evals must be 0 or a positive integer (got {self.max_evals!r})",
                                   "use e.g. --max-evals 8 (0: keep every placement at K=0)", "max_evals")

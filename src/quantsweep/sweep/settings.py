@@ -61,6 +61,8 @@ HELP: dict[str, str] = {
     "seed": "seed of the bootstrap resamples and of every random choice the run makes",
     "gallery": "image pairs the report shows where the pick changed most (0: none)",
     "gallery_conf": "score threshold of the gallery's boxes",
+    "profile_runs": "calls each per-node profile averages (FP32 and the possible picks on the target runtime, "
+                    "from the runtime's own counters: the report's 'Where the time goes'); 0: no profile",
     "jobs": "parallel builds/evaluations (worker processes)",
     "executor": "where steps run: local (this machine) or ray (a Ray cluster)",
     "ray_address": "auto | HOST:PORT | ray://HOST:PORT (default: a private local Ray)",

@@ -185,6 +185,24 @@ def confirm_size(run_dir: Path, cfg: SweepConfig, ledger: Ledger, chunks: list[l
             "results": results}
 
 
+def _say_where_the_time_goes(res: Path, decision: Decision) -> Decision:
+    """A decision that stays on FP32 says what the profiles show: what the fastest candidate's
+    convolutions save and what the rest of its graph costs (:mod:`quantsweep.report.profiles`)."""
+    import dataclasses
+
+    from quantsweep.bench.profile import where_the_time_goes
+    from quantsweep.report.profiles import compared, read_profiles
+
+    if decision.candidate not in (None, "fp32"):
+        return decision
+    found = read_profiles(res, decision.backend)
+    name = compared(found, decision)
+    if "fp32" not in found or name is None:
+        return decision
+    return dataclasses.replace(decision, reason=f"{decision.reason}. Where the time goes: "
+                               f"{where_the_time_goes(found['fp32'], found[name], name)}")
+
+
 def report(run: Run, ledger: Ledger, confirmed: ConfirmationRecord | None) -> tuple[list[Row], Decision]:
     """Decide (:func:`quantsweep.decide.decision.conclude`), then write the table, plots and report:
     one manifest step over every result file it reads."""
@@ -201,6 +219,7 @@ def report(run: Run, ledger: Ledger, confirmed: ConfirmationRecord | None) -> tu
     sources += sorted((r.dir / "results" / "confirm").glob("*.metrics.json"))
     sources += [p for p in (r.dir / "sensitivity.json", r.dir / "search.json", r.dir / "confirmation.json")
                 if p.exists()]
+    sources += sorted((r.dir / "results").glob("profile.*.json"))
     inputs = {"files": {str(p.relative_to(r.dir)): file_hash(p) for p in sources},
               "errors": {c.name: c.error for c in ledger},
               "decision": [cfg.budget, run.target, cfg.bootstrap, cfg.seed, cfg.alpha, cfg.alpha_spending],
@@ -215,6 +234,7 @@ def report(run: Run, ledger: Ledger, confirmed: ConfirmationRecord | None) -> tu
     def write() -> tuple[list[Row], Decision]:
         rows, decision, verdict = conclude(Study(ledger, inp.eval_ds, ids, cfg.bootstrap, cfg.seed), cfg.budget,
                                            confirmation, run.target or cfg.target_backend, run.subsets.note)
+        decision = _say_where_the_time_goes(r.dir / "results", decision)
         from quantsweep.sweep.stage_changes import what_changed
 
         changes = what_changed(run, decision, confirmation, ledger)

@@ -8,10 +8,13 @@ between them is a :class:`Goal`, declared once here; :class:`KSearch` runs the s
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from quantsweep.errors import first_line
@@ -28,6 +31,8 @@ from quantsweep.sweep.stage_build import build_and_evaluate, sensitivities
 __all__ = ['Goal', 'KSearch', 'SIZE', 'SPEED', 'search', 'size_search_wanted']
 
 log = logging.getLogger(__name__)
+
+Rule = Callable[[Probe], bool]  # whether a probe qualifies (quantsweep.sweep.search.within_budget)
 
 
 @dataclass(frozen=True)
@@ -147,11 +152,7 @@ class KSearch:
         out = r.dir / "results" / f"{cand.name}.{target}.bench.json"
         models = [("fp32", fp32.model_path), (cand.name, cand.model_path)]
         seconds = min(cfg.bench_seconds, 2.0)
-
-        def measure() -> None:
-            write_bench(out, bench_on_backend(self.run.executor, cfg, target, models, r.dir / "work" / "bench",
-                                              seconds), cand.name)
-
+        measure = functools.partial(self.write_timing, (target, seconds), models, out)
         try:
             r.step(f"bench:{target}:{cand.name}", {"models": {n: file_hash(p) for n, p in models},
                                                    "batches": list(cfg.batches), "seconds": seconds}, [out], measure)
@@ -163,6 +164,14 @@ class KSearch:
         except Exception as exc:  # noqa: BLE001 - a probe that cannot be timed is a row with its error
             cand.fail(f"benchmark on {target} failed: {first_line(exc)}", keep_first=True)
 
+    def write_timing(self, where: tuple[str, float], models: list[tuple[str, Path]], out: Path) -> None:
+        """The step behind :meth:`time_on_target`: ``models`` (FP32 first) timed on ``where`` = (runtime,
+        seconds), the probe's share written to ``out``."""
+        runtime, seconds = where
+        res = bench_on_backend(self.run.executor, self.run.cfg, runtime, models, self.run.dir / "work" / "bench",
+                               seconds)
+        write_bench(out, res, models[-1][0])
+
     def speed(self, name: str) -> float | None:
         """``name``'s speed-up on the target when it is measurably faster than FP32 there, else None."""
         from quantsweep.decide.decision import faster_than_fp32
@@ -172,7 +181,7 @@ class KSearch:
                   speedup_ci95_low=b.get("speedup_ci95_low"))
         return row.speedup_vs_fp32 if faster_than_fp32(row) else None
 
-    def trace_row(self, fam: str, name: str, p: Probe, kept: list[str], rule: Any) -> dict[str, Any]:
+    def trace_row(self, fam: str, name: str, p: Probe, kept: list[str], rule: Rule) -> dict[str, Any]:
         """The trace's line for probe ``p`` of candidate ``name`` (with what its steps took)."""
         from quantsweep.sweep.search import expected_low
 
@@ -195,7 +204,7 @@ class KSearch:
         rankings = sensitivities(self.run, [s0, self.run.scheme(family, k=1)])
         return rankings.get(family) or Ranking(family, {})
 
-    def probe_k(self, ranking: Ranking, k: int, goal: Goal, rule: Any, trace: list[dict[str, Any]]) -> Probe:
+    def probe_k(self, ranking: Ranking, k: int, goal: Goal, rule: Rule, trace: list[dict[str, Any]]) -> Probe:
         """Build, score (and time on the target when the goal is timed) the family's candidate with K kept nodes."""
         scheme = self.run.scheme(ranking.family, k=k)
         nodes = ranking.nodes or []
@@ -208,6 +217,12 @@ class KSearch:
         p = self.measured(scheme.name, k)
         trace.append(self.trace_row(ranking.family, scheme.name, p, [n["node"] for n in nodes[:k]], rule))
         return p
+
+    def probe_or_k0(self, family: tuple[Ranking, Probe], goal_trace: tuple[Goal, list[dict[str, Any]]],
+                    rule: Rule, k: int) -> Probe:
+        """The search's ``evaluate(k)``: the measured K=0 probe, or a new probe at ``k``."""
+        ranking, p0 = family
+        return p0 if k == 0 else self.probe_k(ranking, k, goal_trace[0], rule, goal_trace[1])
 
     # one placement: K=0, then the hedge or the search
     def hedge(self, s0: Scheme, item: dict[str, Any], trace: list[dict[str, Any]]) -> bool:
@@ -249,13 +264,11 @@ class KSearch:
             item["stopped"] = f"not searched: no sensitivity ranking ({ranking.error})"
             return None
 
-        def evaluate(k: int) -> Probe:
-            return p0 if k == 0 else self.probe_k(ranking, k, goal, rule, trace)
-
         first = predicted_k(ranking.record, p0, budget, self.shrink) if goal.predicts_first_k else 1
         if first > 1:
             item["first_k"] = {"k": first, "why": "the fewest ranked nodes whose measured damage, removed, would "
                                                   "bring K=0's expected lower bound within the budget"}
+        evaluate = functools.partial(self.probe_or_k0, (ranking, p0), goal_trace, rule)
         result = search_k(evaluate, rule, k_max=len(ranking.nodes), max_evals=cap + 1,
                           target_delta=-budget / 100 if goal.gives_up else None, first_k=first)
         item["stopped"] = result.stopped

@@ -25,6 +25,7 @@ from quantsweep.sweep.inputs import Inputs
 from quantsweep.sweep.stage_bench import benchmarks, choose_target, eval_settings
 from quantsweep.sweep.stage_build import blame_collapses, build_and_evaluate, sensitivities
 from quantsweep.sweep.stage_decide import confirm, image_classes, report
+from quantsweep.sweep.stage_profile import profiles
 from quantsweep.sweep.stage_search import search
 from quantsweep.sweep.store import StepStore
 
@@ -115,5 +116,6 @@ def execute(r: StepStore, cfg: SweepConfig, inp: Inputs, executor: Executor) -> 
     if not cfg.grid:
         ledger.merge(search(run, ledger, plan))
     confirmation = confirm(run, ledger)
+    profiles(run, ledger, confirmation)
     rows, recommendation = report(run, ledger, confirmation)
     return RunResult(r.dir, rows, recommendation, r.seconds())
