@@ -9,8 +9,10 @@ import pytest
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    # Tests must never reach the network or write into the user's cache.
-    os.environ.setdefault("QUANTSWEEP_CACHE", str(Path(config.rootpath) / ".pytest_cache" / "qs-cache"))
+    # Tests must never reach the network or write into the user's cache; each pytest-xdist worker
+    # has its own cache, so two workers never materialize the demo world into the same folder at once.
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    os.environ.setdefault("QUANTSWEEP_CACHE", str(Path(config.rootpath) / ".pytest_cache" / f"qs-cache{worker}"))
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

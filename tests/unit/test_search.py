@@ -126,3 +126,28 @@ def test_the_four_bit_size_search_runs_when_asked_or_when_the_target_computes_in
     assert size_search_wanted(SweepConfig(), nbits, "openvino", plan)[0]
     # an 8-bit candidate's int8 kernels are not 4-bit compute
     assert not size_search_wanted(SweepConfig(), measured(int8_qdq=int8), "openvino", plan)[0]
+
+
+def test_a_node_s_float_cost_is_its_fp32_time_minus_its_int8_time_on_the_runtime():
+    from quantsweep.sweep.search import float_costs
+
+    fp32 = [{"name": "/m.0/conv/Conv/WithoutBiases", "ms": 0.9}, {"name": "/m.0/conv/Conv/", "ms": 0.1},
+            {"name": "/m.10/conv/Conv", "ms": 0.5}, {"name": "/m.1/conv/Conv", "ms": 0.2}]
+    int8 = [{"name": "/m.0/conv/Conv/WithoutBiases", "ms": 0.4}, {"name": "/m.10/conv/Conv", "ms": 0.3},
+            {"name": "/m.1/conv/Conv", "ms": 0.25}]
+    costs = float_costs(fp32, int8, ["/m.0/conv/Conv", "/m.1/conv/Conv", "/m.2/conv/Conv"])
+    # every executed node named after the ONNX node counts; /m.10 is not /m.1's; faster float costs nothing
+    assert costs == {"/m.0/conv/Conv": 0.6, "/m.1/conv/Conv": 0.0}
+
+
+def test_the_latency_aware_order_puts_cheap_damage_first_and_unpriced_nodes_last():
+    from quantsweep.sweep.search import half_damage_k, latency_order
+
+    ranking = [{"node": "stem", "score": 0.5}, {"node": "neck", "score": 0.3}, {"node": "head", "score": 0.2},
+               {"node": "deep", "score": None}]
+    order = latency_order(ranking, {"stem": 2.0, "neck": 0.1, "head": 0.0})
+    assert [n["node"] for n in order] == ["head", "neck", "stem", "deep"]  # 0.2/0.01, 0.3/0.1, 0.5/2.0
+    assert [n["node"] for n in ranking] == ["stem", "neck", "head", "deep"]  # the ranking itself is unchanged
+    # half of the damage: the stem alone in today's order, the two cheap nodes in the latency-aware one
+    assert half_damage_k({"ranking": ranking, "damage_full": 1.0})[0] == 1
+    assert half_damage_k({"ranking": order, "damage_full": 1.0})[0] == 2

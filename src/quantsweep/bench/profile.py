@@ -81,7 +81,7 @@ def _openvino(model: Path, runs: int, threads: int | None) -> dict[str, Any]:
                                                      "precision": precisions.get(info.node_name, "?"), "ms": 0.0})
             entry["ms"] += info.real_time.total_seconds() * 1e3
     nodes = [{**e, "ms": round(e["ms"] / runs, 5)} for e in sums.values()]
-    return {"runtime": f"OpenVINO {ov.__version__} CPU", "nodes_detail": nodes, "latency_p50_ms": statistics.median(walls),
+    return {"runtime": f"OpenVINO {ov.__version__.split('-')[0]} CPU", "nodes_detail": nodes, "latency_p50_ms": statistics.median(walls),
             "how": "PERF_COUNT real time per executed node; precision: the executed graph's runtimePrecision"}
 
 
@@ -127,14 +127,16 @@ def _ort(model: Path, runs: int, threads: int | None) -> dict[str, Any]:
 
 def profile_model(model: Path, runtime: str, runs: int = 50, threads: int | None = None) -> dict[str, Any]:
     """``model``'s per-node profile on ``runtime`` (one of :data:`PROFILED`), averaged over ``runs`` calls
-    after 3 warm-up calls, with the median latency of those calls (counters on) beside it."""
+    after 3 warm-up calls, with the median latency of those calls (counters on) beside it; ``every_node``
+    lists each executed node (name, operator, kernel, precision, ms), slowest first."""
     from quantsweep.errors import QuantsweepError
 
     if runtime not in PROFILED:
         raise QuantsweepError(f"no per-node profile for runtime {runtime!r}", f"use one of {', '.join(PROFILED)}")
     raw = _openvino(Path(model), runs, threads) if runtime == "openvino" else _ort(Path(model), runs, threads)
     out = {"model": str(model), "runtime": raw["runtime"], "how": raw["how"], "runs": runs,
-           "latency_p50_ms": round(raw["latency_p50_ms"], 4), **aggregate(raw["nodes_detail"])}
+           "latency_p50_ms": round(raw["latency_p50_ms"], 4), **aggregate(raw["nodes_detail"]),
+           "every_node": sorted(raw["nodes_detail"], key=lambda n: -n["ms"])}
     out["covered"] = round(out["total_ms"] / out["latency_p50_ms"], 3) if out["latency_p50_ms"] else None
     return out
 
