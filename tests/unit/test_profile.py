@@ -110,3 +110,18 @@ def test_a_decision_that_stays_on_fp32_says_where_the_time_goes(tmp_path):
     assert "convolutions 3.40 ms vs 4.80 ms (1.40 ms saved)" in stays.reason
     picked = Decision("int8-ov", "openvino", "fastest")
     assert _say_where_the_time_goes(tmp_path, picked) == picked  # a pick is explained by its speed-up
+
+
+def test_the_profile_command_reads_an_openvino_ir_and_lists_every_node(demo_dir, tmp_path, capsys):
+    """An IR (the int8-ov candidates' format) profiles like an ONNX file; ``every_node`` holds each executed node."""
+    ov = pytest.importorskip("openvino")
+    from quantsweep.cli.main import main
+
+    xml = tmp_path / "model.xml"
+    ov.save_model(ov.convert_model(str(demo_dir / "model.onnx")), str(xml), compress_to_fp16=False)
+    out = tmp_path / "p.json"
+    assert main(["profile", "--model", str(xml), "--backends", "openvino", "--runs", "5", "--out", str(out)]) == 0
+    p = json.loads(out.read_text())["openvino"]
+    assert len(p["every_node"]) == p["nodes"] > 20 and p["every_node"][0]["ms"] >= p["every_node"][-1]["ms"]
+    assert sum(n["ms"] for n in p["every_node"]) == pytest.approx(p["total_ms"], abs=1e-3)
+    assert "model.xml on OpenVINO" in capsys.readouterr().out
