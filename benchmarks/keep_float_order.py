@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
-from speed_vs_peers import _detections, _ov_runner, _time  # noqa: E402
+from speed_vs_peers import score_and_time  # noqa: E402
 
 
 def main() -> None:
@@ -39,8 +39,7 @@ def main() -> None:
     from quantsweep.bench.timing import speedup_interval, speedup_median
     from quantsweep.data.coco import read_ids_file
     from quantsweep.env import collect_env
-    from quantsweep.evaluate.bootstrap import bootstrap_map, delta_interval
-    from quantsweep.evaluate.metrics import coco_map
+    from quantsweep.evaluate.bootstrap import delta_interval
     from quantsweep.files import ModelFile
     from quantsweep.model.info import inspect_onnx
     from quantsweep.quantize.build import materialize
@@ -77,14 +76,7 @@ def main() -> None:
                                      "predicted_float_ms": round(sum(costs.get(n, 0.0) for n in kept), 3)}
     if args.peer:
         models[f"peer {args.peer.name}"] = str(args.peer)
-    runners = {n: _ov_runner(m) for n, m in models.items()}
-    import numpy as np
-
-    dets = {n: _detections(r, inp.eval_ds, confirm_ids, hw) for n, r in runners.items()}
-    boot = bootstrap_map(inp.eval_ds.coco, dets, confirm_ids, args.bootstrap, cfg.seed)["map50_95"]
-    maps = {n: coco_map(inp.eval_ds.coco, d, confirm_ids)["map50_95"] or 0.0 for n, d in dets.items()}
-    x = np.random.default_rng(0).random((1, 3, *hw), dtype=np.float32)
-    stats = _time(runners, x, args.seconds)
+    boot, maps, stats = score_and_time(models, inp.eval_ds, confirm_ids, hw, (args.bootstrap, cfg.seed, args.seconds))
     env = collect_env()
     base = next((n for n in chosen if n.startswith("accuracy")), None)
     print(f"Keep-float order on {run} ({args.family}) — OpenVINO CPU ({env['cpu']['model']}, "

@@ -31,10 +31,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).parent))
-from speed_vs_peers import _detections, _ov_runner, _time  # noqa: E402
+from speed_vs_peers import _detections, score_and_time  # noqa: E402
 
 
 def _yolo_calib_dir(ds: Any, ids: list[int], out: Path) -> Path:
@@ -97,7 +95,7 @@ def main() -> None:
 
     from quantsweep.data.coco import read_ids_file
     from quantsweep.env import collect_env
-    from quantsweep.evaluate.bootstrap import bootstrap_map, delta_interval
+    from quantsweep.evaluate.bootstrap import delta_interval
     from quantsweep.evaluate.metrics import coco_map
     from quantsweep.files import ModelFile
     from quantsweep.model.info import inspect_onnx
@@ -212,19 +210,14 @@ def main() -> None:
             made[ref] = {"how": f"FP32 export of the {lay} head: the reference of the {lay}-head peers", "seconds": None}
             layouts[ref], reference[lay] = lay, ref
 
-    runners = {n: _ov_runner(m) for n, m in models.items()}
-    dets = {n: _detections(r, inp.eval_ds, confirm_ids, hw) for n, r in runners.items()}
-    boot = bootstrap_map(inp.eval_ds.coco, dets, confirm_ids, args.bootstrap, cfg.seed)["map50_95"]
-    maps = {n: coco_map(inp.eval_ds.coco, d, confirm_ids)["map50_95"] or 0.0 for n, d in dets.items()}
-    x = np.random.default_rng(0).random((1, 3, *hw), dtype=np.float32)
-    stats = _time(runners, x, args.seconds)
+    boot, maps, stats = score_and_time(models, inp.eval_ds, confirm_ids, hw, (args.bootstrap, cfg.seed, args.seconds))
     from quantsweep.bench.timing import speedup_interval, speedup_median
 
     counts = {n: compiled_counts(m) for n, m in models.items()}
-    picks = [n for n in runners if n.startswith("quantsweep ")]
+    picks = [n for n in stats if n.startswith("quantsweep ")]
     versus = []  # each quantsweep model against each peer with the same head: speed ratio and paired Δ
     for q in picks:
-        for n in runners:
+        for n in stats:
             if n == q or n.startswith(("quantsweep ", "fp32")) or layouts[n] != layouts[q]:
                 continue
             peer_ms, pick_ms = stats[n]["rounds_ms"], stats[q]["rounds_ms"]
@@ -237,7 +230,7 @@ def main() -> None:
     rows = []
     for n in made:
         row: dict[str, Any] = {"model": n, **made[n]}
-        if n in runners:
+        if n in stats:
             ref = reference.get(layouts[n], "fp32")
             low, high = delta_interval(boot[n], boot[ref])
             row.update(head=layouts[n], reference=ref,

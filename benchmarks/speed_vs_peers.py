@@ -87,6 +87,22 @@ def _time(runners: dict[str, Callable[[np.ndarray], Any]], x: np.ndarray, second
     return {n: {**summarize(s, 1), "rounds_ms": s} for n, s in samples.items()}  # rounds: paired by index
 
 
+def score_and_time(models: dict[str, Any], ds: Any, ids: list[int], hw: tuple[int, int],
+                   how: tuple[int, int, float]) -> tuple[dict[str, Any], dict[str, float], dict[str, Any]]:
+    """Each OpenVINO model scored on ``ids`` and timed interleaved; ``how`` = (bootstrap resamples, seed,
+    seconds per model). Returns (bootstrap mAP50-95 per model, mAP50-95 per model, timing stats per model)."""
+    from quantsweep.evaluate.bootstrap import bootstrap_map
+    from quantsweep.evaluate.metrics import coco_map
+
+    resamples, seed, seconds = how
+    runners = {n: _ov_runner(m) for n, m in models.items()}
+    dets = {n: _detections(r, ds, ids, hw) for n, r in runners.items()}
+    boot = bootstrap_map(ds.coco, dets, ids, resamples, seed)["map50_95"]
+    maps = {n: coco_map(ds.coco, d, ids)["map50_95"] or 0.0 for n, d in dets.items()}
+    x = np.random.default_rng(0).random((1, 3, *hw), dtype=np.float32)
+    return boot, maps, _time(runners, x, seconds)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", type=Path, help="FP32 ONNX (default: the demo model)")

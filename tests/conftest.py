@@ -13,6 +13,11 @@ def pytest_configure(config: pytest.Config) -> None:
     # has its own cache, so two workers never materialize the demo world into the same folder at once.
     worker = os.environ.get("PYTEST_XDIST_WORKER", "")
     os.environ.setdefault("QUANTSWEEP_CACHE", str(Path(config.rootpath) / ".pytest_cache" / f"qs-cache{worker}"))
+    if worker:  # xdist workers share the cores: each runtime session gets its share, not all of them
+        workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
+        share = str(max(1, (os.cpu_count() or 1) // workers))
+        os.environ.setdefault("QUANTSWEEP_THREADS", share)
+        os.environ.setdefault("OMP_NUM_THREADS", share)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
