@@ -191,7 +191,8 @@ def main() -> None:
              ultralytics_int8(nms=False))
     else:
         made["Ultralytics OpenVINO INT8"] = {"how": "needs the model's Ultralytics .pt (--pt)", "seconds": None,
-                                             "error": "skipped: the run's model is not a .pt"}
+                                             "error": "skipped (--skip)" if "ultralytics" in skip
+                                             else "skipped: the run's model is not a .pt"}
 
     def layout_of(model: Any) -> str:
         from quantsweep.model.layouts import detect_layout
