@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
 from quantsweep.ledger import CandidateScheme, Ledger
 
-__all__ = ["COLLAPSE_FRACTION", "COLLAPSE_MIN_AP", "COLLAPSE_MIN_INSTANCES", "COLLAPSE_POINTS", "Decision", "Row",
+__all__ = ["COLLAPSE_FRACTION", "COLLAPSE_MIN_AP", "COLLAPSE_MIN_INSTANCES", "COLLAPSE_POINTS", "Decision", "JsonRecord", "Row",
            "blame", "collapse_verdict", "collapsed_classes", "confirms_within", "pareto_flags", "points",
            "precision_label", "summary_rows", "tested", "what_they_confirm"]
 
@@ -125,8 +125,21 @@ def collapse_verdict(delta: float | None, record: dict[str, Any] | None) -> str 
     return f"lost {-100 * delta:.1f} points" + (f" ({'; '.join(how)})" if how else "")
 
 
+class JsonRecord:
+    """``to_dict``/``from_dict`` for a dataclass stored as JSON: its fields; read back, keys it does not
+    know (written by a newer version, or since dropped) are ignored."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)  # type: ignore[call-overload]
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Self:
+        names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
 @dataclass(frozen=True)
-class Row:
+class Row(JsonRecord):
     """One candidate on one backend: the consolidated table's row (``summary.*`` and the report).
 
     ``delta_*`` are fractions of mAP (0.01 = one point); the 95 % interval is a paired bootstrap
@@ -158,17 +171,9 @@ class Row:
     ablation: bool = False  # head policy off: a diagnostic, never a deployment candidate
     collapsed: str | None = None  # lost > COLLAPSE_POINTS, or classes that lost half their AP (never recommended)
 
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Row:
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
-
 
 @dataclass(frozen=True)
-class Decision:
+class Decision(JsonRecord):
     """What to deploy on which backend, and why (``candidate`` None: nothing was measured).
 
     ``status``: ``deploy`` (confirmed on held-out images), ``unconfirmed`` (the best candidate, but
@@ -183,14 +188,6 @@ class Decision:
     confirmed: dict[str, Any] | None = None  # the chosen finalist's confirmation (decide.confirm.Confirmation)
     status: str = "none"
     note: str | None = None  # unconfirmed: why there is no held-out verdict
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Decision:
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
 
     def mark(self, rows: list[Row]) -> list[Row]:
         """``rows`` with ``recommended`` set on the chosen candidate's row on the target backend."""

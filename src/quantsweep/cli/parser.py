@@ -71,7 +71,8 @@ def _noting(base: type[argparse.Action]) -> type[argparse.Action]:
 
 
 _NOTING_STORE, _NOTING_APPEND = _noting(argparse._StoreAction), _noting(argparse._AppendAction)
-_TYPES: dict[str, Callable[[str], Any]] = {"int": int, "float": float, "path": Path, "str": str, "list": str}
+_TYPES: dict[str, Callable[[str], Any]] = {"int": int, "float": float, "path": Path, "str": str, "list": str,
+                                             "int-list": str}
 
 
 def add_setting(p: argparse.ArgumentParser, name: str, *old: str, append: bool = False, extra: str = "",

@@ -26,7 +26,6 @@ Example:
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import itertools
 import math
@@ -35,7 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from quantsweep.decide.sequential import Design, judge_look
-from quantsweep.results import tested, what_they_confirm
+from quantsweep.results import JsonRecord, tested, what_they_confirm
 
 __all__ = ["Confirmation", "ConfirmationRecord", "Score", "confirm_adaptively", "confirm_finalists", "images_to_settle", "paired_evidence"]
 
@@ -64,7 +63,7 @@ class ConfirmationRecord:
 
 
 @dataclass(frozen=True)
-class Confirmation:
+class Confirmation(JsonRecord):
     """A finalist's ΔmAP50-95 on the confirmation images (fractions: -0.01 = one point)."""
 
     candidate: str
@@ -78,14 +77,6 @@ class Confirmation:
     se: float | None = None  # paired bootstrap standard error at the last look
     bound: float | None = None  # the design's lower confidence bound at the last look
     looks: list[dict[str, Any]] = field(default_factory=list)  # every look: images, Δ, SE, z, boundary, verdict
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Confirmation:
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
 
     def text(self, budget_points: float) -> str:
         """One line: what was measured on how many images, and the verdict."""

@@ -18,10 +18,20 @@ from quantsweep.errors import QuantsweepError, did_you_mean, first_line
 from quantsweep.schemes import DEFAULT_SCHEMES, REGISTRY, canonical_name, suggest
 from quantsweep.schemes.base import SchemeTraits
 
-__all__ = ["SweepConfig"]
+__all__ = ["SweepConfig", "field_kind"]
 
-_PATHS = {"model", "images", "annotations", "data", "image_ids", "calib_dir", "calib_annotations", "out"}
-_TUPLES = {"schemes", "ks", "backends", "batches", "bench_on"}
+
+
+def field_kind(field: dataclasses.Field[Any]) -> str:
+    """How a setting's value is read from YAML or the command line, from its declared type: ``bool``,
+    ``int``, ``float``, ``str``, ``path``, ``list`` (comma-separated) or ``int-list``."""
+    text = str(field.type)
+    if "tuple" in text:
+        return "int-list" if "tuple[int" in text else "list"
+    for kind, word in (("bool", "bool"), ("path", "Path"), ("int", "int"), ("float", "float")):
+        if word in text:
+            return kind
+    return "str"
 
 
 @dataclass(frozen=True)
@@ -180,13 +190,14 @@ class SweepConfig:
 
     @staticmethod
     def _coerce(values: dict[str, Any]) -> dict[str, Any]:
+        kind = {f.name: field_kind(f) for f in dataclasses.fields(SweepConfig)}  # from each field's declared type
         out = dict(values)
         for k, v in values.items():
-            if k in _PATHS and v is not None:
+            if kind.get(k) == "path" and v is not None:
                 out[k] = Path(v)
-            elif k in _TUPLES and v is not None:
+            elif kind.get(k) in ("list", "int-list") and v is not None:
                 out[k] = tuple(v) if not isinstance(v, str) else tuple(x.strip() for x in v.split(",") if x.strip())
-                if k in ("ks", "batches"):
+                if kind[k] == "int-list":
                     try:
                         out[k] = tuple(int(x) if not isinstance(x, int) else x for x in out[k])
                     except ValueError:

@@ -87,7 +87,7 @@ class Setting:
 
     name: str
     flag: str
-    kind: str  # "bool" | "int" | "float" | "str" | "path" | "list"
+    kind: str  # "bool" | "int" | "float" | "str" | "path" | "list" | "int-list"
     default: Any
     help: str
     choices: tuple[str, ...] | None = None
@@ -100,33 +100,18 @@ class Setting:
         return str(self.default)
 
 
-def _kind(field: dataclasses.Field[Any]) -> str:
-    text = str(field.type)
-    if "tuple" in text:
-        return "list"
-    if "bool" in text:
-        return "bool"
-    if "Path" in text:
-        return "path"
-    if "int" in text:
-        return "int"
-    if "float" in text:
-        return "float"
-    return "str"
-
-
 @functools.cache
 def settings() -> tuple[Setting, ...]:
     """Every :class:`SweepConfig` field as a :class:`Setting`, in the config's order (built once: the
     parser asks for each flag's)."""
-    from quantsweep.sweep.config import SweepConfig
+    from quantsweep.sweep.config import SweepConfig, field_kind
 
     out = []
     for f in dataclasses.fields(SweepConfig):
         default = f.default if f.default is not dataclasses.MISSING else None
         if isinstance(default, Path):
             default = str(default)
-        out.append(Setting(f.name, "--" + f.name.replace("_", "-"), _kind(f), default, HELP[f.name],
+        out.append(Setting(f.name, "--" + f.name.replace("_", "-"), field_kind(f), default, HELP[f.name],
                            CHOICES.get(f.name)))
     return tuple(out)
 
