@@ -63,6 +63,7 @@ def profile_plot(profiles: dict[str, dict[str, Any]], decision: Decision, out: P
                     label=op if row == 0 else None, edgecolor="white", linewidth=0.5)
             left += ms
         ax.text(left, row, f" {left:.2f} ms", va="center", fontsize=8)
+    ax.set_xlim(0, 1.14 * max(sum(p["by_op"].values()) for p in shown.values()))  # room for the totals
     ax.set_yticks(range(len(shown)), [f"{n}\n(median call {p['latency_p50_ms']:.2f} ms)" for n, p in shown.items()])
     ax.invert_yaxis()
     ax.set_xlabel(f"node time per call, ms ({profiles['fp32']['runtime']}, mean of {profiles['fp32']['runs']} calls, "
