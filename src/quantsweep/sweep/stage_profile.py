@@ -24,18 +24,19 @@ __all__ = ["profile_subjects", "profiles"]
 log = logging.getLogger(__name__)
 
 
-def profile_subjects(ledger: Ledger, target: str | None, confirmed: ConfirmationRecord | None) -> list[str]:
-    """FP32, the confirmation's finalists, and the fastest candidate the target runs accelerated (what
-    the report compares with FP32 when no candidate is picked) — each once, with a file and no error."""
+def profile_subjects(ledger: Ledger, target: str | None, finalists: list[str]) -> list[str]:
+    """FP32, the ``finalists`` (one of them is the pick), and the fastest candidate the target runs accelerated
+    (what the report compares with FP32 when no candidate is picked) — each once, with a file and no error."""
     rows = [(c.name, ledger.first_row(target, c.name)) for c in ledger if c.name != "fp32" and c.error is None]
     fastest = max(((n, b) for n, b in rows if b.get("label") == "accelerated" and b.get("speedup_vs_fp32")),
                   key=lambda nb: nb[1]["speedup_vs_fp32"], default=None)
-    wanted = ["fp32", *(confirmed.finalists if confirmed is not None else []), *([fastest[0]] if fastest else [])]
+    wanted = ["fp32", *finalists, *([fastest[0]] if fastest else [])]
     return [n for n in dict.fromkeys(wanted) if (c := ledger.get(n)) is not None and c.error is None and c.exists()]
 
 
 def profiles(run: Run, ledger: Ledger, confirmed: ConfirmationRecord | None) -> dict[str, Path]:
-    """Profile :func:`profile_subjects` on the target runtime (``--profile-runs`` calls each); returns
+    """Profile :func:`profile_subjects` on the target runtime (``--profile-runs`` calls each): the finalists
+    are the confirmation's, else the search subset's (:func:`quantsweep.decide.decision.finalists`); returns
     candidate -> profile file. None when the target has no per-node profile (a runtime other than
     OpenVINO and ONNX Runtime CPU) or ``--profile-runs 0``; a profile that fails is logged, not fatal."""
     from quantsweep.bench.profile import PROFILED, profile_model
@@ -44,8 +45,15 @@ def profiles(run: Run, ledger: Ledger, confirmed: ConfirmationRecord | None) -> 
     r, cfg, target = run.store, run.cfg, run.target
     if not cfg.profile_runs or target not in PROFILED:
         return {}
+    if confirmed is not None:
+        names = confirmed.finalists
+    else:  # no held-out verdict: the pick is among the search subset's finalists
+        from quantsweep.decide.decision import finalists
+        from quantsweep.results import summary_rows
+
+        names = [row.candidate for row in finalists(summary_rows(ledger), cfg.budget, target, cfg.finalists)]
     made: dict[str, Path] = {}
-    for name in profile_subjects(ledger, target, confirmed):
+    for name in profile_subjects(ledger, target, names):
         path = ledger[name].path
         out = r.dir / "results" / f"profile.{name}.{target}.json"
 
