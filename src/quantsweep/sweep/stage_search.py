@@ -20,7 +20,7 @@ from typing import Any
 from quantsweep.errors import first_line
 from quantsweep.files import atomic_write_json
 from quantsweep.ledger import Candidate, Ledger, Measurement
-from quantsweep.results import Row
+from quantsweep.results import Row, summary_rows
 from quantsweep.schemes import K_SCHEMES, Scheme
 from quantsweep.sweep.config import SweepConfig
 from quantsweep.sweep.context import Ranking, Run
@@ -122,8 +122,6 @@ class KSearch:
         self.shrink = math.sqrt(len(run.ids) / pool) if pool else 1.0
         self.accept = within_budget(run.cfg.budget, self.shrink)
         self._boot: dict[str, list[float]] = {}
-        from quantsweep.results import summary_rows
-
         # the K=0 candidates' rows on the target, as the table states them (before any probe)
         self.k0_rows = {row.candidate: row for row in summary_rows(self.view) if row.backend == self.target}
 
