@@ -153,10 +153,6 @@ class Measurement:
         return (self.rows or [{}])[0]
 
     @property
-    def label(self) -> str | None:
-        return self.first.get("label")
-
-    @property
     def evidence(self) -> dict[str, Any]:
         return dict(self.first.get("evidence") or {})
 
@@ -192,14 +188,8 @@ class Ledger:
     def __getitem__(self, name: str) -> Candidate:
         return self._candidates[name]
 
-    def __len__(self) -> int:
-        return len(self._candidates)
-
     def get(self, name: str | None) -> Candidate | None:
         return self._candidates.get(name) if name is not None else None
-
-    def names(self) -> list[str]:
-        return list(self._candidates)
 
     @property
     def fp32(self) -> Candidate | None:

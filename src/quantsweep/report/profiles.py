@@ -12,7 +12,7 @@ from typing import Any
 
 from quantsweep.results import Decision
 
-__all__ = ["compared", "profile_html", "profile_plot", "read_profiles"]
+__all__ = ["compared", "profile_html", "profile_plot", "read_profiles", "where_it_goes"]
 
 _SHOWN_OPS = 7  # operator types drawn one by one; the rest is "other"
 
@@ -34,6 +34,17 @@ def compared(profiles: dict[str, dict[str, Any]], decision: Decision) -> str | N
         if name in others:
             return name
     return min(others, key=lambda n: profiles[n]["latency_p50_ms"], default=None)
+
+
+def where_it_goes(profiles: dict[str, dict[str, Any]], decision: Decision) -> str | None:
+    """The sentence comparing :func:`compared`'s candidate with FP32 (``bench.profile.where_the_time_goes``);
+    None without both profiles."""
+    from quantsweep.bench.profile import where_the_time_goes
+
+    name = compared(profiles, decision)
+    if "fp32" not in profiles or name is None:
+        return None
+    return where_the_time_goes(profiles["fp32"], profiles[name], name)
 
 
 def profile_plot(profiles: dict[str, dict[str, Any]], decision: Decision, out: Path) -> Path | None:
@@ -75,20 +86,17 @@ def profile_plot(profiles: dict[str, dict[str, Any]], decision: Decision, out: P
 
 def profile_html(res: Path, decision: Decision, image: str) -> str:
     """The section's body: the sentence, the figure (``image``: its ``<img>``), the time by precision."""
-    from quantsweep.bench.profile import where_the_time_goes
-
     profiles = read_profiles(res, decision.backend)
-    name = compared(profiles, decision)
-    if "fp32" not in profiles or name is None:
+    sentence = where_it_goes(profiles, decision)
+    if sentence is None:
         return ("<p>No per-node profile in this run (the target runtime has none — only OpenVINO and ONNX Runtime "
                 "CPU do — or <code>--profile-runs 0</code>). <code>quantsweep profile --model FILE</code> profiles "
                 "any model.</p>")
-    fp32, cand = profiles["fp32"], profiles[name]
     rows = "".join(f"<tr><td>{escape(n)}</td><td>{p['latency_p50_ms']:.3f}</td><td>{p['total_ms']:.3f}</td>"
                    f"<td>{100 * (p['conv_share'] or 0):.0f} %</td><td>{p['reorders']['count']} / "
                    f"{p['reorders']['ms']:.3f}</td><td>{escape(', '.join(f'{k} {v:.2f}' for k, v in p['by_precision'].items()))}"
                    f"</td></tr>" for n, p in profiles.items())
-    return (f"<p>{escape(where_the_time_goes(fp32, cand, name))} ({escape(fp32['runtime'])}; "
+    return (f"<p>{escape(sentence)} ({escape(profiles['fp32']['runtime'])}; "
             f"<code>results/profile.*.json</code> holds every node).</p>{image}"
             "<table><tr><th>model</th><th>median call, ms</th><th>node time, ms</th><th>convolutions</th>"
             f"<th>reorders (count / ms)</th><th>time by executed precision, ms</th></tr>{rows}</table>")

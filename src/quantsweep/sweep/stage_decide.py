@@ -190,17 +190,14 @@ def _say_where_the_time_goes(res: Path, decision: Decision) -> Decision:
     convolutions save and what the rest of its graph costs (:mod:`quantsweep.report.profiles`)."""
     import dataclasses
 
-    from quantsweep.bench.profile import where_the_time_goes
-    from quantsweep.report.profiles import compared, read_profiles
+    from quantsweep.report.profiles import read_profiles, where_it_goes
 
     if decision.candidate not in (None, "fp32"):
         return decision
-    found = read_profiles(res, decision.backend)
-    name = compared(found, decision)
-    if "fp32" not in found or name is None:
+    sentence = where_it_goes(read_profiles(res, decision.backend), decision)
+    if sentence is None:
         return decision
-    return dataclasses.replace(decision, reason=f"{decision.reason}. Where the time goes: "
-                               f"{where_the_time_goes(found['fp32'], found[name], name)}")
+    return dataclasses.replace(decision, reason=f"{decision.reason}. Where the time goes: {sentence}")
 
 
 def report(run: Run, ledger: Ledger, confirmed: ConfirmationRecord | None) -> tuple[list[Row], Decision]:

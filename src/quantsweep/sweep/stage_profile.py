@@ -37,7 +37,7 @@ def profile_subjects(ledger: Ledger, target: str | None, finalists: list[str]) -
 def profiles(run: Run, ledger: Ledger, confirmed: ConfirmationRecord | None) -> dict[str, Path]:
     """Profile :func:`profile_subjects` on the target runtime (``--profile-runs`` calls each): the finalists
     are the confirmation's, else the search subset's (:func:`quantsweep.decide.decision.finalists`); returns
-    candidate -> profile file. None when the target has no per-node profile (a runtime other than
+    candidate -> profile file; empty when the target has no per-node profile (a runtime other than
     OpenVINO and ONNX Runtime CPU) or ``--profile-runs 0``; a profile that fails is logged, not fatal."""
     from quantsweep.bench.profile import PROFILED, profile_model
     from quantsweep.files import file_hash

@@ -24,7 +24,15 @@ from quantsweep.results import Row, summary_rows
 from quantsweep.schemes import K_SCHEMES, Scheme
 from quantsweep.sweep.config import SweepConfig
 from quantsweep.sweep.context import Ranking, Run
-from quantsweep.sweep.search import Probe, SearchResult
+from quantsweep.sweep.search import (
+    Probe,
+    SearchResult,
+    expected_low,
+    half_damage_k,
+    predicted_k,
+    search_k,
+    within_budget,
+)
 from quantsweep.sweep.stage_bench import bench_on_backend, write_bench
 from quantsweep.sweep.stage_build import build_and_evaluate, sensitivities
 
@@ -112,8 +120,6 @@ class KSearch:
     """
 
     def __init__(self, run: Run, ledger: Ledger, plan: list[Scheme]) -> None:
-        from quantsweep.sweep.search import within_budget
-
         self.run, self.plan, self.target = run, plan, run.target
         self.view = Ledger()  # what the search reads: the ledger's records, then its own probes
         self.view.merge(ledger)
@@ -181,8 +187,6 @@ class KSearch:
 
     def trace_row(self, fam: str, name: str, p: Probe, kept: list[str], rule: Rule) -> dict[str, Any]:
         """The trace's line for probe ``p`` of candidate ``name`` (with what its steps took)."""
-        from quantsweep.sweep.search import expected_low
-
         b = self.view.first_row(self.target, name)
         cand = self.view.get(name)
         steps = self.run.store.seconds()
@@ -216,11 +220,10 @@ class KSearch:
         trace.append(self.trace_row(ranking.family, scheme.name, p, [n["node"] for n in nodes[:k]], rule))
         return p
 
-    def probe_or_k0(self, family: tuple[Ranking, Probe], goal_trace: tuple[Goal, list[dict[str, Any]]],
-                    rule: Rule, k: int) -> Probe:
+    def probe_or_k0(self, ranking: Ranking, p0: Probe, goal: Goal, rule: Rule, trace: list[dict[str, Any]],
+                    k: int) -> Probe:
         """The search's ``evaluate(k)``: the measured K=0 probe, or a new probe at ``k``."""
-        ranking, p0 = family
-        return p0 if k == 0 else self.probe_k(ranking, k, goal_trace[0], rule, goal_trace[1])
+        return p0 if k == 0 else self.probe_k(ranking, k, goal, rule, trace)
 
     # one placement: K=0, then the hedge or the search
     def hedge(self, s0: Scheme, item: dict[str, Any], trace: list[dict[str, Any]]) -> bool:
@@ -228,8 +231,6 @@ class KSearch:
         float the nodes carrying half of the ranking's measured damage. The search subset is small, so
         a K=0 that qualified there can still miss the budget on the held-out images; the hedge gives the
         confirmation a sturdier finalist at a small speed cost. Returns whether a probe was spent."""
-        from quantsweep.sweep.search import half_damage_k
-
         ranking = self.ranking_of(s0)
         if ranking.nodes is None:
             item["hedge"] = f"none: no sensitivity ranking ({ranking.error})"
@@ -248,15 +249,12 @@ class KSearch:
                          "qualifies": self.accept(p)}
         return True
 
-    def search_family(self, s0: Scheme, p0: Probe, item: dict[str, Any], cap: int,
-                      goal_trace: tuple[Goal, list[dict[str, Any]]]) -> SearchResult | None:
+    def search_family(self, s0: Scheme, p0: Probe, item: dict[str, Any], cap: int, goal: Goal,
+                      trace: list[dict[str, Any]]) -> SearchResult | None:
         """Search one K family beyond its measured K=0 probe ``p0``: its ranking, then the smallest K
         that the family's rule accepts within ``cap`` probes; None when there is no ranking."""
-        from quantsweep.sweep.search import predicted_k, search_k, within_budget
-
-        goal, trace = goal_trace
         budget = self.budget(goal, s0)
-        rule = within_budget(budget, self.shrink)
+        rule = self.rule(goal, s0)
         ranking = self.ranking_of(s0)
         if ranking.nodes is None:
             item["stopped"] = f"not searched: no sensitivity ranking ({ranking.error})"
@@ -266,7 +264,7 @@ class KSearch:
         if first > 1:
             item["first_k"] = {"k": first, "why": "the fewest ranked nodes whose measured damage, removed, would "
                                                   "bring K=0's expected lower bound within the budget"}
-        evaluate = functools.partial(self.probe_or_k0, (ranking, p0), goal_trace, rule)
+        evaluate = functools.partial(self.probe_or_k0, ranking, p0, goal, rule, trace)
         result = search_k(evaluate, rule, k_max=len(ranking.nodes), max_evals=cap + 1,
                           target_delta=-budget / 100 if goal.gives_up else None, first_k=first)
         item["stopped"] = result.stopped
@@ -277,6 +275,11 @@ class KSearch:
     def budget(self, goal: Goal, s0: Scheme) -> float:
         """The budget that judges ``s0`` under ``goal``, in points."""
         return self.run.cfg.budget_for(s0.traits) if goal.own_budget else self.run.cfg.budget
+
+    def rule(self, goal: Goal, s0: Scheme) -> Rule:
+        """Whether a probe of ``s0``'s family qualifies under ``goal``: its budget kept by the lower bound
+        expected on the confirmation pool."""
+        return within_budget(self.budget(goal, s0), self.shrink)
 
     def placements(self, goal: Goal) -> list[Scheme]:
         """The K=0 candidates the goal searches, in the order it searches them."""
@@ -300,14 +303,12 @@ class KSearch:
     def search_goal(self, goal: Goal, out: dict[str, Any]) -> str | None:
         """Search every placement of ``goal`` into ``out`` (its ``placements`` and ``trace``); returns
         the fastest candidate found within the budget (speed) or None."""
-        from quantsweep.sweep.search import within_budget
-
         cfg = self.run.cfg
         best: tuple[str, float] | None = None  # the fastest candidate found within the budget so far
         left = cfg.max_evals
         for s0 in self.placements(goal):
             budget = self.budget(goal, s0)
-            rule = within_budget(budget, self.shrink)
+            rule = self.rule(goal, s0)
             item: dict[str, Any] = {"placement": s0.registry, "k0": s0.name}
             item.update({"k0_speedup": self.k0_speed(s0)} if goal.timed else
                         {"budget_points": budget, "size_mb": row0.size_mb if (row0 := self.k0_rows.get(s0.name))
@@ -329,7 +330,7 @@ class KSearch:
             if goal.shared_cap and left <= 0:
                 item["stopped"] = "not searched: --max-evals reached"
                 continue
-            result = self.search_family(s0, p0, item, left, (goal, out["trace"]))
+            result = self.search_family(s0, p0, item, left, goal, out["trace"])
             if result is None:
                 continue
             if goal.shared_cap:
