@@ -93,6 +93,7 @@ def test_requested_k_is_the_effective_k(world):
     from quantsweep.quantize.sensitivity import rank_nodes
 
     full = _built(world, "int8-qdq")
+    assert "pixel grid [0, 1]" in full.record["settings"]["input_quantizer"]  # exact for /255 inputs
     ranking = rank_nodes(world["ctx"].fp32_onnx, full.model_path, world["ctx"].calib.array(2), "int8",
                          probe_top=8)["ranking"]
     cand = materialize(make_scheme("int8-qdq", k=5), world["ctx"], world["out"] / "k", ranking)

@@ -193,6 +193,7 @@ def test_openvino_labels_nncf_int8_accelerated_and_weight_only_emulated(tiny_ort
     assert nncf_int8.model_path.suffix == ".xml" and nncf_int8.model_path.with_suffix(".bin").is_file()
     assert nncf_int8.record["format"] == "openvino-ir" and nncf_int8.record["files"] == ["int8-ov.xml", "int8-ov.bin"]
     assert nncf_int8.record["op_counts"].get("FakeQuantize", 0) >= 2
+    assert "pixel grid [0, 1]" in nncf_int8.record["settings"]["input_quantizer"]  # exact for /255 inputs
     res = benchmark([("fp32", tiny_ort / "fp32.onnx"), ("int8-ov", nncf_int8.model_path),
                      ("w8a16-graph", weight_only.model_path)], BenchSettings(backends=("openvino", "ort-cpu"),
                                                                             iters=3, warmup=1))

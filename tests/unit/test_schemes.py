@@ -64,6 +64,11 @@ def test_float_dtype_is_a_field_of_every_scheme_and_named():
     assert make_scheme("w4a16-graph-gptq", float_dtype="fp16").name == "w4a16-graph-gptq-fp16"
     assert make_scheme("w4a16-graph-mse").name == "w4a16-graph-mse"
     assert make_scheme("int8-qdq-u8w").name == "int8-qdq-u8w"
+    for reg, expected in (("int8", "int8-qdq-calgrid-k3"), ("int8-ov", "int8-ov-calgrid-k3")):
+        s = make_scheme(reg, k=3, input_grid="calibrated")  # the input quantizer as calibrated: another file
+        assert s.name == expected and scheme_from_dict(scheme_to_dict(s)) == s
+        with pytest.raises(QuantsweepError, match="input_grid"):
+            make_scheme(reg, input_grid="exact")
     for reg in ("int8", "w8a16", "w8a16-graph", "fp8"):
         with pytest.raises(QuantsweepError, match="float dtype"):
             make_scheme(reg, float_dtype="bf16")

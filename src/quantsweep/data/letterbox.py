@@ -21,10 +21,12 @@ import numpy as np
 
 from quantsweep.errors import QuantsweepError
 
-__all__ = ["PAD_VALUE", "Batch", "ImageSource", "LetterboxMeta", "iter_batches", "letterbox", "to_network", "to_pixels"]
+__all__ = ["PAD_VALUE", "PIXEL_MAX", "Batch", "ImageSource", "LetterboxMeta", "iter_batches", "letterbox", "to_network", "to_pixels"]
 
 
 PAD_VALUE = 114
+#: the network input is 8-bit pixels divided by this: every input value is ``k / PIXEL_MAX``, k = 0..255
+PIXEL_MAX = 255
 
 
 @dataclass(frozen=True)
@@ -81,7 +83,7 @@ def to_network(image: np.ndarray, hw: tuple[int, int]) -> tuple[np.ndarray, Lett
 
 def to_pixels(arrays: Sequence[np.ndarray]) -> np.ndarray:
     """CHW uint8 images from :func:`to_network` as the network's NCHW float32 input in [0, 1]."""
-    return np.ascontiguousarray(np.stack(arrays), dtype=np.float32) / np.float32(255.0)
+    return np.ascontiguousarray(np.stack(arrays), dtype=np.float32) / np.float32(PIXEL_MAX)
 
 
 def _prepare(ds: ImageSource, image_id: Hashable, hw: tuple[int, int]) -> tuple[np.ndarray, LetterboxMeta]:

@@ -12,7 +12,7 @@ from quantsweep.data.calibration import CalibSet
 from quantsweep.errors import QuantsweepError
 
 __all__ = ["BuildContext", "BuildResult", "Scheme", "SchemeMethods", "SchemeSpec", "SchemeTraits", "bits_traits",
-           "check_weight_fields", "eight_bit_layers", "scheme_to_dict"]
+           "check_input_grid", "check_weight_fields", "eight_bit_layers", "scheme_to_dict"]
 
 
 @dataclass(frozen=True)
@@ -182,6 +182,13 @@ def check_float_dtype(scheme: Any) -> None:
     """``float_dtype``: the precision of everything left unquantized (fp16 for GPU deployment)."""
     if scheme.float_dtype not in ("fp32", "fp16"):
         raise QuantsweepError(f"unknown float dtype {scheme.float_dtype!r}", "use fp32 or fp16")
+
+
+def check_input_grid(scheme: Any) -> None:
+    """``input_grid``: the input quantizer on the pixel grid (``pixels``) or as calibrated (``calibrated``)."""
+    if scheme.input_grid not in ("pixels", "calibrated"):
+        raise QuantsweepError(f"input_grid must be pixels or calibrated (got {scheme.input_grid!r})",
+                              "use pixels (exact for /255 inputs)")
 
 
 def fp16_suffix(scheme: Any) -> str:

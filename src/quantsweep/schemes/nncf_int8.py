@@ -17,6 +17,10 @@ NNCF's ignored scope; NNCF does not quantize the tail's non-compute ops on its o
 too was measured to cost the speed-up (demo, OpenVINO CPU, interleaved: 1.09x FP32 with the whole
 tail ignored against 1.47x with the DFL conv only, same accuracy within 0.3 points).
 
+Input quantizer: on the pixel grid by default (``input_grid="pixels"``: ``[0, 1]`` in 255 steps, exact
+for quantsweep's ``/255`` pixels, :mod:`quantsweep.schemes.input_grid`); ``calibrated`` keeps NNCF's
+range from the calibration images (demo at 640: ``[0, 0.962]``, clipping bright pixels).
+
 Presets: ``mixed`` (symmetric weights, asymmetric activations: fits SiLU outputs, which are
 mostly positive) or ``performance`` (symmetric both).
 """
@@ -36,7 +40,9 @@ from quantsweep.schemes.base import (
     SchemeSpec,
     SchemeTraits,
     check_float_dtype,
+    check_input_grid,
 )
+from quantsweep.schemes.input_grid import pixel_grid_onnx, pixel_grid_ov
 
 __all__ = ["NncfInt8"]
 
@@ -53,6 +59,7 @@ class NncfInt8(SchemeMethods):
     float_dtype: Literal["fp32", "fp16"] = "fp32"
     head_policy: bool = True
     format: Literal["ir", "onnx"] = "ir"
+    input_grid: Literal["pixels", "calibrated"] = "pixels"
     registry: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
@@ -63,6 +70,7 @@ class NncfInt8(SchemeMethods):
         check_float_dtype(self)
         if self.format not in ("ir", "onnx"):
             raise QuantsweepError(f"format must be ir or onnx (got {self.format!r})", "use ir (OpenVINO IR)")
+        check_input_grid(self)
         if self.format == "ir" and self.float_dtype == "fp16":
             raise QuantsweepError("int8-ov as OpenVINO IR has no fp16 variant (the CPU plugin picks the float "
                                   "precision itself)", "use float_dtype fp32")
@@ -82,7 +90,7 @@ class NncfInt8(SchemeMethods):
                         + (["nobc"] if self.bias_correction == "none" else [])
                         + (["fp16"] if self.float_dtype == "fp16" else [])
                         + ([] if self.head_policy else ["nohead"]) + (["onnx"] if self.format == "onnx" else [])
-                        + ([f"k{self.k}"] if self.k else []))
+                        + (["calgrid"] if self.input_grid == "calibrated" else []) + ([f"k{self.k}"] if self.k else []))
 
     def build(self, ctx: BuildContext, keep_float: dict[str, str], out: Path) -> BuildResult:
         import nncf
@@ -115,6 +123,7 @@ class NncfInt8(SchemeMethods):
             onnx.save(nncf.quantize(onnx.load(str(ctx.fp32_onnx)), dataset,
                                     ignored_scope=nncf.IgnoredScope(names=ignored, validate=False), **kwargs),
                       str(out))
+            settings["input_quantizer"] = pixel_grid_onnx(out) if self.input_grid == "pixels" else "as calibrated"
             return BuildResult(out, "nncf.quantize (ONNX backend)", nncf.__version__, settings, kept)
         import openvino as ov
 
@@ -124,9 +133,10 @@ class NncfInt8(SchemeMethods):
         names = {op.get_friendly_name() for op in model.get_ops()}
         scope = [n + OV_CONV_SUFFIX if n + OV_CONV_SUFFIX in names else n for n in ignored]
         xml = out.with_suffix(".xml")
-        ov.save_model(nncf.quantize(model, nncf.Dataset(batches),
-                                    ignored_scope=nncf.IgnoredScope(names=scope, validate=False), **kwargs),
-                      str(xml), compress_to_fp16=False)
+        quantized = nncf.quantize(model, nncf.Dataset(batches), ignored_scope=nncf.IgnoredScope(names=scope, validate=False),
+                                  **kwargs)
+        settings["input_quantizer"] = pixel_grid_ov(quantized) if self.input_grid == "pixels" else "as calibrated"
+        ov.save_model(quantized, str(xml), compress_to_fp16=False)
         return BuildResult(xml, "nncf.quantize (OpenVINO backend), saved as OpenVINO IR", nncf.__version__,
                            {**settings, "format": f"OpenVINO IR (openvino {ov.__version__.split('-')[0]})"}, kept)
 

@@ -16,7 +16,9 @@ from quantsweep.schemes.base import (
     SchemeSpec,
     SchemeTraits,
     check_float_dtype,
+    check_input_grid,
 )
+from quantsweep.schemes.input_grid import pixel_grid_onnx
 
 __all__ = ["CALIBRATIONS", "HISTOGRAM_BYTES", "Calibration", "OrtInt8", "activation_bytes", "ort_calibration", "ort_reader",
            "resolve_reduce_range"]
@@ -134,9 +136,11 @@ class OrtInt8(SchemeMethods):
     weights: Literal["int8", "uint8"] = "int8"
     float_dtype: Literal["fp32", "fp16"] = "fp32"
     head_policy: bool = True
+    input_grid: Literal["pixels", "calibrated"] = "pixels"
     registry: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
+        check_input_grid(self)
         if self.calibration not in CALIBRATIONS:
             raise QuantsweepError(f"unknown calibration {self.calibration!r}", "use minmax, entropy or percentile")
         check_float_dtype(self)
@@ -161,6 +165,8 @@ class OrtInt8(SchemeMethods):
             parts.append("fp16")
         if not self.head_policy:
             parts.append("nohead")
+        if self.input_grid == "calibrated":
+            parts.append("calgrid")
         if self.k:
             parts.append(f"k{self.k}")
         return "-".join(parts)
@@ -183,8 +189,9 @@ class OrtInt8(SchemeMethods):
                         weight_type=QuantType.QInt8 if self.weights == "int8" else QuantType.QUInt8,
                         nodes_to_exclude=list(keep_float), calibrate_method=method,
                         extra_options=extra)
+        grid = pixel_grid_onnx(out) if self.input_grid == "pixels" else "as calibrated"
         return BuildResult(out, "onnxruntime.quantization.quantize_static", onnxruntime.__version__,
-                           {"quant_format": "QDQ", "activations": "uint8 asymmetric per-tensor",
+                           {"quant_format": "QDQ", "input_quantizer": grid, "activations": "uint8 asymmetric per-tensor",
                             "weights": f"{self.weights} symmetric " + ("per-channel" if self.per_channel else "per-tensor")
                             + (" (zero-point 128)" if self.weights == "uint8" else ""),
                             "reduce_range": reduce, "reduce_range_setting": self.reduce_range,
