@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
-from speed_vs_peers import _detections, score_and_time  # noqa: E402
+from speed_vs_peers import _detections, _time, score_and_time  # noqa: E402
 
 
 def _yolo_calib_dir(ds: Any, ids: list[int], out: Path) -> Path:
@@ -78,6 +78,29 @@ def compiled_counts(model: Any) -> dict[str, int]:
     return dict(sorted(counts.items(), key=lambda kv: -kv[1]))
 
 
+def to_boxes(models: dict[str, Any], layouts: dict[str, str], x: Any, nms: tuple[float, float, int],
+             seconds: float) -> dict[str, Any]:
+    """Each model timed from the image tensor to its final boxes, in interleaved rounds on one real image
+    ``x``: an end-to-end head's call plus its score threshold; a raw head's call plus Ultralytics' own NMS
+    (``ultralytics.utils.nms.non_max_suppression``, what its predictor runs), at ``nms`` = (conf, iou, max_det)."""
+    import numpy as np
+    import openvino as ov
+
+    conf, iou, max_det = nms
+
+    def runner(model: Any, layout: str) -> Callable[[Any], Any]:
+        compiled = ov.Core().compile_model(model, "CPU")
+        req, out = compiled.create_infer_request(), compiled.outputs[0]
+        if layout != "raw":
+            return lambda t: (lambda y: y[0][y[0][:, 4] > conf])(np.asarray(req.infer({0: t})[out]))
+        import torch
+        from ultralytics.utils.nms import non_max_suppression
+
+        return lambda t: non_max_suppression(torch.from_numpy(np.asarray(req.infer({0: t})[out])), conf, iou,
+                                             max_det=max_det)
+    return _time({n: runner(m, layouts[n]) for n, m in models.items()}, x, seconds)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--run", type=Path, required=True, help="a finished quantsweep run folder")
@@ -86,6 +109,8 @@ def main() -> None:
                     help="comma-separated run candidates to compare too (e.g. int8-ov when the run stayed on FP32)")
     ap.add_argument("--seconds", type=float, default=8.0, help="timed seconds per model, interleaved (default 8)")
     ap.add_argument("--bootstrap", type=int, default=200)
+    ap.add_argument("--deploy-conf", type=float, default=0.25,
+                    help="score threshold of the image-to-boxes timing (default 0.25, Ultralytics' predictor default)")
     ap.add_argument("--skip", default="", help="comma-separated peers to leave out: nncf, ac, ultralytics")
     ap.add_argument("--out", type=Path, help="JSON to write (default RUN/peers.json)")
     args = ap.parse_args()
@@ -228,6 +253,25 @@ def main() -> None:
                            "ratio_high": interval[1] if interval else None, "rounds": min(len(peer_ms), len(pick_ms)),
                            "delta_points": round(100 * (maps[q] - maps[n]), 2), "low_points": round(100 * low, 2),
                            "high_points": round(100 * high, 2), "pick_nodes": counts[q], "peer_nodes": counts[n]})
+    # image to boxes: a raw-head peer leaves NMS to its caller, so its model call alone is not what a
+    # deployment waits for; time each pick against it with that NMS included, on one confirmation image
+    boxes: list[dict[str, Any]] = []
+    raw_peers = [n for n in stats if layouts[n] == "raw" and not n.startswith(("quantsweep ", "fp32"))]
+    if raw_peers and picks:
+        from quantsweep.data.letterbox import iter_batches
+
+        x = next(iter(iter_batches(inp.eval_ds, confirm_ids[:1], hw, 1))).pixels
+        timed = to_boxes({n: models[n] for n in picks + raw_peers}, layouts, x,
+                         (args.deploy_conf, cfg.iou, cfg.max_det), args.seconds)
+        for q in picks:
+            for n in raw_peers:
+                ratio = speedup_median(timed[n]["rounds_ms"], timed[q]["rounds_ms"])
+                interval = speedup_interval(timed[n]["rounds_ms"], timed[q]["rounds_ms"])
+                boxes.append({"pick": q, "peer": n, "speed_ratio": ratio, "pick_ms": timed[q]["latency_p50_ms"],
+                              "peer_ms": timed[n]["latency_p50_ms"], "ratio_low": interval[0] if interval else None,
+                              "ratio_high": interval[1] if interval else None,
+                              "rounds": min(len(timed[n]["rounds_ms"]), len(timed[q]["rounds_ms"])),
+                              "conf": args.deploy_conf, "iou": cfg.iou, "max_det": cfg.max_det})
     rows = []
     for n in made:
         row: dict[str, Any] = {"model": n, **made[n]}
@@ -269,8 +313,17 @@ def main() -> None:
         for v in versus:
             print(f"| {v['pick']} | {v['peer']} | {v['speed_ratio']:.3f} | [{v['ratio_low']}, {v['ratio_high']}] | "
                   f"{v['rounds']} | {v['delta_points']:+.2f} | [{v['low_points']:+.2f}, {v['high_points']:+.2f}] |")
+    if boxes:
+        print(f"\nImage to boxes on one confirmation image (conf {args.deploy_conf:g}, IoU {cfg.iou:g}, max_det "
+              f"{cfg.max_det}): a raw-head peer's call plus Ultralytics' NMS against the pick's end-to-end call plus "
+              "its score threshold; median paired ratio (> 1: the pick is faster), sign-test 95% interval\n")
+        print("| pick | peer | pick ms | peer ms | speed ratio ↑ | 95% interval | rounds |")
+        print("|---|---|---:|---:|---:|---|---:|")
+        for b in boxes:
+            print(f"| {b['pick']} | {b['peer']} + NMS | {b['pick_ms']:.2f} | {b['peer_ms']:.2f} | {b['speed_ratio']:.3f} | "
+                  f"[{b['ratio_low']}, {b['ratio_high']}] | {b['rounds']} |")
     out = args.out or run / "peers.json"
-    out.write_text(json.dumps({"rows": rows, "versus": versus, "env": env, "confirm_images": len(confirm_ids), "budget_points": budget,
+    out.write_text(json.dumps({"rows": rows, "versus": versus, "image_to_boxes": boxes, "env": env, "confirm_images": len(confirm_ids), "budget_points": budget,
                                "seconds_per_model": args.seconds}, indent=2))
     print(f"\n{out}")
 
