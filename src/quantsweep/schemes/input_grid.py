@@ -4,9 +4,11 @@ quantsweep feeds every model 8-bit pixels divided by 255 (:func:`quantsweep.data
 so the input takes exactly the 256 values ``k/255``. An unsigned 8-bit quantizer over ``[0, 1]``
 (scale 1/255, zero at 0) represents each of them exactly: the input's quantization is lossless.
 
-A calibrated range is not. NNCF and ONNX Runtime set the input quantizer from the calibration
-images' extremes: on the demo detector at 640 that is ``[0, 0.962]``, which clips every pixel above
-245/255 and rounds the rest to a grid 4 % coarser than the pixels'. That damage lands on the first
+A calibrated range is not. NNCF's default for a per-tensor activation is the *mean* over the
+calibration images of each image's min and max (nncf 3.4 ``RangeEstimatorParametersSet.MEAN_MINMAX``):
+on the demo detector at 640 the input gets ``[0, 0.962]``, which clips every pixel above 245/255 and
+rounds the rest to a grid 4 % coarser than the pixels'. (ONNX Runtime's MinMax takes the global
+extremes, ``[0, 1.0000]`` on the same images; the grid then only makes it exact.) That damage lands on the first
 convolution, which the sensitivity ranking then asks to keep in float, at a speed cost (demo at 640,
 OpenVINO CPU: two stem convolutions kept float ran 3 % slower). Putting the input quantizer on the
 pixel grid costs nothing at run time (the same quantizer, other constants) and was measured to
