@@ -80,6 +80,11 @@ def test_openvino_input_fakequantize_moves_to_the_pixel_grid() -> None:
     assert np.abs(run(m) - PIXELS).max() > 0.03
     assert "pixel grid [0, 1]" in pixel_grid_ov(m)
     assert np.abs(run(m) - PIXELS).max() < 1e-6
+    x = ops.parameter([1, 1, 16, 16], np.float32, name="images")
+    lo = ops.constant(np.float32(0.0))
+    hi = ops.convert(ops.constant(np.float16(0.962)), np.float32)  # a bound the graph computes
+    computed = ov.Model([ops.result(ops.fake_quantize(x, lo, hi, lo, hi, 256))], [x])
+    assert "not constants" in pixel_grid_ov(computed)
     other = model(2.0)  # not pixels / 255: left as it is
     assert "exceeds [0, 1]" in pixel_grid_ov(other)
     assert run(other).max() > 0.99 and np.abs(run(other) - PIXELS).max() > 1e-3

@@ -71,7 +71,11 @@ def pixel_grid_ov(model: Any) -> str:
     for op in model.get_ordered_ops():
         if op.get_type_name() != "FakeQuantize" or op.input_value(0).get_node().get_type_name() != "Parameter":
             continue
-        bounds = [np.asarray(op.input_value(i).get_node().get_data(), np.float64) for i in range(1, 5)]
+        sources = [op.input_value(i).get_node() for i in range(1, 5)]
+        if any(n.get_type_name() != "Constant" for n in sources):
+            left.append(f"{op.get_friendly_name()}: bounds computed in the graph (not constants): left as placed")
+            continue
+        bounds = [np.asarray(n.get_data(), np.float64) for n in sources]
         low, high = float(bounds[0].min()), float(bounds[1].max())
         same = all(b.size == 1 for b in bounds) and bounds[0].item() == bounds[2].item() \
             and bounds[1].item() == bounds[3].item()
