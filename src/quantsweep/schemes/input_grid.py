@@ -11,8 +11,12 @@ rounds the rest to a grid 4 % coarser than the pixels'. (ONNX Runtime's MinMax t
 extremes, ``[0, 1.0000]`` on the same images; the grid then only makes it exact.) That damage lands on the first
 convolution, which the sensitivity ranking then asks to keep in float, at a speed cost (demo at 640,
 OpenVINO CPU: two stem convolutions kept float ran 3 % slower). Putting the input quantizer on the
-pixel grid costs nothing at run time (the same quantizer, other constants) and was measured to
-remove that damage (docs/benchmarks.md, "Where the time goes").
+pixel grid costs nothing at run time (the same quantizer, other constants); measured in
+docs/benchmarks.md, "The input quantizer on the pixel grid".
+
+The move happens after the library quantized, so NNCF's fast bias correction of the first convolution
+was computed with the calibrated input quantizer (NNCF takes no fixed range for one quantizer). The
+measured effect above is the net of both.
 
 Two file kinds, one rule (:func:`grid_decision`): an 8-bit quantizer on the graph input whose
 range starts at 0 and lies within ``[0, 1]`` is moved to ``[0, 1]``; any other (signed, not 8-bit,
