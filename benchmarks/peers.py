@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
-from speed_vs_peers import _detections, _time, score_and_time  # noqa: E402
+from speed_vs_peers import _detections, _ov_runner, _time, score_and_time  # noqa: E402
 
 
 def _yolo_calib_dir(ds: Any, ids: list[int], out: Path) -> Path:
@@ -84,20 +84,17 @@ def to_boxes(models: dict[str, Any], layouts: dict[str, str], x: Any, nms: tuple
     ``x``: an end-to-end head's call plus its score threshold; a raw head's call plus Ultralytics' own NMS
     (``ultralytics.utils.nms.non_max_suppression``, what its predictor runs), at ``nms`` = (conf, iou, max_det)."""
     import numpy as np
-    import openvino as ov
 
     conf, iou, max_det = nms
 
     def runner(model: Any, layout: str) -> Callable[[Any], Any]:
-        compiled = ov.Core().compile_model(model, "CPU")
-        req, out = compiled.create_infer_request(), compiled.outputs[0]
+        call = _ov_runner(model)
         if layout != "raw":
-            return lambda t: (lambda y: y[0][y[0][:, 4] > conf])(np.asarray(req.infer({0: t})[out]))
+            return lambda t: (lambda y: y[0][y[0][:, 4] > conf])(np.asarray(call(t)))
         import torch
         from ultralytics.utils.nms import non_max_suppression
 
-        return lambda t: non_max_suppression(torch.from_numpy(np.asarray(req.infer({0: t})[out])), conf, iou,
-                                             max_det=max_det)
+        return lambda t: non_max_suppression(torch.from_numpy(np.asarray(call(t))), conf, iou, max_det=max_det)
     return _time({n: runner(m, layouts[n]) for n, m in models.items()}, x, seconds)
 
 

@@ -6,12 +6,12 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Literal, Protocol, get_args
 
 from quantsweep.data.calibration import CalibSet
 from quantsweep.errors import QuantsweepError
 
-__all__ = ["BuildContext", "BuildResult", "Scheme", "SchemeMethods", "SchemeSpec", "SchemeTraits", "bits_traits",
+__all__ = ["BuildContext", "BuildResult", "InputGrid", "Scheme", "SchemeMethods", "SchemeSpec", "SchemeTraits", "bits_traits",
            "check_input_grid", "check_weight_fields", "eight_bit_layers", "scheme_to_dict"]
 
 
@@ -184,9 +184,13 @@ def check_float_dtype(scheme: Any) -> None:
         raise QuantsweepError(f"unknown float dtype {scheme.float_dtype!r}", "use fp32 or fp16")
 
 
+#: where a scheme's input quantizer goes: on the pixel grid, or where calibration put it (:mod:`.input_grid`)
+InputGrid = Literal["pixels", "calibrated"]
+
+
 def check_input_grid(scheme: Any) -> None:
     """``input_grid``: the input quantizer on the pixel grid (``pixels``) or as calibrated (``calibrated``)."""
-    if scheme.input_grid not in ("pixels", "calibrated"):
+    if scheme.input_grid not in get_args(InputGrid):
         raise QuantsweepError(f"input_grid must be pixels or calibrated (got {scheme.input_grid!r})",
                               "use pixels (exact for /255 inputs)")
 

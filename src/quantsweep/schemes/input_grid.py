@@ -88,9 +88,9 @@ def pixel_grid_ov(model: Any) -> str:
         if why:
             left.append(f"{op.get_friendly_name()}: {why}")
             continue
-        for i, value in ((1, 0.0), (2, 1.0), (3, 0.0), (4, 1.0)):
-            shape = op.input_value(i).get_node().get_output_shape(0)
-            op.input(i).replace_source_output(ops.constant(np.full(shape, value, np.float32)).output(0))
+        for i, (source, value) in enumerate(zip(sources, (0.0, 1.0, 0.0, 1.0)), start=1):
+            op.input(i).replace_source_output(ops.constant(np.full(source.get_output_shape(0), value,
+                                                                   np.float32)).output(0))
         moved.append((op.get_friendly_name(), high))
     model.validate_nodes_and_infer_types()
     return _record(moved, left)
@@ -105,16 +105,15 @@ def pixel_grid_onnx(path: Path) -> str:
 
     model = onnx.load(str(path))
     graph = model.graph
-    inputs = {i.name for i in graph.input} - {t.name for t in graph.initializer}
     inits = {t.name: t for t in graph.initializer}
+    inputs = {i.name for i in graph.input} - set(inits)
     moved: list[tuple[str, float]] = []
     left: list[str] = []
     for q in [n for n in graph.node if n.op_type == "QuantizeLinear" and n.input[0] in inputs]:
         if len(q.input) < 3 or q.input[1] not in inits or q.input[2] not in inits:
             left.append(f"{q.name}: no constant scale and zero point")
             continue
-        raw = numpy_helper.to_array(inits[q.input[1]])
-        scale = raw.astype(np.float64)
+        scale = numpy_helper.to_array(inits[q.input[1]])
         zp_tensor = numpy_helper.to_array(inits[q.input[2]])
         if scale.size != 1 or zp_tensor.size != 1 or zp_tensor.dtype not in (np.uint8, np.int8):
             left.append(f"{q.name}: per-channel or not an 8-bit integer quantizer")
@@ -126,7 +125,7 @@ def pixel_grid_onnx(path: Path) -> str:
             left.append(f"{q.name}: {why}")
             continue
         old, new = q.input[1], f"{q.input[1]}_pixel_grid"
-        graph.initializer.append(numpy_helper.from_array(np.asarray(PIXEL_SCALE, dtype=raw.dtype), new))
+        graph.initializer.append(numpy_helper.from_array(np.asarray(PIXEL_SCALE, dtype=scale.dtype), new))
         for dq in [n for n in graph.node if n.op_type == "DequantizeLinear" and n.input[0] == q.output[0]]:
             dq.input[1] = new
         q.input[1] = new

@@ -36,6 +36,7 @@ from quantsweep.errors import QuantsweepError
 from quantsweep.schemes.base import (
     BuildContext,
     BuildResult,
+    InputGrid,
     SchemeMethods,
     SchemeSpec,
     SchemeTraits,
@@ -59,7 +60,7 @@ class NncfInt8(SchemeMethods):
     float_dtype: Literal["fp32", "fp16"] = "fp32"
     head_policy: bool = True
     format: Literal["ir", "onnx"] = "ir"
-    input_grid: Literal["pixels", "calibrated"] = "pixels"
+    input_grid: InputGrid = "pixels"
     registry: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:

@@ -12,6 +12,7 @@ from quantsweep.errors import QuantsweepError
 from quantsweep.schemes.base import (
     BuildContext,
     BuildResult,
+    InputGrid,
     SchemeMethods,
     SchemeSpec,
     SchemeTraits,
@@ -136,7 +137,7 @@ class OrtInt8(SchemeMethods):
     weights: Literal["int8", "uint8"] = "int8"
     float_dtype: Literal["fp32", "fp16"] = "fp32"
     head_policy: bool = True
-    input_grid: Literal["pixels", "calibrated"] = "pixels"
+    input_grid: InputGrid = "pixels"
     registry: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
